@@ -1,0 +1,61 @@
+"""The contract between the backend-independent synthesis code and each backend.
+
+A backend (ONNX Runtime on the CPU or CUDA, TensorRT) implements :class:`Engine`; all of
+the chunking, gate, noise and cross-fade logic lives above it, written once. The decoder
+and the vocoder may call one :class:`Utterance` from two different threads: ``decode`` only
+appends frames, and ``vocode`` only reads frames that ``decode`` has already returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from ..config import VoiceConfig
+
+
+class Utterance(Protocol):
+    """One sentence in flight: encoder output, decoder state and the mel decoded so far."""
+
+    @property
+    def frames(self) -> int:
+        """Decoder frames produced so far (including any overshoot past the gate)."""
+
+    def decode(self, prenet_masks: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Run ``len(prenet_masks)`` decoder steps; return their gate logits (k,) on the host.
+
+        This is the one point per batch of steps where the host waits for the device.
+        """
+
+    def mel(self, start: int, stop: int) -> npt.NDArray[np.float32]:
+        """A host copy of decoder frames [start, stop) as (n_mel, stop - start) (before the postnet)."""
+
+    def vocode(self, start: int, stop: int, limit: int, noise: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Postnet + WaveGlow for frames [start, stop) -> audio, (stop - start) * hop samples.
+
+        The postnet sees frames [start - c, stop + c) clipped to [0, limit), where c is its
+        receptive field, so a window is exact when ``limit`` is the utterance's final length
+        or ``stop + c <= limit``. ``noise`` covers exactly [start, stop).
+        """
+
+    def close(self) -> None:
+        """Give the utterance's slot back to its engine. Idempotent."""
+
+
+class Engine(Protocol):
+    """Runs the four graphs of one voice on one device."""
+
+    name: str
+    """"onnxruntime", "tensorrt"."""
+    device: str
+    """"cpu" or "cuda:N"."""
+    config: VoiceConfig
+
+    def open_utterance(self, ids: Sequence[int], max_steps: int) -> Utterance:
+        """Run the encoder for one sentence and return its decoder state, ready to step."""
+
+    def close(self) -> None:
+        """Release sessions, engines and device memory. Idempotent."""

@@ -1,0 +1,104 @@
+"""Opening a voice's four ONNX graphs as ONNX Runtime sessions (the one onnxruntime import)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from ..config import VoiceConfig
+from ..errors import VoiceError
+
+log = logging.getLogger("rtvoice.ort")
+
+STATE_NAMES = (
+    "attention_hidden",
+    "attention_cell",
+    "decoder_hidden",
+    "decoder_cell",
+    "attention_weights",
+    "attention_weights_cum",
+    "attention_context",
+)
+"""The decoder step's recurrent state, in the graph's input order (outputs: ``next_<name>``)."""
+
+
+class DecoderIO:
+    """Names and shapes of the decoder step's recurrent state."""
+
+    @staticmethod
+    def state_shapes(config: VoiceConfig, batch: int, text_length: int) -> dict[str, tuple[int, int]]:
+        d = config.decoder
+        return {
+            "attention_hidden": (batch, d.attention_rnn_dim),
+            "attention_cell": (batch, d.attention_rnn_dim),
+            "decoder_hidden": (batch, d.decoder_rnn_dim),
+            "decoder_cell": (batch, d.decoder_rnn_dim),
+            "attention_weights": (batch, text_length),
+            "attention_weights_cum": (batch, text_length),
+            "attention_context": (batch, d.encoder_embedding_dim),
+        }
+
+    @staticmethod
+    def zero_state(config: VoiceConfig, batch: int, text_length: int) -> dict[str, npt.NDArray[np.float32]]:
+        shapes = DecoderIO.state_shapes(config, batch, text_length)
+        return {name: np.zeros(shape, np.float32) for name, shape in shapes.items()}
+
+    @staticmethod
+    def next_state(outputs: Sequence[Any]) -> dict[str, npt.NDArray[np.float32]]:
+        """Map a decoder-step ``run`` result (mel, gate, next_*...) back to state names."""
+        return dict(zip(STATE_NAMES, outputs[2:], strict=True))
+
+
+@dataclass
+class GraphSessions:
+    encoder: ort.InferenceSession
+    decoder_step: ort.InferenceSession
+    postnet: ort.InferenceSession
+    waveglow: ort.InferenceSession
+
+
+def available_providers() -> list[str]:
+    return list(ort.get_available_providers())
+
+
+def _options(threads: int | None) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: ORT's warnings about shape inference are noise here
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    return options
+
+
+def open_session(path: Path, providers: Sequence[str | tuple[str, dict[str, Any]]],
+                 threads: int | None = None) -> ort.InferenceSession:
+    """Open one graph; a missing or corrupt file is a VoiceError naming the file."""
+    if not path.is_file():
+        raise VoiceError(f"Voice graph {path} is missing. Hint: rebuild the voice with build_engines.py.", path=str(path))
+    try:
+        return ort.InferenceSession(str(path), sess_options=_options(threads), providers=list(providers))
+    except Exception as exc:  # onnxruntime raises its own untyped errors for bad models
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise VoiceError(f"Voice graph {path} cannot be loaded: {first}", path=str(path)) from exc
+
+
+def open_sessions(folder: Path, config: VoiceConfig,
+                  providers: Sequence[str | tuple[str, dict[str, Any]]],
+                  vocoder_providers: Sequence[str | tuple[str, dict[str, Any]]] | None = None) -> GraphSessions:
+    """Open all four graphs. The decoder graphs get one intra-op thread: its ops are tiny and
+    the vocoder runs beside it on the other cores."""
+    graphs = config.graphs
+    vocoder = vocoder_providers or providers
+    return GraphSessions(
+        encoder=open_session(folder / graphs["encoder"], providers, threads=1),
+        decoder_step=open_session(folder / graphs["decoder_step"], providers, threads=1),
+        postnet=open_session(folder / graphs["postnet"], vocoder),
+        waveglow=open_session(folder / graphs["waveglow"], vocoder),
+    )

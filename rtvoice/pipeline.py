@@ -1,0 +1,136 @@
+"""The async shell: a decoder producer and a vocoder consumer on two worker threads.
+
+Threads (who calls what):
+
+- The decoder thread runs ``Engine.open_utterance`` and ``Utterance.decode`` (stream A on
+  the GPU backends). The vocoder thread runs ``Utterance.vocode`` (stream B). Each is a
+  single-thread executor owned by :class:`Workers`, shared by every stream of a voice, so
+  concurrent requests interleave batch by batch and engines never see a third thread.
+- The event loop only moves small objects between bounded queues. Results cross from a
+  worker thread into the loop through ``run_in_executor`` futures (which asyncio resolves
+  with ``call_soon_threadsafe``).
+
+Cancellation (``aclose()``, task cancel, or breaking out of ``async for``) cancels both
+tasks; at most the one batch of steps or the one chunk in flight completes, then every
+utterance of the request is closed on the worker threads, after their queued work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from .audio import AudioChunk
+from .config import ResolvedSynthesis, SynthesisConfig
+from .models.engine import Engine, Utterance
+from .synthesizer import ChunkVocoder, Clock, Progress, Sentence, decode_sentence, plan
+
+T = TypeVar("T")
+_END = object()
+
+
+class Workers:
+    """The decoder and vocoder threads of one voice. ``close()`` is idempotent."""
+
+    def __init__(self, name: str) -> None:
+        self.decoder: ThreadPoolExecutor | None = ThreadPoolExecutor(1, thread_name_prefix=f"rtvoice[{name}].decoder")
+        self.vocoder: ThreadPoolExecutor | None = ThreadPoolExecutor(1, thread_name_prefix=f"rtvoice[{name}].vocoder")
+
+    def close(self) -> None:
+        for pool in (self.decoder, self.vocoder):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self.decoder = self.vocoder = None
+
+
+async def _on(pool: ThreadPoolExecutor | None, fn: Callable[..., T], *args: object) -> T:
+    if pool is None:
+        raise RuntimeError("voice is closed")
+    return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+
+def _next(iterator: object) -> object:
+    return next(iterator, _END)  # type: ignore[call-overload]
+
+
+async def stream(engine: Engine, workers: Workers, text: str, config: SynthesisConfig | None = None,
+                 ) -> AsyncIterator[AudioChunk]:
+    """Speak ``text``; yields chunks while the decoder goes on. See the module docstring.
+
+    The two tasks are owned here rather than by an ``asyncio.TaskGroup``: a task group
+    spanning a ``yield`` would cancel whatever the *caller* awaits when a task fails.
+    Instead errors travel down the queues and are raised at the ``async for``, and the
+    ``finally`` cancels and awaits both tasks.
+    """
+    settings = (config or SynthesisConfig()).resolve(engine.config)
+    sentences = plan(text, engine.config)
+    clock = Clock(engine.config.audio.sample_rate)
+    depth = engine.config.streaming.queue_chunks
+    progress_q: asyncio.Queue[object] = asyncio.Queue(depth)
+    out_q: asyncio.Queue[object] = asyncio.Queue(depth)
+    opened: list[Utterance] = []
+    closed: set[int] = set()
+    tasks = [
+        asyncio.create_task(_produce(engine, workers, sentences, settings, progress_q, opened),
+                            name="rtvoice[pipeline].decoder"),
+        asyncio.create_task(_consume(engine, workers, ChunkVocoder(engine.config, settings, len(sentences), clock),
+                                     progress_q, out_q, closed),
+                            name="rtvoice[pipeline].vocoder"),
+    ]
+    try:
+        while (item := await out_q.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, AudioChunk)
+            yield item
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.shield(_close_all(workers, opened, closed))
+
+
+async def _produce(engine: Engine, workers: Workers, sentences: list[Sentence], settings: ResolvedSynthesis,
+                   progress_q: asyncio.Queue[object], opened: list[Utterance]) -> None:
+    try:
+        for sentence in sentences:
+            utterance = await _on(workers.decoder, engine.open_utterance, sentence.ids, settings.max_decoder_steps)
+            opened.append(utterance)
+            steps = decode_sentence(utterance, sentence, engine.config, settings)
+            while (progress := await _on(workers.decoder, _next, steps)) is not _END:
+                await progress_q.put(progress)
+    except Exception as exc:  # handed to the consumer, which raises it at the caller's async for
+        await progress_q.put(exc)
+    else:
+        await progress_q.put(_END)
+
+
+async def _consume(engine: Engine, workers: Workers, vocoder: ChunkVocoder,
+                   progress_q: asyncio.Queue[object], out_q: asyncio.Queue[object], closed: set[int]) -> None:
+    try:
+        while (item := await progress_q.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, Progress)
+            chunks = await _on(workers.vocoder, lambda p=item: list(vocoder.feed(p)))
+            for chunk in chunks:
+                await out_q.put(chunk)
+            if item.final:
+                await _on(workers.vocoder, item.utterance.close)
+                closed.add(id(item.utterance))
+    except Exception as exc:
+        await out_q.put(exc)
+    else:
+        await out_q.put(_END)
+
+
+async def _close_all(workers: Workers, opened: list[Utterance], closed: set[int]) -> None:
+    """Close what a cancelled request left open, after the work queued on both threads."""
+    pending = [u for u in opened if id(u) not in closed]
+    if not pending:
+        return
+    await _on(workers.decoder, lambda: None)
+    for utterance in pending:
+        await _on(workers.vocoder, utterance.close)

@@ -1,0 +1,205 @@
+"""The synchronous synthesis core: text -> sentences -> decoder steps -> mel chunks -> audio.
+
+Three small stages, each usable alone (the async pipeline runs the same stages on two
+threads):
+
+- :func:`plan` validates the text and turns it into symbol ids per sentence (eager).
+- :func:`decode_sentence` steps the decoder in batches and reports how many frames are
+  ready, reading the gate once per batch and trimming the overshoot.
+- :class:`ChunkVocoder` cuts ready frames into chunks (small first, larger later), vocodes
+  each with context on both sides, and cross-fades the seams.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .audio import AudioChunk, Float32Array, Timing
+from .config import ResolvedSynthesis, SynthesisConfig, VoiceConfig
+from .errors import TextError
+from .models.engine import Engine, Utterance
+from .models.randomness import PrenetMasks, noise
+from .text import split_sentences, text_to_ids
+
+
+@dataclass(frozen=True)
+class Sentence:
+    index: int
+    text: str
+    ids: tuple[int, ...]
+
+
+def plan(text: str, voice: VoiceConfig) -> list[Sentence]:
+    """Validate ``text`` and split it into sentences of symbol ids; raises TextError."""
+    if not isinstance(text, str):
+        raise TextError(f"text must be str, not {type(text).__name__}")
+    limit = voice.text.max_chars
+    if len(text) > limit:
+        raise TextError(f"Text has {len(text)} characters; the limit is {limit}.", length=len(text), limit=limit)
+    if not text.strip():
+        raise TextError("Text is empty: there is nothing to say.", length=len(text))
+    sentences: list[Sentence] = []
+    for piece in split_sentences(text, voice.text.sentence_max_chars):
+        try:
+            ids = text_to_ids(piece, voice.text.symbols)
+        except TextError:
+            continue  # a piece with nothing speakable (e.g. "...") is skipped, not fatal
+        sentences.append(Sentence(len(sentences), piece, tuple(ids)))
+    if not sentences:
+        raise TextError("Text has nothing speakable after cleaning.", length=len(text))
+    return sentences
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Decoder frames of one sentence ready for the vocoder."""
+
+    sentence: Sentence
+    utterance: Utterance
+    ready: int
+    """Frames [0, ready) are decoded and final."""
+    final: bool
+    """True once the gate fired or the step limit was reached; ``ready`` is then the length."""
+
+
+def _gate_logit(threshold: float) -> float:
+    """sigmoid(g) > t  <=>  g > logit(t); compare logits to skip a sigmoid per frame."""
+    if threshold <= 0.0:
+        return -math.inf
+    if threshold >= 1.0:
+        return math.inf
+    return math.log(threshold / (1.0 - threshold))
+
+
+def decode_sentence(utterance: Utterance, sentence: Sentence, voice: VoiceConfig,
+                    settings: ResolvedSynthesis) -> Iterator[Progress]:
+    """Step the decoder of one sentence's ``utterance``; yields after each batch of steps.
+
+    The gate is read once per ``gate_check_interval`` steps; frames decoded past the step
+    where it fired are never handed on. The caller owns (and closes) the utterance.
+    """
+    interval = voice.decoder.gate_check_interval
+    masks = PrenetMasks(settings.seed, sentence.index, voice.decoder.prenet_dim, voice.decoder.prenet_dropout)
+    logit = _gate_logit(voice.decoder.gate_threshold)
+    while True:
+        before = utterance.frames
+        k = min(interval, settings.max_decoder_steps - before)
+        gates = utterance.decode(masks.take(k))
+        fired = np.flatnonzero(gates > logit) if not settings.force_steps else np.empty(0)
+        if fired.size:
+            yield Progress(sentence, utterance, before + int(fired[0]) + 1, True)
+            return
+        if utterance.frames >= settings.max_decoder_steps:
+            yield Progress(sentence, utterance, utterance.frames, True)
+            return
+        yield Progress(sentence, utterance, utterance.frames, False)
+
+
+class Clock:
+    """Timing of one request, from its start."""
+
+    def __init__(self, sample_rate: int) -> None:
+        self.start = time.perf_counter()
+        self.first: float | None = None
+        self.samples = 0
+        self.sample_rate = sample_rate
+
+    def stamp(self, n_samples: int) -> Timing:
+        now = time.perf_counter() - self.start
+        if self.first is None:
+            self.first = now
+        self.samples += n_samples
+        return Timing(self.first, now, self.samples / self.sample_rate)
+
+
+class ChunkVocoder:
+    """Turns decoder progress into cross-faded audio chunks, one sentence at a time.
+
+    A chunk of frames [a, b) is vocoded over the window [a - ctx, b + ctx) with the noise of
+    exactly those absolute positions, so it equals whole-utterance audio up to WaveGlow's
+    (long, decaying) receptive field; ``crossfade_samples`` of the previous chunk's right
+    context are blended into the next chunk's head.
+    """
+
+    def __init__(self, voice: VoiceConfig, settings: ResolvedSynthesis, n_sentences: int, clock: Clock) -> None:
+        self._voice = voice
+        self._s = settings
+        self._n_sentences = n_sentences
+        self._clock = clock
+        self._hop = voice.audio.hop_length
+        self._group = voice.vocoder.n_group
+        self._offset = 0  # samples emitted for the whole request
+        self._start = 0  # next frame to emit in the current sentence
+        self._tail: Float32Array | None = None
+        self._sentence = -1
+
+    def _chunk_end(self, start: int) -> int:
+        if self._s.whole:
+            return 1 << 62
+        return start + (self._s.first_chunk_frames if start == 0 else self._s.chunk_frames)
+
+    def feed(self, progress: Progress) -> Iterator[AudioChunk]:
+        """Emit every chunk that ``progress`` makes ready (none, one, or several)."""
+        if progress.sentence.index != self._sentence:
+            self._sentence, self._start, self._tail = progress.sentence.index, 0, None
+        ctx = self._s.context_frames
+        need = ctx + self._voice.decoder.postnet_context_frames
+        while self._start < progress.ready:
+            end = self._chunk_end(self._start)
+            if progress.final:
+                end = min(end, progress.ready)
+            elif end + need > progress.ready:
+                return
+            last_of_sentence = progress.final and end >= progress.ready
+            yield self._emit(progress, self._start, end, last_of_sentence)
+            self._start = end
+
+    def _emit(self, progress: Progress, a: int, b: int, last_of_sentence: bool) -> AudioChunk:
+        limit = progress.ready
+        lo, hi = max(0, a - self._s.context_frames), min(limit, b + self._s.context_frames)
+        cols = self._hop // self._group
+        z = noise(self._s.seed, progress.sentence.index, self._group, lo * cols, hi * cols, self._s.sigma)
+        audio = progress.utterance.vocode(lo, hi, limit, z)
+        head = (a - lo) * self._hop
+        body = audio[head : head + (b - a) * self._hop].copy()
+        fade = min(self._s.crossfade_samples, len(body))
+        if self._tail is not None and fade:
+            ramp = np.linspace(0.0, 1.0, fade, endpoint=False, dtype=np.float32)
+            tail = self._tail[:fade]
+            body[: len(tail)] = tail * (1 - ramp[: len(tail)]) + body[: len(tail)] * ramp[: len(tail)]
+        self._tail = audio[head + (b - a) * self._hop : head + (b - a) * self._hop + self._s.crossfade_samples]
+        is_last = last_of_sentence and progress.sentence.index == self._n_sentences - 1
+        if last_of_sentence and not is_last and self._s.sentence_pause_s > 0:
+            pause = np.zeros(int(self._s.sentence_pause_s * self._voice.audio.sample_rate), np.float32)
+            body = np.concatenate((body, pause))
+        chunk = AudioChunk(body, self._voice.audio.sample_rate, progress.sentence.index, self._offset, is_last,
+                           self._clock.stamp(len(body)))
+        self._offset += len(body)
+        return chunk
+
+
+def synthesize(engine: Engine, text: str, config: SynthesisConfig | None = None) -> Iterator[AudioChunk]:
+    """Speak ``text`` with ``engine``: validates eagerly, then yields chunks lazily.
+
+    Raises TextError (before the first chunk) for empty, too long or unspeakable text.
+    """
+    settings = (config or SynthesisConfig()).resolve(engine.config)
+    sentences = plan(text, engine.config)
+    return _run(engine, sentences, settings)
+
+
+def _run(engine: Engine, sentences: list[Sentence], settings: ResolvedSynthesis) -> Iterator[AudioChunk]:
+    clock = Clock(engine.config.audio.sample_rate)
+    vocoder = ChunkVocoder(engine.config, settings, len(sentences), clock)
+    for sentence in sentences:
+        utterance = engine.open_utterance(sentence.ids, settings.max_decoder_steps)
+        try:
+            for progress in decode_sentence(utterance, sentence, engine.config, settings):
+                yield from vocoder.feed(progress)
+        finally:
+            utterance.close()
