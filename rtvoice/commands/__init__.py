@@ -1,0 +1,1 @@
+"""One module per ``rtvoice`` subcommand, each with ``register(subparsers)``."""
