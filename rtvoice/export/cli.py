@@ -31,6 +31,8 @@ def parser() -> argparse.ArgumentParser:
                    help="WaveGlow width for --random full (NGC publishes 256; training defaults to 512)")
     p.add_argument("--sigma", type=float, default=0.6, help="WaveGlow noise scale stored in voice.json")
     p.add_argument("--no-engines", action="store_true", help="write ONNX only, even if TensorRT is installed")
+    p.add_argument("--no-parity", action="store_true",
+                   help="skip the check that ONNX Runtime reproduces the PyTorch models")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -61,7 +63,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"voice {config.name!r}: ONNX graphs and voice.json written to {args.out}")
+    if not args.no_parity and not _parity(args.out, tacotron2, waveglow):
+        return 1
     return _engines(args.out, skip=args.no_engines)
+
+
+PARITY_TOLERANCE = 1e-3
+"""Largest |ONNX Runtime - PyTorch| accepted, relative to the reference's peak (float32 both)."""
+
+
+def _parity(folder: Path, tacotron2: object, waveglow: object) -> bool:
+    from .parity import compare
+
+    report = compare(folder, tacotron2, waveglow, "The quick brown fox jumps over the lazy dog.",  # type: ignore[arg-type]
+                     seed=0, steps=40)
+    ok = (report.mel_max_abs <= PARITY_TOLERANCE * max(1.0, report.mel_peak)
+          and report.audio_max_abs <= PARITY_TOLERANCE * max(1.0, report.audio_peak))
+    print(f"parity with PyTorch: {'ok' if ok else 'FAILED'}: {report}")
+    return ok
 
 
 def _engines(folder: Path, skip: bool) -> int:
