@@ -7,7 +7,7 @@ The graphs and their tensor names are the contract with every runtime backend:
 - ``decoder_step``: ``decoder_input`` (B, n_mel), the recurrent state (:data:`STATE_NAMES`),
   ``memory``, ``processed_memory``, ``mask``, ``prenet_masks`` (B, 2, P) -> ``mel_frame``
   (B, n_mel), ``gate`` (B, 1) logits, and ``next_<state>`` for each state tensor.
-- ``postnet``: ``mel`` (B, n_mel, T) -> ``mel_postnet`` (B, n_mel, T).
+- ``postnet``: ``mel_frames`` (B, T, n_mel) -> ``mel_postnet`` (B, n_mel, T) (refined, residual added).
 - ``waveglow``: ``mel`` (B, n_mel, T), ``noise`` (B, n_group, T*hop/n_group) -> ``audio`` (B, T*hop).
 """
 
@@ -94,12 +94,15 @@ class DecoderStepGraph(nn.Module):
 
 
 class PostnetGraph(nn.Module):
+    """Takes frames as the decoder writes them, (B, T, n_mel), so a backend can point the
+    postnet straight at a window of its mel buffer; returns (B, n_mel, T) for WaveGlow."""
+
     def __init__(self, model: Tacotron2) -> None:
         super().__init__()
         self.postnet = model.postnet
 
-    def forward(self, mel: Tensor) -> Tensor:
-        return self.postnet(mel)
+    def forward(self, mel_frames: Tensor) -> Tensor:
+        return self.postnet(mel_frames.transpose(1, 2))
 
 
 class WaveGlowGraph(nn.Module):
@@ -160,9 +163,9 @@ def export_tacotron2(model: Tacotron2, folder: Path) -> None:
             ["decoder_input", *STATE_NAMES, "memory", "processed_memory", "mask", "prenet_masks"],
             ["mel_frame", "gate", *(f"next_{s}" for s in STATE_NAMES)], axes)
 
-    mel = torch.randn(b, p.n_mel_channels, 12)
-    _export(PostnetGraph(model), (mel,), folder / "postnet.onnx", ["mel"], ["mel_postnet"],
-            {"mel": {0: "batch", 2: "mel_frames"}, "mel_postnet": {0: "batch", 2: "mel_frames"}})
+    frames = torch.randn(b, 12, p.n_mel_channels)
+    _export(PostnetGraph(model), (frames,), folder / "postnet.onnx", ["mel_frames"], ["mel_postnet"],
+            {"mel_frames": {0: "batch", 1: "mel_frames"}, "mel_postnet": {0: "batch", 2: "mel_frames"}})
 
 
 def export_waveglow(model: WaveGlow, folder: Path) -> None:

@@ -61,8 +61,7 @@ class CpuUtterance:
     def vocode(self, start: int, stop: int, limit: int, noise: Array) -> Array:
         c = self._config.decoder.postnet_context_frames
         lo, hi = max(0, start - c), min(limit, stop + c)
-        mel = self.mel(lo, hi)[None]
-        refined = self._sessions.postnet.run(None, {"mel": mel})[0]
+        refined = self._sessions.postnet.run(None, {"mel_frames": self._mel[None, lo:hi]})[0]
         window = np.ascontiguousarray(refined[:, :, start - lo : stop - lo])
         audio: Array = self._sessions.waveglow.run(None, {"mel": window, "noise": noise})[0][0]
         return audio

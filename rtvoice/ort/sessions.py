@@ -89,6 +89,23 @@ def open_session(path: Path, providers: Sequence[str | tuple[str, dict[str, Any]
         raise VoiceError(f"Voice graph {path} cannot be loaded: {first}", path=str(path)) from exc
 
 
+GRAPH_INPUTS = {
+    "encoder": ("text", "text_lengths"),
+    "decoder_step": ("decoder_input", *STATE_NAMES, "memory", "processed_memory", "mask", "prenet_masks"),
+    "postnet": ("mel_frames",),
+    "waveglow": ("mel", "noise"),
+}
+"""The graph contract (rtvoice/export/onnx_export.py): a voice built otherwise must be rebuilt."""
+
+
+def check_inputs(session: ort.InferenceSession, graph: str, path: Path) -> None:
+    found = tuple(i.name for i in session.get_inputs())
+    if sorted(found) != sorted(GRAPH_INPUTS[graph]):
+        raise VoiceError(
+            f"Voice graph {path} has inputs {list(found)}, but this rtvoice expects {list(GRAPH_INPUTS[graph])}. "
+            "Hint: rebuild the voice with this version's build_engines.py.", path=str(path))
+
+
 def open_sessions(folder: Path, config: VoiceConfig,
                   providers: Sequence[str | tuple[str, dict[str, Any]]],
                   vocoder_providers: Sequence[str | tuple[str, dict[str, Any]]] | None = None) -> GraphSessions:
@@ -96,9 +113,12 @@ def open_sessions(folder: Path, config: VoiceConfig,
     the vocoder runs beside it on the other cores."""
     graphs = config.graphs
     vocoder = vocoder_providers or providers
-    return GraphSessions(
+    sessions = GraphSessions(
         encoder=open_session(folder / graphs["encoder"], providers, threads=1),
         decoder_step=open_session(folder / graphs["decoder_step"], providers, threads=1),
         postnet=open_session(folder / graphs["postnet"], vocoder),
         waveglow=open_session(folder / graphs["waveglow"], vocoder),
     )
+    for graph in GRAPH_INPUTS:
+        check_inputs(getattr(sessions, graph), graph, folder / graphs[graph])
+    return sessions

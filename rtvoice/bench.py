@@ -1,0 +1,207 @@
+"""Benchmarks: time to first audio, latency, RTF, decoder µs/step, WaveGlow µs per audio second.
+
+Runs the real streaming pipeline (``Voice.stream``), with the decoder's and vocoder's
+engine calls timed by a thin wrapper (host wall time of each call: the GPU backends
+synchronize once per decoder batch and once per chunk, so the figures include GPU time).
+``compare_torch`` runs rtvoice's PyTorch reference models on the same weights in the same
+process, for a side-by-side ratio (build extra).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .config import SynthesisConfig
+from .models.engine import Engine, Utterance
+from .voice import Voice
+
+
+class TimedEngine:
+    """Wraps an engine to add up the host time spent in decode() and vocode()."""
+
+    def __init__(self, inner: Engine) -> None:
+        self.inner = inner
+        self.config, self.name, self.device = inner.config, inner.name, inner.device
+        self.decode_s = 0.0
+        self.decode_steps = 0
+        self.vocode_s = 0.0
+        self.vocode_samples = 0
+
+    def open_utterance(self, ids: Sequence[int], max_steps: int) -> Utterance:
+        return _TimedUtterance(self, self.inner.open_utterance(ids, max_steps))
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _TimedUtterance:
+    def __init__(self, owner: TimedEngine, inner: Utterance) -> None:
+        self._owner, self._inner = owner, inner
+
+    @property
+    def frames(self) -> int:
+        return self._inner.frames
+
+    def decode(self, prenet_masks: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        t = time.perf_counter()
+        gates = self._inner.decode(prenet_masks)
+        self._owner.decode_s += time.perf_counter() - t
+        self._owner.decode_steps += len(prenet_masks)
+        return gates
+
+    def mel(self, start: int, stop: int) -> npt.NDArray[np.float32]:
+        return self._inner.mel(start, stop)
+
+    def vocode(self, start: int, stop: int, limit: int, noise: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        t = time.perf_counter()
+        audio = self._inner.vocode(start, stop, limit, noise)
+        self._owner.vocode_s += time.perf_counter() - t
+        self._owner.vocode_samples += len(audio)
+        return audio
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+@dataclass(frozen=True)
+class RunResult:
+    time_to_first_audio_s: float
+    latency_s: float
+    audio_s: float
+    decoder_steps: int
+    decoder_us_per_step: float
+    waveglow_us_per_audio_s: float
+
+    @property
+    def rtf(self) -> float:
+        return self.audio_s / self.latency_s
+
+
+@dataclass
+class BenchReport:
+    backend: str
+    device: str
+    gpu: str
+    voice: str
+    text_chars: int
+    concurrency: int
+    runs: list[RunResult] = field(default_factory=list)
+    gpu_memory_used_bytes: int | None = None
+    torch: dict[str, float] | None = None
+
+    def summary(self) -> dict[str, Any]:
+        def stats(values: list[float]) -> dict[str, float]:
+            return {"median": statistics.median(values), "p99": float(np.percentile(values, 99)),
+                    "min": min(values), "max": max(values)}
+
+        out: dict[str, Any] = {
+            "backend": self.backend, "device": self.device, "gpu": self.gpu, "voice": self.voice,
+            "text_chars": self.text_chars, "concurrency": self.concurrency, "runs": len(self.runs),
+            "decoder_steps": self.runs[0].decoder_steps if self.runs else 0,
+            "audio_s": self.runs[0].audio_s if self.runs else 0.0,
+            "time_to_first_audio_s": stats([r.time_to_first_audio_s for r in self.runs]),
+            "latency_s": stats([r.latency_s for r in self.runs]),
+            "rtf": stats([r.rtf for r in self.runs]),
+            "decoder_us_per_step": stats([r.decoder_us_per_step for r in self.runs]),
+            "waveglow_us_per_audio_s": stats([r.waveglow_us_per_audio_s for r in self.runs]),
+            "gpu_memory_used_bytes": self.gpu_memory_used_bytes,
+        }
+        if self.torch is not None:
+            out["torch"] = self.torch
+            out["speedup_vs_torch"] = self.torch["latency_s"] / out["latency_s"]["median"]
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"summary": self.summary(), "runs": [asdict(r) | {"rtf": r.rtf} for r in self.runs]}
+
+
+async def _one(voice: Voice, engine: TimedEngine, text: str, config: SynthesisConfig) -> tuple[float, float, int]:
+    from . import pipeline
+
+    start = time.perf_counter()
+    first = None
+    samples = 0
+    assert voice._workers is not None
+    async for chunk in pipeline.stream(engine, voice._workers, text, config):
+        first = first if first is not None else time.perf_counter() - start
+        samples += len(chunk.samples)
+    return first or 0.0, time.perf_counter() - start, samples
+
+
+def run_bench(voice: Voice, text: str, *, steps: int | None, runs: int, warmup: int, concurrency: int = 1,
+              chunk_frames: int | None = None, progress: Callable[[int, int], None] | None = None) -> BenchReport:
+    """Warm up, then time ``runs`` rounds of ``concurrency`` simultaneous streams."""
+    from . import pipeline
+
+    engine = TimedEngine(voice.engine)
+    if voice._workers is None:
+        voice._workers = pipeline.Workers(voice.config.name)
+    config = SynthesisConfig(force_steps=steps, chunk_frames=chunk_frames, sentence_pause_s=0.0)
+    report = BenchReport(voice.choice.backend, voice.choice.device, _gpu_name(voice), voice.config.name,
+                         len(text), concurrency)
+
+    async def rounds() -> None:
+        for i in range(warmup + runs):
+            engine.decode_s = engine.vocode_s = 0.0
+            engine.decode_steps = engine.vocode_samples = 0
+            results = await asyncio.gather(*(_one(voice, engine, text, config) for _ in range(concurrency)))
+            if i >= warmup:
+                for ttfa, latency, samples in results:
+                    audio_s = samples / voice.sample_rate
+                    report.runs.append(RunResult(
+                        ttfa, latency, audio_s, engine.decode_steps // concurrency,
+                        1e6 * engine.decode_s / max(engine.decode_steps, 1),
+                        1e6 * engine.vocode_s / max(engine.vocode_samples / voice.sample_rate, 1e-9)))
+            if progress is not None:
+                progress(i + 1, warmup + runs)
+
+    asyncio.run(rounds())
+    report.gpu_memory_used_bytes = _gpu_memory(voice)
+    return report
+
+
+def _gpu_name(voice: Voice) -> str:
+    if not voice.choice.device.startswith("cuda"):
+        return "none"
+    from .cuda import get_device_info
+
+    return get_device_info(int(voice.choice.device.split(":")[1])).name
+
+
+def _gpu_memory(voice: Voice) -> int | None:
+    if not voice.choice.device.startswith("cuda"):
+        return None
+    from .cuda import used_bytes
+
+    return used_bytes()
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """A table for people; ``--json`` gives the same numbers for machines."""
+    rows = [
+        ("backend / device", f"{summary['backend']} on {summary['device']} ({summary['gpu']})"),
+        ("voice / text", f"{summary['voice']}, {summary['text_chars']} chars, {summary['decoder_steps']} decoder steps, "
+                         f"{summary['audio_s']:.2f} s audio"),
+        ("runs x concurrency", f"{summary['runs'] // max(summary['concurrency'], 1)} x {summary['concurrency']}"),
+    ]
+    for key, unit, scale in (("time_to_first_audio_s", "ms", 1e3), ("latency_s", "ms", 1e3), ("rtf", "x", 1.0),
+                             ("decoder_us_per_step", "µs", 1.0), ("waveglow_us_per_audio_s", "µs", 1.0)):
+        s = summary[key]
+        rows.append((key, f"median {s['median'] * scale:,.2f} {unit}   p99 {s['p99'] * scale:,.2f} {unit}"))
+    if summary.get("gpu_memory_used_bytes") is not None:
+        rows.append(("gpu memory used", f"{summary['gpu_memory_used_bytes'] / 2**20:,.0f} MiB"))
+    if summary.get("torch"):
+        t = summary["torch"]
+        rows.append(("pytorch reference", f"latency {t['latency_s'] * 1e3:,.1f} ms, decoder {t['decoder_us_per_step']:,.1f}"
+                                          f" µs/step, RTF {t['rtf']:.2f} ({t['precision']}, same weights, same process)"))
+        rows.append(("speedup vs pytorch", f"{summary['speedup_vs_torch']:.2f}x (median latency)"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)

@@ -1,0 +1,70 @@
+"""``rtvoice bench``: time to first audio, latency, RTF, per-step and per-second costs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..cli import add_voice_options
+from ..errors import RtvoiceError
+from ..text import decode_utf8
+from ..voice import Voice
+
+DEFAULT_TEXT = "The quick brown fox jumps over the lazy dog, while the five boxing wizards jump quickly."
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("bench", help="benchmark a voice on a backend",
+                       description="Warm up, run repeatedly through the streaming pipeline, report medians and p99.")
+    add_voice_options(p)
+    p.add_argument("--text", type=Path, help="UTF-8 text file to speak (default: a pangram)")
+    p.add_argument("--steps", type=int, help="force the decoder to this many steps (random voices never stop)")
+    p.add_argument("--runs", type=int, default=6, help="timed runs (after --warmup)")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--concurrency", type=int, default=1, help="simultaneous streams per run")
+    p.add_argument("--chunk-frames", type=int)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--seams", action="store_true",
+                   help="instead: sweep chunk and context sizes, SNR of streamed vs whole audio and time to first audio")
+    p.add_argument("--compare", choices=("torch",), help="also time the PyTorch reference (build extra)")
+    p.add_argument("--torch-fp16", action="store_true", help="run the PyTorch reference under fp16 autocast")
+    p.add_argument("--checkpoints", nargs=2, type=Path, metavar=("TACOTRON2", "WAVEGLOW"),
+                   help="checkpoints for --compare torch when the voice is not a random one")
+    p.set_defaults(func=run)
+
+
+def _progress(done: int, total: int) -> None:
+    if sys.stderr.isatty():
+        bar = "#" * (30 * done // total)
+        print(f"\r[{bar:<30}] {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..bench import format_table, run_bench
+
+    text = decode_utf8(args.text.read_bytes()).strip() if args.text else DEFAULT_TEXT
+    if args.runs < 1 or args.concurrency < 1 or args.warmup < 0:
+        raise RtvoiceError("--runs and --concurrency must be at least 1, --warmup at least 0.")
+    with Voice.load(args.voice, backend=args.backend, device=args.device) as voice:
+        if args.seams:
+            from ..seams import format_points, sweep
+
+            points = sweep(voice, text, args.steps or 200)
+            print(json.dumps([p.__dict__ for p in points], indent=2) if args.json else format_points(points))
+            return 0
+        report = run_bench(voice, text, steps=args.steps, runs=args.runs, warmup=args.warmup,
+                           concurrency=args.concurrency, chunk_frames=args.chunk_frames, progress=_progress)
+        if args.compare == "torch":
+            try:
+                from ..export.torch_bench import time_torch
+            except ImportError as exc:
+                raise RtvoiceError("--compare torch needs torch. Hint: pip install '.[build]'") from exc
+            steps = report.runs[0].decoder_steps
+            report.torch = time_torch(voice.config, text, steps, voice.choice.device, runs=args.runs,
+                                      warmup=args.warmup, fp16=args.torch_fp16,
+                                      checkpoints=tuple(args.checkpoints) if args.checkpoints else None)
+    summary = report.summary()
+    print(json.dumps(report.to_json(), indent=2) if args.json else format_table(summary))
+    return 0

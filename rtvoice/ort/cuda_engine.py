@@ -1,0 +1,69 @@
+"""ONNX Runtime on CUDA: the shared GPU engine, with IO binding onto our device buffers.
+
+Each graph gets its own session whose CUDA execution provider runs on the stream we
+created for it (``user_compute_stream``): the encoder and decoder step on stream A, the
+postnet and WaveGlow on stream B. Inputs and outputs are bound to our buffers by address,
+so no tensor crosses to the host except the gate logits and the audio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import onnxruntime as ort
+
+from ..config import VoiceConfig
+from ..cuda import Stream
+from ..errors import BackendError
+from ..models.gpu_engine import DeviceTensor, GpuEngine
+from .sessions import check_inputs, open_session
+
+
+class OrtCudaRunner:
+    """One graph as an ONNX Runtime CUDA session with an IO binding reused for every run."""
+
+    def __init__(self, path: Path, device_index: int, stream: Stream) -> None:
+        options = {"device_id": str(device_index), "user_compute_stream": str(stream.handle),
+                   "cudnn_conv_algo_search": "HEURISTIC"}
+        self._session: ort.InferenceSession | None = open_session(path, [("CUDAExecutionProvider", options)])
+        if "CUDAExecutionProvider" not in self._session.get_providers():
+            raise BackendError(f"ONNX Runtime could not put {path.name} on CUDA.", backend="onnxruntime")
+        check_inputs(self._session, path.stem, path)
+        self._device = device_index
+        self._binding = self._session.io_binding()
+        self._run_options = ort.RunOptions()
+        # Without this, ORT synchronizes the stream after every run: the host would wait on
+        # the GPU after every decoder step. We synchronize on our own events instead.
+        self._run_options.add_run_config_entry("disable_synchronize_execution_providers", "1")
+
+    def run(self, inputs: Mapping[str, DeviceTensor], outputs: Mapping[str, DeviceTensor]) -> None:
+        if self._session is None:
+            raise BackendError("runner used after close()", backend="onnxruntime")
+        b = self._binding
+        for name, t in inputs.items():
+            b.bind_input(name, "cuda", self._device, t.dtype, list(t.shape), t.ptr)
+        for name, t in outputs.items():
+            b.bind_output(name, "cuda", self._device, t.dtype, list(t.shape), t.ptr)
+        self._session.run_with_iobinding(b, self._run_options)
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._binding.clear_binding_inputs()
+            self._binding.clear_binding_outputs()
+            self._session = None
+
+
+class CudaEngine(GpuEngine):
+    """ONNX Runtime CUDAExecutionProvider over a voice folder's four graphs."""
+
+    def __init__(self, folder: Path, config: VoiceConfig, device_index: int) -> None:
+        # onnxruntime-gpu finds the CUDA/cuDNN libraries of the nvidia-* wheels this way.
+        preload = getattr(ort, "preload_dlls", None)
+        if preload is not None:
+            preload()
+        super().__init__(folder, config, device_index, "onnxruntime",
+                         lambda graph, path, stream: OrtCudaRunner(path, device_index, stream))
+
+
+__all__ = ["CudaEngine", "OrtCudaRunner"]
