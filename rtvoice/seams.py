@@ -44,6 +44,8 @@ def sweep(voice: Voice, text: str, steps: int, chunks: Sequence[int] = (16, 32, 
         for ctx in contexts:
             config = SynthesisConfig(seed=base.seed, force_steps=steps, sentence_pause_s=0.0, chunk_frames=chunk,
                                      first_chunk_frames=chunk, context_frames=ctx)
+            for _ in voice.synthesize(text, config):  # warm-up: first use of a shape is not what we measure
+                pass
             start = time.perf_counter()
             out, first = [], None
             for c in voice.synthesize(text, config):

@@ -45,6 +45,13 @@ def run(args: argparse.Namespace) -> int:
     from ..bench import format_table, run_bench
 
     text = decode_utf8(args.text.read_bytes()).strip() if args.text else DEFAULT_TEXT
+    if args.compare == "torch":
+        # Load torch (and its bundled cuDNN) before ONNX Runtime preloads CUDA libraries:
+        # the other order leaves torch with a cuDNN it was not built for.
+        try:
+            import torch  # noqa: F401
+        except ImportError as exc:
+            raise RtvoiceError("--compare torch needs torch. Hint: pip install '.[build]'") from exc
     if args.runs < 1 or args.concurrency < 1 or args.warmup < 0:
         raise RtvoiceError("--runs and --concurrency must be at least 1, --warmup at least 0.")
     with Voice.load(args.voice, backend=args.backend, device=args.device) as voice:
@@ -57,10 +64,8 @@ def run(args: argparse.Namespace) -> int:
         report = run_bench(voice, text, steps=args.steps, runs=args.runs, warmup=args.warmup,
                            concurrency=args.concurrency, chunk_frames=args.chunk_frames, progress=_progress)
         if args.compare == "torch":
-            try:
-                from ..export.torch_bench import time_torch
-            except ImportError as exc:
-                raise RtvoiceError("--compare torch needs torch. Hint: pip install '.[build]'") from exc
+            from ..export.torch_bench import time_torch
+
             steps = report.runs[0].decoder_steps
             report.torch = time_torch(voice.config, text, steps, voice.choice.device, runs=args.runs,
                                       warmup=args.warmup, fp16=args.torch_fp16,

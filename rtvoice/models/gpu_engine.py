@@ -311,6 +311,13 @@ class GpuEngine:
             self._free.append(slot)
 
     def close(self) -> None:
+        """Idempotent. Waits for queued GPU work, then frees runners before the streams they run on."""
+        for stream in (self.stream_a, self.stream_b):
+            if not stream.closed:
+                try:
+                    stream.synchronize()
+                except Exception:  # keep releasing; the error is logged, not hidden
+                    log.exception("synchronizing %r before close failed", stream)
         for runner in self.runners.values():
             runner.close()
         self.runners = {}

@@ -8,6 +8,7 @@ so no tensor crosses to the host except the gate logits and the audio.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -24,8 +25,11 @@ class OrtCudaRunner:
     """One graph as an ONNX Runtime CUDA session with an IO binding reused for every run."""
 
     def __init__(self, path: Path, device_index: int, stream: Stream) -> None:
-        options = {"device_id": str(device_index), "user_compute_stream": str(stream.handle),
-                   "cudnn_conv_algo_search": "HEURISTIC"}
+        options = {"device_id": str(device_index), "cudnn_conv_algo_search": "HEURISTIC"}
+        self._user_stream = os.environ.get("RTVOICE_ORT_USER_STREAM", "0") == "1"
+        self._stream = stream
+        if self._user_stream:
+            options["user_compute_stream"] = str(stream.handle)
         self._session: ort.InferenceSession | None = open_session(path, [("CUDAExecutionProvider", options)])
         if "CUDAExecutionProvider" not in self._session.get_providers():
             raise BackendError(f"ONNX Runtime could not put {path.name} on CUDA.", backend="onnxruntime")
@@ -33,13 +37,18 @@ class OrtCudaRunner:
         self._device = device_index
         self._binding = self._session.io_binding()
         self._run_options = ort.RunOptions()
-        # Without this, ORT synchronizes the stream after every run: the host would wait on
-        # the GPU after every decoder step. We synchronize on our own events instead.
-        self._run_options.add_run_config_entry("disable_synchronize_execution_providers", "1")
+        if self._user_stream:
+            # On our stream, ORT need not synchronize after each run (the host would wait on
+            # the GPU after every decoder step); we synchronize on our own events instead.
+            self._run_options.add_run_config_entry("disable_synchronize_execution_providers", "1")
 
     def run(self, inputs: Mapping[str, DeviceTensor], outputs: Mapping[str, DeviceTensor]) -> None:
         if self._session is None:
             raise BackendError("runner used after close()", backend="onnxruntime")
+        if not self._user_stream:
+            # ORT runs on its own stream here: our copies on our stream must have landed, and
+            # ORT synchronizes its stream at the end of the run.
+            self._stream.synchronize()
         b = self._binding
         for name, t in inputs.items():
             b.bind_input(name, "cuda", self._device, t.dtype, list(t.shape), t.ptr)
@@ -48,9 +57,12 @@ class OrtCudaRunner:
         self._session.run_with_iobinding(b, self._run_options)
 
     def close(self) -> None:
+        """Destroy the session now (the IO binding keeps it alive otherwise): it must be gone
+        before the engine destroys the CUDA stream the session runs on."""
         if self._session is not None:
             self._binding.clear_binding_inputs()
             self._binding.clear_binding_outputs()
+            self._binding = None  # type: ignore[assignment]
             self._session = None
 
 
