@@ -9,9 +9,7 @@ echo "The forms of printed letters should be beautiful, and that their arrangeme
 B="python3 -m rtvoice bench --voice /tmp/full512 --device cuda:0 --text /tmp/phrase.txt --steps 602"
 {
 echo "== pytest"; timeout 100 python3 -m pytest tests/gpu -q -p no:cacheprovider -o addopts="" 2>&1 | tail -4
-echo "== bench fp32 vs torch fp32"; timeout 150 $B --runs 6 --warmup 2 --compare torch 2>&1
-echo "== torch fp16 only"; timeout 90 $B --runs 3 --warmup 1 --compare torch --torch-fp16 2>&1 | grep -i "pytorch\|speedup"
-echo "== seams"; timeout 100 $B --seams 2>&1
-echo "== concurrency 8"; timeout 60 python3 -m rtvoice bench --voice /tmp/full512 --device cuda:0 --text /tmp/phrase.txt --steps 200 --runs 1 --warmup 1 --concurrency 8 2>&1
+echo "== bench"; timeout 150 $B --runs 6 --warmup 2 --compare torch 2>&1
+echo "== seams"; timeout 150 $B --seams 2>&1
 } 2>&1 | grep -v "plugin EP" > $OUT/session.txt
 echo finished

@@ -263,7 +263,7 @@ class Tacotron2(nn.Module):
         ``prenet_masks`` is (steps, 1, 2, prenet_dim). Stops at the gate like NVIDIA's code
         (the frame where the gate fires is kept) unless ``n_steps`` forces the length.
         """
-        lengths = torch.tensor([text.size(1)])
+        lengths = torch.tensor([text.size(1)], device=text.device)
         memory, processed, mask = self.encode(text, lengths)
         state = DecoderState.zeros(self.params, 1, text.size(1), memory)
         frame = memory.new_zeros(1, self.params.n_mel_channels)

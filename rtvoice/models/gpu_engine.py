@@ -28,7 +28,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ..config import GRAPH_NAMES, VoiceConfig
+from ..config import VoiceConfig
 from ..cuda import DeviceBuffer, Event, HostBuffer, Stream, copy_2d_async, copy_async, set_device
 from ..errors import InternalError
 
@@ -48,10 +48,19 @@ class DeviceTensor:
     dtype: type[np.generic] = np.float32
 
 
+class BoundRun(Protocol):
+    """A graph with every input and output bound to fixed addresses: ``run()`` only executes.
+    The decoder step uses two (one per ping-pong direction), so a step binds nothing."""
+
+    def run(self) -> None: ...
+
+
 class GraphRunner(Protocol):
     """Runs one graph on the stream it was created for, reading and writing our buffers."""
 
     def run(self, inputs: Mapping[str, DeviceTensor], outputs: Mapping[str, DeviceTensor]) -> None: ...
+
+    def bind(self, inputs: Mapping[str, DeviceTensor], outputs: Mapping[str, DeviceTensor]) -> BoundRun: ...
 
     def close(self) -> None: ...
 
@@ -76,11 +85,15 @@ class _Slot:
         self.masks = DeviceBuffer()
         self.masks_host = HostBuffer()
         self.zero_frame = DeviceBuffer()
+        self.frames = [DeviceBuffer(), DeviceBuffer()]
+        self.gate_out = DeviceBuffer()
+        self.mask_in = DeviceBuffer()
 
     def buffers(self) -> list[DeviceBuffer | HostBuffer]:
         states = [b for s in self.states for b in s.values()]
         return [self.text, self.text_host, self.memory, self.processed, self.mask, *states, self.mel,
-                self.gates, self.gates_host, self.masks, self.masks_host, self.zero_frame]
+                self.gates, self.gates_host, self.masks, self.masks_host, self.zero_frame, *self.frames,
+                self.gate_out, self.mask_in]
 
     def close(self) -> None:
         for buffer in self.buffers():
@@ -123,7 +136,12 @@ class GpuUtterance:
         interval = max(c.decoder.gate_check_interval, 1)
         s.masks.ensure(F32 * interval * 2 * d.prenet_dim)
         s.masks_host.ensure(F32 * interval * 2 * d.prenet_dim)
+        for frame in s.frames:
+            frame.ensure(F32 * self._mel_dim)
+        s.gate_out.ensure(F32)
+        s.mask_in.ensure(F32 * 2 * d.prenet_dim)
         self._encode(ids)
+        self._steps = [self._bind_step(0), self._bind_step(1)]
 
     @property
     def frames(self) -> int:
@@ -154,9 +172,31 @@ class GpuUtterance:
         for buffer in s.states[0].values():
             buffer.memset(0, e.stream_a)
         s.zero_frame.memset(0, e.stream_a)
+        s.frames[0].memset(0, e.stream_a)  # the "go" frame
         # The staged ids must not be overwritten before the copy ran: wait here, once per sentence.
         e.decoded.record(e.stream_a)
         e.decoded.synchronize()
+
+    def _bind_step(self, cur: int) -> BoundRun:
+        """Step with state set ``cur`` in and the other out; frames ping-pong the same way.
+
+        Every address is fixed for the utterance, so a step binds nothing: the prenet mask
+        is copied into ``mask_in`` before it, and the new frame and gate are copied out of
+        ``frames``/``gate_out`` into the mel and gate buffers after it.
+        """
+        e, s, n = self._engine, self._live(), self._n
+        d = e.config.decoder
+        src, dst = s.states[cur], s.states[1 - cur]
+        return e.runners["decoder_step"].bind(
+            {"decoder_input": DeviceTensor(s.frames[cur].ptr, (1, self._mel_dim)),
+             **{name: DeviceTensor(src[name].ptr, self._shapes[name]) for name in STATE_NAMES},
+             "memory": DeviceTensor(s.memory.ptr, (1, n, d.encoder_embedding_dim)),
+             "processed_memory": DeviceTensor(s.processed.ptr, (1, n, d.attention_dim)),
+             "mask": DeviceTensor(s.mask.ptr, (1, n), np.bool_),
+             "prenet_masks": DeviceTensor(s.mask_in.ptr, (1, 2, d.prenet_dim))},
+            {"mel_frame": DeviceTensor(s.frames[1 - cur].ptr, (1, self._mel_dim)),
+             "gate": DeviceTensor(s.gate_out.ptr, (1, 1)),
+             **{f"next_{name}": DeviceTensor(dst[name].ptr, self._shapes[name]) for name in STATE_NAMES}})
 
     def decode(self, prenet_masks: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         e, s = self._engine, self._live()
@@ -170,24 +210,14 @@ class GpuUtterance:
         s.masks_host.ensure(F32 * k * 2 * p)
         s.masks_host.array(np.float32, (k, 2 * p))[:] = prenet_masks.reshape(k, 2 * p)
         copy_async(s.masks.ptr, s.masks_host.ptr, F32 * k * 2 * p, e.stream_a)
-        n, m = self._n, self._mel_dim
-        d = e.config.decoder
-        static = {"memory": DeviceTensor(s.memory.ptr, (1, n, d.encoder_embedding_dim)),
-                  "processed_memory": DeviceTensor(s.processed.ptr, (1, n, d.attention_dim)),
-                  "mask": DeviceTensor(s.mask.ptr, (1, n), np.bool_)}
-        step = e.runners["decoder_step"]
+        m = self._mel_dim
         for i in range(k):
             f = f0 + i
-            src, dst = s.states[self._cur], s.states[1 - self._cur]
-            frame_in = s.zero_frame.ptr if f == 0 else s.mel.ptr + F32 * m * (f - 1)
-            inputs = {"decoder_input": DeviceTensor(frame_in, (1, m)),
-                      **{name: DeviceTensor(src[name].ptr, self._shapes[name]) for name in STATE_NAMES},
-                      **static,
-                      "prenet_masks": DeviceTensor(s.masks.ptr + F32 * 2 * p * i, (1, 2, p))}
-            outputs = {"mel_frame": DeviceTensor(s.mel.ptr + F32 * m * f, (1, m)),
-                       "gate": DeviceTensor(s.gates.ptr + F32 * f, (1, 1)),
-                       **{f"next_{name}": DeviceTensor(dst[name].ptr, self._shapes[name]) for name in STATE_NAMES}}
-            step.run(inputs, outputs)
+            copy_async(s.mask_in.ptr, s.masks.ptr + F32 * 2 * p * i, F32 * 2 * p, e.stream_a)
+            self._steps[self._cur].run()
+            out = s.frames[1 - self._cur]
+            copy_async(s.mel.ptr + F32 * m * f, out.ptr, F32 * m, e.stream_a)
+            copy_async(s.gates.ptr + F32 * f, s.gate_out.ptr, F32, e.stream_a)
             self._cur = 1 - self._cur
         copy_async(s.gates_host.ptr + F32 * f0, s.gates.ptr + F32 * f0, F32 * k, e.stream_a)
         e.decoded.record(e.stream_a)
@@ -215,10 +245,19 @@ class GpuUtterance:
 
 
 class _Vocoder:
-    """Postnet + WaveGlow on stream B, with the engine's vocoder buffers (vocoder thread only)."""
+    """Postnet + WaveGlow on stream B, with the engine's vocoder buffers (vocoder thread only).
+
+    Windows are zero-padded on the right to a few fixed sizes ("buckets"), each with its
+    own runners. Why: ONNX Runtime's CUDA convolution re-plans whenever an input shape
+    differs from its previous call; measured on an H200, full WaveGlow took 30 ms for a
+    96-frame window called repeatedly and 3 s per call when 96 and 32 frames alternated.
+    The padding lies beyond the window's right context (frames whose audio is dropped),
+    so it changes nothing but the last few milliseconds of an utterance.
+    """
 
     def __init__(self, engine: GpuEngine) -> None:
         self.e = engine
+        self.postnet_in = DeviceBuffer()
         self.postnet_out = DeviceBuffer()
         self.window = DeviceBuffer()
         self.noise = DeviceBuffer()
@@ -226,6 +265,28 @@ class _Vocoder:
         self.audio = DeviceBuffer()
         self.audio_host = HostBuffer()
         self.done = Event()
+        s = engine.config.streaming
+        self.buckets = sorted({s.first_chunk_frames + s.context_frames, s.chunk_frames + 2 * s.context_frames})
+        self.runners: dict[int, tuple[GraphRunner, GraphRunner]] = {}
+        for bucket in self.buckets:
+            self._runners(bucket)
+
+    def bucket(self, frames: int) -> int:
+        """The fixed window size used for ``frames``: the smallest bucket that fits, else a
+        multiple of the largest (whole-utterance windows)."""
+        for b in self.buckets:
+            if frames <= b:
+                return b
+        top = self.buckets[-1]
+        return -(-frames // top) * top
+
+    def _runners(self, bucket: int) -> tuple[GraphRunner, GraphRunner]:
+        if bucket not in self.runners:
+            e = self.e
+            folder, graphs = e.folder, e.config.graphs
+            self.runners[bucket] = (e.factory("postnet", folder / graphs["postnet"], e.stream_b),
+                                    e.factory("waveglow", folder / graphs["waveglow"], e.stream_b))
+        return self.runners[bucket]
 
     def vocode(self, slot: _Slot, start: int, stop: int, limit: int,
                noise: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -234,32 +295,49 @@ class _Vocoder:
         m, hop = c.decoder.n_mel_channels, c.audio.hop_length
         ctx = c.decoder.postnet_context_frames
         lo, hi = max(0, start - ctx), min(limit, stop + ctx)
-        t, w = hi - lo, stop - start
+        w = stop - start
+        bucket = self.bucket(w)
+        t = bucket + 2 * ctx
+        cols = noise.shape[2] // max(w, 1)
+        postnet, waveglow = self._runners(bucket)
         set_device(e.device_index)
+        self.postnet_in.ensure(F32 * m * t)
         self.postnet_out.ensure(F32 * m * t)
-        self.window.ensure(F32 * m * w)
-        self.noise.ensure(noise.nbytes)
-        self.noise_host.ensure(noise.nbytes)
-        self.audio.ensure(F32 * w * hop)
-        self.audio_host.ensure(F32 * w * hop)
+        self.window.ensure(F32 * m * bucket)
+        self.noise.ensure(F32 * noise.shape[1] * cols * bucket)
+        self.noise_host.ensure(F32 * noise.shape[1] * cols * bucket)
+        self.audio.ensure(F32 * bucket * hop)
+        self.audio_host.ensure(F32 * bucket * hop)
         b = e.stream_b
         b.wait(e.decoded)  # order after the decoder's writes of these frames, on the GPU
-        e.runners["postnet"].run({"mel_frames": DeviceTensor(slot.mel.ptr + F32 * m * lo, (1, t, m))},
-                                 {"mel_postnet": DeviceTensor(self.postnet_out.ptr, (1, m, t))})
-        copy_2d_async(self.window.ptr, F32 * w, self.postnet_out.ptr + F32 * (start - lo), F32 * t, F32 * w, m, b)
-        self.noise_host.array(np.float32, noise.shape)[:] = noise
-        copy_async(self.noise.ptr, self.noise_host.ptr, noise.nbytes, b)
-        e.runners["waveglow"].run({"mel": DeviceTensor(self.window.ptr, (1, m, w)),
-                                   "noise": DeviceTensor(self.noise.ptr, noise.shape)},
-                                  {"audio": DeviceTensor(self.audio.ptr, (1, w * hop))})
+        # Postnet input: the real frames [lo, hi), then zeros (exactly what the whole
+        # utterance's convolution padding sees at its end).
+        self.postnet_in.memset(0, b, F32 * m * t)
+        copy_async(self.postnet_in.ptr, slot.mel.ptr + F32 * m * lo, F32 * m * (hi - lo), b)
+        postnet.run({"mel_frames": DeviceTensor(self.postnet_in.ptr, (1, t, m))},
+                    {"mel_postnet": DeviceTensor(self.postnet_out.ptr, (1, m, t))})
+        self.window.memset(0, b, F32 * m * bucket)
+        copy_2d_async(self.window.ptr, F32 * bucket, self.postnet_out.ptr + F32 * (start - lo), F32 * t,
+                      F32 * w, m, b)
+        staged = self.noise_host.array(np.float32, (1, noise.shape[1], cols * bucket))
+        staged[...] = 0.0
+        staged[:, :, : noise.shape[2]] = noise
+        copy_async(self.noise.ptr, self.noise_host.ptr, staged.nbytes, b)
+        waveglow.run({"mel": DeviceTensor(self.window.ptr, (1, m, bucket)),
+                      "noise": DeviceTensor(self.noise.ptr, staged.shape)},
+                     {"audio": DeviceTensor(self.audio.ptr, (1, bucket * hop))})
         copy_async(self.audio_host.ptr, self.audio.ptr, F32 * w * hop, b)
         self.done.record(b)
         self.done.synchronize()  # the one host wait per chunk: the audio
         return self.audio_host.array(np.float32, (w * hop,)).copy()
 
     def close(self) -> None:
-        for owned in (self.postnet_out, self.window, self.noise, self.noise_host, self.audio, self.audio_host,
-                      self.done):
+        for postnet, waveglow in self.runners.values():
+            postnet.close()
+            waveglow.close()
+        self.runners = {}
+        for owned in (self.postnet_in, self.postnet_out, self.window, self.noise, self.noise_host, self.audio,
+                      self.audio_host, self.done):
             owned.close()
 
 
@@ -269,6 +347,8 @@ class GpuEngine:
     def __init__(self, folder: Path, config: VoiceConfig, device_index: int, name: str,
                  runner_factory: RunnerFactory) -> None:
         self.name = name
+        self.folder = folder
+        self.factory = runner_factory
         self.device = f"cuda:{device_index}"
         self.device_index = device_index
         self.config = config
@@ -282,9 +362,8 @@ class GpuEngine:
         self.runners: dict[str, GraphRunner] = {}
         self.vocoder: _Vocoder | None = None
         try:
-            for graph in GRAPH_NAMES:
-                stream = self.stream_a if graph in ("encoder", "decoder_step") else self.stream_b
-                self.runners[graph] = runner_factory(graph, folder / config.graphs[graph], stream)
+            for graph in ("encoder", "decoder_step"):
+                self.runners[graph] = runner_factory(graph, folder / config.graphs[graph], self.stream_a)
             self.vocoder = _Vocoder(self)
         except BaseException:
             self.close()
