@@ -18,7 +18,7 @@ utterance of the request is closed on the worker threads, after their queued wor
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -56,7 +56,7 @@ def _next(iterator: object) -> object:
 
 
 async def stream(engine: Engine, workers: Workers, text: str, config: SynthesisConfig | None = None,
-                 ) -> AsyncIterator[AudioChunk]:
+                 ) -> AsyncGenerator[AudioChunk, None]:
     """Speak ``text``; yields chunks while the decoder goes on. See the module docstring.
 
     The two tasks are owned here rather than by an ``asyncio.TaskGroup``: a task group

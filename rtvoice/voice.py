@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -11,9 +11,9 @@ from . import pipeline
 from .audio import AudioChunk
 from .backends import Choice, choose, open_engine
 from .config import SynthesisConfig, VoiceConfig
-from .errors import VoiceError
+from .errors import EngineError, VoiceError
 from .models.engine import Engine
-from .synthesizer import synthesize
+from .synthesizer import plan, synthesize
 
 log = logging.getLogger("rtvoice")
 
@@ -69,8 +69,28 @@ class Voice:
         folder = Path(path) if path is not None else default_voice_path()
         config = VoiceConfig.load(folder)
         choice = choose(folder, backend, device)
+        try:
+            engine = open_engine(folder, config, choice)
+        except EngineError as exc:
+            if backend != "auto":
+                raise
+            # auto never fails on a stale or foreign TensorRT plan: it says so and moves on.
+            log.warning("TensorRT engines unusable (%s); falling back to ONNX Runtime", exc)
+            choice = choose(folder, "onnxruntime", device)
+            choice = Choice(choice.backend, choice.device, f"TensorRT engines unusable: {exc}")
+            engine = open_engine(folder, config, choice)
         log.info("voice %s: %s on %s (%s)", config.name, choice.backend, choice.device, choice.reason)
-        return cls(folder, config, open_engine(folder, config, choice), choice)
+        return cls(folder, config, engine, choice)
+
+    def validate(self, text: str, config: SynthesisConfig | None = None) -> None:
+        """Check ``text`` and ``config`` as synthesis would, without synthesizing.
+
+        Raises:
+            TextError: empty, too long, or nothing speakable.
+            ValueError: an invalid setting in ``config``.
+        """
+        (config or SynthesisConfig()).resolve(self.config)
+        plan(text, self.config)
 
     @property
     def sample_rate(self) -> int:
@@ -90,7 +110,7 @@ class Voice:
         """
         return synthesize(self.engine, text, config)
 
-    def stream(self, text: str, config: SynthesisConfig | None = None) -> AsyncIterator[AudioChunk]:
+    def stream(self, text: str, config: SynthesisConfig | None = None) -> AsyncGenerator[AudioChunk, None]:
         """Speak ``text`` asynchronously: the decoder runs ahead on its own thread while the
         vocoder turns finished mel chunks into audio on another.
 
