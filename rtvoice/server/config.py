@@ -1,0 +1,94 @@
+"""Server settings as data: where the voices are, where to listen, and every limit.
+
+Two frozen dataclasses, like the library's own configs: :class:`LimitsConfig` (what one
+client may ask of the server) and :class:`ServerConfig` (everything ``rtvoice serve``
+takes). Defaults live in ``Final`` module constants so the CLI and the README quote the
+same numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from ..config import SynthesisConfig
+
+DEFAULT_HOST: Final = "127.0.0.1"
+DEFAULT_PORT: Final = 8000
+MAX_INPUT_CHARS: Final = 4096
+"""OpenAI's limit on ``input``; longer text is refused with 400, never truncated."""
+MAX_BODY_BYTES: Final = 64 * 1024
+MAX_STREAMS_PER_CLIENT: Final = 8
+MAX_ACTIVE_STREAMS: Final = 16
+MAX_QUEUED_STREAMS: Final = 64
+MAX_PENDING_CHARS: Final = 16 * 1024
+MAX_MESSAGE_BYTES: Final = 64 * 1024
+SEND_TIMEOUT_S: Final = 30.0
+MAX_CONNECTIONS: Final = 256
+SPEED_RANGE: Final = (0.25, 4.0)
+"""OpenAI's range for ``speed``."""
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """What one request, connection or client may ask of the server."""
+
+    max_input_chars: int = MAX_INPUT_CHARS
+    """Longest text of one HTTP request or one Wyoming ``synthesize`` event (characters)."""
+    max_body_bytes: int = MAX_BODY_BYTES
+    """Largest HTTP request body; larger ones get 413 before they are read."""
+    max_streams_per_client: int = MAX_STREAMS_PER_CLIENT
+    """Open speech requests, WebSocket and Wyoming connections per client address; more get 429."""
+    max_active_streams: int = MAX_ACTIVE_STREAMS
+    """Syntheses running at once over all clients; later ones wait in a queue."""
+    max_queued_streams: int = MAX_QUEUED_STREAMS
+    """Syntheses allowed to wait for a free slot; beyond that a request gets 503."""
+    max_pending_chars: int = MAX_PENDING_CHARS
+    """Text a WebSocket or streaming Wyoming client may have buffered but not yet spoken."""
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    """Largest WebSocket message and largest Wyoming event (header, data and payload)."""
+    send_timeout_s: float = SEND_TIMEOUT_S
+    """A client that takes longer than this to accept one chunk of audio is dropped."""
+    max_connections: int = MAX_CONNECTIONS
+    """Open HTTP and WebSocket connections; uvicorn answers 503 beyond (``limit_concurrency``)."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_input_chars", "max_body_bytes", "max_streams_per_client", "max_active_streams",
+                     "max_pending_chars", "max_message_bytes", "max_connections"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"LimitsConfig.{name} must be at least 1, got {getattr(self, name)}.")
+        if self.max_queued_streams < 0:
+            raise ValueError(f"LimitsConfig.max_queued_streams must be >= 0, got {self.max_queued_streams}.")
+        if not self.send_timeout_s > 0:
+            raise ValueError(f"LimitsConfig.send_timeout_s must be positive, got {self.send_timeout_s}.")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything ``rtvoice serve`` needs: voices, backend, addresses, token and limits.
+
+    Voices: ``voice`` (one folder) and every voice folder inside ``voices_dir`` are served,
+    each under its folder name; with neither, the voice shipped with rtvoice is served.
+    The first voice (``voice`` if given, else the first name in ``voices_dir``) is the
+    default for requests that name none.
+    """
+
+    voice: Path | None = None
+    """One voice folder, served under its folder name."""
+    voices_dir: Path | None = None
+    """A folder of voice folders, each served under its own folder name."""
+    backend: str = "auto"
+    """Backend of every voice: ``auto``, ``tensorrt`` or ``onnxruntime`` (see ``Voice.load``)."""
+    device: str = "auto"
+    """Device of every voice: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+    host: str = DEFAULT_HOST
+    """Address of the HTTP/WebSocket and Wyoming listeners; loopback unless asked otherwise."""
+    port: int = DEFAULT_PORT
+    wyoming_port: int | None = None
+    """Port of the Wyoming listener on ``host``; ``None`` runs none."""
+    token: str | None = None
+    """When set, every HTTP and WebSocket request but ``/health`` needs ``Authorization: Bearer <token>``."""
+    synthesis: SynthesisConfig = SynthesisConfig()
+    """Per-request settings every request starts from (seed, chunking, step limit)."""
+    limits: LimitsConfig = field(default_factory=LimitsConfig)

@@ -1,0 +1,93 @@
+"""The one synthesis loop every protocol uses: slot, stream, convert, measure.
+
+:func:`speak` is the server's single "text -> PCM pieces" function. HTTP, WebSocket and
+Wyoming only frame what it yields. It holds a synthesis slot for its whole life, records
+time to first audio, real-time factor and the outcome, and closes the voice's stream
+(``aclose()``) however it ends, so a consumer that stops iterating, is cancelled or loses
+its client stops the GPU work within one chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import cast
+
+from ..audio import AudioChunk
+from ..config import SynthesisConfig
+from ..errors import TextError
+from ..voice import Voice
+from .audio_out import PcmConverter
+from .state import ServerState
+
+
+@dataclass(frozen=True)
+class SpeechJob:
+    """One synthesis, described the same way by every protocol."""
+
+    text: str
+    voice: Voice
+    config: SynthesisConfig
+    out_rate: int
+    """Sample rate of the PCM to send."""
+    speed: float = 1.0
+    """Tempo factor, done by resampling (see :mod:`rtvoice.server.audio_out`)."""
+    protocol: str = "http"
+    """Metrics label: ``http``, ``websocket`` or ``wyoming``."""
+
+
+@dataclass(frozen=True, eq=False)
+class Piece:
+    """A chunk of synthesized audio and the PCM bytes to send for it."""
+
+    chunk: AudioChunk
+    pcm: bytes
+
+
+async def speak(state: ServerState, job: SpeechJob, *, since: float | None = None) -> AsyncGenerator[Piece, None]:
+    """Synthesize ``job``, yielding each chunk as 16-bit mono PCM at ``job.out_rate``.
+
+    Args:
+        state: The server's admission control and metrics.
+        job: What to say, with which voice and settings.
+        since: ``time.perf_counter()`` when the request arrived; time to first audio is
+            counted from it (default: now).
+
+    Yields:
+        One :class:`Piece` per audio chunk, in order.
+
+    Raises:
+        ApiError: 503 when the synthesis queue is full (before anything is yielded).
+        TextError: the text cannot be spoken (before anything is yielded).
+    """
+    since = time.perf_counter() if since is None else since
+    metrics = state.metrics
+    async with state.admission.synthesis():
+        converter = PcmConverter(job.voice.sample_rate, job.out_rate, job.speed)
+        outcome = "error"
+        try:
+            last: AudioChunk | None = None
+            # Voice.stream is an async generator, though annotated as an AsyncIterator.
+            stream = cast(AsyncGenerator[AudioChunk, None], job.voice.stream(job.text, job.config))
+            async with contextlib.aclosing(stream) as chunks:
+                async for chunk in chunks:
+                    if last is None:
+                        metrics.time_to_first_audio.labels(job.protocol).observe(time.perf_counter() - since)
+                    last = chunk
+                    pcm = converter.convert(chunk)
+                    metrics.audio_seconds.labels(job.protocol).inc(len(pcm) / 2 / job.out_rate)
+                    yield Piece(chunk, pcm)
+            if last is not None:
+                metrics.realtime_factor.labels(job.protocol).observe(last.timing.rtf)
+            outcome = "ok"
+        except TextError:
+            outcome = "rejected"
+            raise
+        except (GeneratorExit, asyncio.CancelledError):
+            outcome = "stopped"
+            raise
+        finally:
+            metrics.syntheses.labels(job.protocol, outcome).inc()

@@ -1,0 +1,289 @@
+"""``/v1/audio/stream``: speak text while it is still being written, with barge-in.
+
+One :class:`SpeechSession` per connection, with two tasks in one TaskGroup:
+
+- the *receiver* (the connection's own task) reads client messages. Text goes into a
+  :class:`SentenceBuffer`; each finished sentence is queued for the speaker. ``cancel``
+  is handled here, never queued, so it overtakes everything waiting: the speaker task
+  is cancelled (closing its synthesis within one chunk), queued sentences and buffered
+  text are dropped, and only then is ``cancelled`` sent, so no audio of the old speech
+  follows it.
+- the *speaker* (``rtvoice[ws].speaker``) takes sentences in order and streams each as
+  binary PCM frames between JSON events.
+
+Protocol (JSON text frames unless said otherwise; README "WebSocket"):
+
+client -> server: ``{"type": "text", "text": "..."}``, ``{"type": "flush"}``,
+``{"type": "end"}``, ``{"type": "cancel"}``, ``{"type": "config", "voice": ..., "speed": ...}``.
+
+server -> client: ``ready``, ``config``, ``started``, binary PCM (16-bit little-endian mono
+at ``sample_rate``), ``chunk``, ``finished``, ``done``, ``cancelled``, ``error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, Final
+
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from ..errors import RtvoiceError, TextError
+from .audio_out import silence_pcm
+from .config import SPEED_RANGE
+from .errors import ApiError
+from .incremental import SentenceBuffer
+from .middleware import deny_websocket
+from .speech import SpeechJob, speak
+from .state import ServerState, client_id, state_of
+
+log = logging.getLogger("rtvoice.server")
+_END: Final = object()
+"""Queued by ``end``: the speaker answers ``done`` when it reaches it."""
+MAX_QUEUED_TURNS: Final = 256
+"""Sentences and ends a session may have queued (text is bounded by ``max_pending_chars``)."""
+
+
+class _ClientGone(Exception):
+    """The client vanished, or took too long to accept a frame; the session ends."""
+
+
+@dataclass(frozen=True)
+class _Sentence:
+    id: int
+    text: str
+    voice: str
+    speed: float
+
+
+def _number(value: float) -> float | None:
+    """JSON has no infinity; report one as null."""
+    return round(value, 4) if math.isfinite(value) else None
+
+
+class SpeechSession:
+    """One WebSocket client: its settings, text buffer, sentence queue and two tasks."""
+
+    def __init__(self, websocket: WebSocket, state: ServerState) -> None:
+        self._ws = websocket
+        self._state = state
+        self._voice = state.voices.default_name
+        self._speed = 1.0
+        self._buffer = SentenceBuffer(self._max_sentence_chars())
+        self._queue: asyncio.Queue[_Sentence | object] = asyncio.Queue()
+        self._queued_chars = 0
+        self._next_id = 0
+        self._spoken_in_turn = False
+        self._send_lock = asyncio.Lock()
+        self._group: asyncio.TaskGroup | None = None
+        self._speaker: asyncio.Task[None] | None = None
+
+    def _max_sentence_chars(self) -> int:
+        voice = self._state.voices.get(self._voice)
+        assert voice is not None
+        return voice.config.text.sentence_max_chars
+
+    def _sample_rate(self) -> int:
+        voice = self._state.voices.get(self._voice)
+        assert voice is not None
+        return voice.sample_rate
+
+    async def run(self) -> None:
+        """Serve the (accepted) connection until the client leaves."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                self._start_speaker()
+                await self._send_json({"type": "ready", "voice": self._voice, "voices": self._state.voices.names,
+                                       "sample_rate": self._sample_rate(), "encoding": "pcm_s16le", "channels": 1})
+                try:
+                    await self._receive_loop()
+                finally:
+                    if self._speaker is not None:
+                        self._speaker.cancel()
+        except* _ClientGone:
+            log.info("WebSocket client gone; its speech was stopped")
+
+    def _start_speaker(self) -> None:
+        assert self._group is not None
+        self._speaker = self._group.create_task(self._speak_loop(), name="rtvoice[ws].speaker")
+
+    # -- receiver -------------------------------------------------------------------------
+
+    async def _receive_loop(self) -> None:
+        while True:
+            try:
+                message = await self._ws.receive()
+            except (WebSocketDisconnect, RuntimeError):
+                return
+            if message["type"] == "websocket.disconnect":
+                return
+            if message.get("text") is None:
+                await self._error("invalid_message", "Binary frames are not accepted; send JSON text frames.")
+                continue
+            try:
+                data = json.loads(message["text"])
+            except (ValueError, RecursionError):
+                await self._error("invalid_json", "A message is not valid JSON.")
+                continue
+            if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+                await self._error("invalid_message", 'A message must be a JSON object with a string "type".')
+                continue
+            try:
+                await self._dispatch(data)
+            except ApiError as exc:
+                await self._error(exc.code, exc.message)
+
+    async def _dispatch(self, data: dict[str, Any]) -> None:
+        kind = data["type"]
+        if kind == "text":
+            self._add_text(data.get("text"))
+        elif kind == "flush":
+            self._enqueue(self._buffer.flush())
+        elif kind == "end":
+            if self._queue.qsize() >= MAX_QUEUED_TURNS:
+                raise ApiError(429, "Too many turns waiting to be spoken.", code="backlog_full")
+            self._enqueue(self._buffer.flush())
+            self._queue.put_nowait(_END)
+        elif kind == "cancel":
+            await self._cancel()
+        elif kind == "config":
+            self._configure(data)
+            await self._send_json({"type": "config", "voice": self._voice, "speed": self._speed,
+                                   "sample_rate": self._sample_rate()})
+        else:
+            raise ApiError(400, f"Unknown message type {kind[:40]!r}. Hint: text, flush, end, cancel or config.",
+                           code="invalid_message")
+
+    def _add_text(self, text: Any) -> None:
+        if not isinstance(text, str):
+            raise ApiError(400, 'A "text" message needs a string "text".', code="invalid_message")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ApiError(400, "The text holds a lone surrogate.", code="invalid_text") from exc
+        limit = self._state.config.limits.max_pending_chars
+        pending = self._queued_chars + len(self._buffer)
+        if pending + len(text) > limit:
+            raise ApiError(429, f"Too much text waiting to be spoken. Note: {pending} characters wait; the limit is "
+                           f"{limit}. Hint: send less ahead of the speech, or cancel.", code="backlog_full")
+        self._enqueue(self._buffer.add(text))
+
+    def _enqueue(self, sentences: list[str]) -> None:
+        for text in sentences:
+            self._queue.put_nowait(_Sentence(self._next_id, text, self._voice, self._speed))
+            self._next_id += 1
+            self._queued_chars += len(text)
+
+    def _configure(self, data: dict[str, Any]) -> None:
+        voice, speed = data.get("voice", self._voice), data.get("speed", self._speed)
+        if not isinstance(voice, str) or self._state.voices.get(voice) is None:
+            raise ApiError(400, f"Voice {str(voice)[:40]!r} is not served here. Note: the voices are "
+                           f"{', '.join(self._state.voices.names)}.", code="voice_not_found", param="voice")
+        low, high = SPEED_RANGE
+        if isinstance(speed, bool) or not isinstance(speed, int | float) or not (
+                math.isfinite(speed) and low <= speed <= high):
+            raise ApiError(400, f"'speed' must be a number from {low} to {high}.", code="invalid_value", param="speed")
+        self._voice, self._speed = voice, float(speed)
+
+    async def _cancel(self) -> None:
+        """Barge-in: stop the speech now, drop what waits, then say ``cancelled``."""
+        if self._speaker is not None:
+            self._speaker.cancel()
+            await asyncio.wait([self._speaker])
+        dropped = 0
+        while not self._queue.empty():
+            dropped += isinstance(self._queue.get_nowait(), _Sentence)
+        self._buffer.clear()
+        self._queued_chars = 0
+        self._spoken_in_turn = False
+        self._start_speaker()
+        await self._send_json({"type": "cancelled", "dropped": dropped})
+
+    # -- speaker --------------------------------------------------------------------------
+
+    async def _speak_loop(self) -> None:
+        while True:
+            item = await self._queue.get()
+            if not isinstance(item, _Sentence):
+                self._spoken_in_turn = False
+                await self._send_json({"type": "done"})
+                continue
+            self._queued_chars -= len(item.text)
+            await self._speak(item)
+
+    async def _speak(self, sentence: _Sentence) -> None:
+        voice = self._state.voices.get(sentence.voice)
+        assert voice is not None
+        state = self._state
+        job = SpeechJob(sentence.text, voice, state.config.synthesis, voice.sample_rate, sentence.speed, "websocket")
+        last = None
+        try:
+            async with contextlib.aclosing(speak(state, job)) as pieces:
+                async for piece in pieces:
+                    if last is None:
+                        await self._send_json({"type": "started", "id": sentence.id, "text": sentence.text})
+                        if self._spoken_in_turn:  # the pause a whole-text synthesis puts between sentences
+                            pause = state.config.synthesis.resolve(voice.config).sentence_pause_s / sentence.speed
+                            await self._send_bytes(silence_pcm(pause, voice.sample_rate))
+                    last = piece
+                    await self._send_bytes(piece.pcm)
+                    t = piece.chunk.timing
+                    await self._send_json({
+                        "type": "chunk", "id": sentence.id, "samples": len(piece.pcm) // 2,
+                        "time_to_first_audio_s": _number(t.time_to_first_audio_s), "elapsed_s": _number(t.elapsed_s),
+                        "audio_s": _number(t.audio_s), "rtf": _number(t.rtf)})
+        except TextError as exc:
+            await self._error("invalid_text", str(exc), id=sentence.id)
+            return
+        except ApiError as exc:
+            await self._error(exc.code, exc.message, id=sentence.id)
+            return
+        except RtvoiceError as exc:  # the backend failed: say so, and go on with the next sentence
+            log.exception("synthesis of sentence %d failed", sentence.id)
+            await self._error("synthesis_failed", str(exc), id=sentence.id)
+            return
+        self._spoken_in_turn = True
+        if last is not None:
+            t = last.chunk.timing
+            await self._send_json({"type": "finished", "id": sentence.id, "audio_s": _number(t.audio_s),
+                                   "elapsed_s": _number(t.elapsed_s), "rtf": _number(t.rtf)})
+
+    # -- sending (both tasks) -------------------------------------------------------------
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        try:
+            async with self._send_lock, asyncio.timeout(self._state.config.limits.send_timeout_s):
+                await self._ws.send(message)
+        except (WebSocketDisconnect, OSError, TimeoutError, RuntimeError) as exc:
+            raise _ClientGone(str(exc)) from exc
+
+    async def _send_json(self, event: dict[str, Any]) -> None:
+        await self._send({"type": "websocket.send", "text": json.dumps(event)})
+
+    async def _send_bytes(self, data: bytes) -> None:
+        await self._send({"type": "websocket.send", "bytes": data})
+
+    async def _error(self, code: str, message: str, **extra: Any) -> None:
+        await self._send_json({"type": "error", "code": code, "message": message, **extra})
+
+
+async def stream_endpoint(websocket: WebSocket) -> None:
+    """``/v1/audio/stream``: one :class:`SpeechSession`, counted against the client's streams."""
+    state = state_of(websocket)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(state.admission.client(client_id(websocket)))
+        except ApiError as exc:  # refused: answer the handshake with the 429
+            await deny_websocket(websocket.scope, websocket.receive, websocket.send, exc)
+            return
+        await websocket.accept()
+        await SpeechSession(websocket, state).run()
+
+
+ROUTES = [WebSocketRoute("/v1/audio/stream", stream_endpoint)]

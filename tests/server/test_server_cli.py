@@ -1,0 +1,51 @@
+"""``rtvoice serve`` as a user runs it: a subprocess, stopped with SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from conftest import free_port
+
+
+def test_serve_command_serves_http_and_stops_cleanly(tiny_voice_dir: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "RTVOICE_TOKEN": "from-env"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rtvoice", "serve", "--voice", str(tiny_voice_dir), "--port", str(port),
+         "--backend", "onnxruntime", "--device", "cpu", "--max-steps", "8"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.communicate()[0].decode()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "rtvoice serve did not come up"
+            time.sleep(0.1)
+        headers = {"Authorization": "Bearer from-env"}
+        response = httpx.post(f"http://127.0.0.1:{port}/v1/audio/speech", headers=headers, timeout=30,
+                              json={"input": "Hello.", "voice": tiny_voice_dir.name, "response_format": "pcm"})
+        assert response.status_code == 200 and len(response.content) > 0
+        assert httpx.post(f"http://127.0.0.1:{port}/v1/audio/speech", json={"input": "Hi."}).status_code == 401
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=30)[0].decode()
+    # uvicorn re-raises the SIGTERM it handled once shut down, so the status says "terminated".
+    assert process.returncode in (0, -signal.SIGTERM), output
+    assert "Traceback" not in output, output
+
+
+def test_serve_command_reports_a_missing_voices_folder_in_one_line(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "rtvoice", "serve", "--voices-dir", str(tmp_path / "nope"),
+                             "--port", str(free_port())], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: Voices folder") and "Traceback" not in result.stderr
