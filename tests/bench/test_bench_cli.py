@@ -1,0 +1,58 @@
+"""``rtvoice bench`` on the CPU: the JSON schema and that its numbers hang together (issue #7)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _bench(voice: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "rtvoice", "bench", "--voice", str(voice), "--device", "cpu", *args],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+
+
+def test_bench_json_schema_and_sanity(tiny_voice_dir: Path) -> None:
+    run = _bench(tiny_voice_dir, "--steps", "40", "--runs", "3", "--warmup", "1", "--concurrency", "2", "--json")
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    s = report["summary"]
+    assert s["backend"] == "onnxruntime" and s["device"] == "cpu" and s["gpu"] == "none"
+    assert s["runs"] == 3 * 2 and len(report["runs"]) == 6 and s["concurrency"] == 2
+    assert s["decoder_steps"] == 40
+    assert s["audio_s"] == pytest.approx(40 * 256 / 22050)
+    for key in ("time_to_first_audio_s", "latency_s", "rtf", "decoder_us_per_step", "waveglow_us_per_audio_s"):
+        assert set(s[key]) == {"median", "p99", "min", "max"}
+        assert 0 < s[key]["min"] <= s[key]["median"] <= s[key]["p99"] <= s[key]["max"]
+    for r in report["runs"]:
+        assert 0 < r["time_to_first_audio_s"] <= r["latency_s"]
+        assert r["rtf"] == pytest.approx(r["audio_s"] / r["latency_s"])
+    assert s["gpu_memory_used_bytes"] is None
+
+
+def test_bench_compare_torch_gives_a_ratio(tiny_voice_dir: Path) -> None:
+    pytest.importorskip("torch")
+    run = _bench(tiny_voice_dir, "--steps", "30", "--runs", "2", "--warmup", "1", "--compare", "torch")
+    assert run.returncode == 0, run.stderr
+    assert "pytorch reference" in run.stdout and "speedup vs pytorch" in run.stdout
+
+
+def test_bench_seams_sweep_table(tiny_voice_dir: Path) -> None:
+    run = _bench(tiny_voice_dir, "--steps", "60", "--seams", "--json")
+    assert run.returncode == 0, run.stderr
+    points = json.loads(run.stdout)
+    assert {(p["chunk_frames"], p["context_frames"]) for p in points} >= {(16, 0), (64, 32)}
+    by = {(p["chunk_frames"], p["context_frames"]): p for p in points}
+    # More context never makes the seams worse by much, and 16 frames of it is near-exact.
+    assert by[(16, 16)]["snr_db"] >= by[(16, 0)]["snr_db"] - 1.0
+    assert by[(16, 16)]["snr_db"] > 60.0
+
+
+def test_bench_rejects_bad_arguments(tiny_voice_dir: Path) -> None:
+    run = _bench(tiny_voice_dir, "--runs", "0")
+    assert run.returncode == 2 and "Traceback" not in run.stderr
