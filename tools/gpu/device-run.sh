@@ -2,7 +2,7 @@
 # What the lead runs on the GPU machine (see README "GPU measurements"): installs the
 # carried onnxruntime-gpu and small wheels into /tmp/site, then tests and benchmarks.
 set -uo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "$0")/../.."
 if [ ! -d /tmp/site/onnxruntime ]; then
   name=$(cat .device/NAME)
   cat /tmp/part_* > "/tmp/$name"

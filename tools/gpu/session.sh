@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One GPU session's measurements (ORT CUDA): see README "GPU measurements". Writes to $OUT.
 set -u
-cd "$(dirname "$0")"
-bash .device-run.sh true > /dev/null
+cd "$(dirname "$0")/../.."
+bash tools/gpu/device-run.sh true > /dev/null
 export PYTHONPATH=/tmp/site:$PWD
 ls /tmp/full512/waveglow.onnx > /dev/null 2>&1 || python3 build_engines.py --random full --waveglow-channels 512 --out /tmp/full512 --no-parity > /dev/null 2>&1
 echo "The forms of printed letters should be beautiful, and that their arrangement on the page should be reasonable and a help to the" > /tmp/phrase.txt
