@@ -1,0 +1,60 @@
+"""training/checkpoint.py: NVIDIA's layout, files under the size limit, optimizer round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from training import checkpoint  # noqa: E402
+
+
+def test_training_checkpoint_splits_and_joins(tmp_path: Path) -> None:
+    big = {"state_dict": {"w": torch.randn(300, 100)}, "config": {"a": 1}, "iteration": 7}
+    written = checkpoint.save(big, tmp_path / "m.pt", part_bytes=40_000)
+    assert len(written) >= 3 and all(p.stat().st_size <= 40_000 for p in written)
+    assert not (tmp_path / "m.pt").exists()
+    back = checkpoint.load(tmp_path / "m.pt")
+    assert torch.equal(back["state_dict"]["w"], big["state_dict"]["w"]) and back["iteration"] == 7
+    small = {"state_dict": {"w": torch.zeros(3)}, "iteration": 8}
+    assert checkpoint.save(small, tmp_path / "m.pt", part_bytes=40_000) == [tmp_path / "m.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]  # stale parts removed
+    assert checkpoint.load(tmp_path / "m.pt")["iteration"] == 8
+
+
+def test_training_checkpoint_optimizer_bf16_round_trip(tmp_path: Path) -> None:
+    model = torch.nn.Linear(8, 4)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.randn(2, 8)).sum().backward()
+    opt.step()
+    saved = {"state_dict": model.state_dict(), "config": {}, "iteration": 1, "epoch": 0, "history": {}}
+    checkpoint.save_training(tmp_path, "m", saved, opt.state_dict(), "bf16")
+    loaded, state = checkpoint.load_training(tmp_path, "m")
+    assert state is not None
+    fresh = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    fresh.load_state_dict(state)
+    for p in model.parameters():
+        got, want = fresh.state[p]["exp_avg_sq"], opt.state[p]["exp_avg_sq"]
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got, want, rtol=1e-2, atol=0)
+    # A model saved later than its optimizer state: the state is dropped, not misapplied.
+    checkpoint.save(saved | {"iteration": 2}, tmp_path / "m.pt")
+    assert checkpoint.load_training(tmp_path, "m")[1] is None
+    checkpoint.save_training(tmp_path, "m", saved, opt.state_dict(), "none")
+    assert not (tmp_path / "m.optimizer.pt").exists()
+
+
+def test_training_checkpoint_loads_with_rtvoice_reader(tmp_path: Path) -> None:
+    """A training checkpoint is an NVIDIA-layout file that rtvoice's own loader accepts."""
+    from rtvoice.export.checkpoint import load_tacotron2
+    from rtvoice.export.tacotron2 import Tacotron2
+    from training.train_tacotron2 import PRESETS
+
+    model = Tacotron2(PRESETS["tiny"])
+    config = {**PRESETS["tiny"].to_dict(), "training": {"lr": 1e-3, "data": "x"}}
+    checkpoint.save({"state_dict": model.state_dict(), "config": config, "iteration": 3, "epoch": 1,
+                     "history": {"train/mel": [(1, 2.0)]}}, tmp_path / "tacotron2.pt")
+    loaded = load_tacotron2(tmp_path / "tacotron2.pt")
+    assert loaded.params == PRESETS["tiny"]

@@ -1,0 +1,145 @@
+"""training/espeak.py and training/data.py: WAV parsing, trimming, the corpus and the dataset.
+
+The dataset test runs the real pipeline (processes, shards, mels, resume) with a stand-in
+for espeak-ng that writes a WAV to stdout, so it needs neither espeak-ng nor a network.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.espeak import Teacher, TeacherError, parse_wav, trim
+
+FAKE_ESPEAK = """#!{python}
+# Stand-in for espeak-ng: a 200 Hz tone, 0.05 s per input character, between silences.
+import io, sys, wave
+import numpy as np
+text = sys.stdin.read()
+assert "--stdout" in sys.argv and "--stdin" in sys.argv
+n = int(0.05 * 22050 * len(text))
+tone = (8000 * np.sin(2 * np.pi * 200 * np.arange(n) / 22050)).astype("<i2")
+pcm = np.concatenate([np.zeros(2205, "<i2"), tone, np.zeros(6615, "<i2")])
+buf = io.BytesIO()
+with wave.open(buf, "wb") as w:
+    w.setnchannels(1); w.setsampwidth(2); w.setframerate({rate}); w.writeframes(pcm.tobytes())
+data = bytearray(buf.getvalue())
+data[40:44] = (0x7FFFF000).to_bytes(4, "little")  # what espeak-ng writes to a pipe
+sys.stdout.buffer.write(bytes(data))
+"""
+
+
+def wav_bytes(samples: np.ndarray, rate: int = 22050, channels: int = 1) -> bytes:
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.astype("<i2").tobytes())
+    return buf.getvalue()
+
+
+def fake_espeak(folder: Path, rate: int = 22050) -> str:
+    path = folder / "fake-espeak-ng"
+    path.write_text(FAKE_ESPEAK.format(python=sys.executable, rate=rate))
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_training_parse_wav_reads_a_pipe_header() -> None:
+    samples = np.arange(-500, 500, dtype=np.int16)
+    data = bytearray(wav_bytes(samples))
+    data[40:44] = (0x7FFFF000).to_bytes(4, "little")
+    np.testing.assert_array_equal(parse_wav(bytes(data)), samples)
+
+
+@pytest.mark.parametrize(("rate", "channels"), [(16000, 1), (22050, 2)])
+def test_training_parse_wav_refuses_other_formats(rate: int, channels: int) -> None:
+    with pytest.raises(TeacherError, match="22050 Hz"):
+        parse_wav(wav_bytes(np.zeros(100, np.int16), rate, channels))
+
+
+def test_training_trim_keeps_a_margin() -> None:
+    x = np.zeros(256 * 100, np.int16)
+    x[256 * 40 : 256 * 50] = 10000
+    y = trim(x, threshold=0.01, margin_blocks=4)
+    assert y.size == 256 * (10 + 8)
+    assert trim(np.zeros(1000, np.int16), 0.01, 4).size == 1000  # all silence: untouched
+
+
+def test_training_corpus_is_cleaned_and_split_deterministically(tmp_path: Path) -> None:
+    from training.data import build_corpus, read_corpus
+
+    lines = [f"Sentence number {i}, said Mr. Smith on 3 May." for i in range(40)] + ["..."]
+    (tmp_path / "t.txt").write_text("\n".join(lines) + "\n")
+    rows = build_corpus(tmp_path / "t.txt", tmp_path / "c.tsv", heldout=5, seed=1)
+    again = read_corpus(tmp_path / "c.tsv")
+    assert rows == again
+    assert len(rows) == 40  # "..." has nothing to speak
+    assert rows[0].text == "sentence number zero, said mister smith on three may."
+    held = [r.index for r in rows if r.split == "heldout"]
+    assert len(held) <= 5 and held == [r.index for r in build_corpus(tmp_path / "t.txt", tmp_path / "d.tsv",
+                                                                        heldout=5, seed=1) if r.split == "heldout"]
+
+
+@pytest.mark.timeout(120)
+def test_training_make_dataset_resumes(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from training.data import Dataset, Row, make, symbol_ids
+
+    rows = [Row(i, "heldout" if i % 4 == 0 else "train", f"hello number {'abcdefghij'[i]}.") for i in range(10)]
+    teacher = Teacher(espeak=fake_espeak(tmp_path))
+    out = tmp_path / "data"
+    make(out, rows, teacher, jobs=2, shard_size=4, device="cpu")
+    shards = sorted(out.glob("shard-*.npz"))
+    assert len(shards) == 3
+    data = Dataset.load(out)
+    assert len(data) == 10 and int(data.heldout.sum()) == 3
+    for i in range(len(data)):
+        n_audio = int(data.audio_off[i + 1] - data.audio_off[i])
+        assert data.mel_off[i + 1] - data.mel_off[i] == 1 + n_audio // 256
+        np.testing.assert_array_equal(data.ids[data.ids_off[i] : data.ids_off[i + 1]], symbol_ids(rows[i].text))
+    assert data.mel.dtype == np.float16 and data.mel.shape[1] == 80
+    # Trimmed: 0.1 s leading silence cut to the margin, the tone kept whole.
+    assert 0.05 * 22050 * len(rows[0].text) <= data.audio_off[1] < 0.05 * 22050 * len(rows[0].text) + 256 * 11
+
+    stamps = {p: p.stat().st_mtime_ns for p in shards}
+    shards[0].unlink()
+    make(out, rows, teacher, jobs=1, shard_size=4, device="cpu")  # remakes only the missing shard
+    assert all(p.stat().st_mtime_ns == stamps[p] for p in shards[1:]) and shards[0].exists()
+    assert json.loads((out / "manifest.json").read_text())["heldout"] == [0, 4, 8]
+    with pytest.raises(ValueError, match="other settings"):
+        make(out, rows, Teacher(espeak=teacher.espeak, speed=120), jobs=1, shard_size=4, device="cpu")
+
+
+def test_training_fake_espeak_refuses_other_rates(tmp_path: Path) -> None:
+    with pytest.raises(TeacherError, match="16000 Hz"):
+        Teacher(espeak=fake_espeak(tmp_path, rate=16000)).speak("hello.")
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+def test_training_real_espeak_speaks_22050_hz() -> None:
+    clip = Teacher().speak("hello there.")
+    assert 0.3 < clip.size / 22050 < 2.0 and np.abs(clip).max() > 3000
+
+
+def test_training_bundled_espeak_if_fetched() -> None:
+    root = Path(__file__).resolve().parents[2]
+    tarball = root / "training" / "carry" / "espeak.tar.xz"
+    if not tarball.exists():
+        pytest.skip("training/carry not fetched (bash training/fetch_espeak.sh)")
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["tar", "-C", tmp, "-xJf", str(tarball)], check=True)
+        clip = Teacher(espeak=os.path.join(tmp, "espeak", "espeak-ng")).speak("hello there.")
+    assert 0.3 < clip.size / 22050 < 2.0

@@ -1,0 +1,111 @@
+"""The training passes agree with rtvoice's inference code.
+
+Teacher forcing matches Decoder.step; WaveGlow's audio -> z inverts its z -> audio.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from rtvoice.export.tacotron2 import DecoderState, Tacotron2  # noqa: E402
+from rtvoice.export.waveglow import WaveGlow  # noqa: E402
+from training.tacotron2_steps import (  # noqa: E402
+    Batch,
+    Dropouts,
+    free_run,
+    guide_weights,
+    losses,
+    prenet_masks,
+    teacher_forced,
+)
+from training.train_tacotron2 import PRESETS as T2  # noqa: E402
+from training.train_waveglow import PRESETS as WG  # noqa: E402
+from training.waveglow_flow import flow_loss, forward_flow  # noqa: E402
+
+
+def tiny_batch(model: Tacotron2, seed: int = 0) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    text_lengths = torch.tensor([9, 6])
+    mel_lengths = torch.tensor([12, 7])
+    text = torch.randint(1, 148, (2, 9), generator=g) * (torch.arange(9) < text_lengths[:, None])
+    mel = torch.randn(2, 80, 12, generator=g) * (torch.arange(12) < mel_lengths[:, None, None])
+    return Batch(text, text_lengths, mel, mel_lengths)
+
+
+def test_training_teacher_forcing_equals_decoder_steps() -> None:
+    torch.manual_seed(0)
+    model = Tacotron2(T2["tiny"]).eval()
+    batch = tiny_batch(model)
+    masks = prenet_masks(12, 2, model.params.prenet_dim, 0.5, torch.device("cpu"))
+    with torch.no_grad():
+        out = teacher_forced(model, batch, masks, Dropouts())
+        memory, processed, mask = model.encode(batch.text, batch.text_lengths)
+        state = DecoderState.zeros(model.params, 2, 9, memory)
+        frame = torch.zeros(2, 80)
+        for t in range(12):
+            mel, gate, state = model.decoder.step(frame, state, memory, processed, mask, masks[t])
+            torch.testing.assert_close(out.mel[:, :, t], mel, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(out.gate[:, t], gate[:, 0], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(out.alignments[:, t], state.attention_weights, atol=1e-6, rtol=1e-5)
+            frame = batch.mel[:, :, t]
+        torch.testing.assert_close(out.mel_postnet, model.postnet(out.mel), atol=1e-5, rtol=1e-5)
+
+
+def test_training_guide_weights_follow_the_diagonal() -> None:
+    w = guide_weights(torch.tensor([10]), torch.tensor([20]), 12, 25, 0.2)[0]
+    assert w[0, 0] == 0 and w[10, 5] == pytest.approx(0, abs=1e-6)  # on the diagonal
+    assert w[19, 0] > 0.9  # last frame still on the first symbol
+    assert not w[20:].any() and not w[:, 10:].any()  # padding costs nothing
+
+
+def test_training_tacotron2_step_learns() -> None:
+    torch.manual_seed(0)
+    model = Tacotron2(T2["tiny"]).train()
+    batch = tiny_batch(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(15):
+        masks = prenet_masks(12, 2, model.params.prenet_dim, 0.5, torch.device("cpu"))
+        parts = losses(teacher_forced(model, batch, masks, Dropouts()), batch, 8.0, 0.2)
+        loss = sum(parts.values())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        first = first if first is not None else float(loss.detach())
+    assert all(torch.isfinite(v) for v in parts.values()) and float(loss.detach()) < first
+    mel, gate, align, _ = free_run(model.eval(), batch.text[0, :9], max_steps=20)
+    assert mel.shape[0] == 80 and align.shape == (mel.shape[1], 9) and gate.shape == (mel.shape[1],)
+
+
+def test_training_waveglow_forward_inverts_to_inference() -> None:
+    torch.manual_seed(0)
+    model = WaveGlow(WG["tiny"]).eval()
+    with torch.no_grad():
+        for wn in model.WN:  # non-trivial couplings (training starts them at zero)
+            wn.end.weight.normal_(0, 0.05)
+            wn.end.bias.normal_(0, 0.05)
+    frames = 6
+    mel = torch.randn(2, 80, frames)
+    audio = torch.randn(2, frames * 256) * 0.1
+    with torch.no_grad():
+        z, log_s, logdet = forward_flow(model, audio, mel)
+        back = model.infer(mel, z)
+    assert z.shape == (2, 8, frames * 32)
+    torch.testing.assert_close(back, audio, atol=1e-4, rtol=1e-4)
+    assert torch.isfinite(flow_loss(z, log_s, logdet))
+
+
+def test_training_waveglow_loss_is_gaussian_nll_at_identity() -> None:
+    from training.waveglow_flow import zero_init_couplings
+
+    model = WaveGlow(WG["tiny"])
+    zero_init_couplings(model)
+    audio = torch.randn(1, 4 * 256)
+    with torch.no_grad():
+        z, log_s, logdet = forward_flow(model, audio, torch.randn(1, 80, 4))
+    assert float(log_s) == 0.0 and abs(float(logdet)) < 1e-3  # orthogonal 1x1 convs
+    assert float(flow_loss(z, log_s, logdet)) == pytest.approx(float((audio**2).mean() / 2), rel=1e-4)
+    assert np.isclose(float((z**2).sum()), float((audio**2).sum()), rtol=1e-4)

@@ -1,0 +1,61 @@
+"""The whole recipe, tiny: data (a stand-in espeak-ng) -> both trainers -> resume -> export -> speak."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+
+from tests.training.test_training_data import fake_espeak  # noqa: E402
+
+
+@pytest.mark.timeout(600)
+def test_training_recipe_end_to_end(tmp_path: Path) -> None:
+    from training import checkpoint, export_default, train_tacotron2, train_waveglow
+    from training.data import Dataset, Row, make
+    from training.espeak import Teacher
+
+    words = ["hello there.", "good morning, sir.", "a cat sat.", "we go home now.", "yes.", "no way."]
+    rows = [Row(i, "heldout" if i == 5 else "train", w) for i, w in enumerate(words)]
+    data = tmp_path / "data"
+    make(data, rows, Teacher(espeak=fake_espeak(tmp_path)), jobs=1, shard_size=8, device="cpu")
+    assert len(Dataset.load(data)) == 6
+    ckpt = tmp_path / "ckpt"
+    common = ["--data", str(data), "--out", str(ckpt), "--preset", "tiny", "--reserve-seconds", "0", "--resume"]
+    assert train_tacotron2.main(["--minutes", "0.01", "--batch-size", "4", "--log-every", "1", *common]) == 0
+    first = checkpoint.load(ckpt / "tacotron2.pt")["iteration"]
+    assert first > 0
+    assert train_tacotron2.main(["--minutes", "0.01", "--batch-size", "4", "--log-every", "1", *common]) == 0
+    again = checkpoint.load(ckpt / "tacotron2.pt")
+    assert again["iteration"] > first and "train/mel" in again["history"]
+    assert train_waveglow.main(["--minutes", "0.01", "--batch-size", "2", "--segment-frames", "8",
+                                "--log-every", "1", *common]) == 0
+    assert checkpoint.load(ckpt / "waveglow.pt")["iteration"] > 0
+    for name in ("tacotron2.pt", "tacotron2.optimizer.pt", "waveglow.pt", "waveglow.optimizer.pt"):
+        assert (ckpt / name).stat().st_size < 16 * 2**20
+    if _has_matplotlib():
+        assert (ckpt / "tacotron2_alignment.png").exists() and (ckpt / "waveglow_spectrogram.png").exists()
+
+    voice = tmp_path / "voice"
+    assert export_default.main(["--checkpoints", str(ckpt), "--out", str(voice), "--max-decoder-steps", "40",
+                                "--check-text", "hello."]) == 0
+    config = json.loads((voice / "voice.json").read_text())
+    assert config["decoder"]["max_decoder_steps"] == 40 and config["decoder"]["prenet_dim"] == 32
+    from rtvoice import Voice
+
+    with Voice.load(voice, backend="onnxruntime", device="cpu") as v:
+        audio = np.concatenate([c.samples for c in v.synthesize("a cat.")])
+    assert audio.size > 0 and np.isfinite(audio).all()
+
+
+def _has_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -1,0 +1,1 @@
+"""Training recipe of rtvoice's default voice (torch: the build extra). See training/README.md."""

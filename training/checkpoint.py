@@ -1,0 +1,145 @@
+"""Checkpoints in NVIDIA's layout, in files of at most 15 MiB each.
+
+A checkpoint of model ``NAME`` in ``FOLDER`` is two objects:
+
+- ``NAME.pt``: ``{"state_dict", "config", "iteration", "epoch", "history"}``, the layout of
+  DeepLearningExamples' checkpoints (rtvoice.export.checkpoint and ``build_engines.py
+  --tacotron2/--waveglow`` read it directly). ``config`` holds the model's hyper-parameters
+  under NVIDIA's names plus a ``training`` dict.
+- ``NAME.optimizer.pt``: ``{"optimizer", "iteration", "dtype"}``, the AdamW state, by default
+  with its moments stored as bfloat16 (half the bytes; restored to float32 on load).
+
+An object whose serialised form exceeds :data:`PART_BYTES` is written as byte parts
+``NAME.pt.part00``, ``NAME.pt.part01``, ... instead, which :func:`load` joins. Every file is
+written to a temporary name and renamed, and parts left from a larger earlier save are
+removed, so a folder always holds one whole checkpoint per name.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger("training.checkpoint")
+
+PART_BYTES = 15 * 2**20
+"""Largest file written: under the 16 MiB a file may have to be committed or sent back."""
+
+
+def _parts(path: Path) -> list[Path]:
+    return sorted(path.parent.glob(path.name + ".part[0-9][0-9]"))
+
+
+def save(obj: dict[str, Any], path: Path, part_bytes: int = PART_BYTES) -> list[Path]:
+    """torch.save ``obj`` to ``path``, or to ``path.partNN`` pieces when it is too large."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    data = buffer.getvalue()
+    old = [*_parts(path), *([path] if path.exists() else [])]
+    if len(data) <= part_bytes:
+        targets = [path]
+    else:
+        targets = [path.with_name(f"{path.name}.part{i:02d}") for i in range(-(-len(data) // part_bytes))]
+    for i, target in enumerate(targets):
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_bytes(data[i * part_bytes : (i + 1) * part_bytes])
+        os.replace(tmp, target)
+    for stale in set(old) - set(targets):
+        stale.unlink()
+    return targets
+
+
+def exists(path: Path) -> bool:
+    return path.exists() or bool(_parts(path))
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Read what :func:`save` wrote (weights only: no pickled code runs)."""
+    if path.exists():
+        data = path.read_bytes()
+    else:
+        parts = _parts(path)
+        if not parts:
+            raise FileNotFoundError(f"No checkpoint {path} (nor {path.name}.partNN).")
+        data = b"".join(p.read_bytes() for p in parts)
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+def compress_optimizer(state: dict[str, Any], dtype: torch.dtype) -> dict[str, Any]:
+    """Cast the per-parameter moment tensors (not ``step``) to ``dtype``."""
+    out = {"param_groups": state["param_groups"], "state": {}}
+    for key, per_param in state["state"].items():
+        out["state"][key] = {name: (value.to(dtype) if torch.is_tensor(value) and value.is_floating_point()
+                                    and name != "step" else value) for name, value in per_param.items()}
+    return out
+
+
+def save_training(folder: Path, name: str, model: dict[str, Any], optimizer: dict[str, Any] | None,
+                  optimizer_dtype: str) -> list[Path]:
+    """Write ``NAME.pt`` and (unless ``optimizer_dtype`` is "none") ``NAME.optimizer.pt``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = save(model, folder / f"{name}.pt")
+    opt_path = folder / f"{name}.optimizer.pt"
+    if optimizer is not None and optimizer_dtype != "none":
+        dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[optimizer_dtype]
+        state = compress_optimizer(optimizer, dtype)
+        written += save({"optimizer": state, "iteration": model["iteration"], "dtype": optimizer_dtype}, opt_path)
+    else:
+        for stale in [*_parts(opt_path), *([opt_path] if opt_path.exists() else [])]:
+            stale.unlink()
+    return written
+
+
+def load_training(folder: Path, name: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Read (model checkpoint, optimizer state or None).
+
+    The optimizer state is dropped, with a warning, when it belongs to another iteration
+    than the model (an interrupted save).
+    """
+    model = load(folder / f"{name}.pt")
+    opt_path = folder / f"{name}.optimizer.pt"
+    if not exists(opt_path):
+        return model, None
+    opt = load(opt_path)
+    if opt.get("iteration") != model.get("iteration"):
+        log.warning("%s is from iteration %s but the model from %s; starting the optimizer afresh",
+                    opt_path, opt.get("iteration"), model.get("iteration"))
+        return model, None
+    return model, opt["optimizer"]
+
+
+def sizes(paths: list[Path]) -> str:
+    return ", ".join(f"{p.name} {p.stat().st_size / 2**20:.1f} MiB" for p in paths)
+
+
+def iteration_of(folder: Path, name: str) -> int:
+    """The iteration of ``folder/NAME.pt``, or -1 when there is none."""
+    path = folder / f"{name}.pt"
+    return int(load(path)["iteration"]) if exists(path) else -1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m training.checkpoint newest NAME DIR...``: print the DIR holding the latest NAME."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m training.checkpoint")
+    p.add_argument("command", choices=("newest",))
+    p.add_argument("name")
+    p.add_argument("folders", nargs="+", type=Path)
+    args = p.parse_args(argv)
+    found = [(iteration_of(f, args.name), -i, f) for i, f in enumerate(args.folders)]
+    best = max(found)
+    for it, _, folder in found:
+        print(f"{folder}: {args.name} at iteration {it}" if it >= 0 else f"{folder}: no {args.name}", file=sys.stderr)
+    print(best[2] if best[0] >= 0 else "")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,284 @@
+"""The training corpus and the teacher dataset (espeak-ng audio + mels + symbol ids).
+
+Two steps, two places:
+
+``corpus`` (here, once; its output training/corpus.tsv is committed):
+    LJSpeech's transcripts -> rtvoice's own text cleaning -> one line per sentence:
+    ``index<TAB>split<TAB>text``, where ``text`` is the cleaned symbol string (each
+    character one symbol of rtvoice.text.SYMBOLS), ``split`` is ``train`` or ``heldout``
+    (a seeded pick of 300, kept out of training for the evaluation). espeak-ng speaks
+    exactly this text, so the model hears what it reads.
+
+``make`` (on the GPU machine, at the start of each stretch; about half a minute there):
+    corpus.tsv -> espeak-ng over N processes -> mels -> shards of ``--shard-size``
+    utterances in ``--out`` (default training/data/). Resumable: finished shards are
+    skipped, so an interrupted run, or a second call on a still-warm machine, costs
+    nothing. Each shard is one .npz: int16 audio, float16 mels (frames, 80), int16 ids.
+
+``heldout``: print the held-out sentences (for the WER evaluation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from training.espeak import SAMPLE_RATE, Teacher
+
+log = logging.getLogger("training.data")
+
+HERE = Path(__file__).resolve().parent
+CORPUS = HERE / "corpus.tsv"
+DATA = HERE / "data"
+TRANSCRIPTS = Path("/work/shared/data/ljspeech-transcripts-train.txt")
+HELDOUT = 300
+HELDOUT_SEED = 20251125
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Row:
+    index: int
+    split: str
+    text: str
+
+
+def build_corpus(transcripts: Path, out: Path, heldout: int = HELDOUT, seed: int = HELDOUT_SEED) -> list[Row]:
+    """Clean every transcript line with rtvoice.text and write ``out`` (see the module doc)."""
+    from rtvoice.errors import TextError
+    from rtvoice.text import SYMBOLS, text_to_ids
+
+    lines = transcripts.read_text(encoding="utf-8").splitlines()
+    picked = set(random.Random(seed).sample(range(len(lines)), heldout))
+    logging.getLogger("rtvoice.text").setLevel(logging.ERROR)  # dropped quotes etc.: counted below
+    rows: list[Row] = []
+    skipped = 0
+    for i, line in enumerate(lines):
+        try:
+            ids = text_to_ids(line)
+        except TextError:
+            skipped += 1
+            continue
+        symbols = [SYMBOLS[k] for k in ids]
+        if any(len(s) != 1 for s in symbols):
+            raise ValueError(f"Line {i} holds ARPAbet; corpus.tsv stores one character per symbol.")
+        rows.append(Row(i, "heldout" if i in picked else "train", "".join(symbols)))
+    with out.open("w", encoding="utf-8") as f:
+        f.write("index\tsplit\ttext\n")
+        for r in rows:
+            f.write(f"{r.index}\t{r.split}\t{r.text}\n")
+    n_held = sum(r.split == "heldout" for r in rows)
+    log.info("%s: %d sentences (%d held out), %d skipped as unspeakable", out, len(rows), n_held, skipped)
+    return rows
+
+
+def read_corpus(path: Path = CORPUS) -> list[Row]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if not lines or lines[0] != "index\tsplit\ttext":
+        raise ValueError(f"{path} is not a corpus (header {lines[:1]}). Hint: python -m training.data corpus")
+    rows = []
+    for line in lines[1:]:
+        index, split, text = line.split("\t", 2)
+        rows.append(Row(int(index), split, text))
+    return rows
+
+
+def select(rows: list[Row], limit: int | None, max_chars: int | None = None) -> list[Row]:
+    """All rows, or a tiny run's: the first ``limit`` training rows and a tenth as many held out.
+
+    With ``max_chars``, only rows of at most that many symbols are taken.
+    """
+    if max_chars is not None:
+        rows = [r for r in rows if len(r.text) <= max_chars]
+    if limit is None:
+        return rows
+    train = [r for r in rows if r.split == "train"][:limit]
+    held = [r for r in rows if r.split == "heldout"][: max(2, limit // 10)]
+    return sorted(train + held, key=lambda r: r.index)
+
+
+def symbol_ids(text: str) -> np.ndarray:
+    from rtvoice.text import SYMBOLS
+
+    table = {s: i for i, s in enumerate(SYMBOLS)}
+    unknown = sorted(set(text) - set(table))
+    if unknown:
+        raise ValueError(f"Text {text[:40]!r} has characters that are no symbol: {unknown}. "
+                         "Hint: corpus.tsv holds cleaned text; rebuild it with python -m training.data corpus.")
+    return np.array([table[c] for c in text], dtype=np.int16)
+
+
+def _speak_shard(job: tuple[str, Teacher, list[str]]) -> tuple[str, list[np.ndarray], float]:
+    name, teacher, texts = job
+    start = time.perf_counter()
+    clips = [teacher.speak(t) for t in texts]
+    return name, clips, time.perf_counter() - start
+
+
+def make(out: Path, rows: list[Row], teacher: Teacher, jobs: int, shard_size: int, device: str) -> dict:
+    """Generate the missing shards of ``rows`` into ``out``; returns the manifest."""
+    import torch
+
+    from training.mel import MelSpectrogram, int16_to_float
+
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {"teacher": asdict(teacher) | {"espeak": None}, "sample_rate": SAMPLE_RATE,
+                "mel": "training.mel v1 (rtvoice AudioConfig)"}
+    path = out / MANIFEST
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old.get("settings") != settings:
+            raise ValueError(f"{out} was made with other settings ({old.get('settings')}). "
+                             "Hint: pass another --out, or delete that folder.")
+    shards = {f"shard-{c[0].index:05d}-{c[-1].index:05d}-{len(c)}.npz": c
+              for c in (rows[i : i + shard_size] for i in range(0, len(rows), shard_size))}
+    todo = [(name, teacher, [r.text for r in chunk]) for name, chunk in shards.items() if not (out / name).exists()]
+    log.info("%d of %d shards to make in %s with %d processes", len(todo), len(shards), out, jobs)
+    mel_fn = MelSpectrogram().to(device)
+    start, cpu = time.perf_counter(), 0.0
+    if todo:
+        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+            for done, (name, clips, seconds) in enumerate(pool.imap_unordered(_speak_shard, todo), 1):
+                cpu += seconds
+                chunk = shards[name]
+                with torch.no_grad():
+                    mels = [mel_fn(int16_to_float(c).to(device)[None])[0].T.half().cpu().numpy() for c in clips]
+                ids = [symbol_ids(r.text) for r in chunk]
+                tmp = out / (name + ".tmp.npz")
+                np.savez(tmp, index=np.array([r.index for r in chunk], np.int32),
+                         audio=np.concatenate(clips), audio_len=np.array([c.size for c in clips], np.int32),
+                         mel=np.concatenate(mels), mel_len=np.array([m.shape[0] for m in mels], np.int32),
+                         ids=np.concatenate(ids), ids_len=np.array([i.size for i in ids], np.int32))
+                os.replace(tmp, out / name)
+                if done % 10 == 0 or done == len(todo):
+                    log.info("  %d/%d shards, %.0f s", done, len(todo), time.perf_counter() - start)
+    manifest = {"settings": settings, "shards": sorted(shards), "heldout": [r.index for r in rows
+                                                                             if r.split == "heldout"]}
+    path.write_text(json.dumps(manifest, indent=1) + "\n")
+    if todo:
+        log.info("espeak-ng: %.1f ms of one core per sentence; wall %.0f s for %d sentences",
+                 1000 * cpu / sum(len(t[2]) for t in todo), time.perf_counter() - start, sum(len(t[2]) for t in todo))
+    return manifest
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The whole dataset in packed arrays; utterance ``i`` is ``x[x_off[i]:x_off[i + 1]]``."""
+
+    index: np.ndarray
+    heldout: np.ndarray
+    ids: np.ndarray
+    ids_off: np.ndarray
+    mel: np.ndarray
+    mel_off: np.ndarray
+    audio: np.ndarray
+    audio_off: np.ndarray
+
+    @classmethod
+    def load(cls, folder: Path = DATA, with_audio: bool = True) -> Dataset:
+        path = folder / MANIFEST
+        if not path.exists():
+            raise FileNotFoundError(f"{folder} holds no dataset. Hint: python -m training.data make --out {folder}")
+        manifest = json.loads(path.read_text())
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in ("index", "audio", "audio_len", "mel", "mel_len",
+                                                               "ids", "ids_len")}
+        for name in manifest["shards"]:
+            with np.load(folder / name) as shard:
+                for key, value in parts.items():
+                    if key != "audio" or with_audio:
+                        value.append(shard[key])
+
+        def offsets(lengths: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate([[0], np.cumsum(np.concatenate(lengths).astype(np.int64))])
+
+        index = np.concatenate(parts["index"])
+        return cls(index=index, heldout=np.isin(index, manifest["heldout"]),
+                   ids=np.concatenate(parts["ids"]), ids_off=offsets(parts["ids_len"]),
+                   mel=np.concatenate(parts["mel"]), mel_off=offsets(parts["mel_len"]),
+                   audio=np.concatenate(parts["audio"]) if with_audio else np.zeros(0, np.int16),
+                   audio_off=offsets(parts["audio_len"]))
+
+    def __len__(self) -> int:
+        return int(self.index.size)
+
+    def mel_lengths(self) -> np.ndarray:
+        return np.diff(self.mel_off)
+
+    def ids_lengths(self) -> np.ndarray:
+        return np.diff(self.ids_off)
+
+    def describe(self) -> str:
+        hours = self.mel.shape[0] * 256 / SAMPLE_RATE / 3600
+        nbytes = self.mel.nbytes + self.audio.nbytes + self.ids.nbytes
+        return (f"{len(self)} utterances ({int(self.heldout.sum())} held out), {hours:.2f} h, "
+                f"{self.mel.shape[0]} mel frames; {nbytes / 2**20:.0f} MiB in memory")
+
+
+def max_decoder_steps(data: Dataset, max_chars: int = 300) -> int:
+    """A decoder step limit for the voice, from the data.
+
+    The slowest frames-per-symbol rate seen in sentences of 40+ symbols (99.5th
+    percentile), times the runtime's longest sentence (TextConfig.sentence_max_chars),
+    plus a quarter, rounded up to a hundred.
+    """
+    lengths = data.ids_lengths()
+    long = lengths >= 40
+    rate = data.mel_lengths()[long] / lengths[long] if long.any() else data.mel_lengths() / np.maximum(lengths, 1)
+    steps = float(np.percentile(rate, 99.5)) * max_chars * 1.25
+    return int(-(-steps // 100) * 100)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.data", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("corpus", help="transcripts -> training/corpus.tsv (run once, commit the result)")
+    c.add_argument("--transcripts", type=Path, default=TRANSCRIPTS)
+    c.add_argument("--out", type=Path, default=CORPUS)
+    m = sub.add_parser("make", help="corpus -> espeak-ng audio + mels, in resumable shards")
+    m.add_argument("--corpus", type=Path, default=CORPUS)
+    m.add_argument("--out", type=Path, default=DATA)
+    m.add_argument("--espeak", default="espeak-ng", help="espeak-ng program or the bundled wrapper")
+    m.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="espeak-ng processes")
+    m.add_argument("--limit", type=int, help="tiny run: this many training sentences (and a tenth held out)")
+    m.add_argument("--max-chars", type=int, help="tiny run: only sentences this short")
+    m.add_argument("--shard-size", type=int, default=128)
+    m.add_argument("--device", default="cuda" if _cuda() else "cpu", help="where mels are computed")
+    h = sub.add_parser("heldout", help="print the held-out sentences, one a line")
+    h.add_argument("--corpus", type=Path, default=CORPUS)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.cmd == "corpus":
+        build_corpus(args.transcripts, args.out)
+    elif args.cmd == "make":
+        rows = select(read_corpus(args.corpus), args.limit, args.max_chars)
+        make(args.out, rows, Teacher(espeak=args.espeak), args.jobs, args.shard_size, args.device)
+        data = Dataset.load(args.out)
+        log.info("%s: %s; on disk %.0f MiB", args.out, data.describe(),
+                 sum(f.stat().st_size for f in args.out.glob("*.npz")) / 2**20)
+    else:
+        for row in read_corpus(args.corpus):
+            if row.split == "heldout":
+                print(row.text)
+    return 0
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""What both training scripts share.
+
+Device and precision, the time budget, the learning rate schedule, loss history, logging.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger("training")
+
+Precision = str  # "bf16" | "fp16" | "fp32"
+
+
+def pick_device(name: str | None) -> torch.device:
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def set_threads(device: torch.device, threads: int | None) -> None:
+    """Set torch's CPU threads: one by default on a CPU run.
+
+    The decoder's many tiny operations ran 40 times slower with two threads contending
+    for a busy 2-core machine than with one.
+    """
+    if device.type == "cpu" or threads:
+        torch.set_num_threads(threads or 1)
+
+
+def autocast(device: torch.device, precision: Precision) -> Callable[[], contextlib.AbstractContextManager[None]]:
+    """A factory of autocast contexts for the forward pass; fp32 gives a no-op context."""
+    if precision == "fp32":
+        return contextlib.nullcontext
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    return lambda: torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def grad_scaler(device: torch.device, precision: Precision) -> torch.amp.GradScaler:
+    """Loss scaling for fp16 only (bf16 has float32's exponent range and needs none)."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+
+def default_precision(device: torch.device) -> Precision:
+    return "bf16" if device.type == "cuda" else "fp32"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Linear warm-up, then constant, then halving every ``halflife`` iterations after ``decay_start``."""
+
+    lr: float
+    warmup: int
+    decay_start: int
+    halflife: int
+
+    def at(self, iteration: int, warm_from: int = 0) -> float:
+        """The rate at ``iteration``; ``warm_from`` restarts the warm-up (a resume without optimizer state)."""
+        warm = min(1.0, (iteration - warm_from + 1) / max(1, self.warmup))
+        decay = 0.5 ** (max(0, iteration - self.decay_start) / max(1, self.halflife))
+        return self.lr * warm * decay
+
+
+class Budget:
+    """Wall-clock budget of one run, and when to checkpoint.
+
+    Training stops at ``minutes`` less ``reserve_s`` (kept for the last checkpoint and its
+    plots), with a checkpoint every ``every_minutes``.
+    """
+
+    def __init__(self, minutes: float, every_minutes: float, reserve_s: float) -> None:
+        self.start = time.monotonic()
+        self.end = self.start + minutes * 60 - reserve_s
+        self.every = every_minutes * 60
+        self.last_checkpoint = self.start
+
+    def over(self) -> bool:
+        return time.monotonic() >= self.end
+
+    def checkpoint_due(self) -> bool:
+        return time.monotonic() - self.last_checkpoint >= self.every
+
+    def checkpointed(self) -> None:
+        self.last_checkpoint = time.monotonic()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+
+class History:
+    """Loss series by name ("train/mel", "val/gate", ...): lists of (iteration, value)."""
+
+    def __init__(self, series: dict[str, list[tuple[int, float]]] | None = None) -> None:
+        self.series: dict[str, list[tuple[int, float]]] = {k: [tuple(v) for v in vs]  # type: ignore[misc]
+                                                           for k, vs in (series or {}).items()}
+
+    def add(self, iteration: int, values: dict[str, float]) -> None:
+        for key, value in values.items():
+            if math.isfinite(value):
+                self.series.setdefault(key, []).append((iteration, float(value)))
+
+    def to_dict(self) -> dict[str, list[tuple[int, float]]]:
+        return self.series
+
+
+def setup_logging(folder: Path, name: str) -> None:
+    """Log to stdout and append to FOLDER/NAME.log (which travels back with the checkpoint)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fmt = logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S")
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(folder / f"{name}.log")):
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def check_finite(model: torch.nn.Module) -> None:
+    """Refuse to checkpoint weights that went NaN or infinite (a diverged run)."""
+    bad = [name for name, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+    if bad:
+        raise FloatingPointError(f"{len(bad)} parameter tensors are not finite (first: {bad[0]}); not saving. "
+                                 "Hint: resume from the last checkpoint with a lower --lr, or --precision fp32.")
+
+
+def memory_note(device: torch.device) -> str:
+    """Peak device memory so far, for the log (choosing --batch-size)."""
+    if device.type != "cuda":
+        return ""
+    return f", peak {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB"

@@ -1,0 +1,166 @@
+"""Tacotron 2's training forward pass, losses and a free-running decode, on rtvoice's model.
+
+The modules are rtvoice.export.tacotron2's, so parameter names are NVIDIA's and a trained
+``state_dict`` exports with ``build_voice`` unchanged. What training adds lives here:
+
+- dropout where NVIDIA's training has it (encoder convolutions, postnet, the attention and
+  decoder LSTM outputs); the runtime graphs have none of these;
+- teacher forcing: step ``t`` reads target frame ``t - 1`` (a zero "go" frame first) through
+  the prenet, whose dropout masks are drawn here explicitly, exactly as the runtime feeds
+  them (``prenet_masks``, scaled by 1/(1-p));
+- the prenet and the output projections run once over all frames instead of per step (same
+  arithmetic as :meth:`Decoder.step`, fewer kernel launches);
+- a guided-attention loss (Tachibana et al., 2017): attention far from the diagonal
+  (text position / text length = frame / mel length) costs ``1 - exp(-d^2 / 2g^2)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from rtvoice.export.tacotron2 import DecoderState, Tacotron2
+
+
+@dataclass(frozen=True)
+class Dropouts:
+    encoder: float = 0.5
+    postnet: float = 0.5
+    attention: float = 0.1
+    decoder: float = 0.1
+
+
+@dataclass(frozen=True)
+class Batch:
+    text: Tensor  # (B, N) int64, 0-padded
+    text_lengths: Tensor  # (B,) int64
+    mel: Tensor  # (B, n_mel, T) float32, 0-padded
+    mel_lengths: Tensor  # (B,) int64
+
+
+@dataclass(frozen=True)
+class Output:
+    mel: Tensor  # (B, n_mel, T) decoder output
+    mel_postnet: Tensor  # (B, n_mel, T)
+    gate: Tensor  # (B, T) logits
+    alignments: Tensor  # (B, T, N)
+
+
+def prenet_masks(steps: int, batch: int, dim: int, p: float, device: torch.device,
+                 generator: torch.Generator | None = None) -> Tensor:
+    """Bernoulli keep-masks (steps, batch, 2, dim), already scaled by 1/(1-p), like the runtime's."""
+    keep = torch.rand(steps, batch, 2, dim, device=device, generator=generator) >= p
+    return keep.float() / (1.0 - p)
+
+
+def encode(model: Tacotron2, text: Tensor, lengths: Tensor, dropout: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Model.encode with NVIDIA's training dropout after each encoder convolution."""
+    x = model.embedding(text).transpose(1, 2)
+    for conv in model.encoder.convolutions:
+        x = F.dropout(F.relu(conv(x)), dropout, model.training)
+    x = x.transpose(1, 2)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    out, _ = model.encoder.lstm(packed)
+    memory, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=text.size(1))
+    processed = model.decoder.attention_layer.memory_layer(memory)
+    mask = torch.arange(text.size(1), device=text.device)[None, :] >= lengths[:, None]
+    return memory, processed, mask
+
+
+def postnet(model: Tacotron2, mel: Tensor, dropout: float) -> Tensor:
+    x = mel
+    n = len(model.postnet.convolutions)
+    for i, conv in enumerate(model.postnet.convolutions):
+        x = conv(x)
+        if i < n - 1:
+            x = torch.tanh(x)
+        x = F.dropout(x, dropout, model.training)
+    return mel + x
+
+
+def teacher_forced(model: Tacotron2, batch: Batch, masks: Tensor, drop: Dropouts) -> Output:
+    """The training forward pass. ``masks`` (T, B, 2, prenet_dim) are the prenet's dropout masks."""
+    p = model.params
+    dec = model.decoder
+    memory, processed, mask = encode(model, batch.text, batch.text_lengths, drop.encoder)
+    b, _, t = batch.mel.shape
+    previous = torch.cat((batch.mel.new_zeros(b, p.n_mel_channels, 1), batch.mel[:, :, :-1]), dim=2)
+    x = previous.permute(2, 0, 1).reshape(t * b, p.n_mel_channels)
+    prenet_out = dec.prenet(x, masks.reshape(t * b, 2, p.prenet_dim)).view(t, b, p.prenet_dim)
+    s = DecoderState.zeros(p, b, batch.text.size(1), memory)
+    outputs, alignments = [], []
+    for step in range(t):
+        ah, ac = dec.attention_rnn(torch.cat((prenet_out[step], s.attention_context), -1),
+                                   (s.attention_hidden, s.attention_cell))
+        ah = F.dropout(ah, drop.attention, model.training)
+        weights_cat = torch.stack((s.attention_weights, s.attention_weights_cum), dim=1)
+        context, weights = dec.attention_layer(ah, memory, processed, weights_cat, mask)
+        dh, dc = dec.decoder_rnn(torch.cat((ah, context), -1), (s.decoder_hidden, s.decoder_cell))
+        dh = F.dropout(dh, drop.decoder, model.training)
+        outputs.append(torch.cat((dh, context), dim=1))
+        alignments.append(weights)
+        s = DecoderState(ah, ac, dh, dc, weights, s.attention_weights_cum + weights, context)
+    out = torch.stack(outputs, dim=1)  # (B, T, D + E)
+    mel = dec.linear_projection(out).transpose(1, 2)
+    gate = dec.gate_layer(out).squeeze(-1)
+    return Output(mel, postnet(model, mel, drop.postnet), gate, torch.stack(alignments, dim=1))
+
+
+def guide_weights(text_lengths: Tensor, mel_lengths: Tensor, n: int, t: int, sigma: float) -> Tensor:
+    """(B, T, N) penalty ``1 - exp(-(n/N - t/T)^2 / 2 sigma^2)``, zero outside each item's lengths."""
+    tn = torch.arange(n, device=text_lengths.device)[None, None, :] / text_lengths[:, None, None]
+    tt = torch.arange(t, device=text_lengths.device)[None, :, None] / mel_lengths[:, None, None]
+    w = 1.0 - torch.exp(-((tn - tt) ** 2) / (2 * sigma**2))
+    valid = (tn < 1) & (tt < 1)
+    return w * valid
+
+
+def losses(out: Output, batch: Batch, gate_pos_weight: float, guide_sigma: float) -> dict[str, Tensor]:
+    """Masked MSE of both mels, gate BCE (last frame positive) and guided attention, in float32."""
+    mel_len = batch.mel_lengths
+    t = batch.mel.size(2)
+    frames = torch.arange(t, device=mel_len.device)[None, :] < mel_len[:, None]  # (B, T)
+    n_frames = frames.sum()
+    m = frames[:, None, :].float()
+    n_values = n_frames * batch.mel.size(1)
+    target = batch.mel
+    mel = ((out.mel.float() - target) ** 2 * m).sum() / n_values
+    post = ((out.mel_postnet.float() - target) ** 2 * m).sum() / n_values
+    gate_target = (torch.arange(t, device=mel_len.device)[None, :] >= (mel_len[:, None] - 1)).float()
+    bce = F.binary_cross_entropy_with_logits(out.gate.float(), gate_target, reduction="none",
+                                             pos_weight=torch.tensor(gate_pos_weight, device=mel_len.device))
+    gate = (bce * frames).sum() / n_frames
+    w = guide_weights(batch.text_lengths, mel_len, out.alignments.size(2), t, guide_sigma)
+    guide = (out.alignments.float() * w).sum() / n_frames
+    return {"mel": mel, "mel_postnet": post, "gate": gate, "guide": guide}
+
+
+@torch.no_grad()
+def free_run(model: Tacotron2, ids: Tensor, max_steps: int, seed: int = 0) -> tuple[Tensor, Tensor, Tensor, bool]:
+    """Decode one sentence as the runtime does (batch 1, own output fed back, stop at the gate).
+
+    Returns (mel_postnet (n_mel, T), gate logits (T,), alignments (T, N), stopped by the gate).
+    """
+    p = model.params
+    text = ids[None].long()
+    lengths = torch.tensor([ids.numel()], device=ids.device)
+    memory, processed, mask = model.encode(text, lengths)
+    generator = torch.Generator(device=ids.device).manual_seed(seed)
+    masks = prenet_masks(max_steps, 1, p.prenet_dim, p.prenet_dropout, ids.device, generator)
+    state = DecoderState.zeros(p, 1, text.size(1), memory)
+    frame = memory.new_zeros(1, p.n_mel_channels)
+    mels, gates, aligns = [], [], []
+    stopped = False
+    for i in range(max_steps):
+        frame, gate, state = model.decoder.step(frame, state, memory, processed, mask, masks[i])
+        mels.append(frame[0])
+        gates.append(gate[0, 0])
+        aligns.append(state.attention_weights[0])
+        if torch.sigmoid(gate).item() > p.gate_threshold:
+            stopped = True
+            break
+    mel = torch.stack(mels, dim=1)[None]
+    return model.postnet(mel)[0], torch.stack(gates), torch.stack(aligns), stopped

@@ -1,0 +1,272 @@
+"""Train rtvoice's default Tacotron 2 on the espeak-ng dataset, in time-boxed resumable runs.
+
+    python -m training.train_tacotron2 --minutes 8 --resume
+
+trains for 8 minutes of wall time (less a reserve for the last save), checkpointing every
+``--checkpoint-minutes`` into ``--out`` (training/checkpoints/): ``tacotron2.pt`` (NVIDIA's
+layout), ``tacotron2.optimizer.pt``, ``tacotron2_alignment.png``, ``tacotron2_loss.png`` and
+``tacotron2.log``. ``--resume`` continues from the checkpoint there (or starts afresh when
+there is none). Sizes and why: training/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rtvoice.export.tacotron2 import Tacotron2, Tacotron2Params
+from training import checkpoint, plots
+from training.data import DATA, Dataset, max_decoder_steps
+from training.loop import (
+    Budget,
+    History,
+    Schedule,
+    autocast,
+    check_finite,
+    default_precision,
+    grad_scaler,
+    memory_note,
+    pick_device,
+    set_lr,
+    set_threads,
+    setup_logging,
+)
+from training.tacotron2_steps import Batch, Dropouts, free_run, losses, prenet_masks, teacher_forced
+
+log = logging.getLogger("training.tacotron2")
+
+NAME = "tacotron2"
+CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
+
+PRESETS = {
+    # 3.2 M parameters, 12.9 MB of ONNX: see training/README.md for the budget.
+    "default": Tacotron2Params(symbols_embedding_dim=128, encoder_embedding_dim=256, attention_rnn_dim=256,
+                               attention_dim=128, decoder_rnn_dim=256, prenet_dim=128, postnet_embedding_dim=128),
+    # For checking the recipe end to end on a CPU in a minute.
+    "tiny": Tacotron2Params(symbols_embedding_dim=32, encoder_embedding_dim=32, attention_rnn_dim=64,
+                            attention_dim=16, attention_location_n_filters=4, attention_location_kernel_size=7,
+                            decoder_rnn_dim=64, prenet_dim=32, postnet_embedding_dim=32),
+}
+
+
+class GpuData:
+    """The dataset's mels and ids as device tensors; batches are cut and padded on the device."""
+
+    def __init__(self, data: Dataset, device: torch.device) -> None:
+        self.mel = torch.from_numpy(data.mel).to(device)  # (frames, n_mel) float16
+        self.ids = torch.from_numpy(data.ids.astype(np.int64)).to(device)
+        self.mel_off, self.ids_off = data.mel_off, data.ids_off
+        self.index = data.index  # corpus line of each item
+        self.device = device
+
+    def batch(self, items: np.ndarray) -> Batch:
+        mels = [self.mel[self.mel_off[i] : self.mel_off[i + 1]] for i in items]
+        ids = [self.ids[self.ids_off[i] : self.ids_off[i + 1]] for i in items]
+        mel = torch.nn.utils.rnn.pad_sequence(mels, batch_first=True).float().transpose(1, 2)
+        text = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True)
+        return Batch(text, torch.tensor([len(i) for i in ids], device=self.device), mel,
+                     torch.tensor([len(m) for m in mels], device=self.device))
+
+
+def batches(items: np.ndarray, lengths: np.ndarray, size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffled batches of similar length: shuffle, sort within pools of 32 batches, cut, shuffle."""
+    items = rng.permutation(items)
+    pool = size * 32
+    out: list[np.ndarray] = []
+    for i in range(0, len(items), pool):
+        chunk = items[i : i + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        out += [chunk[j : j + size] for j in range(0, len(chunk), size)]
+    rng.shuffle(out)  # type: ignore[arg-type]
+    return out
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training.train_tacotron2", description=__doc__.split("\n\n")[0])
+    p.add_argument("--minutes", type=float, required=True, help="wall-time budget of this run")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out, if any")
+    p.add_argument("--data", type=Path, default=DATA)
+    p.add_argument("--out", type=Path, default=CHECKPOINTS)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="default", help="model sizes of a new run")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup", type=int, default=300, help="iterations (repeated after a resume without optimizer)")
+    p.add_argument("--decay-start", type=int, default=10000, help="iteration the learning rate starts halving at")
+    p.add_argument("--decay-halflife", type=int, default=5000)
+    p.add_argument("--weight-decay", type=float, default=1e-6)
+    p.add_argument("--grad-clip", type=float, default=1.0)
+    p.add_argument("--gate-pos-weight", type=float, default=8.0)
+    p.add_argument("--guide-weight", type=float, default=1.0, help="guided-attention loss weight")
+    p.add_argument("--guide-sigma", type=float, default=0.2)
+    p.add_argument("--precision", choices=("bf16", "fp16", "fp32"), help="default: bf16 on CUDA, fp32 on CPU")
+    p.add_argument("--device", help="default: cuda if available")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: 1 on a CPU run, torch's own on CUDA)")
+    p.add_argument("--checkpoint-minutes", type=float, default=3.0)
+    p.add_argument("--reserve-seconds", type=float, default=30.0, help="kept from --minutes for the last save")
+    p.add_argument("--optimizer-state", choices=("bf16", "fp32", "none"), default="bf16",
+                   help="how AdamW's moments are saved (none: resume warms up a fresh optimizer)")
+    p.add_argument("--val-items", type=int, default=64, help="held-out sentences scored at each checkpoint")
+    p.add_argument("--log-every", type=int, default=25)
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def train(args: argparse.Namespace) -> int:
+    setup_logging(args.out, NAME)
+    device = pick_device(args.device)
+    precision = args.precision or default_precision(device)
+    set_threads(device, args.threads)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    budget = Budget(args.minutes, args.checkpoint_minutes, args.reserve_seconds)
+    data = Dataset.load(args.data, with_audio=False)
+    log.info("data: %s", data.describe())
+
+    saved, opt_state = (checkpoint.load_training(args.out, NAME) if args.resume and
+                        checkpoint.exists(args.out / f"{NAME}.pt") else (None, None))
+    if saved is not None:
+        params = Tacotron2Params.from_config(saved["config"])
+        iteration, epoch, history = saved["iteration"], saved["epoch"], History(saved.get("history"))
+        log.info("resuming %s at iteration %d, epoch %d%s", args.out / f"{NAME}.pt", iteration, epoch,
+                 "" if opt_state is not None else " (fresh optimizer: warming up again)")
+    else:
+        if args.resume:
+            log.info("no checkpoint in %s: starting afresh", args.out)
+        params = dataclasses.replace(PRESETS[args.preset], max_decoder_steps=max_decoder_steps(data))
+        iteration, epoch, history = 0, 0, History()
+    model = Tacotron2(params).to(device)
+    if saved is not None:
+        model.load_state_dict(saved["state_dict"])
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info("Tacotron 2: %.2f M parameters (%.1f MB float32), %s on %s; %s", n_params / 1e6, n_params * 4e-6,
+             precision, device, params)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-6,
+                            weight_decay=args.weight_decay, fused=device.type == "cuda")
+    warm_from = 0
+    if opt_state is not None:
+        opt.load_state_dict(opt_state)
+    elif saved is not None:
+        warm_from = iteration
+    schedule = Schedule(args.lr, args.warmup, args.decay_start, args.decay_halflife)
+    ctx, scaler = autocast(device, precision), grad_scaler(device, precision)
+    drop = Dropouts()
+    gpu = GpuData(data, device)
+    train_items = np.flatnonzero(~data.heldout)
+    val_items = np.flatnonzero(data.heldout)[: args.val_items]
+    lengths = data.mel_lengths()
+    config = {**params.to_dict(), "training": {k: (str(v) if isinstance(v, Path) else v)
+                                               for k, v in vars(args).items()}}
+
+    def save() -> None:
+        check_finite(model)
+        model.eval()
+        val = validate(model, gpu, val_items, drop, args, ctx)
+        history.add(iteration, {f"val/{k}": v for k, v in val.items() if k != "images"})
+        written = checkpoint.save_training(
+            args.out, NAME, {"state_dict": model.state_dict(), "config": config, "iteration": iteration,
+                             "epoch": epoch, "history": history.to_dict()}, opt.state_dict(), args.optimizer_state)
+        plots.loss_curves(args.out / f"{NAME}_loss.png", history.to_dict(), "Tacotron 2")
+        plots.panels(args.out / f"{NAME}_alignment.png", val["images"], f"Tacotron 2, iteration {iteration}")
+        log.info("checkpoint at iteration %d: val %s; %s", iteration,
+                 " ".join(f"{k} {v:.4f}" for k, v in val.items() if k != "images"), checkpoint.sizes(written))
+        budget.checkpointed()
+        model.train()
+
+    model.train()
+    rng = np.random.default_rng(args.seed + epoch)
+    window: dict[str, torch.Tensor] = {}
+    frames_seen, tick = 0, time.monotonic()
+    first = iteration  # every run trains at least one iteration, however short its budget
+    while iteration == first or not budget.over():
+        for items in batches(train_items, lengths, args.batch_size, rng):
+            if budget.over() and iteration > first:
+                break
+            batch = gpu.batch(items)
+            masks = prenet_masks(batch.mel.size(2), len(items), params.prenet_dim, params.prenet_dropout, device)
+            lr = schedule.at(iteration, warm_from)
+            set_lr(opt, lr)
+            with ctx():
+                out = teacher_forced(model, batch, masks, drop)
+            parts = losses(out, batch, args.gate_pos_weight, args.guide_sigma)
+            loss = parts["mel"] + parts["mel_postnet"] + parts["gate"] + args.guide_weight * parts["guide"]
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            iteration += 1
+            frames_seen += int(batch.mel_lengths.sum())
+            for k, v in {**parts, "total": loss, "grad_norm": grad_norm}.items():
+                window[k] = window.get(k, 0.0) + v.detach()  # summed on the device: no sync per step
+            if iteration % args.log_every == 0:
+                means = {k: float(v) / args.log_every for k, v in window.items()}
+                history.add(iteration, {f"train/{k}": v for k, v in means.items() if k != "grad_norm"})
+                elapsed = time.monotonic() - tick
+                log.info("it %d ep %d lr %.2e | %s | %.2f it/s, %.0f frames/s%s", iteration, epoch, lr,
+                         " ".join(f"{k} {v:.4f}" for k, v in means.items()), args.log_every / elapsed,
+                         frames_seen / elapsed, memory_note(device))
+                window, frames_seen, tick = {}, 0, time.monotonic()
+            if budget.checkpoint_due():
+                save()
+        else:
+            epoch += 1
+            rng = np.random.default_rng(args.seed + epoch)
+    save()
+    log.info("done: %d iterations, %d epochs, %.1f min", iteration, epoch, budget.elapsed() / 60)
+    return 0
+
+
+@torch.no_grad()
+def validate(model: Tacotron2, gpu: GpuData, items: np.ndarray, drop: Dropouts, args: argparse.Namespace,
+             ctx: object) -> dict:
+    """Teacher-forced losses on held-out sentences, and free-running decodes of four of them.
+
+    ``stop_within_20pct`` is the share of those four that stop at the gate within 20% of the
+    teacher's length: the alignment's health.
+    """
+    p = model.params
+    if len(items) == 0:
+        return {"images": []}
+    sums: dict[str, float] = {}
+    for i in range(0, len(items), args.batch_size):
+        chunk = items[i : i + args.batch_size]
+        batch = gpu.batch(chunk)
+        masks = prenet_masks(batch.mel.size(2), len(chunk), p.prenet_dim, p.prenet_dropout, gpu.device)
+        with ctx():  # type: ignore[operator]
+            out = teacher_forced(model, batch, masks, drop)
+        for k, v in losses(out, batch, args.gate_pos_weight, args.guide_sigma).items():
+            sums[k] = sums.get(k, 0.0) + float(v) * len(chunk)
+        if i == 0:
+            first_align = out.alignments[0, : batch.mel_lengths[0], : batch.text_lengths[0]].float().cpu().numpy()
+            first_mel = batch.mel[0, :, : batch.mel_lengths[0]].cpu().numpy()
+    result: dict = {k: v / max(1, len(items)) for k, v in sums.items()}
+    stops, images = 0, []
+    for n, item in enumerate(items[:4]):
+        target = int(gpu.mel_off[item + 1] - gpu.mel_off[item])
+        ids = gpu.ids[gpu.ids_off[item] : gpu.ids_off[item + 1]]
+        mel, _, align, stopped = free_run(model, ids, max_steps=int(target * 1.5) + 10, seed=n)
+        stops += int(stopped and abs(mel.size(1) - target) <= 0.2 * target)
+        if n == 0:
+            images = [(f"teacher-forced alignment, held-out corpus line {gpu.index[item]}", first_align, "align"),
+                      (f"free-running alignment ({mel.size(1)} frames, teacher {target}, "
+                       f"{'stopped' if stopped else 'did not stop'})", align.cpu().numpy(), "align"),
+                      ("free-running mel (postnet)", mel.cpu().numpy(), "mel"), ("teacher mel", first_mel, "mel")]
+    result["stop_within_20pct"] = stops / max(1, min(4, len(items)))
+    result["images"] = images
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    return train(parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""Train rtvoice's default WaveGlow on the espeak-ng audio and its ground-truth mels.
+
+    python -m training.train_waveglow --minutes 8 --resume
+
+trains on random segments of ``--segment-frames`` mel frames (64 frames = 16384 samples),
+taken at frame boundaries from whole utterances, so each segment's mel has its true context.
+Checkpoints go to ``--out`` (training/checkpoints/): ``waveglow.pt`` (NVIDIA's layout),
+``waveglow.optimizer.pt``, ``waveglow_loss.png``, ``waveglow_spectrogram.png`` (a held-out
+mel, vocoded, then analysed again) and ``waveglow.log``. Sizes and why: training/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rtvoice.export.waveglow import WaveGlow, WaveGlowParams
+from training import checkpoint, plots
+from training.data import DATA, Dataset
+from training.loop import (
+    Budget,
+    History,
+    Schedule,
+    autocast,
+    check_finite,
+    default_precision,
+    grad_scaler,
+    memory_note,
+    pick_device,
+    set_lr,
+    set_threads,
+    setup_logging,
+)
+from training.mel import LOG_FLOOR, MelSpectrogram
+from training.waveglow_flow import flow_loss, forward_flow, zero_init_couplings
+
+log = logging.getLogger("training.waveglow")
+
+NAME = "waveglow"
+CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
+
+PRESETS = {
+    # 2.8 M parameters, 11.3 MB of ONNX: see training/README.md for the budget.
+    "default": WaveGlowParams(n_flows=6, n_group=8, n_early_every=3, n_early_size=2, n_layers=4, kernel_size=3,
+                              n_channels=32, upsample_kernel=256),
+    "tiny": WaveGlowParams(n_flows=4, n_group=8, n_early_every=2, n_early_size=2, n_layers=2, kernel_size=3,
+                           n_channels=16, upsample_kernel=256),
+}
+
+
+class Segments:
+    """Random training segments cut on the device from the packed audio and mels."""
+
+    def __init__(self, data: Dataset, items: np.ndarray, frames: int, hop: int, device: torch.device) -> None:
+        self.audio = torch.from_numpy(data.audio).to(device)
+        self.mel = torch.from_numpy(data.mel).to(device)
+        self.items = items
+        self.mel_len = data.mel_lengths()[items]
+        self.audio_len = np.diff(data.audio_off)[items]
+        self.mel_off, self.audio_off = data.mel_off[items], data.audio_off[items]
+        self.weights = self.mel_len / self.mel_len.sum()  # every frame equally likely
+        self.frames, self.hop, self.device = frames, hop, device
+
+    def sample(self, batch: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(audio (B, frames * hop) float in [-1, 1), mel (B, n_mel, frames)); zero / silence padded."""
+        pick = rng.choice(len(self.items), size=batch, p=self.weights)
+        start = (rng.random(batch) * np.maximum(1, self.mel_len[pick] - self.frames + 1)).astype(np.int64)
+        return self.cut(pick, start)
+
+    def cut(self, pick: np.ndarray, start: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        f, hop, dev = self.frames, self.hop, self.device
+        frame = torch.from_numpy(start[:, None] + np.arange(f)[None, :]).to(dev)
+        mel_ok = frame < torch.from_numpy(self.mel_len[pick][:, None]).to(dev)
+        mel_idx = torch.from_numpy(self.mel_off[pick][:, None]).to(dev) + frame
+        mel = self.mel[torch.where(mel_ok, mel_idx, 0)].float()
+        mel = torch.where(mel_ok[..., None], mel, math.log(LOG_FLOOR)).transpose(1, 2)
+        sample = torch.from_numpy(start[:, None] * hop + np.arange(f * hop)[None, :]).to(dev)
+        audio_ok = sample < torch.from_numpy(self.audio_len[pick][:, None]).to(dev)
+        audio_idx = torch.from_numpy(self.audio_off[pick][:, None]).to(dev) + sample
+        audio = torch.where(audio_ok, self.audio[torch.where(audio_ok, audio_idx, 0)].float() / 32768.0, 0.0)
+        return audio, mel
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training.train_waveglow", description=__doc__.split("\n\n")[0])
+    p.add_argument("--minutes", type=float, required=True, help="wall-time budget of this run")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out, if any")
+    p.add_argument("--data", type=Path, default=DATA)
+    p.add_argument("--out", type=Path, default=CHECKPOINTS)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="default", help="model sizes of a new run")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--segment-frames", type=int, default=64, help="mel frames per segment (x256 samples)")
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--warmup", type=int, default=500, help="iterations (repeated after a resume without optimizer)")
+    p.add_argument("--decay-start", type=int, default=60000)
+    p.add_argument("--decay-halflife", type=int, default=30000)
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--grad-clip", type=float, default=5.0)
+    p.add_argument("--sigma", type=float, default=1.0, help="training sigma (NVIDIA: 1.0)")
+    p.add_argument("--infer-sigma", type=float, default=0.6, help="sigma of the vocoded check at each checkpoint")
+    p.add_argument("--precision", choices=("bf16", "fp16", "fp32"), help="default: bf16 on CUDA, fp32 on CPU")
+    p.add_argument("--device", help="default: cuda if available")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: 1 on a CPU run, torch's own on CUDA)")
+    p.add_argument("--checkpoint-minutes", type=float, default=3.0)
+    p.add_argument("--reserve-seconds", type=float, default=30.0, help="kept from --minutes for the last save")
+    p.add_argument("--optimizer-state", choices=("bf16", "fp32", "none"), default="bf16",
+                   help="how AdamW's moments are saved (none: resume warms up a fresh optimizer)")
+    p.add_argument("--log-every", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def train(args: argparse.Namespace) -> int:
+    setup_logging(args.out, NAME)
+    device = pick_device(args.device)
+    precision = args.precision or default_precision(device)
+    set_threads(device, args.threads)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True  # fixed segment shapes
+    budget = Budget(args.minutes, args.checkpoint_minutes, args.reserve_seconds)
+    data = Dataset.load(args.data)
+    log.info("data: %s", data.describe())
+
+    saved, opt_state = (checkpoint.load_training(args.out, NAME) if args.resume and
+                        checkpoint.exists(args.out / f"{NAME}.pt") else (None, None))
+    if saved is not None:
+        params = WaveGlowParams.from_config(saved["config"])
+        iteration, history = saved["iteration"], History(saved.get("history"))
+        log.info("resuming %s at iteration %d%s", args.out / f"{NAME}.pt", iteration,
+                 "" if opt_state is not None else " (fresh optimizer: warming up again)")
+    else:
+        if args.resume:
+            log.info("no checkpoint in %s: starting afresh", args.out)
+        params, iteration, history = PRESETS[args.preset], 0, History()
+    model = WaveGlow(params).to(device)
+    if saved is not None:
+        model.load_state_dict(saved["state_dict"])
+    else:
+        zero_init_couplings(model)
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info("WaveGlow: %.2f M parameters (%.1f MB float32), %s on %s; %s", n_params / 1e6, n_params * 4e-6,
+             precision, device, params)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay,
+                            fused=device.type == "cuda")
+    warm_from = 0
+    if opt_state is not None:
+        opt.load_state_dict(opt_state)
+    elif saved is not None:
+        warm_from = iteration
+    schedule = Schedule(args.lr, args.warmup, args.decay_start, args.decay_halflife)
+    ctx, scaler = autocast(device, precision), grad_scaler(device, precision)
+    train_set = Segments(data, np.flatnonzero(~data.heldout), args.segment_frames, params.hop_length, device)
+    val_items = np.flatnonzero(data.heldout)
+    val_set = Segments(data, val_items, args.segment_frames, params.hop_length, device)
+    mel_fn = MelSpectrogram().to(device)
+    config = {**params.to_dict(), "WN_config": {"n_layers": params.n_layers, "kernel_size": params.kernel_size,
+                                                 "n_channels": params.n_channels},
+              "training": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
+
+    def save() -> None:
+        check_finite(model)
+        model.eval()
+        val = validate(model, val_set, data, val_items, mel_fn, args, ctx)
+        history.add(iteration, {f"val/{k}": v for k, v in val.items() if k != "images"})
+        written = checkpoint.save_training(
+            args.out, NAME, {"state_dict": model.state_dict(), "config": config, "iteration": iteration,
+                             "epoch": 0, "history": history.to_dict()}, opt.state_dict(), args.optimizer_state)
+        plots.loss_curves(args.out / f"{NAME}_loss.png", history.to_dict(), "WaveGlow")
+        if val["images"]:
+            plots.panels(args.out / f"{NAME}_spectrogram.png", val["images"], f"WaveGlow, iteration {iteration}")
+        log.info("checkpoint at iteration %d: val %s; %s", iteration,
+                 " ".join(f"{k} {v:.4f}" for k, v in val.items() if k != "images"), checkpoint.sizes(written))
+        budget.checkpointed()
+        model.train()
+
+    model.train()
+    rng = np.random.default_rng(args.seed + iteration)
+    window: dict[str, torch.Tensor] = {}
+    tick = time.monotonic()
+    first = iteration  # every run trains at least one iteration, however short its budget
+    while iteration == first or not budget.over():
+        audio, mel = train_set.sample(args.batch_size, rng)
+        lr = schedule.at(iteration, warm_from)
+        set_lr(opt, lr)
+        z, log_s, logdet = forward_flow(model, audio, mel, ctx)
+        loss = flow_loss(z, log_s, logdet, args.sigma)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+        scaler.step(opt)
+        scaler.update()
+        iteration += 1
+        for k, v in {"loss": loss, "grad_norm": grad_norm}.items():
+            window[k] = window.get(k, 0.0) + v.detach()  # summed on the device: no sync per step
+        if iteration % args.log_every == 0:
+            means = {k: float(v) / args.log_every for k, v in window.items()}
+            history.add(iteration, {"train/loss": means["loss"]})
+            elapsed = time.monotonic() - tick
+            log.info("it %d lr %.2e | loss %.4f grad_norm %.3f | %.1f it/s, %.0f kS/s%s", iteration, lr,
+                     means["loss"], means["grad_norm"], args.log_every / elapsed,
+                     args.log_every * audio.numel() / elapsed / 1e3, memory_note(device))
+            if not math.isfinite(means["loss"]):
+                log.error("loss is not finite: stopping without saving. Hint: lower --lr or use --precision fp32.")
+                return 1
+            window, tick = {}, time.monotonic()
+        if budget.checkpoint_due():
+            save()
+    save()
+    log.info("done: %d iterations, %.1f min", iteration, budget.elapsed() / 60)
+    return 0
+
+
+@torch.no_grad()
+def validate(model: WaveGlow, val_set: Segments, data: Dataset, items: np.ndarray, mel_fn: MelSpectrogram,
+             args: argparse.Namespace, ctx: object) -> dict:
+    """Held-out likelihood on fixed segments, and one held-out utterance vocoded.
+
+    The vocoded audio is analysed again: the L1 distance of the two log mels (``mel_l1``)
+    tracks what a listener hears.
+    """
+    if len(items) == 0:
+        return {"images": []}
+    rng = np.random.default_rng(1234)  # the same segments every time
+    losses = []
+    for _ in range(4):
+        audio, mel = val_set.sample(args.batch_size, rng)
+        losses.append(float(flow_loss(*forward_flow(model, audio, mel, ctx), args.sigma)))  # type: ignore[arg-type]
+    item = int(items[0])
+    mel = torch.from_numpy(data.mel[data.mel_off[item] : data.mel_off[item + 1]]).to(val_set.device)
+    mel = mel.float().T[None, :, :400]
+    p = model.params
+    for conv in model.convinv:
+        conv.freeze_inverse()  # the weights moved since the last check
+    generator = torch.Generator(device=mel.device).manual_seed(0)
+    noise = torch.randn(1, p.n_group, mel.size(2) * p.hop_length // p.n_group, device=mel.device,
+                        generator=generator) * args.infer_sigma
+    audio = model.infer(mel, noise).clamp(-1, 1)
+    again = mel_fn(audio)[:, :, : mel.size(2)]
+    l1 = float((again - mel).abs().mean())
+    images = [(f"held-out corpus line {data.index[item]}: teacher mel", mel[0].cpu().numpy(), "mel"),
+              (f"mel of the WaveGlow audio (sigma {args.infer_sigma}), L1 {l1:.3f}", again[0].cpu().numpy(), "mel")]
+    return {"loss": float(np.mean(losses)), "mel_l1": l1, "images": images}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return train(parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
