@@ -12,6 +12,7 @@ from ..config import SynthesisConfig
 from ..errors import RtvoiceError
 from ..text import decode_utf8
 from ..voice import Voice
+from .devices import add_playback_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -20,8 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("text", help="the text to speak, or - to read UTF-8 text from stdin")
     p.add_argument("--out", type=Path, help="WAV file to write (22.05 kHz, 16-bit mono)")
     p.add_argument("--play", action="store_true", help="play through the default (or --audio-device) output")
-    p.add_argument("--audio-device", help="output device name or index (see: rtvoice devices)")
-    p.add_argument("--volume", type=float, default=1.0, help="playback gain, 0.0-2.0")
+    add_playback_options(p)
     add_voice_options(p)
     add_synthesis_options(p)
     p.set_defaults(func=run)
