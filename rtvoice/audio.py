@@ -78,8 +78,11 @@ def concatenate(chunks: Iterable[AudioChunk]) -> Float32Array:
 
 
 def wav_header(sample_rate: int, n_samples: int | None = None) -> bytes:
-    """A 44-byte mono 16-bit WAV header. With ``n_samples=None`` the sizes are set to the
-    maximum, the usual convention for a WAV streamed before its length is known."""
+    """A 44-byte mono 16-bit WAV header.
+
+    With ``n_samples=None`` the sizes are set to the maximum, the usual convention for a WAV
+    streamed before its length is known.
+    """
     data_bytes = 0xFFFFFFFF - 36 if n_samples is None else 2 * n_samples
     return b"RIFF" + struct.pack(
         "<I4s4sIHHIIHH4sI", min(36 + data_bytes, 0xFFFFFFFF), b"WAVE", b"fmt ", 16, 1, 1,

@@ -1,5 +1,7 @@
-"""Choosing a backend: ``auto`` takes TensorRT engines when present, then ONNX Runtime
-CUDA, then the CPU, and says which it took and why."""
+"""Choosing a backend, and saying which one was taken and why.
+
+``auto`` takes TensorRT engines when present, then ONNX Runtime CUDA, then the CPU.
+"""
 
 from __future__ import annotations
 

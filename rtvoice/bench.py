@@ -188,8 +188,8 @@ def format_table(summary: dict[str, Any]) -> str:
     """A table for people; ``--json`` gives the same numbers for machines."""
     rows = [
         ("backend / device", f"{summary['backend']} on {summary['device']} ({summary['gpu']})"),
-        ("voice / text", f"{summary['voice']}, {summary['text_chars']} chars, {summary['decoder_steps']} decoder steps, "
-                         f"{summary['audio_s']:.2f} s audio"),
+        ("voice / text", f"{summary['voice']}, {summary['text_chars']} chars, "
+                         f"{summary['decoder_steps']} decoder steps, {summary['audio_s']:.2f} s audio"),
         ("runs x concurrency", f"{summary['runs'] // max(summary['concurrency'], 1)} x {summary['concurrency']}"),
     ]
     for key, unit, scale in (("time_to_first_audio_s", "ms", 1e3), ("latency_s", "ms", 1e3), ("rtf", "x", 1.0),
@@ -200,8 +200,9 @@ def format_table(summary: dict[str, Any]) -> str:
         rows.append(("gpu memory used", f"{summary['gpu_memory_used_bytes'] / 2**20:,.0f} MiB"))
     if summary.get("torch"):
         t = summary["torch"]
-        rows.append(("pytorch reference", f"latency {t['latency_s'] * 1e3:,.1f} ms, decoder {t['decoder_us_per_step']:,.1f}"
-                                          f" µs/step, RTF {t['rtf']:.2f} ({t['precision']}, same weights, same process)"))
+        rows.append(("pytorch reference", f"latency {t['latency_s'] * 1e3:,.1f} ms, "
+                                          f"decoder {t['decoder_us_per_step']:,.1f} µs/step, RTF {t['rtf']:.2f} "
+                                          f"({t['precision']}, same weights, same process)"))
         rows.append(("speedup vs pytorch", f"{summary['speedup_vs_torch']:.2f}x (median latency)"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)

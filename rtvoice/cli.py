@@ -33,8 +33,11 @@ def add_synthesis_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The full parser, or (``only``) one with just the command being run, so a command
-    never pays for importing the others (the server's web stack, prompt_toolkit...)."""
+    """The full parser, or (``only``) one with just the command being run.
+
+    With ``only``, a command never pays for importing the others (the server's web stack,
+    prompt_toolkit...).
+    """
     parser = argparse.ArgumentParser(prog="rtvoice", description="Streaming Tacotron 2 + WaveGlow text-to-speech.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -111,8 +111,10 @@ class Voice:
         return synthesize(self.engine, text, config)
 
     def stream(self, text: str, config: SynthesisConfig | None = None) -> AsyncGenerator[AudioChunk, None]:
-        """Speak ``text`` asynchronously: the decoder runs ahead on its own thread while the
-        vocoder turns finished mel chunks into audio on another.
+        """Speak ``text`` asynchronously.
+
+        The decoder runs ahead on its own thread while the vocoder turns finished mel chunks
+        into audio on another.
 
         Use ``async with contextlib.aclosing(voice.stream(text)) as chunks:`` (or cancel the
         task) to stop early: GPU work stops within one chunk and everything is released.

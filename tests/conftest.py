@@ -20,8 +20,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def tiny_voice_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random voice built once per test session through the real build path
-    (PyTorch models -> ONNX export -> voice.json), shared read-only by every test."""
+    """A tiny random voice built once per test session, shared read-only by every test.
+
+    It goes through the real build path: PyTorch models -> ONNX export -> voice.json.
+    """
     from rtvoice.export.voice_builder import build_voice, random_models
 
     folder = tmp_path_factory.mktemp("voices") / "tiny"
@@ -31,7 +33,7 @@ def tiny_voice_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_voice(tiny_voice_dir: Path) -> "Iterator[Voice]":
+def tiny_voice(tiny_voice_dir: Path) -> Iterator[Voice]:
     """The tiny voice loaded on the CPU backend, shared by the session."""
     from rtvoice import Voice
 

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, Mapping
-from typing import cast
 
 import numpy as np
 
@@ -84,8 +83,8 @@ class _Take:
             chime = chime_chunk(voice.sample_rate)
             self._add(chime)
             yield chime
-        # Voice.stream is an async generator (typed as an iterator): close it when we stop.
-        stream = cast(AsyncGenerator[AudioChunk, None], voice.stream(item.text, synthesis))
+        # Voice.stream is an async generator: close it when we stop.
+        stream = voice.stream(item.text, synthesis)
         async with contextlib.aclosing(stream):
             async for chunk in stream:
                 if self.first_s is None:

@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--chunk-frames", type=int)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--seams", action="store_true",
-                   help="instead: sweep chunk and context sizes, SNR of streamed vs whole audio and time to first audio")
+                   help="instead: sweep chunk and context sizes, SNR of streamed vs whole audio "
+                        "and time to first audio")
     p.add_argument("--compare", choices=("torch",), help="also time the PyTorch reference (build extra)")
     p.add_argument("--torch-fp16", action="store_true", help="run the PyTorch reference under fp16 autocast")
     p.add_argument("--checkpoints", nargs=2, type=Path, metavar=("TACOTRON2", "WAVEGLOW"),

@@ -45,14 +45,17 @@ def run(args: argparse.Namespace) -> int:
         c = voice.config
         print(f"voice:        {c.name} ({voice.folder})")
         print(f"source:       {', '.join(f'{k}={v}' for k, v in c.source.items() if not isinstance(v, dict))}")
-        print(f"audio:        {c.audio.sample_rate} Hz, hop {c.audio.hop_length}, {c.audio.n_mel_channels} mel channels")
+        print(f"audio:        {c.audio.sample_rate} Hz, hop {c.audio.hop_length}, "
+              f"{c.audio.n_mel_channels} mel channels")
         print(f"decoder:      attention RNN {c.decoder.attention_rnn_dim}, decoder RNN {c.decoder.decoder_rnn_dim}, "
               f"gate threshold {c.decoder.gate_threshold}, max {c.decoder.max_decoder_steps} steps")
         print(f"streaming:    first chunk {c.streaming.first_chunk_frames} frames, then {c.streaming.chunk_frames}, "
               f"context {c.streaming.context_frames}, cross-fade {c.streaming.crossfade_samples} samples")
         print(f"backend:      {voice.choice.backend} on {voice.choice.device} ({voice.choice.reason})")
-    print(f"onnxruntime:  {_version('onnxruntime') if _version('onnxruntime') != 'not installed' else _version('onnxruntime-gpu')}"
-          f" (providers: {', '.join(available_providers())})")
+    ort_version = _version("onnxruntime")
+    if ort_version == "not installed":
+        ort_version = _version("onnxruntime-gpu")
+    print(f"onnxruntime:  {ort_version} (providers: {', '.join(available_providers())})")
     print(f"tensorrt:     {_version('tensorrt')}")
     for line in _gpus():
         print(f"gpu:          {line}")

@@ -222,8 +222,10 @@ def _check_count(name: str, value: int) -> None:
 
 
 def copy_async(dst: int, src: int, nbytes: int, stream: Stream) -> None:
-    """Queue a copy of ``nbytes`` between two raw addresses (device or pinned host, at any
-    offset into a buffer); unified addressing infers the direction. Zero bytes is a no-op.
+    """Queue a copy of ``nbytes`` between two raw addresses (device or pinned host).
+
+    The addresses may be at any offset into a buffer; unified addressing infers the
+    direction. Zero bytes is a no-op.
 
     For copies at offsets, which the whole-buffer methods above cannot express: a decoder
     frame, a slice of the gate buffer, a window of mel.
@@ -235,8 +237,11 @@ def copy_async(dst: int, src: int, nbytes: int, stream: Stream) -> None:
 
 def copy_2d_async(dst: int, dst_pitch: int, src: int, src_pitch: int, width: int, height: int,
                   stream: Stream) -> None:
-    """Queue a strided copy of ``height`` rows of ``width`` bytes (e.g. a column window of a
-    (channels, frames) matrix) in one call instead of one copy per row."""
+    """Queue a strided copy of ``height`` rows of ``width`` bytes in one call.
+
+    One call instead of one copy per row, e.g. for a column window of a (channels, frames)
+    matrix.
+    """
     if width and height:
         call(cudart.cudaMemcpy2DAsync, dst, dst_pitch, src, src_pitch, width, height,
              cudart.cudaMemcpyKind.cudaMemcpyDefault, stream.handle)

@@ -71,7 +71,8 @@ def _count(state: StateDict, pattern: str) -> int:
 
 def _shape(state: StateDict, name: str) -> tuple[int, ...]:
     if name not in state:
-        raise CheckpointError(f"Checkpoint has no tensor {name!r}; is it a Tacotron 2/WaveGlow checkpoint?", tensor=name)
+        raise CheckpointError(f"Checkpoint has no tensor {name!r}; is it a Tacotron 2/WaveGlow checkpoint?",
+                              tensor=name)
     return tuple(state[name].shape)
 
 
@@ -144,7 +145,8 @@ def load_state(model: nn.Module, state: StateDict, what: str) -> None:
             )
     extra = sorted(set(state) - set(expected))
     if extra:
-        raise CheckpointError(f"{what} checkpoint has unknown tensor {extra[0]!r} ({len(extra)} unknown).", tensor=extra[0])
+        raise CheckpointError(f"{what} checkpoint has unknown tensor {extra[0]!r} ({len(extra)} unknown).",
+                              tensor=extra[0])
     model.load_state_dict(state)
 
 

@@ -29,10 +29,12 @@ STATE_NAMES = DecoderState.NAMES
 def _lstm_from_cell(cell: nn.LSTMCell) -> nn.LSTM:
     """An ONNX-exportable one-layer LSTM carrying an LSTMCell's weights."""
     lstm = nn.LSTM(cell.input_size, cell.hidden_size)
-    lstm.weight_ih_l0.data.copy_(cell.weight_ih.data)
-    lstm.weight_hh_l0.data.copy_(cell.weight_hh.data)
-    lstm.bias_ih_l0.data.copy_(cell.bias_ih.data)
-    lstm.bias_hh_l0.data.copy_(cell.bias_hh.data)
+    # get_parameter, not attribute access: nn.LSTM registers its weights by name, so mypy
+    # would see ``lstm.weight_ih_l0`` only as ``Tensor | Module``.
+    lstm.get_parameter("weight_ih_l0").data.copy_(cell.weight_ih.data)
+    lstm.get_parameter("weight_hh_l0").data.copy_(cell.weight_hh.data)
+    lstm.get_parameter("bias_ih_l0").data.copy_(cell.bias_ih.data)
+    lstm.get_parameter("bias_hh_l0").data.copy_(cell.bias_hh.data)
     return lstm
 
 
@@ -49,8 +51,11 @@ class _OneStepLSTM(nn.Module):
 
 
 class EncoderGraph(nn.Module):
-    """Batched encoder without packed sequences: the backward direction runs on each row
-    reversed within its own length, which is exact for padded batches and exports cleanly."""
+    """Batched encoder without packed sequences.
+
+    The backward direction runs on each row reversed within its own length, which is exact
+    for padded batches and exports cleanly.
+    """
 
     def __init__(self, model: Tacotron2) -> None:
         super().__init__()
@@ -94,23 +99,26 @@ class DecoderStepGraph(nn.Module):
 
 
 class PostnetGraph(nn.Module):
-    """Takes frames as the decoder writes them, (B, T, n_mel), so a backend can point the
-    postnet straight at a window of its mel buffer; returns (B, n_mel, T) for WaveGlow."""
+    """The postnet on frames as the decoder writes them: (B, T, n_mel) -> (B, n_mel, T).
+
+    Taking the decoder's layout lets a backend point the postnet straight at a window of its
+    mel buffer; the output is in the layout WaveGlow takes.
+    """
 
     def __init__(self, model: Tacotron2) -> None:
         super().__init__()
         self.postnet = model.postnet
 
     def forward(self, mel_frames: Tensor) -> Tensor:
-        return self.postnet(mel_frames.transpose(1, 2))
+        mel: Tensor = self.postnet(mel_frames.transpose(1, 2))
+        return mel
 
 
 class WaveGlowGraph(nn.Module):
     def __init__(self, model: WaveGlow) -> None:
         super().__init__()
         self.model = model
-        for conv in model.convinv:
-            conv.freeze_inverse()
+        model.freeze_inverses()
 
     def forward(self, mel: Tensor, noise: Tensor) -> Tensor:
         return self.model.infer(mel, noise)

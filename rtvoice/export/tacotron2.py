@@ -55,7 +55,8 @@ class LinearNorm(nn.Module):
         self.linear_layer = nn.Linear(n_in, n_out, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.linear_layer(x)
+        y: Tensor = self.linear_layer(x)
+        return y
 
 
 class ConvNorm(nn.Module):
@@ -64,7 +65,8 @@ class ConvNorm(nn.Module):
         self.conv = nn.Conv1d(n_in, n_out, kernel_size, padding=(kernel_size - 1) // 2, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.conv(x)
+        y: Tensor = self.conv(x)
+        return y
 
 
 def _conv_bn(n_in: int, n_out: int, kernel_size: int) -> nn.Sequential:
@@ -116,7 +118,8 @@ class LocationLayer(nn.Module):
         self.location_dense = LinearNorm(n_filters, attention_dim, bias=False)
 
     def forward(self, weights_cat: Tensor) -> Tensor:
-        return self.location_dense(self.location_conv(weights_cat).transpose(1, 2))
+        processed: Tensor = self.location_dense(self.location_conv(weights_cat).transpose(1, 2))
+        return processed
 
 
 class Attention(nn.Module):

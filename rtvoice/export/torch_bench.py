@@ -19,8 +19,8 @@ from ..models.randomness import PrenetMasks, noise
 from ..text import text_to_ids
 from .checkpoint import load_tacotron2, load_waveglow
 from .tacotron2 import Tacotron2
-from .waveglow import WaveGlow
 from .voice_builder import random_models
+from .waveglow import WaveGlow
 
 
 def reference_models(config: VoiceConfig, checkpoints: tuple[Path, Path] | None = None) -> tuple[Tacotron2, WaveGlow]:
@@ -38,10 +38,10 @@ def time_torch(config: VoiceConfig, text: str, steps: int, device: str, runs: in
                fp16: bool = False, checkpoints: tuple[Path, Path] | None = None) -> dict[str, Any]:
     """Median latency of the PyTorch reference for ``text`` with ``steps`` forced decoder steps."""
     tacotron2, waveglow = reference_models(config, checkpoints)
-    dev = torch.device("cuda" if device.startswith("cuda") else "cpu", int(device.split(":")[1]) if ":" in device else 0)
+    dev = torch.device("cuda" if device.startswith("cuda") else "cpu",
+                       int(device.split(":")[1]) if ":" in device else 0)
     tacotron2, waveglow = tacotron2.to(dev).eval(), waveglow.to(dev).eval()
-    for conv in waveglow.convinv:
-        conv.freeze_inverse()
+    waveglow.freeze_inverses()
     ids = torch.tensor([text_to_ids(text, config.text.symbols)], device=dev)
     masks = torch.from_numpy(PrenetMasks(0, 0, config.decoder.prenet_dim).take(steps)).to(dev)
     cols = config.audio.hop_length // config.vocoder.n_group

@@ -20,7 +20,7 @@ from ..config import (
 from ..text import SYMBOLS
 from .onnx_export import export_tacotron2, export_waveglow
 from .tacotron2 import Tacotron2, Tacotron2Params
-from .waveglow import WaveGlow, WaveGlowParams
+from .waveglow import WN, WaveGlow, WaveGlowParams
 
 log = logging.getLogger("rtvoice.build")
 
@@ -50,12 +50,16 @@ def random_models(size: RandomSize, seed: int = 0, waveglow_channels: int = 256)
     with torch.no_grad():
         for module in tacotron2.modules():
             if isinstance(module, torch.nn.BatchNorm1d):
+                # BatchNorm1d tracks running stats by default, so these buffers exist.
+                assert module.running_mean is not None and module.running_var is not None
                 module.running_mean.normal_(0.0, 0.1)
                 module.running_var.uniform_(0.5, 1.5)
                 module.weight.uniform_(0.5, 1.5)
                 module.bias.normal_(0.0, 0.1)
         tacotron2.decoder.gate_layer.linear_layer.bias.fill_(-8.0)
         for wn in waveglow.WN:
+            assert isinstance(wn, WN)  # nn.ModuleList items are typed as Module
+            assert wn.end.bias is not None  # WN's end convolution has a bias
             wn.end.weight.mul_(0.1)
             wn.end.bias.zero_()
     return tacotron2.eval(), waveglow.eval()

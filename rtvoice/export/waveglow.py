@@ -81,7 +81,8 @@ class WN(nn.Module):
                 output = output + res_skip[:, c:]
             else:
                 output = output + res_skip
-        return self.end(output)
+        end: Tensor = self.end(output)
+        return end
 
 
 class Invertible1x1Conv(nn.Module):
@@ -96,8 +97,11 @@ class Invertible1x1Conv(nn.Module):
         self.frozen_inverse: Tensor | None = None
 
     def freeze_inverse(self) -> None:
-        """Compute W^-1 once (float64) and hold it as a plain tensor: an exported graph then
-        carries it as a constant, because ONNX has no matrix-inverse operator."""
+        """Compute W^-1 once (float64) and hold it as a plain tensor.
+
+        An exported graph then carries it as a constant, because ONNX has no matrix-inverse
+        operator.
+        """
         w = self.conv.weight.detach().squeeze(2).double()
         self.frozen_inverse = torch.linalg.inv(w).float()[:, :, None].contiguous()
 
@@ -120,10 +124,16 @@ class WaveGlow(nn.Module):
             self.convinv.append(Invertible1x1Conv(c))
             self.WN.append(WN(c // 2, p))
 
+    def freeze_inverses(self) -> None:
+        """Freeze every flow's W^-1 (see :meth:`Invertible1x1Conv.freeze_inverse`), for export or timing."""
+        for conv in self.convinv:
+            assert isinstance(conv, Invertible1x1Conv)  # nn.ModuleList items are typed as Module
+            conv.freeze_inverse()
+
     def condition(self, mel: Tensor) -> Tensor:
         """Mel (B, n_mel, T) -> conditioning (B, n_mel*n_group, T*hop/n_group)."""
         p = self.params
-        spect = self.upsample(mel)
+        spect: Tensor = self.upsample(mel)
         spect = spect[:, :, : mel.size(2) * p.hop_length]
         b, m, t = spect.shape
         spect = spect.view(b, m, t // p.n_group, p.n_group).permute(0, 1, 3, 2)
@@ -141,7 +151,9 @@ class WaveGlow(nn.Module):
             out = self.WN[k](a0, spect)
             s, b = out[:, n_half:], out[:, :n_half]
             a1 = (a1 - b) * torch.exp(-s)
-            audio = self.convinv[k].inverse(torch.cat((a0, a1), 1))
+            conv = self.convinv[k]
+            assert isinstance(conv, Invertible1x1Conv)  # nn.ModuleList items are typed as Module
+            audio = conv.inverse(torch.cat((a0, a1), 1))
             if k % p.n_early_every == 0 and k > 0:
                 audio = torch.cat((noise[:, taken - p.n_early_size : taken], audio), 1)
                 taken -= p.n_early_size

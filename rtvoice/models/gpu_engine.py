@@ -50,7 +50,9 @@ class DeviceTensor:
 
 class BoundRun(Protocol):
     """A graph with every input and output bound to fixed addresses: ``run()`` only executes.
-    The decoder step uses two (one per ping-pong direction), so a step binds nothing."""
+
+    The decoder step uses two (one per ping-pong direction), so a step binds nothing.
+    """
 
     def run(self) -> None: ...
 
@@ -101,8 +103,11 @@ class _Slot:
 
 
 class GpuUtterance:
-    """One sentence on the GPU. ``decode`` runs on the decoder thread (stream A), ``vocode``
-    on the vocoder thread (stream B); see the module docstring."""
+    """One sentence on the GPU.
+
+    ``decode`` runs on the decoder thread (stream A), ``vocode`` on the vocoder thread
+    (stream B); see the module docstring.
+    """
 
     def __init__(self, engine: GpuEngine, slot: _Slot, ids: Sequence[int], max_steps: int) -> None:
         self._engine = engine
@@ -226,7 +231,7 @@ class GpuUtterance:
         return s.gates_host.array(np.float32, (f0 + k,))[f0:].copy()
 
     def mel(self, start: int, stop: int) -> npt.NDArray[np.float32]:
-        e, s = self._engine, self._live()
+        s = self._live()
         out = np.empty((stop - start, self._mel_dim), np.float32)
         with Stream() as stream:
             copy_async(int(out.ctypes.data), s.mel.ptr + F32 * self._mel_dim * start, out.nbytes, stream)
@@ -272,8 +277,11 @@ class _Vocoder:
             self._runners(bucket)
 
     def bucket(self, frames: int) -> int:
-        """The fixed window size used for ``frames``: the smallest bucket that fits, else a
-        multiple of the largest (whole-utterance windows)."""
+        """The fixed window size used for ``frames``.
+
+        The smallest bucket that fits, else a multiple of the largest (whole-utterance
+        windows).
+        """
         for b in self.buckets:
             if frames <= b:
                 return b

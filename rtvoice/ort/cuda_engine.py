@@ -75,12 +75,14 @@ class OrtCudaRunner:
         self._session.run_with_iobinding(binding, self._run_options)
 
     def close(self) -> None:
-        """Destroy the session now (the IO binding keeps it alive otherwise): it must be gone
-        before the engine destroys the CUDA stream the session runs on."""
+        """Destroy the session now (the IO binding keeps it alive otherwise).
+
+        It must be gone before the engine destroys the CUDA stream the session runs on.
+        """
         if self._session is not None:
             self._binding.clear_binding_inputs()
             self._binding.clear_binding_outputs()
-            self._binding = None  # type: ignore[assignment]
+            self._binding = None
             self._session = None
 
 

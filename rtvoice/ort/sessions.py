@@ -81,7 +81,8 @@ def open_session(path: Path, providers: Sequence[str | tuple[str, dict[str, Any]
                  threads: int | None = None) -> ort.InferenceSession:
     """Open one graph; a missing or corrupt file is a VoiceError naming the file."""
     if not path.is_file():
-        raise VoiceError(f"Voice graph {path} is missing. Hint: rebuild the voice with build_engines.py.", path=str(path))
+        raise VoiceError(f"Voice graph {path} is missing. Hint: rebuild the voice with build_engines.py.",
+                         path=str(path))
     try:
         return ort.InferenceSession(str(path), sess_options=_options(threads), providers=list(providers))
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad models
@@ -109,8 +110,11 @@ def check_inputs(session: ort.InferenceSession, graph: str, path: Path) -> None:
 def open_sessions(folder: Path, config: VoiceConfig,
                   providers: Sequence[str | tuple[str, dict[str, Any]]],
                   vocoder_providers: Sequence[str | tuple[str, dict[str, Any]]] | None = None) -> GraphSessions:
-    """Open all four graphs. The decoder graphs get one intra-op thread: its ops are tiny and
-    the vocoder runs beside it on the other cores."""
+    """Open all four graphs.
+
+    The decoder graphs get one intra-op thread: their ops are tiny and the vocoder runs
+    beside them on the other cores.
+    """
     graphs = config.graphs
     vocoder = vocoder_providers or providers
     sessions = GraphSessions(

@@ -14,7 +14,6 @@ import contextlib
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import cast
 
 from ..audio import AudioChunk
 from ..config import SynthesisConfig
@@ -70,8 +69,8 @@ async def speak(state: ServerState, job: SpeechJob, *, since: float | None = Non
         outcome = "error"
         try:
             last: AudioChunk | None = None
-            # Voice.stream is an async generator, though annotated as an AsyncIterator.
-            stream = cast(AsyncGenerator[AudioChunk, None], job.voice.stream(job.text, job.config))
+            # Voice.stream is an async generator: close it when we stop.
+            stream = job.voice.stream(job.text, job.config)
             async with contextlib.aclosing(stream) as chunks:
                 async for chunk in chunks:
                     if last is None:

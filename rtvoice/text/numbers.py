@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from num2words import num2words  # type: ignore[import-untyped]
+from num2words import num2words
 
 __all__ = ["expand_currency", "expand_numbers"]
 

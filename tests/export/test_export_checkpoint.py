@@ -82,8 +82,8 @@ def test_full_size_ngc_checkpoints_become_a_voice_that_speaks_without_torch(tmp_
     t2 = _ngc_checkpoint("tacotron2", tmp_path / "nvidia_tacotron2.pt")
     wg = _ngc_checkpoint("waveglow256", tmp_path / "nvidia_waveglow256.pt")
     voice = tmp_path / "ngc"
-    build = subprocess.run([sys.executable, str(REPO / "build_engines.py"), "--tacotron2", str(t2), "--waveglow", str(wg),
-                            "--out", str(voice)], capture_output=True, text=True, timeout=600)
+    build = subprocess.run([sys.executable, str(REPO / "build_engines.py"), "--tacotron2", str(t2),
+                            "--waveglow", str(wg), "--out", str(voice)], capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stderr
     assert "parity with PyTorch: ok" in build.stdout
     assert "TensorRT engines: skipped" in build.stdout or "TensorRT engine:" in build.stdout

@@ -1,9 +1,11 @@
-"""The shared GPU engine through ONNX Runtime CUDA: buffers, streams, events, overlap and
-cancellation, for real on a GPU (issue #3). Skipped where there is no usable CUDA GPU."""
+"""The shared GPU engine through ONNX Runtime CUDA, for real on a GPU (issue #3).
+
+Buffers, streams, events, overlap and cancellation. Skipped where there is no usable CUDA
+GPU.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from pathlib import Path
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
-from conftest import free_port
+from server_support import free_port
 
 
 def test_serve_command_serves_http_and_stops_cleanly(tiny_voice_dir: Path) -> None:

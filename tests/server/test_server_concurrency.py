@@ -6,7 +6,7 @@ import asyncio
 import json
 
 import httpx
-from conftest import MAX_STEPS, LiveServer
+from server_support import MAX_STEPS, LiveServer
 from websockets.asyncio.client import connect
 from wyoming.client import AsyncTcpClient
 from wyoming.tts import Synthesize, SynthesizeVoice

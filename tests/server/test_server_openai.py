@@ -8,7 +8,7 @@ import time
 import httpx
 import openai
 import pytest
-from conftest import MAX_STEPS, TOKEN, LiveServer
+from server_support import MAX_STEPS, TOKEN, LiveServer
 
 HOP = 256  # the tiny voice's hop length
 SENTENCE_SAMPLES = MAX_STEPS * HOP

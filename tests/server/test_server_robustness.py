@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import LiveServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from server_support import LiveServer
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 

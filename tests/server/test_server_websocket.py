@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import MAX_STEPS, LiveServer
+from server_support import MAX_STEPS, LiveServer
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 

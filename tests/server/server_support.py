@@ -1,0 +1,96 @@
+"""Live-server helpers shared by the server tests.
+
+A uniquely named module, not conftest, so that test files import it unambiguously when
+the whole suite runs (tests/mqtt has a conftest too).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass, replace
+
+import httpx
+import uvicorn
+from prometheus_client.parser import text_string_to_metric_families
+
+from rtvoice.server import ServerConfig, uvicorn_config
+
+TOKEN = "test-token"
+#: The tiny random voice never stops on its own; a short cap keeps every synthesis quick.
+MAX_STEPS = 24
+
+
+@dataclass
+class LiveServer:
+    """A running server and how to reach it."""
+
+    config: ServerConfig
+    port: int
+    wyoming_port: int | None
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/audio/stream"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.config.token}"} if self.config.token else {}
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, headers=self.headers, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The value of one sample of /metrics (0 when absent)."""
+        text = httpx.get(f"{self.base_url}/metrics", headers=self.headers, timeout=10).text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                    return float(sample.value)
+        return 0.0
+
+    def wait_idle(self, timeout_s: float = 10.0) -> None:
+        """Wait until no synthesis runs (the active-streams gauge is 0)."""
+        deadline = time.monotonic() + timeout_s
+        while self.metric("rtvoice_active_streams") > 0:
+            assert time.monotonic() < deadline, "syntheses still running"
+            time.sleep(0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(config: ServerConfig) -> LiveServer:
+    """Start ``config`` on a free port in a thread; returns once it accepts requests."""
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say so; without it
+    # Nagle and delayed ACKs add 40 ms to every response.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    config = replace(config, port=port)
+    server = uvicorn.Server(uvicorn_config(config))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="test-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive(), "server failed to start"
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.02)
+    return LiveServer(config, port, config.wyoming_port, server, thread)
+
+
+def stop_server(live: LiveServer) -> None:
+    live.server.should_exit = True
+    live.thread.join(timeout=30)
+    assert not live.thread.is_alive(), "server did not stop"
