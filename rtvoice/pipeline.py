@@ -2,8 +2,9 @@
 
 Threads (who calls what):
 
-- The decoder thread runs ``Engine.open_utterance`` and ``Utterance.decode`` (stream A on
-  the GPU backends). The vocoder thread runs ``Utterance.vocode`` (stream B). Each is a
+- The decoder thread runs ``Engine.open_utterance`` and ``Engine.decode_batch`` (stream A
+  on the GPU backends); :mod:`rtvoice.batching` batches the decoder steps of concurrent
+  streams into one call. The vocoder thread runs ``Utterance.vocode`` (stream B). Each is a
   single-thread executor owned by :class:`Workers`, shared by every stream of a voice, so
   concurrent requests interleave batch by batch and engines never see a third thread.
 - The event loop only moves small objects between bounded queues. Results cross from a
@@ -23,9 +24,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from .audio import AudioChunk
+from .batching import DecodeBatcher
 from .config import ResolvedSynthesis, SynthesisConfig
 from .models.engine import Engine, Utterance
-from .synthesizer import ChunkVocoder, Clock, Progress, Sentence, decode_sentence, plan
+from .synthesizer import ChunkVocoder, Clock, Progress, Sentence, SentenceDecoder, plan
 
 T = TypeVar("T")
 _END = object()
@@ -35,8 +37,11 @@ class Workers:
     """The decoder and vocoder threads of one voice. ``close()`` is idempotent."""
 
     def __init__(self, name: str) -> None:
-        self.decoder: ThreadPoolExecutor | None = ThreadPoolExecutor(1, thread_name_prefix=f"rtvoice[{name}].decoder")
+        decoder = ThreadPoolExecutor(1, thread_name_prefix=f"rtvoice[{name}].decoder")
+        self.decoder: ThreadPoolExecutor | None = decoder
         self.vocoder: ThreadPoolExecutor | None = ThreadPoolExecutor(1, thread_name_prefix=f"rtvoice[{name}].vocoder")
+        self.batcher = DecodeBatcher(decoder)
+        """Continuous batching of the decoder steps of every stream of the voice."""
 
     def close(self) -> None:
         for pool in (self.decoder, self.vocoder):
@@ -49,10 +54,6 @@ async def _on(pool: ThreadPoolExecutor | None, fn: Callable[..., T], *args: obje
     if pool is None:
         raise RuntimeError("voice is closed")
     return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
-
-
-def _next(iterator: object) -> object:
-    return next(iterator, _END)  # type: ignore[call-overload]
 
 
 async def stream(engine: Engine, workers: Workers, text: str, config: SynthesisConfig | None = None,
@@ -98,9 +99,10 @@ async def _produce(engine: Engine, workers: Workers, sentences: list[Sentence], 
         for sentence in sentences:
             utterance = await _on(workers.decoder, engine.open_utterance, sentence.ids, settings.max_decoder_steps)
             opened.append(utterance)
-            steps = decode_sentence(utterance, sentence, engine.config, settings)
-            while (progress := await _on(workers.decoder, _next, steps)) is not _END:
-                await progress_q.put(progress)
+            plan_ = SentenceDecoder(utterance, sentence, engine.config, settings)
+            while (masks := plan_.next_masks()) is not None:
+                gates = await workers.batcher.decode(engine, utterance, masks)
+                await progress_q.put(plan_.accept(gates))
     except Exception as exc:  # handed to the consumer, which raises it at the caller's async for
         await progress_q.put(exc)
     else:

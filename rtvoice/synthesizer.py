@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from .audio import AudioChunk, Float32Array, Timing
 from .config import ResolvedSynthesis, SynthesisConfig, VoiceConfig
@@ -76,28 +77,54 @@ def _gate_logit(threshold: float) -> float:
     return math.log(threshold / (1.0 - threshold))
 
 
+class SentenceDecoder:
+    """The decoding plan of one sentence: which masks to step with, what the gates mean.
+
+    It never touches the engine itself, so the same plan serves the sync core (one
+    utterance at a time) and the async pipeline (whose batcher steps many at once). The
+    gate is read once per ``gate_check_interval`` steps; frames decoded past the step where
+    it fired are never handed on.
+    """
+
+    def __init__(self, utterance: Utterance, sentence: Sentence, voice: VoiceConfig,
+                 settings: ResolvedSynthesis) -> None:
+        self.utterance = utterance
+        self.sentence = sentence
+        self._interval = voice.decoder.gate_check_interval
+        self._masks = PrenetMasks(settings.seed, sentence.index, voice.decoder.prenet_dim,
+                                  voice.decoder.prenet_dropout)
+        self._logit = _gate_logit(voice.decoder.gate_threshold)
+        self._settings = settings
+        self._before = 0
+        self.done = False
+
+    def next_masks(self) -> npt.NDArray[np.float32] | None:
+        """Masks for the next batch of steps, or None once the sentence is decoded."""
+        if self.done:
+            return None
+        self._before = self.utterance.frames
+        return self._masks.take(min(self._interval, self._settings.max_decoder_steps - self._before))
+
+    def accept(self, gates: npt.NDArray[np.float32]) -> Progress:
+        """Read the gate logits of the batch just decoded; says how far the frames are final."""
+        fired = np.flatnonzero(gates > self._logit) if not self._settings.force_steps else np.empty(0)
+        frames = self.utterance.frames
+        if fired.size:
+            self.done = True
+            return Progress(self.sentence, self.utterance, self._before + int(fired[0]) + 1, True)
+        self.done = frames >= self._settings.max_decoder_steps
+        return Progress(self.sentence, self.utterance, frames, self.done)
+
+
 def decode_sentence(utterance: Utterance, sentence: Sentence, voice: VoiceConfig,
                     settings: ResolvedSynthesis) -> Iterator[Progress]:
     """Step the decoder of one sentence's ``utterance``; yields after each batch of steps.
 
-    The gate is read once per ``gate_check_interval`` steps; frames decoded past the step
-    where it fired are never handed on. The caller owns (and closes) the utterance.
+    The caller owns (and closes) the utterance.
     """
-    interval = voice.decoder.gate_check_interval
-    masks = PrenetMasks(settings.seed, sentence.index, voice.decoder.prenet_dim, voice.decoder.prenet_dropout)
-    logit = _gate_logit(voice.decoder.gate_threshold)
-    while True:
-        before = utterance.frames
-        k = min(interval, settings.max_decoder_steps - before)
-        gates = utterance.decode(masks.take(k))
-        fired = np.flatnonzero(gates > logit) if not settings.force_steps else np.empty(0)
-        if fired.size:
-            yield Progress(sentence, utterance, before + int(fired[0]) + 1, True)
-            return
-        if utterance.frames >= settings.max_decoder_steps:
-            yield Progress(sentence, utterance, utterance.frames, True)
-            return
-        yield Progress(sentence, utterance, utterance.frames, False)
+    plan_ = SentenceDecoder(utterance, sentence, voice, settings)
+    while (masks := plan_.next_masks()) is not None:
+        yield plan_.accept(utterance.decode(masks))
 
 
 class Clock:

@@ -57,5 +57,14 @@ class Engine(Protocol):
     def open_utterance(self, ids: Sequence[int], max_steps: int) -> Utterance:
         """Run the encoder for one sentence and return its decoder state, ready to step."""
 
+    def decode_batch(
+        self, items: Sequence[tuple[Utterance, npt.NDArray[np.float32]]]
+    ) -> list[npt.NDArray[np.float32]]:
+        """Decode several utterances at once (continuous batching); one gate array each.
+
+        Equivalent to ``[u.decode(m) for u, m in items]``; a backend that batches runs the
+        utterances' steps together, those with fewer masks dropping out as they finish.
+        """
+
     def close(self) -> None:
         """Release sessions, engines and device memory. Idempotent."""

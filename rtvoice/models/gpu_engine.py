@@ -31,6 +31,7 @@ import numpy.typing as npt
 from ..config import VoiceConfig
 from ..cuda import DeviceBuffer, Event, HostBuffer, Stream, copy_2d_async, copy_async, set_device
 from ..errors import InternalError
+from .engine import Utterance
 
 log = logging.getLogger("rtvoice.gpu")
 
@@ -392,6 +393,11 @@ class GpuEngine:
         except BaseException:
             self.release(slot)
             raise
+
+    def decode_batch(self, items: Sequence[tuple[Utterance, npt.NDArray[np.float32]]]
+                     ) -> list[npt.NDArray[np.float32]]:
+        """One utterance after another: the GPU engine does not batch decoder steps yet."""
+        return [utterance.decode(masks) for utterance, masks in items]
 
     def release(self, slot: _Slot) -> None:
         with self._lock:

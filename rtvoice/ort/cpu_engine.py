@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from ..config import VoiceConfig
 from ..errors import InternalError
+from ..models.engine import Utterance
 from .sessions import DecoderIO, GraphSessions, open_sessions
 
 Array = npt.NDArray[np.float32]
@@ -41,19 +43,26 @@ class CpuUtterance:
 
     def decode(self, prenet_masks: Array) -> Array:
         k = len(prenet_masks)
-        if self._frames + k > len(self._mel):
-            raise InternalError(f"decode past max steps ({self._frames}+{k} > {len(self._mel)})")
+        self._check_room(k)
         gates = np.empty(k, np.float32)
         run = self._sessions.decoder_step.run
         for i in range(k):
             outputs = run(None, {"decoder_input": self._frame, **self._state, **self._static,
                                  "prenet_masks": prenet_masks[i]})
-            self._frame = outputs[0]
-            self._mel[self._frames] = outputs[0][0]
             gates[i] = outputs[1][0, 0]
-            self._state = DecoderIO.next_state(outputs)
-            self._frames += 1
+            self._step_outputs(outputs[0], DecoderIO.next_state(outputs))
         return gates
+
+    def _check_room(self, k: int) -> None:
+        if self._frames + k > len(self._mel):
+            raise InternalError(f"decode past max steps ({self._frames}+{k} > {len(self._mel)})")
+
+    def _step_outputs(self, frame: Array, state: dict[str, Array]) -> None:
+        """Take one step's results (frame (1, n_mel) and next state) as our own."""
+        self._frame = frame
+        self._mel[self._frames] = frame[0]
+        self._state = state
+        self._frames += 1
 
     def mel(self, start: int, stop: int) -> Array:
         return np.ascontiguousarray(self._mel[start:stop].T)
@@ -70,6 +79,30 @@ class CpuUtterance:
         self._closed = True
 
 
+def _pad(arrays: list[npt.NDArray[Any]], width: int, fill: object) -> npt.NDArray[Any]:
+    """Stack (1, n_i, ...) arrays into (B, width, ...), filling the tail of each row."""
+    first = arrays[0]
+    out = np.full((len(arrays), width, *first.shape[2:]), fill, dtype=first.dtype)
+    for row, a in enumerate(arrays):
+        out[row, : a.shape[1]] = a[0]
+    return out
+
+
+def _stack_static(group: list[CpuUtterance]) -> dict[str, Array]:
+    width = max(u._static["mask"].shape[1] for u in group)
+    return {"memory": _pad([u._static["memory"] for u in group], width, 0.0),
+            "processed_memory": _pad([u._static["processed_memory"] for u in group], width, 0.0),
+            "mask": _pad([u._static["mask"] for u in group], width, True)}
+
+
+def _stack_state(group: list[CpuUtterance], width: int) -> dict[str, Array]:
+    out = {}
+    for name in group[0]._state:
+        parts = [u._state[name] for u in group]
+        out[name] = _pad(parts, width, 0.0) if name.startswith("attention_weights") else np.concatenate(parts)
+    return out
+
+
 class CpuEngine:
     """ONNX Runtime CPUExecutionProvider over a voice folder's four graphs."""
 
@@ -84,6 +117,46 @@ class CpuEngine:
         if self._sessions is None:
             raise InternalError("engine used after close()")
         return CpuUtterance(self._sessions, self.config, ids, max_steps)
+
+    def decode_batch(self, items: Sequence[tuple[Utterance, Array]]) -> list[Array]:
+        """Step several utterances together: one decoder-step run per step for all of them.
+
+        Rows are padded to the longest text; padding is exact because the mask sends the
+        attention energies of padded positions to -inf (weight 0), and the location
+        convolution sees the same zeros the graph's own padding would give it. Utterances
+        with fewer masks drop out as they finish (continuous batching).
+        """
+        if self._sessions is None:
+            raise InternalError("engine used after close()")
+        if len(items) == 1:
+            return [items[0][0].decode(items[0][1])]
+        ours = [u for u, _ in items if isinstance(u, CpuUtterance)]
+        if len(ours) != len(items):
+            raise InternalError("decode_batch() got an utterance of another engine")
+        for utterance, (_, masks) in zip(ours, items, strict=True):
+            utterance._check_room(len(masks))
+        gates = [np.empty(len(masks), np.float32) for _, masks in items]
+        run = self._sessions.decoder_step.run
+        static: tuple[tuple[int, ...], dict[str, Array]] | None = None
+        for i in range(max(len(masks) for _, masks in items)):
+            rows = [j for j, (_, masks) in enumerate(items) if i < len(masks)]
+            group = [ours[j] for j in rows]
+            key = tuple(rows)
+            if static is None or static[0] != key:  # stack the encoder outputs once per membership
+                static = (key, _stack_static(group))
+            feeds = {"decoder_input": np.concatenate([u._frame for u in group]),
+                     **_stack_state(group, static[1]["mask"].shape[1]), **static[1],
+                     "prenet_masks": np.concatenate([items[j][1][i] for j in rows])}
+            outputs = run(None, feeds)
+            nxt = DecoderIO.next_state(outputs)
+            for row, (j, u) in enumerate(zip(rows, group, strict=True)):
+                n = u._static["mask"].shape[1]
+                state = {name: np.ascontiguousarray(value[row : row + 1, :n])
+                         if name.startswith("attention_weights") else value[row : row + 1]
+                         for name, value in nxt.items()}
+                gates[j][i] = outputs[1][row, 0]
+                u._step_outputs(outputs[0][row : row + 1], state)
+        return gates
 
     def close(self) -> None:
         self._sessions = None
