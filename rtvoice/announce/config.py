@@ -108,7 +108,7 @@ class BrokerSettings:
 
 @dataclass(frozen=True)
 class AnnouncerConfig:
-    """What the announcement daemon does; see ``docs/readme/mqtt.md`` for the topics."""
+    """What the announcement daemon does; see the README section "MQTT announcements" for the topics."""
 
     broker: BrokerSettings
     prefix: str = DEFAULT_PREFIX
