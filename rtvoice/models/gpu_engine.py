@@ -32,11 +32,10 @@ from ..config import VoiceConfig
 from ..cuda import DeviceBuffer, Event, HostBuffer, Stream, copy_2d_async, copy_async, set_device
 from ..errors import InternalError
 from .engine import Utterance
+from .graphs import STATE_NAMES, state_shapes
 
 log = logging.getLogger("rtvoice.gpu")
 
-STATE_NAMES = ("attention_hidden", "attention_cell", "decoder_hidden", "decoder_cell",
-               "attention_weights", "attention_weights_cum", "attention_context")
 F32 = 4
 
 
@@ -120,10 +119,7 @@ class GpuUtterance:
         self._frames = 0
         self._cur = 0
         d = c.decoder
-        shapes = {"attention_hidden": (1, d.attention_rnn_dim), "attention_cell": (1, d.attention_rnn_dim),
-                  "decoder_hidden": (1, d.decoder_rnn_dim), "decoder_cell": (1, d.decoder_rnn_dim),
-                  "attention_weights": (1, n), "attention_weights_cum": (1, n),
-                  "attention_context": (1, d.encoder_embedding_dim)}
+        shapes = state_shapes(c, 1, n)
         self._shapes = shapes
         # Grow-only allocation happens here, before the decoder loop, never inside it.
         s = slot

@@ -14,40 +14,16 @@ import onnxruntime as ort
 
 from ..config import VoiceConfig
 from ..errors import VoiceError
+from ..models.graphs import GRAPH_INPUTS, STATE_NAMES, state_shapes
 
 log = logging.getLogger("rtvoice.ort")
 
-STATE_NAMES = (
-    "attention_hidden",
-    "attention_cell",
-    "decoder_hidden",
-    "decoder_cell",
-    "attention_weights",
-    "attention_weights_cum",
-    "attention_context",
-)
-"""The decoder step's recurrent state, in the graph's input order (outputs: ``next_<name>``)."""
-
-
 class DecoderIO:
-    """Names and shapes of the decoder step's recurrent state."""
-
-    @staticmethod
-    def state_shapes(config: VoiceConfig, batch: int, text_length: int) -> dict[str, tuple[int, int]]:
-        d = config.decoder
-        return {
-            "attention_hidden": (batch, d.attention_rnn_dim),
-            "attention_cell": (batch, d.attention_rnn_dim),
-            "decoder_hidden": (batch, d.decoder_rnn_dim),
-            "decoder_cell": (batch, d.decoder_rnn_dim),
-            "attention_weights": (batch, text_length),
-            "attention_weights_cum": (batch, text_length),
-            "attention_context": (batch, d.encoder_embedding_dim),
-        }
+    """The decoder step's recurrent state as host arrays."""
 
     @staticmethod
     def zero_state(config: VoiceConfig, batch: int, text_length: int) -> dict[str, npt.NDArray[np.float32]]:
-        shapes = DecoderIO.state_shapes(config, batch, text_length)
+        shapes = state_shapes(config, batch, text_length)
         return {name: np.zeros(shape, np.float32) for name, shape in shapes.items()}
 
     @staticmethod
@@ -88,15 +64,6 @@ def open_session(path: Path, providers: Sequence[str | tuple[str, dict[str, Any]
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad models
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise VoiceError(f"Voice graph {path} cannot be loaded: {first}", path=str(path)) from exc
-
-
-GRAPH_INPUTS = {
-    "encoder": ("text", "text_lengths"),
-    "decoder_step": ("decoder_input", *STATE_NAMES, "memory", "processed_memory", "mask", "prenet_masks"),
-    "postnet": ("mel_frames",),
-    "waveglow": ("mel", "noise"),
-}
-"""The graph contract (rtvoice/export/onnx_export.py): a voice built otherwise must be rebuilt."""
 
 
 def check_inputs(session: ort.InferenceSession, graph: str, path: Path) -> None:

@@ -15,8 +15,9 @@ import numpy as np
 
 from ..errors import EngineError, InternalError
 from ..models.gpu_engine import DeviceTensor
+from ..models.graphs import GRAPH_OUTPUTS
 from ._tensorrt import RecordingLogger, with_errors
-from .profiles import GRAPH_OUTPUTS, Shape, ShapeRange, explain_shape
+from .profiles import Shape, ShapeRange, explain_shape
 
 
 class Context:

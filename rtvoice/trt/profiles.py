@@ -21,29 +21,13 @@ from typing import Final
 
 from ..config import EngineProfile, VoiceConfig
 from ..errors import EngineError
+from ..models.graphs import GRAPH_INPUTS, STATE_NAMES
 
 Shape = tuple[int, ...]
 ShapeRange = tuple[Shape, Shape, Shape]
 """(min, opt, max) shapes of one input."""
 Profiles = dict[str, ShapeRange]
 """Input name -> (min, opt, max): one optimization profile of one graph."""
-
-STATE_NAMES: Final = ("attention_hidden", "attention_cell", "decoder_hidden", "decoder_cell",
-                      "attention_weights", "attention_weights_cum", "attention_context")
-"""The decoder step's recurrent state (inputs; outputs are ``next_<name>``)."""
-
-GRAPH_INPUTS: Final[Mapping[str, tuple[str, ...]]] = {
-    "encoder": ("text", "text_lengths"),
-    "decoder_step": ("decoder_input", *STATE_NAMES, "memory", "processed_memory", "mask", "prenet_masks"),
-    "postnet": ("mel_frames",),
-    "waveglow": ("mel", "noise"),
-}
-GRAPH_OUTPUTS: Final[Mapping[str, tuple[str, ...]]] = {
-    "encoder": ("memory", "processed_memory", "mask"),
-    "decoder_step": ("mel_frame", "gate", *(f"next_{name}" for name in STATE_NAMES)),
-    "postnet": ("mel_postnet",),
-    "waveglow": ("audio",),
-}
 
 NOISE_LENGTH: Final = "noise_length"
 """The one derived axis: WaveGlow's noise length, ``mel_frames * hop_length / n_group``."""

@@ -41,9 +41,10 @@ import numpy as np
 from ..cuda import Stream
 from ..errors import EngineError, InternalError
 from ..models.gpu_engine import DeviceTensor
+from ..models.graphs import GRAPH_INPUTS, GRAPH_OUTPUTS
 from . import _tensorrt
 from .context import Context
-from .profiles import GRAPH_INPUTS, GRAPH_OUTPUTS, ShapeRange
+from .profiles import ShapeRange
 
 log = logging.getLogger("rtvoice.trt")
 

@@ -9,8 +9,9 @@ import pytest
 
 from rtvoice.config import GRAPH_NAMES, EngineProfile, ProfilesConfig, VoiceConfig
 from rtvoice.errors import EngineError
+from rtvoice.models.graphs import GRAPH_INPUTS, GRAPH_OUTPUTS
 from rtvoice.trt.build import profiles_for
-from rtvoice.trt.profiles import GRAPH_INPUTS, GRAPH_OUTPUTS, explain_shape
+from rtvoice.trt.profiles import explain_shape
 
 onnx = pytest.importorskip("onnx")
 

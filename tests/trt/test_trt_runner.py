@@ -18,7 +18,8 @@ from rtvoice.config import VoiceConfig
 from rtvoice.cuda import Stream
 from rtvoice.errors import EngineError, InternalError
 from rtvoice.models.gpu_engine import DeviceTensor
-from rtvoice.trt.profiles import GRAPH_OUTPUTS, STATE_NAMES, profiles_for
+from rtvoice.models.graphs import GRAPH_OUTPUTS, STATE_NAMES
+from rtvoice.trt.profiles import profiles_for
 from rtvoice.trt.runner import TrtRunner
 
 MEL = 0x7000_0000
