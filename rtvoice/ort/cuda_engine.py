@@ -18,7 +18,8 @@ import onnxruntime as ort
 from ..config import VoiceConfig
 from ..cuda import Stream
 from ..errors import BackendError
-from ..models.gpu_engine import DeviceTensor, GpuEngine
+from ..models.gpu_engine import GpuEngine
+from ..models.gpu_runner import DeviceTensor
 from .sessions import check_inputs, open_session
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EngineError, InternalError
-from ..models.gpu_engine import DeviceTensor
+from ..models.gpu_runner import DeviceTensor
 from ..models.graphs import GRAPH_OUTPUTS
 from ._tensorrt import RecordingLogger, with_errors
 from .profiles import Shape, ShapeRange, explain_shape

@@ -1,6 +1,6 @@
 """One TensorRT plan run on one CUDA stream, reading and writing our device buffers.
 
-:class:`TrtRunner` is the TensorRT :class:`~rtvoice.models.gpu_engine.GraphRunner`. It owns
+:class:`TrtRunner` is the TensorRT :class:`~rtvoice.models.gpu_runner.GraphRunner`. It owns
 the runtime, the deserialized engine and its execution contexts, and follows a lifecycle
 template: the public :meth:`~TrtRunner.open` / :meth:`~TrtRunner.close` check the state and
 log, ``_open`` / ``_close`` do the work, and after ``close()`` the runner's attributes are
@@ -40,7 +40,7 @@ import numpy as np
 
 from ..cuda import Stream
 from ..errors import EngineError, InternalError
-from ..models.gpu_engine import DeviceTensor
+from ..models.gpu_runner import DeviceTensor
 from ..models.graphs import GRAPH_INPUTS, GRAPH_OUTPUTS
 from . import _tensorrt
 from .context import Context

@@ -23,7 +23,7 @@ from rtvoice import SynthesisConfig, Voice, cuda
 from rtvoice.audio import concatenate
 from rtvoice.config import GRAPH_NAMES, EngineProfile, VoiceConfig
 from rtvoice.errors import EngineError
-from rtvoice.models.gpu_engine import DeviceTensor
+from rtvoice.models.gpu_runner import DeviceTensor
 
 pytestmark = [
     pytest.mark.gpu,

@@ -17,7 +17,7 @@ from trt_fakes import FakeStream, FakeTensorRT  # tests/trt/trt_fakes.py
 from rtvoice.config import VoiceConfig
 from rtvoice.cuda import Stream
 from rtvoice.errors import EngineError, InternalError
-from rtvoice.models.gpu_engine import DeviceTensor
+from rtvoice.models.gpu_runner import DeviceTensor
 from rtvoice.models.graphs import GRAPH_OUTPUTS, STATE_NAMES
 from rtvoice.trt.profiles import profiles_for
 from rtvoice.trt.runner import TrtRunner
