@@ -14,5 +14,6 @@ for f in "${pts[@]}"; do
   rm -f "$dst/${name%%.pt*}.pt" "$dst/${name%%.pt*}".pt.part* 2>/dev/null || true
 done
 cp "${pts[@]}" "$dst"/
+chmod u+w "$dst"/*  # the device tool hands files back read-only
 [ ! -f "$src/report.tar" ] || tar -C "$dst" -xf "$src/report.tar"
 ls -la "$dst"
