@@ -110,6 +110,32 @@ class ProfilesConfig:
     mel_frames: EngineProfile = EngineProfile(1, 96, 512)
 
 
+DEFAULT_BATCH_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+@dataclass(frozen=True)
+class BatchingConfig:
+    """Continuous batching of decoder steps on the GPU engines, and CUDA graphs.
+
+    The GPU engines keep every open sentence in one "row" of fixed-size device buffers and
+    step all rows of a batch with one graph run. A step of ``n`` rows runs at the smallest
+    bucket ``>= n``, so each bucket's shapes (and CUDA graphs) are fixed.
+    """
+
+    max_rows: int = 256
+    """Sentences open at once per GPU engine (rows allocated at engine open); 1 turns batching off."""
+    buckets: tuple[int, ...] = DEFAULT_BATCH_BUCKETS
+    """Batch sizes a step runs at; those above ``max_rows`` are dropped, ``max_rows`` is added."""
+    cuda_graphs: bool = True
+    """Replay decoder steps as CUDA graphs (ONNX Runtime: one per step; TensorRT: one per batch of steps)."""
+
+    def effective_buckets(self) -> tuple[int, ...]:
+        """The buckets in use: sorted, none above ``max_rows``, ``max_rows`` itself included."""
+        if self.max_rows < 1:
+            raise ValueError(f"batching.max_rows must be at least 1, got {self.max_rows}.")
+        return tuple(sorted({b for b in self.buckets if 1 <= b < self.max_rows} | {self.max_rows}))
+
+
 @dataclass(frozen=True)
 class VoiceConfig:
     """Everything the runtime knows about a voice; ``voice.json`` is its serialised form."""
@@ -121,6 +147,7 @@ class VoiceConfig:
     vocoder: VocoderConfig = VocoderConfig()
     streaming: StreamingConfig = StreamingConfig()
     profiles: ProfilesConfig = ProfilesConfig()
+    batching: BatchingConfig = BatchingConfig()
     graphs: dict[str, str] = field(default_factory=lambda: {n: f"{n}.onnx" for n in GRAPH_NAMES})
     source: dict[str, Any] = field(default_factory=dict)
     """Where the weights came from (checkpoint paths, random seed): provenance only."""
