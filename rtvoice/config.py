@@ -123,17 +123,21 @@ class BatchingConfig:
     """
 
     max_rows: int = 256
-    """Sentences open at once per GPU engine (rows allocated at engine open); 1 turns batching off."""
+    """Sentences open at once per GPU engine (rows allocated at engine open)."""
+    max_batch: int = 256
+    """Most rows one step runs; 1 turns batching off (each sentence steps alone, as before #7)."""
     buckets: tuple[int, ...] = DEFAULT_BATCH_BUCKETS
-    """Batch sizes a step runs at; those above ``max_rows`` are dropped, ``max_rows`` is added."""
+    """Batch sizes a step runs at; those above ``max_batch`` are dropped, ``max_batch`` is added."""
     cuda_graphs: bool = True
     """Replay decoder steps as CUDA graphs (ONNX Runtime: one per step; TensorRT: one per batch of steps)."""
 
     def effective_buckets(self) -> tuple[int, ...]:
-        """The buckets in use: sorted, none above ``max_rows``, ``max_rows`` itself included."""
-        if self.max_rows < 1:
-            raise ValueError(f"batching.max_rows must be at least 1, got {self.max_rows}.")
-        return tuple(sorted({b for b in self.buckets if 1 <= b < self.max_rows} | {self.max_rows}))
+        """The buckets in use: sorted, none above ``min(max_batch, max_rows)``, which is included."""
+        if self.max_rows < 1 or self.max_batch < 1:
+            raise ValueError(f"batching.max_rows and max_batch must be at least 1, got {self.max_rows}, "
+                             f"{self.max_batch}.")
+        top = min(self.max_batch, self.max_rows)
+        return tuple(sorted({b for b in self.buckets if 1 <= b < top} | {top}))
 
 
 @dataclass(frozen=True)

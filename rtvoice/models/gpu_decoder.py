@@ -34,7 +34,6 @@ from ..cuda import CudaGraph, Event, Stream, copy_2d_async, copy_async
 from ..errors import BackendError, CudaError, InternalError
 from .gpu_rows import F32, Rows
 from .gpu_runner import BoundRun, DeviceTensor, GraphRunner, StepRunnerFactory
-from .graphs import STATE_NAMES
 
 log = logging.getLogger("rtvoice.gpu")
 
@@ -61,17 +60,19 @@ class BatchedDecoder:
     """The rows, bound runs and graphs of one GPU engine's decoder step."""
 
     def __init__(self, config: VoiceConfig, stream: Stream, done: Event, runner_for: StepRunnerFactory, *,
-                 rows: int, text_length: int, capture: bool) -> None:
+                 max_batch: int, text_length: int, capture: bool) -> None:
         """Allocate the rows; runners are made per bucket when a batch first needs one.
 
         ``done`` is the engine's event recorded after each batch (the vocoder's stream
-        waits on it); ``capture`` allows CUDA graphs of whole batches of steps.
+        waits on it); ``max_batch`` caps the buckets (a backend's profile); ``capture``
+        allows CUDA graphs of whole batches of steps. A batch whose rows do not fit the
+        largest bucket steps its sentences one by one, each at its own row.
         """
         self.config = config
         self.stream = stream
         self._runner_for = runner_for
-        self.buckets = tuple(b for b in config.batching.effective_buckets() if b <= rows) or (rows,)
-        self.max_rows = self.buckets[-1]
+        self.buckets = tuple(b for b in config.batching.effective_buckets() if b <= max_batch) or (1,)
+        self.max_rows = config.batching.max_rows
         self.ring = max(config.decoder.gate_check_interval, 1)
         self.text_length = text_length
         self.capture = capture
@@ -81,9 +82,9 @@ class BatchedDecoder:
         self._leaving: list[Member] = []
         self._lock = threading.Lock()  # guards _leaving (appended on the vocoder thread)
         self._runners: dict[int, GraphRunner] = {}
-        self._runs: dict[int, list[BoundRun]] = {}
-        self._graphs: dict[tuple[int, int], CudaGraph] = {}
-        self._warm: set[tuple[int, int]] = set()
+        self._runs: dict[tuple[int, int], list[BoundRun]] = {}
+        self._graphs: dict[tuple[int, int, int], CudaGraph] = {}
+        self._warm: set[tuple[int, int, int]] = set()
 
     @property
     def active(self) -> int:
@@ -158,24 +159,31 @@ class BatchedDecoder:
 
     def _batch(self, requests: Sequence[Request], start: int, steps: int) -> list[npt.NDArray[np.float32]]:
         """``steps`` steps (masks ``[start, start + steps)``) of ``requests``, ending in the host wait."""
+        top = max(q.member.row for q in requests) + 1
+        if top > self.buckets[-1]:  # batching capped (max_batch, a profile): one sentence at a time
+            return [g for q in requests for g in self._batch_at([q], q.member.row, 1, start, steps)]
+        bucket = self.buckets[bisect.bisect_left(self.buckets, top)]
+        return self._batch_at(requests, 0, bucket, start, steps)
+
+    def _batch_at(self, requests: Sequence[Request], base: int, bucket: int, start: int, steps: int
+                  ) -> list[npt.NDArray[np.float32]]:
+        """The steps of rows ``[base, base + bucket)``; rows in it not requested are parked."""
         r, s = self.rows, self.stream
-        rows = sorted(q.member.row for q in requests)
-        bucket = self.buckets[bisect.bisect_left(self.buckets, rows[-1] + 1)]
-        mine = set(rows)
-        idle = _runs([row for row in range(min(bucket, len(self._members))) if row not in mine])
+        mine = {q.member.row for q in requests}
+        idle = _runs([row for row in range(base, min(base + bucket, len(self._members))) if row not in mine])
         width = 2 * r.prenet
         host = r.masks_host.array(np.float32, (self.ring, r.rows, width))
         for q in requests:
             host[:steps, q.member.row] = q.masks[start:start + steps].reshape(steps, width)
-        copy_2d_async(r.masks.ptr, F32 * r.rows * width, r.masks_host.ptr, F32 * r.rows * width,
-                      F32 * bucket * width, steps, s)
+        copy_2d_async(r.masks.ptr + F32 * base * width, F32 * r.rows * width,
+                      r.masks_host.ptr + F32 * base * width, F32 * r.rows * width, F32 * bucket * width, steps, s)
         for first, count in idle:
             r.copy_rows(r.parked(), r.carried(), first, count, first, s)
-        self._steps(bucket, steps)
+        self._steps(bucket, base, steps)
         for q in requests:  # frames ring[1..steps] of its row -> its own mel buffer
             copy_2d_async(q.mel_ptr + F32 * r.n_mel * (q.first + start), F32 * r.n_mel,
                           r.frame(1, q.member.row), F32 * r.rows * r.n_mel, F32 * r.n_mel, steps, s)
-        r.finish_batch(steps, bucket, s)
+        r.finish_batch(steps, base, bucket, s)
         for first, count in idle:
             r.copy_rows(r.carried(), r.parked(), first, count, first, s)
         copy_async(r.gates_host.ptr, r.gates.ptr, F32 * steps * r.rows, s)
@@ -184,9 +192,9 @@ class BatchedDecoder:
         out = r.gates_host.array(np.float32, (self.ring, r.rows))
         return [out[:steps, q.member.row].copy() for q in requests]
 
-    def _steps(self, bucket: int, steps: int) -> None:
-        runs = self._bound(bucket)
-        key = (bucket, steps)
+    def _steps(self, bucket: int, base: int, steps: int) -> None:
+        runs = self._bound(bucket, base)
+        key = (bucket, base, steps)
         graph = self._graphs.get(key)
         if graph is None and self.capture and key in self._warm and self._runners[bucket].enqueue_only:
             try:
@@ -197,37 +205,41 @@ class BatchedDecoder:
                 self.capture = False
             else:
                 self._graphs[key] = graph
-                log.debug("captured the decoder steps of bucket %d x %d steps as one CUDA graph", bucket, steps)
+                log.debug("captured %d decoder steps of %d rows as one CUDA graph", steps, bucket)
         if graph is not None:
             graph.launch(self.stream)
             return
         self._warm.add(key)  # TensorRT wants one ordinary enqueue before a capture
         _enqueue(runs, steps)
 
-    def _bound(self, bucket: int) -> list[BoundRun]:
-        """The ring's ``k`` bound runs at ``bucket`` rows: step i reads ring[i], parity i % 2."""
-        runs = self._runs.get(bucket)
+    def _bound(self, bucket: int, base: int) -> list[BoundRun]:
+        """The ring's ``k`` bound runs of rows ``[base, base + bucket)``: step i reads ring[i], parity i % 2."""
+        runs = self._runs.get((bucket, base))
         if runs is not None:
             return runs
         runner = self._runners.get(bucket)
         if runner is None:
             runner = self._runners[bucket] = self._runner_for(bucket, self.text_length)
-        r, d, n, b = self.rows, self.config.decoder, self.text_length, bucket
+        r, d, n, b, o = self.rows, self.config.decoder, self.text_length, bucket, base
         shapes = {name: (b, elems) for name, elems in r.state_elems.items()}
+        (memory, m_row), (processed, p_row), (mask, k_row) = r.static()
         runs = []
         for i in range(self.ring):
             src, dst = r.states[i % 2], r.states[1 - i % 2]
             runs.append(runner.bind(
-                {"decoder_input": DeviceTensor(r.frame(i), (b, r.n_mel)),
-                 **{name: DeviceTensor(src[name].ptr, shapes[name]) for name in STATE_NAMES},
-                 "memory": DeviceTensor(r.memory.ptr, (b, n, d.encoder_embedding_dim)),
-                 "processed_memory": DeviceTensor(r.processed.ptr, (b, n, d.attention_dim)),
-                 "mask": DeviceTensor(r.mask.ptr, (b, n), np.bool_),
-                 "prenet_masks": DeviceTensor(r.masks.ptr + F32 * i * r.rows * 2 * r.prenet, (b, 2, r.prenet))},
-                {"mel_frame": DeviceTensor(r.frame(i + 1), (b, r.n_mel)),
-                 "gate": DeviceTensor(r.gates.ptr + F32 * i * r.rows, (b, 1)),
-                 **{f"next_{name}": DeviceTensor(dst[name].ptr, shapes[name]) for name in STATE_NAMES}}))
-        self._runs[bucket] = runs
+                {"decoder_input": DeviceTensor(r.frame(i, o), (b, r.n_mel)),
+                 **{name: DeviceTensor(src[name].ptr + F32 * o * e, shapes[name])
+                    for name, e in r.state_elems.items()},
+                 "memory": DeviceTensor(memory + m_row * o, (b, n, d.encoder_embedding_dim)),
+                 "processed_memory": DeviceTensor(processed + p_row * o, (b, n, d.attention_dim)),
+                 "mask": DeviceTensor(mask + k_row * o, (b, n), np.bool_),
+                 "prenet_masks": DeviceTensor(r.masks.ptr + F32 * (i * r.rows + o) * 2 * r.prenet,
+                                              (b, 2, r.prenet))},
+                {"mel_frame": DeviceTensor(r.frame(i + 1, o), (b, r.n_mel)),
+                 "gate": DeviceTensor(r.gates.ptr + F32 * (i * r.rows + o), (b, 1)),
+                 **{f"next_{name}": DeviceTensor(dst[name].ptr + F32 * o * e, shapes[name])
+                    for name, e in r.state_elems.items()}}))
+        self._runs[(bucket, base)] = runs
         return runs
 
     def close(self) -> None:

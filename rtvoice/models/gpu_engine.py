@@ -176,10 +176,10 @@ class GpuEngine:
         self.decoder: BatchedDecoder = None  # type: ignore[assignment]  # set below; close() copes
         step_path = folder / config.graphs["decoder_step"]
         steps = step_factory or (lambda _rows, _length: runner_factory("decoder_step", step_path, self.stream_a))
-        rows = config.batching.max_rows if max_batch is None else min(config.batching.max_rows, max_batch)
         try:
             self.runners["encoder"] = runner_factory("encoder", folder / config.graphs["encoder"], self.stream_a)
-            self.decoder = BatchedDecoder(config, self.stream_a, self.decoded, steps, rows=rows,
+            self.decoder = BatchedDecoder(config, self.stream_a, self.decoded, steps,
+                                          max_batch=config.batching.max_batch if max_batch is None else max_batch,
                                           text_length=config.profiles.text_length.max,
                                           capture=capture and config.batching.cuda_graphs)
             self.vocoder = Vocoder(self)

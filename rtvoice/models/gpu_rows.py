@@ -92,12 +92,13 @@ class Rows:
         for (d, size), (s, _) in zip(dst, src, strict=True):
             copy_async(d + size * to, s + size * start, size * count, stream)
 
-    def finish_batch(self, steps: int, count: int, stream: Stream) -> None:
-        """After ``steps`` steps of rows ``[0, count)``: last frame to ``ring[0]``, state to parity 0."""
-        copy_async(self.frame(0), self.frame(steps), F32 * count * self.n_mel, stream)
+    def finish_batch(self, steps: int, base: int, count: int, stream: Stream) -> None:
+        """After ``steps`` steps of rows ``[base, base + count)``: last frame to ``ring[0]``, state to parity 0."""
+        copy_async(self.frame(0, base), self.frame(steps, base), F32 * count * self.n_mel, stream)
         if steps % 2:
             for name, n in self.state_elems.items():
-                copy_async(self.states[0][name].ptr, self.states[1][name].ptr, F32 * count * n, stream)
+                off = F32 * base * n
+                copy_async(self.states[0][name].ptr + off, self.states[1][name].ptr + off, F32 * count * n, stream)
 
     def reset_row(self, row: int, stream: Stream) -> None:
         """A joining sentence: zero state and "go" frame; encoder output zero, mask all padding."""

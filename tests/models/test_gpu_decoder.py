@@ -56,10 +56,11 @@ def _alone(folder: Path, ids: list[int], masks: np.ndarray) -> tuple[np.ndarray,
     return gates, u.mel(0, len(masks))
 
 
-@pytest.mark.parametrize("capture", [False, True])
-def test_batched_rows_join_and_leave_match_each_sentence_alone(tiny_voice_dir: Path, capture: bool,
+@pytest.mark.parametrize(("capture", "max_batch"), [(False, 8), (True, 8), (False, 1), (True, 2)])
+def test_batched_rows_join_and_leave_match_each_sentence_alone(tiny_voice_dir: Path, capture: bool, max_batch: int,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    config = _config(tiny_voice_dir, max_rows=8, buckets=(1, 2, 4, 8))
+    """max_batch 1: batching off (each row alone); 2: rows beyond the top bucket step one by one."""
+    config = _config(tiny_voice_dir, max_rows=8, max_batch=max_batch, buckets=(1, 2, 4, 8))
     steps = 24
     masks = [_masks(i, steps, config) for i in range(len(IDS))]
     engine = _engine(tiny_voice_dir, config, monkeypatch, capture=capture)
