@@ -106,6 +106,8 @@ class BenchReport:
     runs: list[RunResult] = field(default_factory=list)
     gpu_memory_used_bytes: int | None = None
     torch: dict[str, float] | None = None
+    batching: str = ""
+    """GPU engines' decoder batching: max rows and CUDA graphs on or off."""
 
     def summary(self) -> dict[str, Any]:
         def stats(values: list[float]) -> dict[str, float]:
@@ -123,6 +125,7 @@ class BenchReport:
             "decoder_us_per_step": stats([r.decoder_us_per_step for r in self.runs]),
             "waveglow_us_per_audio_s": stats([r.waveglow_us_per_audio_s for r in self.runs]),
             "gpu_memory_used_bytes": self.gpu_memory_used_bytes,
+            "batching": self.batching,
         }
         if self.torch is not None:
             out["torch"] = self.torch
@@ -157,6 +160,10 @@ def run_bench(voice: Voice, text: str, *, steps: int | None, runs: int, warmup: 
     config = SynthesisConfig(force_steps=steps, chunk_frames=chunk_frames, sentence_pause_s=0.0)
     report = BenchReport(voice.choice.backend, voice.choice.device, _gpu_name(voice), voice.config.name,
                          len(text), concurrency)
+    b = voice.config.batching
+    if voice.choice.device.startswith("cuda"):
+        report.batching = (f"up to {min(b.max_batch, b.max_rows)} sentences per step, "
+                           f"CUDA graphs {'on' if b.cuda_graphs else 'off'}")
 
     async def rounds() -> None:
         for i in range(warmup + runs):
@@ -202,6 +209,8 @@ def format_table(summary: dict[str, Any]) -> str:
                          f"{summary['decoder_steps']} decoder steps, {summary['audio_s']:.2f} s audio"),
         ("runs x concurrency", f"{summary['runs'] // max(summary['concurrency'], 1)} x {summary['concurrency']}"),
     ]
+    if summary.get("batching"):
+        rows.append(("decoder batching", summary["batching"]))
     for key, unit, scale in (("time_to_first_audio_s", "ms", 1e3), ("latency_s", "ms", 1e3), ("rtf", "x", 1.0),
                              ("decoder_us_per_step", "µs", 1.0), ("waveglow_us_per_audio_s", "µs", 1.0)):
         s = summary[key]

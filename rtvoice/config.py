@@ -110,6 +110,36 @@ class ProfilesConfig:
     mel_frames: EngineProfile = EngineProfile(1, 96, 512)
 
 
+DEFAULT_BATCH_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+@dataclass(frozen=True)
+class BatchingConfig:
+    """Continuous batching of decoder steps on the GPU engines, and CUDA graphs.
+
+    The GPU engines keep every open sentence in one "row" of fixed-size device buffers and
+    step all rows of a batch with one graph run. A step of ``n`` rows runs at the smallest
+    bucket ``>= n``, so each bucket's shapes (and CUDA graphs) are fixed.
+    """
+
+    max_rows: int = 256
+    """Sentences open at once per GPU engine (rows allocated at engine open)."""
+    max_batch: int = 256
+    """Most rows one step runs; 1 turns batching off (each sentence steps alone, as before #7)."""
+    buckets: tuple[int, ...] = DEFAULT_BATCH_BUCKETS
+    """Batch sizes a step runs at; those above ``max_batch`` are dropped, ``max_batch`` is added."""
+    cuda_graphs: bool = True
+    """Replay decoder steps as CUDA graphs (ONNX Runtime: one per step; TensorRT: one per batch of steps)."""
+
+    def effective_buckets(self) -> tuple[int, ...]:
+        """The buckets in use: sorted, none above ``min(max_batch, max_rows)``, which is included."""
+        if self.max_rows < 1 or self.max_batch < 1:
+            raise ValueError(f"batching.max_rows and max_batch must be at least 1, got {self.max_rows}, "
+                             f"{self.max_batch}.")
+        top = min(self.max_batch, self.max_rows)
+        return tuple(sorted({b for b in self.buckets if 1 <= b < top} | {top}))
+
+
 @dataclass(frozen=True)
 class VoiceConfig:
     """Everything the runtime knows about a voice; ``voice.json`` is its serialised form."""
@@ -121,6 +151,7 @@ class VoiceConfig:
     vocoder: VocoderConfig = VocoderConfig()
     streaming: StreamingConfig = StreamingConfig()
     profiles: ProfilesConfig = ProfilesConfig()
+    batching: BatchingConfig = BatchingConfig()
     graphs: dict[str, str] = field(default_factory=lambda: {n: f"{n}.onnx" for n in GRAPH_NAMES})
     source: dict[str, Any] = field(default_factory=dict)
     """Where the weights came from (checkpoint paths, random seed): provenance only."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
@@ -10,7 +11,7 @@ from types import TracebackType
 from . import pipeline
 from .audio import AudioChunk
 from .backends import Choice, choose, open_engine
-from .config import SynthesisConfig, VoiceConfig
+from .config import BatchingConfig, SynthesisConfig, VoiceConfig
 from .errors import EngineError, VoiceError
 from .models.engine import Engine
 from .synthesizer import plan, synthesize
@@ -53,7 +54,8 @@ class Voice:
         self._workers: pipeline.Workers | None = None
 
     @classmethod
-    def load(cls, path: str | Path | None = None, *, backend: str = "auto", device: str = "auto") -> Voice:
+    def load(cls, path: str | Path | None = None, *, backend: str = "auto", device: str = "auto",
+             batching: BatchingConfig | None = None) -> Voice:
         """Open a voice folder (``voice.json`` + ONNX graphs [+ TensorRT engines]).
 
         Args:
@@ -61,6 +63,8 @@ class Voice:
             backend: ``auto`` (TensorRT engines if present, then ONNX Runtime), ``tensorrt``
                 or ``onnxruntime``.
             device: ``auto`` (a CUDA GPU when usable, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+            batching: Replaces ``voice.json``'s batching settings (GPU engines: rows,
+                buckets, CUDA graphs), e.g. to measure what each buys.
 
         Raises:
             VoiceError: the folder is missing, incomplete or corrupt.
@@ -68,6 +72,8 @@ class Voice:
         """
         folder = Path(path) if path is not None else default_voice_path()
         config = VoiceConfig.load(folder)
+        if batching is not None:
+            config = dataclasses.replace(config, batching=batching)
         choice = choose(folder, backend, device)
         try:
             engine = open_engine(folder, config, choice)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
 from ..cli import add_voice_options
+from ..config import BatchingConfig, VoiceConfig
 from ..errors import RtvoiceError
 from ..text import decode_utf8
-from ..voice import Voice
+from ..voice import Voice, default_voice_path
 
 DEFAULT_TEXT = "The quick brown fox jumps over the lazy dog, while the five boxing wizards jump quickly."
 
@@ -25,6 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--concurrency", type=int, default=1, help="simultaneous streams per run")
     p.add_argument("--chunk-frames", type=int)
+    p.add_argument("--cuda-graphs", choices=("on", "off"),
+                   help="GPU engines: replay decoder steps as CUDA graphs (default: voice.json, on)")
+    p.add_argument("--max-batch", type=int,
+                   help="GPU engines: most sentences stepped together (rows); 1 turns batching off")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--seams", action="store_true",
                    help="instead: sweep chunk and context sizes, SNR of streamed vs whole audio "
@@ -42,6 +48,19 @@ def _progress(done: int, total: int) -> None:
         print(f"\r[{bar:<30}] {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
 
+def _batching(args: argparse.Namespace) -> BatchingConfig | None:
+    """The voice's batching settings with --cuda-graphs / --max-batch applied (None: unchanged)."""
+    if args.cuda_graphs is None and args.max_batch is None:
+        return None
+    folder = args.voice or default_voice_path()
+    base = VoiceConfig.load(folder).batching
+    if args.max_batch is not None and args.max_batch < 1:
+        raise RtvoiceError("--max-batch must be at least 1.")
+    return dataclasses.replace(
+        base, **({} if args.cuda_graphs is None else {"cuda_graphs": args.cuda_graphs == "on"}),
+        **({} if args.max_batch is None else {"max_batch": args.max_batch}))
+
+
 def run(args: argparse.Namespace) -> int:
     from ..bench import format_table, run_bench
 
@@ -55,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             raise RtvoiceError("--compare torch needs torch. Hint: pip install '.[build]'") from exc
     if args.runs < 1 or args.concurrency < 1 or args.warmup < 0:
         raise RtvoiceError("--runs and --concurrency must be at least 1, --warmup at least 0.")
-    with Voice.load(args.voice, backend=args.backend, device=args.device) as voice:
+    with Voice.load(args.voice, backend=args.backend, device=args.device, batching=_batching(args)) as voice:
         if args.seams:
             from ..seams import format_points, sweep
 

@@ -22,10 +22,12 @@ from rtvoice.cuda.device import (
     set_device,
     used_bytes,
 )
-from rtvoice.cuda.memory import DeviceBuffer, HostBuffer, copy_2d_async, copy_async
+from rtvoice.cuda.graph import CudaGraph
+from rtvoice.cuda.memory import DeviceBuffer, HostBuffer, copy_2d_async, copy_async, memset_async
 from rtvoice.cuda.stream import Event, Stream
 
 __all__ = [
+    "CudaGraph",
     "DeviceBuffer",
     "DeviceInfo",
     "Event",
@@ -39,6 +41,7 @@ __all__ = [
     "get_device_info",
     "is_available",
     "mem_get_info",
+    "memset_async",
     "set_device",
     "used_bytes",
 ]

@@ -24,7 +24,7 @@ import numpy.typing as npt
 from rtvoice.cuda._check import Owned, call, cudart
 from rtvoice.cuda.stream import Stream
 
-__all__ = ["DeviceBuffer", "HostBuffer", "copy_2d_async", "copy_async"]
+__all__ = ["DeviceBuffer", "HostBuffer", "copy_2d_async", "copy_async", "memset_async"]
 
 
 class _Allocation(Owned):
@@ -245,3 +245,15 @@ def copy_2d_async(dst: int, dst_pitch: int, src: int, src_pitch: int, width: int
     if width and height:
         call(cudart.cudaMemcpy2DAsync, dst, dst_pitch, src, src_pitch, width, height,
              cudart.cudaMemcpyKind.cudaMemcpyDefault, stream.handle)
+
+
+def memset_async(ptr: int, value: int, nbytes: int, stream: Stream) -> None:
+    """Queue setting ``nbytes`` bytes at a raw device address (any offset) to the byte ``value``.
+
+    For one row of a batched buffer, which :meth:`DeviceBuffer.memset` (whole buffer) cannot express.
+    """
+    _check_count("nbytes", nbytes)
+    if not 0 <= value <= 255:
+        raise ValueError(f"memset_async() sets bytes: value must be 0..255, not {value}.")
+    if nbytes:
+        call(cudart.cudaMemsetAsync, ptr, value, nbytes, stream.handle)

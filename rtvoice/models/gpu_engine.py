@@ -4,11 +4,12 @@ A backend only supplies a :class:`GraphRunner` per graph (ONNX Runtime IO bindin
 TensorRT execution context); this module owns everything else, so buffers, streams,
 events, ping-pong state and cancellation behave the same on every backend.
 
-Memory: per utterance *slot*, device buffers for the encoder output, two decoder state
-sets (ping-pong: step i reads set i%2 and writes the other), the mel frames and gate
-logits; slots are pooled and reused, allocated when a request needs one more (at
-utterance open, never inside the decoder loop), and grow only. The vocoder's buffers are
-per engine (one vocoder thread). All is freed by :meth:`GpuEngine.close`.
+Memory: the decoder's state lives in the rows of :class:`~.gpu_decoder.BatchedDecoder`
+(allocated at engine open for ``batching.max_rows`` sentences), so concurrent sentences
+step together. Per utterance *slot*: the staged ids and the mel frames the vocoder reads;
+slots are pooled and reused, allocated at utterance open (never inside the decoder loop),
+and grow only. The vocoder's buffers are per engine (one vocoder thread). All is freed by
+:meth:`GpuEngine.close`.
 
 Streams and threads: the decoder thread enqueues on stream A, the vocoder thread on
 stream B. Stream B waits on an event recorded on A after each batch of decoder steps, so
@@ -30,86 +31,50 @@ from ..config import VoiceConfig
 from ..cuda import DeviceBuffer, Event, HostBuffer, Stream, copy_async, set_device
 from ..errors import InternalError
 from .engine import Utterance
-from .gpu_runner import F32, BoundRun, DeviceTensor, GraphRunner, RunnerFactory
+from .gpu_decoder import BatchedDecoder, Request
+from .gpu_runner import F32, DeviceTensor, GraphRunner, RunnerFactory, StepRunnerFactory
 from .gpu_vocoder import Vocoder
-from .graphs import STATE_NAMES, state_shapes
 
 log = logging.getLogger("rtvoice.gpu")
 
 
 class _Slot:
-    """Device buffers for one sentence in flight (decoder side)."""
+    """Per-sentence device buffers outside the batch rows: staged ids and the mel the vocoder reads."""
 
     def __init__(self) -> None:
         self.text = DeviceBuffer()
         self.text_host = HostBuffer()
-        self.memory = DeviceBuffer()
-        self.processed = DeviceBuffer()
-        self.mask = DeviceBuffer()
-        self.states = [{name: DeviceBuffer() for name in STATE_NAMES} for _ in range(2)]
         self.mel = DeviceBuffer()
-        self.gates = DeviceBuffer()
-        self.gates_host = HostBuffer()
-        self.masks = DeviceBuffer()
-        self.masks_host = HostBuffer()
-        self.zero_frame = DeviceBuffer()
-        self.frames = [DeviceBuffer(), DeviceBuffer()]
-        self.gate_out = DeviceBuffer()
-        self.mask_in = DeviceBuffer()
-
-    def buffers(self) -> list[DeviceBuffer | HostBuffer]:
-        states = [b for s in self.states for b in s.values()]
-        return [self.text, self.text_host, self.memory, self.processed, self.mask, *states, self.mel,
-                self.gates, self.gates_host, self.masks, self.masks_host, self.zero_frame, *self.frames,
-                self.gate_out, self.mask_in]
 
     def close(self) -> None:
-        for buffer in self.buffers():
+        for buffer in (self.text, self.text_host, self.mel):
             buffer.close()
 
 
 class GpuUtterance:
-    """One sentence on the GPU.
+    """One sentence on the GPU: a row of the engine's batched decoder, and its own mel buffer.
 
     ``decode`` runs on the decoder thread (stream A), ``vocode`` on the vocoder thread
-    (stream B); see the module docstring.
+    (stream B); see the module docstring. ``decode`` is a batch of one.
     """
 
     def __init__(self, engine: GpuEngine, slot: _Slot, ids: Sequence[int], max_steps: int) -> None:
         self._engine = engine
         self._slot: _Slot | None = slot
-        c = engine.config
         self._n = n = len(ids)
-        self._mel_dim = c.decoder.n_mel_channels
+        self._mel_dim = engine.config.decoder.n_mel_channels
         self._max_steps = max_steps
         self._frames = 0
-        self._cur = 0
-        d = c.decoder
-        shapes = state_shapes(c, 1, n)
-        self._shapes = shapes
         # Grow-only allocation happens here, before the decoder loop, never inside it.
-        s = slot
-        s.text.ensure(8 * n)
-        s.text_host.ensure(8 * (n + 1))
-        s.memory.ensure(F32 * n * d.encoder_embedding_dim)
-        s.processed.ensure(F32 * n * d.attention_dim)
-        s.mask.ensure(n)
-        for states in s.states:
-            for name, shape in shapes.items():
-                states[name].ensure(F32 * int(np.prod(shape)))
-        s.mel.ensure(F32 * max_steps * self._mel_dim)
-        s.gates.ensure(F32 * max_steps)
-        s.gates_host.ensure(F32 * max_steps)
-        s.zero_frame.ensure(F32 * self._mel_dim)
-        interval = max(c.decoder.gate_check_interval, 1)
-        s.masks.ensure(F32 * interval * 2 * d.prenet_dim)
-        s.masks_host.ensure(F32 * interval * 2 * d.prenet_dim)
-        for frame in s.frames:
-            frame.ensure(F32 * self._mel_dim)
-        s.gate_out.ensure(F32)
-        s.mask_in.ensure(F32 * 2 * d.prenet_dim)
-        self._encode(ids)
-        self._steps = [self._bind_step(0), self._bind_step(1)]
+        slot.text.ensure(8 * n)
+        slot.text_host.ensure(8 * (n + 1))
+        slot.mel.ensure(F32 * max_steps * self._mel_dim)
+        self.member = engine.decoder.join(n)
+        try:
+            self._encode(ids)
+        except BaseException:
+            engine.decoder.leave(self.member)
+            raise
 
     @property
     def frames(self) -> int:
@@ -121,77 +86,36 @@ class GpuUtterance:
         return self._slot
 
     def _encode(self, ids: Sequence[int]) -> None:
+        """The encoder (batch 1) writes straight into this sentence's row of the decoder."""
         e, s, n = self._engine, self._live(), self._n
         set_device(e.device_index)
         staged = s.text_host.array(np.int64, (n + 1,))
         staged[:n] = ids
         staged[n] = n
         copy_async(s.text.ptr, s.text_host.ptr, 8 * n, e.stream_a)
-        lengths = s.text_host.ptr + 8 * n
         length_dev = e.scratch_length
-        copy_async(length_dev.ptr, lengths, 8, e.stream_a)
-        d = e.config.decoder
+        copy_async(length_dev.ptr, s.text_host.ptr + 8 * n, 8, e.stream_a)
         e.runners["encoder"].run(
             {"text": DeviceTensor(s.text.ptr, (1, n), np.int64),
              "text_lengths": DeviceTensor(length_dev.ptr, (1,), np.int64)},
-            {"memory": DeviceTensor(s.memory.ptr, (1, n, d.encoder_embedding_dim)),
-             "processed_memory": DeviceTensor(s.processed.ptr, (1, n, d.attention_dim)),
-             "mask": DeviceTensor(s.mask.ptr, (1, n), np.bool_)})
-        for buffer in s.states[0].values():
-            buffer.memset(0, e.stream_a)
-        s.zero_frame.memset(0, e.stream_a)
-        s.frames[0].memset(0, e.stream_a)  # the "go" frame
+            e.decoder.static_tensors(self.member))
         # The staged ids must not be overwritten before the copy ran: wait here, once per sentence.
         e.decoded.record(e.stream_a)
         e.decoded.synchronize()
 
-    def _bind_step(self, cur: int) -> BoundRun:
-        """Step with state set ``cur`` in and the other out; frames ping-pong the same way.
+    def request(self, prenet_masks: npt.NDArray[np.float32]) -> Request:
+        """This sentence's part of a batch: check room, say where its frames go."""
+        k = len(prenet_masks)
+        if self._frames + k > self._max_steps:
+            raise InternalError(f"decode past max steps ({self._frames}+{k} > {self._max_steps})")
+        return Request(self.member, prenet_masks, self._live().mel.ptr, self._frames)
 
-        Every address is fixed for the utterance, so a step binds nothing: the prenet mask
-        is copied into ``mask_in`` before it, and the new frame and gate are copied out of
-        ``frames``/``gate_out`` into the mel and gate buffers after it.
-        """
-        e, s, n = self._engine, self._live(), self._n
-        d = e.config.decoder
-        src, dst = s.states[cur], s.states[1 - cur]
-        return e.runners["decoder_step"].bind(
-            {"decoder_input": DeviceTensor(s.frames[cur].ptr, (1, self._mel_dim)),
-             **{name: DeviceTensor(src[name].ptr, self._shapes[name]) for name in STATE_NAMES},
-             "memory": DeviceTensor(s.memory.ptr, (1, n, d.encoder_embedding_dim)),
-             "processed_memory": DeviceTensor(s.processed.ptr, (1, n, d.attention_dim)),
-             "mask": DeviceTensor(s.mask.ptr, (1, n), np.bool_),
-             "prenet_masks": DeviceTensor(s.mask_in.ptr, (1, 2, d.prenet_dim))},
-            {"mel_frame": DeviceTensor(s.frames[1 - cur].ptr, (1, self._mel_dim)),
-             "gate": DeviceTensor(s.gate_out.ptr, (1, 1)),
-             **{f"next_{name}": DeviceTensor(dst[name].ptr, self._shapes[name]) for name in STATE_NAMES}})
+    def advance(self, k: int) -> None:
+        """Count ``k`` frames as decoded (after the batch that made them)."""
+        self._frames += k
 
     def decode(self, prenet_masks: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        e, s = self._engine, self._live()
-        k = len(prenet_masks)
-        f0 = self._frames
-        if f0 + k > self._max_steps:
-            raise InternalError(f"decode past max steps ({f0}+{k} > {self._max_steps})")
-        set_device(e.device_index)
-        p = e.config.decoder.prenet_dim
-        s.masks.ensure(F32 * k * 2 * p)
-        s.masks_host.ensure(F32 * k * 2 * p)
-        s.masks_host.array(np.float32, (k, 2 * p))[:] = prenet_masks.reshape(k, 2 * p)
-        copy_async(s.masks.ptr, s.masks_host.ptr, F32 * k * 2 * p, e.stream_a)
-        m = self._mel_dim
-        for i in range(k):
-            f = f0 + i
-            copy_async(s.mask_in.ptr, s.masks.ptr + F32 * 2 * p * i, F32 * 2 * p, e.stream_a)
-            self._steps[self._cur].run()
-            out = s.frames[1 - self._cur]
-            copy_async(s.mel.ptr + F32 * m * f, out.ptr, F32 * m, e.stream_a)
-            copy_async(s.gates.ptr + F32 * f, s.gate_out.ptr, F32, e.stream_a)
-            self._cur = 1 - self._cur
-        copy_async(s.gates_host.ptr + F32 * f0, s.gates.ptr + F32 * f0, F32 * k, e.stream_a)
-        e.decoded.record(e.stream_a)
-        e.decoded.synchronize()  # the one host wait per batch: the gate logits
-        self._frames = f0 + k
-        return s.gates_host.array(np.float32, (f0 + k,))[f0:].copy()
+        return self._engine.decode_batch([(self, prenet_masks)])[0]
 
     def mel(self, start: int, stop: int) -> npt.NDArray[np.float32]:
         s = self._live()
@@ -207,7 +131,9 @@ class GpuUtterance:
         return self._engine.vocoder.vocode(self._live(), start, stop, limit, noise)
 
     def close(self) -> None:
+        """Give the row and slot back; any thread (the pipeline closes on the vocoder thread)."""
         if self._slot is not None:
+            self._engine.decoder.leave(self.member)
             self._engine.release(self._slot)
             self._slot = None
 
@@ -216,7 +142,22 @@ class GpuEngine:
     """A voice's four graphs on one GPU, run by ``runner_factory``'s runners."""
 
     def __init__(self, folder: Path, config: VoiceConfig, device_index: int, name: str,
-                 runner_factory: RunnerFactory) -> None:
+                 runner_factory: RunnerFactory, step_factory: StepRunnerFactory | None = None, *,
+                 max_batch: int | None = None, capture: bool = False) -> None:
+        """Open the graphs and allocate the decoder rows.
+
+        Args:
+            folder: The voice folder.
+            config: The voice; ``config.batching`` sizes the rows and buckets.
+            device_index: The CUDA device.
+            name: The backend's name.
+            runner_factory: Makes the encoder, postnet and WaveGlow runners.
+            step_factory: Makes a decoder-step runner per batch bucket (static shapes);
+                default: ``runner_factory`` on the decoder-step graph.
+            max_batch: The most rows a backend's decoder step accepts (TensorRT's profile).
+            capture: Capture batches of decoder steps as CUDA graphs where the step
+                runner only enqueues (``config.batching.cuda_graphs`` must be on too).
+        """
         self.name = name
         self.folder = folder
         self.factory = runner_factory
@@ -232,9 +173,15 @@ class GpuEngine:
         self.scratch_length = DeviceBuffer(8)
         self.runners: dict[str, GraphRunner] = {}
         self.vocoder: Vocoder | None = None
+        self.decoder: BatchedDecoder = None  # type: ignore[assignment]  # set below; close() copes
+        step_path = folder / config.graphs["decoder_step"]
+        steps = step_factory or (lambda _rows, _length: runner_factory("decoder_step", step_path, self.stream_a))
         try:
-            for graph in ("encoder", "decoder_step"):
-                self.runners[graph] = runner_factory(graph, folder / config.graphs[graph], self.stream_a)
+            self.runners["encoder"] = runner_factory("encoder", folder / config.graphs["encoder"], self.stream_a)
+            self.decoder = BatchedDecoder(config, self.stream_a, self.decoded, steps,
+                                          max_batch=config.batching.max_batch if max_batch is None else max_batch,
+                                          text_length=config.profiles.text_length.max,
+                                          capture=capture and config.batching.cuda_graphs)
             self.vocoder = Vocoder(self)
         except BaseException:
             self.close()
@@ -258,8 +205,16 @@ class GpuEngine:
 
     def decode_batch(self, items: Sequence[tuple[Utterance, npt.NDArray[np.float32]]]
                      ) -> list[npt.NDArray[np.float32]]:
-        """One utterance after another: the GPU engine does not batch decoder steps yet."""
-        return [utterance.decode(masks) for utterance, masks in items]
+        """All items' steps together, one graph run per step (see :mod:`.gpu_decoder`)."""
+        ours = [u for u, _ in items if isinstance(u, GpuUtterance) and u._engine is self]
+        if len(ours) != len(items):
+            raise InternalError("decode_batch() got an utterance of another engine")
+        requests = [u.request(masks) for u, (_, masks) in zip(ours, items, strict=True)]
+        set_device(self.device_index)
+        gates = self.decoder.decode(requests)
+        for u, (_, masks) in zip(ours, items, strict=True):
+            u.advance(len(masks))
+        return gates
 
     def release(self, slot: _Slot) -> None:
         with self._lock:
@@ -276,6 +231,8 @@ class GpuEngine:
         for runner in self.runners.values():
             runner.close()
         self.runners = {}
+        if self.decoder is not None:
+            self.decoder.close()
         if self.vocoder is not None:
             self.vocoder.close()
             self.vocoder = None

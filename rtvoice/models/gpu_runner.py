@@ -40,6 +40,10 @@ class BoundRun(Protocol):
 class GraphRunner(Protocol):
     """Runs one graph on the stream it was created for, reading and writing our buffers."""
 
+    @property
+    def enqueue_only(self) -> bool:
+        """Whether a run only enqueues on the stream (no host wait), so runs can be captured as a CUDA graph."""
+
     def run(self, inputs: Mapping[str, DeviceTensor], outputs: Mapping[str, DeviceTensor]) -> None: ...
 
     def bind(self, inputs: Mapping[str, DeviceTensor], outputs: Mapping[str, DeviceTensor]) -> BoundRun: ...
@@ -49,3 +53,9 @@ class GraphRunner(Protocol):
 
 RunnerFactory = Callable[[str, Path, Stream], GraphRunner]
 """(graph name, graph path, stream) -> runner; called once per graph at engine open."""
+
+StepRunnerFactory = Callable[[int, int], GraphRunner]
+"""(batch rows, text length) -> a decoder-step runner with those static shapes.
+
+Called once per batch bucket, when a batch first needs it (never inside the step loop).
+"""

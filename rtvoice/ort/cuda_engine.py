@@ -24,32 +24,57 @@ from .sessions import check_inputs, open_session
 
 
 class OrtCudaRunner:
-    """One graph as an ONNX Runtime CUDA session with an IO binding reused for every run."""
+    """One graph as an ONNX Runtime CUDA session with an IO binding reused for every run.
 
-    def __init__(self, path: Path, device_index: int, stream: Stream) -> None:
+    Args:
+        path: The ONNX graph.
+        device_index: The CUDA device.
+        stream: Our stream the inputs were written on (synchronized before each run).
+        static_dims: Fix named dynamic axes (``{"batch": 8, "text_length": 512}``).
+        cuda_graph: Capture each bound run as a CUDA graph (``enable_cuda_graph``; needs
+            ``static_dims`` so that every node stays on the CUDA EP). Each :meth:`bind`
+            gets its own ``gpu_graph_id``; its addresses are then fixed for good.
+    """
+
+    enqueue_only = False
+    """ORT synchronizes around each run, so its runs cannot be captured by the caller."""
+
+    def __init__(self, path: Path, device_index: int, stream: Stream, *,
+                 static_dims: Mapping[str, int] | None = None, cuda_graph: bool = False) -> None:
         options = {"device_id": str(device_index), "cudnn_conv_algo_search": "HEURISTIC",
                    # measured on an H200: WaveGlow's 1-D convolutions run ~25% faster padded to NC1D
                    "cudnn_conv1d_pad_to_nc1d": "1",
+                   **({"enable_cuda_graph": "1"} if cuda_graph else {}),
                    **json.loads(os.environ.get("RTVOICE_ORT_CUDA_OPTIONS", "{}"))}
+        self._cuda_graph = cuda_graph
+        self._graph_ids = 0
         self._user_stream = os.environ.get("RTVOICE_ORT_USER_STREAM", "0") == "1"
         self._stream = stream
         if self._user_stream:
             options["user_compute_stream"] = str(stream.handle)
-        self._session: ort.InferenceSession | None = open_session(path, [("CUDAExecutionProvider", options)])
+        self._session: ort.InferenceSession | None = open_session(path, [("CUDAExecutionProvider", options)],
+                                                                  free_dims=static_dims)
         if "CUDAExecutionProvider" not in self._session.get_providers():
             raise BackendError(f"ONNX Runtime could not put {path.name} on CUDA.", backend="onnxruntime")
         check_inputs(self._session, path.stem, path)
         self._device = device_index
         self._binding = self._session.io_binding()
-        self._run_options = ort.RunOptions()
+        # Unbound runs never use a graph: their addresses may change from run to run.
+        self._run_options = self._options(-1 if cuda_graph else None)
+
+    def _options(self, graph_id: int | None) -> ort.RunOptions:
+        options = ort.RunOptions()
         if self._user_stream:
             # On our stream, ORT need not synchronize after each run (the host would wait on
             # the GPU after every decoder step); we synchronize on our own events instead.
-            self._run_options.add_run_config_entry("disable_synchronize_execution_providers", "1")
+            options.add_run_config_entry("disable_synchronize_execution_providers", "1")
+        if graph_id is not None:
+            options.add_run_config_entry("gpu_graph_id", str(graph_id))  # -1: no graph; 0 is ORT's own
+        return options
 
     def run(self, inputs: Mapping[str, DeviceTensor], outputs: Mapping[str, DeviceTensor]) -> None:
         self._fill(self._binding, inputs, outputs)
-        self._execute(self._binding)
+        self._execute(self._binding, self._run_options)
 
     def bind(self, inputs: Mapping[str, DeviceTensor], outputs: Mapping[str, DeviceTensor]) -> _OrtBoundRun:
         """A separate IO binding with these addresses, for runs that rebind nothing."""
@@ -57,7 +82,11 @@ class OrtCudaRunner:
             raise BackendError("runner used after close()", backend="onnxruntime")
         binding = self._session.io_binding()
         self._fill(binding, inputs, outputs)
-        return _OrtBoundRun(self, binding)
+        options = self._run_options
+        if self._cuda_graph:
+            self._graph_ids += 1  # ORT captures on the first runs with a new id and replays afterwards
+            options = self._options(self._graph_ids)
+        return _OrtBoundRun(self, binding, options)
 
     def _fill(self, binding: ort.IOBinding, inputs: Mapping[str, DeviceTensor],
               outputs: Mapping[str, DeviceTensor]) -> None:
@@ -66,14 +95,14 @@ class OrtCudaRunner:
         for name, t in outputs.items():
             binding.bind_output(name, "cuda", self._device, t.dtype, list(t.shape), t.ptr)
 
-    def _execute(self, binding: ort.IOBinding) -> None:
+    def _execute(self, binding: ort.IOBinding, options: ort.RunOptions) -> None:
         if self._session is None:
             raise BackendError("runner used after close()", backend="onnxruntime")
         if not self._user_stream:
             # ORT runs on its own stream here: our copies on our stream must have landed, and
             # ORT synchronizes its stream at the end of the run.
             self._stream.synchronize()
-        self._session.run_with_iobinding(binding, self._run_options)
+        self._session.run_with_iobinding(binding, options)
 
     def close(self) -> None:
         """Destroy the session now (the IO binding keeps it alive otherwise).
@@ -88,11 +117,11 @@ class OrtCudaRunner:
 
 
 class _OrtBoundRun:
-    def __init__(self, runner: OrtCudaRunner, binding: ort.IOBinding) -> None:
-        self._runner, self._binding = runner, binding
+    def __init__(self, runner: OrtCudaRunner, binding: ort.IOBinding, options: ort.RunOptions) -> None:
+        self._runner, self._binding, self._options = runner, binding, options
 
     def run(self) -> None:
-        self._runner._execute(self._binding)
+        self._runner._execute(self._binding, self._options)
 
 
 class CudaEngine(GpuEngine):
@@ -103,8 +132,16 @@ class CudaEngine(GpuEngine):
         preload = getattr(ort, "preload_dlls", None)
         if preload is not None:
             preload()
+        step_path = folder / config.graphs["decoder_step"]
+        graphs = config.batching.cuda_graphs
+
+        def step_runner(rows: int, text_length: int) -> OrtCudaRunner:
+            # One session per batch bucket: static shapes, so ORT can capture CUDA graphs.
+            return OrtCudaRunner(step_path, device_index, self.stream_a, cuda_graph=graphs,
+                                 static_dims={"batch": rows, "text_length": text_length})
+
         super().__init__(folder, config, device_index, "onnxruntime",
-                         lambda graph, path, stream: OrtCudaRunner(path, device_index, stream))
+                         lambda graph, path, stream: OrtCudaRunner(path, device_index, stream), step_runner)
 
 
 __all__ = ["CudaEngine", "OrtCudaRunner"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,8 +44,12 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
-def _options(threads: int | None) -> ort.SessionOptions:
+def _options(threads: int | None, free_dims: Mapping[str, int] | None = None) -> ort.SessionOptions:
     options = ort.SessionOptions()
+    for name, size in (free_dims or {}).items():
+        # Static shapes: ORT folds the shape arithmetic away, so every node stays on the
+        # CUDA EP and the run can be captured as a CUDA graph.
+        options.add_free_dimension_override_by_name(name, size)
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: ORT's warnings about shape inference are noise here
     if threads is not None:
@@ -54,13 +58,16 @@ def _options(threads: int | None) -> ort.SessionOptions:
 
 
 def open_session(path: Path, providers: Sequence[str | tuple[str, dict[str, Any]]],
-                 threads: int | None = None) -> ort.InferenceSession:
-    """Open one graph; a missing or corrupt file is a VoiceError naming the file."""
+                 threads: int | None = None, free_dims: Mapping[str, int] | None = None) -> ort.InferenceSession:
+    """Open one graph; a missing or corrupt file is a VoiceError naming the file.
+
+    ``free_dims`` fixes named dynamic axes (the exporter's ``batch``, ``text_length``).
+    """
     if not path.is_file():
         raise VoiceError(f"Voice graph {path} is missing. Hint: rebuild the voice with build_engines.py.",
                          path=str(path))
     try:
-        return ort.InferenceSession(str(path), sess_options=_options(threads), providers=list(providers))
+        return ort.InferenceSession(str(path), sess_options=_options(threads, free_dims), providers=list(providers))
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad models
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise VoiceError(f"Voice graph {path} cannot be loaded: {first}", path=str(path)) from exc

@@ -82,7 +82,19 @@ class TrtEngine(GpuEngine):
             plan = check_plan(graph, onnx_path, config, device_index)
             return TrtRunner(graph, plan, stream).open()
 
-        super().__init__(folder, config, device_index, "tensorrt", open_runner)
+        ring = max(config.decoder.gate_check_interval, 1)
+        step_plan: list[Path] = []
+
+        def step_runner(rows: int, text_length: int) -> TrtRunner:
+            # One runner per batch bucket, with a context per ring position: every step's
+            # shapes and addresses are set once, and a batch of steps is captured as one graph.
+            if not step_plan:
+                step_plan.append(check_plan("decoder_step", folder / config.graphs["decoder_step"], config,
+                                            device_index))
+            return TrtRunner("decoder_step", step_plan[0], self.stream_a, bound_contexts=ring).open()
+
+        super().__init__(folder, config, device_index, "tensorrt", open_runner, step_runner,
+                         max_batch=config.profiles.batch.max, capture=True)
 
 
 __all__ = ["TrtEngine", "TrtRunner", "check_plan"]

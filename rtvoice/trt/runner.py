@@ -90,6 +90,9 @@ class TrtRunner:
         self._dtypes: dict[str, np.dtype[Any]] = {}
         self._limits: dict[str, ShapeRange] = {}
 
+    enqueue_only = True
+    """Runs only enqueue ``execute_async_v3`` on the stream, so the caller may capture them as a CUDA graph."""
+
     @property
     def is_open(self) -> bool:
         """Whether :meth:`open` has run and :meth:`close` has not."""
