@@ -93,6 +93,23 @@ class StreamingConfig:
 
 
 @dataclass(frozen=True)
+class BatchingConfig:
+    """How the work of concurrent streams of one voice is batched (issue #7)."""
+
+    vocoder_max: int = 8
+    """Most chunks, from any streams, vocoded in one call; 1 turns vocoder batching off.
+
+    Only chunks that are ready at the same moment are batched, so a lone stream never
+    waits. The GPU backends pad a batch to a power of two no larger than this (nor than
+    ``profiles.batch.max``, the batch range TensorRT plans are built for).
+    """
+
+    def __post_init__(self) -> None:
+        if self.vocoder_max < 1:
+            raise ValueError(f"batching.vocoder_max must be at least 1, got {self.vocoder_max}.")
+
+
+@dataclass(frozen=True)
 class EngineProfile:
     """One dynamic dimension of a TensorRT optimization profile: min, opt, max."""
 
@@ -120,6 +137,7 @@ class VoiceConfig:
     decoder: DecoderConfig = DecoderConfig()
     vocoder: VocoderConfig = VocoderConfig()
     streaming: StreamingConfig = StreamingConfig()
+    batching: BatchingConfig = BatchingConfig()
     profiles: ProfilesConfig = ProfilesConfig()
     graphs: dict[str, str] = field(default_factory=lambda: {n: f"{n}.onnx" for n in GRAPH_NAMES})
     source: dict[str, Any] = field(default_factory=dict)
@@ -182,7 +200,7 @@ def _build(cls: type[T], data: Any, where: str) -> T:
             kwargs[name] = value
     try:
         return cls(**kwargs)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # ValueError: a __post_init__ check
         raise VoiceError(f"{where}: {exc}") from exc
 
 
