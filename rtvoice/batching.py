@@ -1,4 +1,4 @@
-"""Continuous batching of decoder steps across the concurrent streams of one voice.
+"""Batching the work of the concurrent streams of one voice: decoder steps and vocoder chunks.
 
 Each stream's producer asks for its next batch of decoder steps with :meth:`decode`.
 Requests that arrive while the decoder thread is busy wait, and are then run together in
@@ -9,19 +9,24 @@ Threads: everything here runs on the event loop; the one executor call per batch
 the voice's decoder thread. A request whose stream was cancelled before its batch formed
 is dropped, so cancelled streams stop costing decoder time at once; one already in the
 batch in flight finishes with it (the pipeline closes utterances only after that).
+
+:class:`VocodeBatcher` does the same for vocoder chunks on the vocoder thread: chunks that
+are ready while a vocoder call runs go together in the next ``Engine.vocode_batch`` call,
+at most ``BatchingConfig.vocoder_max`` of them; a chunk that finds the thread idle runs at
+once, alone, so a lone stream waits for nobody.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from .models.engine import Engine, Utterance
+from .models.engine import Engine, Utterance, VocodeItem
 
 Gates = npt.NDArray[np.float32]
 
@@ -79,3 +84,87 @@ class DecodeBatcher:
                 for r, gates in zip(batch, results, strict=True):
                     if not r.future.done():
                         r.future.set_result(gates)
+
+
+Audio = npt.NDArray[np.float32]
+
+
+@dataclass
+class _Chunk:
+    engine: Engine
+    make: Callable[[], VocodeItem]
+    future: asyncio.Future[Audio]
+
+
+class VocodeBatcher:
+    """Collects chunks to vocode and runs them in batches on the vocoder thread.
+
+    Like :class:`DecodeBatcher`, its task starts on demand and ends when nothing waits.
+    Chunks go in arrival order; a batch holds chunks of one engine only.
+
+    Args:
+        pool: The vocoder thread.
+        max_batch: Most chunks per ``vocode_batch`` call (1: no batching).
+    """
+
+    def __init__(self, pool: ThreadPoolExecutor, max_batch: int) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}.")
+        self._pool = pool
+        self.max_batch = max_batch
+        self._pending: list[_Chunk] = []
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+        """Batches run so far (for tests and metrics)."""
+        self.chunks = 0
+        """Chunks vocoded in them."""
+        self.largest = 0
+        """The most chunks seen in one batch."""
+
+    async def vocode(self, engine: Engine, make: Callable[[], VocodeItem]) -> Audio:
+        """The audio of the chunk ``make()`` describes, batched with whatever else is waiting.
+
+        ``make`` runs on the vocoder thread (it draws the chunk's noise: too much work for
+        the event loop at hundreds of streams); it must only read immutable state.
+        """
+        loop = asyncio.get_running_loop()
+        chunk = _Chunk(engine, make, loop.create_future())
+        self._pending.append(chunk)
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._run(), name="rtvoice[pipeline].vocode_batcher")
+        return await chunk.future
+
+    def _take(self) -> list[_Chunk]:
+        """The next batch: the oldest live chunk and up to ``max_batch - 1`` later ones of its engine."""
+        self._pending = [c for c in self._pending if not c.future.done()]  # drop cancelled streams' chunks
+        if not self._pending:
+            return []
+        engine = self._pending[0].engine
+        batch = [c for c in self._pending if c.engine is engine][: self.max_batch]
+        taken = {id(c) for c in batch}
+        self._pending = [c for c in self._pending if id(c) not in taken]
+        return batch
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while batch := self._take():
+            engine = batch[0].engine
+            makers = [c.make for c in batch]
+            try:
+                results = await loop.run_in_executor(self._pool, _vocode, engine, makers)
+            except Exception as exc:  # handed to each waiting stream, which raises it to its caller
+                for c in batch:
+                    if not c.future.done():
+                        c.future.set_exception(exc)
+                continue
+            self.batches += 1
+            self.chunks += len(batch)
+            self.largest = max(self.largest, len(batch))
+            for c, audio in zip(batch, results, strict=True):
+                if not c.future.done():  # a stream cancelled mid-batch just drops its audio
+                    c.future.set_result(audio)
+
+
+def _vocode(engine: Engine, makers: Sequence[Callable[[], VocodeItem]]) -> list[Audio]:
+    """On the vocoder thread: draw each chunk's inputs, then one ``vocode_batch`` call."""
+    return engine.vocode_batch([make() for make in makers])

@@ -1,5 +1,8 @@
 """Benchmarks: time to first audio, latency, RTF, decoder µs/step, WaveGlow µs per audio second.
 
+Also the mean number of chunks per vocoder call (vocoder batching, issue #7), which
+``vocoder_batch=1`` turns off for a side-by-side comparison.
+
 Runs the real streaming pipeline (``Voice.stream``), with the decoder's and vocoder's
 engine calls timed by a thin wrapper (host wall time of each call: the GPU backends
 synchronize once per decoder batch and once per chunk, so the figures include GPU time).
@@ -13,19 +16,22 @@ import asyncio
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from .config import SynthesisConfig
-from .models.engine import Engine, Utterance
+from .models.engine import Engine, Utterance, VocodeItem
 from .voice import Voice
+
+if TYPE_CHECKING:
+    from .pipeline import Workers
 
 
 class TimedEngine:
-    """Wraps an engine to add up the host time spent in decode() and vocode()."""
+    """Wraps an engine to add up the host time spent in decode() and vocode(), and count batches."""
 
     def __init__(self, inner: Engine) -> None:
         self.inner = inner
@@ -34,6 +40,13 @@ class TimedEngine:
         self.decode_steps = 0
         self.vocode_s = 0.0
         self.vocode_samples = 0
+        self.vocode_calls = 0
+        self.vocode_chunks = 0
+
+    def reset(self) -> None:
+        """Zero the counters (between benchmark rounds)."""
+        self.decode_s = self.vocode_s = 0.0
+        self.decode_steps = self.vocode_samples = self.vocode_calls = self.vocode_chunks = 0
 
     def open_utterance(self, ids: Sequence[int], max_steps: int) -> Utterance:
         return _TimedUtterance(self, self.inner.open_utterance(ids, max_steps))
@@ -47,6 +60,18 @@ class TimedEngine:
         self.decode_s += time.perf_counter() - t
         self.decode_steps += sum(len(m) for _, m in items)
         return gates
+
+    def vocode_batch(self, items: Sequence[VocodeItem]) -> list[npt.NDArray[np.float32]]:
+        """Times the whole batch; per-second figures then count every chunk's audio."""
+        inner = [replace(i, utterance=i.utterance._inner) if isinstance(i.utterance, _TimedUtterance) else i
+                 for i in items]
+        t = time.perf_counter()
+        audio = self.inner.vocode_batch(inner)
+        self.vocode_s += time.perf_counter() - t
+        self.vocode_samples += sum(len(a) for a in audio)
+        self.vocode_calls += 1
+        self.vocode_chunks += len(items)
+        return audio
 
     def close(self) -> None:
         self.inner.close()
@@ -75,6 +100,8 @@ class _TimedUtterance:
         audio = self._inner.vocode(start, stop, limit, noise)
         self._owner.vocode_s += time.perf_counter() - t
         self._owner.vocode_samples += len(audio)
+        self._owner.vocode_calls += 1
+        self._owner.vocode_chunks += 1
         return audio
 
     def close(self) -> None:
@@ -89,6 +116,8 @@ class RunResult:
     decoder_steps: int
     decoder_us_per_step: float
     waveglow_us_per_audio_s: float
+    vocoder_batch_mean: float
+    """Chunks per vocoder call, over the round this run belongs to (1.0: nothing batched)."""
 
     @property
     def rtf(self) -> float:
@@ -103,6 +132,8 @@ class BenchReport:
     voice: str
     text_chars: int
     concurrency: int
+    vocoder_batch: int
+    """The most chunks one vocoder call could take (``BatchingConfig.vocoder_max``)."""
     runs: list[RunResult] = field(default_factory=list)
     gpu_memory_used_bytes: int | None = None
     torch: dict[str, float] | None = None
@@ -116,7 +147,8 @@ class BenchReport:
 
         out: dict[str, Any] = {
             "backend": self.backend, "device": self.device, "gpu": self.gpu, "voice": self.voice,
-            "text_chars": self.text_chars, "concurrency": self.concurrency, "runs": len(self.runs),
+            "text_chars": self.text_chars, "concurrency": self.concurrency, "vocoder_batch": self.vocoder_batch,
+            "runs": len(self.runs),
             "decoder_steps": self.runs[0].decoder_steps if self.runs else 0,
             "audio_s": self.runs[0].audio_s if self.runs else 0.0,
             "time_to_first_audio_s": stats([r.time_to_first_audio_s for r in self.runs]),
@@ -124,6 +156,7 @@ class BenchReport:
             "rtf": stats([r.rtf for r in self.runs]),
             "decoder_us_per_step": stats([r.decoder_us_per_step for r in self.runs]),
             "waveglow_us_per_audio_s": stats([r.waveglow_us_per_audio_s for r in self.runs]),
+            "vocoder_batch_mean": stats([r.vocoder_batch_mean for r in self.runs]),
             "gpu_memory_used_bytes": self.gpu_memory_used_bytes,
             "batching": self.batching,
         }
@@ -136,51 +169,60 @@ class BenchReport:
         return {"summary": self.summary(), "runs": [asdict(r) | {"rtf": r.rtf} for r in self.runs]}
 
 
-async def _one(voice: Voice, engine: TimedEngine, text: str, config: SynthesisConfig) -> tuple[float, float, int]:
+async def _one(workers: Workers, engine: TimedEngine, text: str, config: SynthesisConfig,
+               ) -> tuple[float, float, int]:
     from . import pipeline
 
     start = time.perf_counter()
     first = None
     samples = 0
-    assert voice._workers is not None
-    async for chunk in pipeline.stream(engine, voice._workers, text, config):
+    async for chunk in pipeline.stream(engine, workers, text, config):
         first = first if first is not None else time.perf_counter() - start
         samples += len(chunk.samples)
     return first or 0.0, time.perf_counter() - start, samples
 
 
 def run_bench(voice: Voice, text: str, *, steps: int | None, runs: int, warmup: int, concurrency: int = 1,
-              chunk_frames: int | None = None, progress: Callable[[int, int], None] | None = None) -> BenchReport:
-    """Warm up, then time ``runs`` rounds of ``concurrency`` simultaneous streams."""
+              chunk_frames: int | None = None, vocoder_batch: int | None = None,
+              progress: Callable[[int, int], None] | None = None) -> BenchReport:
+    """Warm up, then time ``runs`` rounds of ``concurrency`` simultaneous streams.
+
+    ``vocoder_batch`` overrides the voice's ``batching.vocoder_max`` (1: no vocoder batching).
+    """
     from . import pipeline
 
     engine = TimedEngine(voice.engine)
-    if voice._workers is None:
-        voice._workers = pipeline.Workers(voice.config.name)
+    batching = voice.config.batching
+    if vocoder_batch is not None:
+        batching = replace(batching, vocoder_max=vocoder_batch)
+    workers = pipeline.Workers(voice.config.name, batching)
     config = SynthesisConfig(force_steps=steps, chunk_frames=chunk_frames, sentence_pause_s=0.0)
     report = BenchReport(voice.choice.backend, voice.choice.device, _gpu_name(voice), voice.config.name,
-                         len(text), concurrency)
-    b = voice.config.batching
+                         len(text), concurrency, batching.vocoder_max)
+    b = batching
     if voice.choice.device.startswith("cuda"):
         report.batching = (f"up to {min(b.max_batch, b.max_rows)} sentences per step, "
                            f"CUDA graphs {'on' if b.cuda_graphs else 'off'}")
 
     async def rounds() -> None:
         for i in range(warmup + runs):
-            engine.decode_s = engine.vocode_s = 0.0
-            engine.decode_steps = engine.vocode_samples = 0
-            results = await asyncio.gather(*(_one(voice, engine, text, config) for _ in range(concurrency)))
+            engine.reset()
+            results = await asyncio.gather(*(_one(workers, engine, text, config) for _ in range(concurrency)))
             if i >= warmup:
                 for ttfa, latency, samples in results:
                     audio_s = samples / voice.sample_rate
                     report.runs.append(RunResult(
                         ttfa, latency, audio_s, engine.decode_steps // concurrency,
                         1e6 * engine.decode_s / max(engine.decode_steps, 1),
-                        1e6 * engine.vocode_s / max(engine.vocode_samples / voice.sample_rate, 1e-9)))
+                        1e6 * engine.vocode_s / max(engine.vocode_samples / voice.sample_rate, 1e-9),
+                        engine.vocode_chunks / max(engine.vocode_calls, 1)))
             if progress is not None:
                 progress(i + 1, warmup + runs)
 
-    asyncio.run(rounds())
+    try:
+        asyncio.run(rounds())
+    finally:
+        workers.close()
     report.gpu_memory_used_bytes = _gpu_memory(voice)
     return report
 
@@ -215,6 +257,9 @@ def format_table(summary: dict[str, Any]) -> str:
                              ("decoder_us_per_step", "µs", 1.0), ("waveglow_us_per_audio_s", "µs", 1.0)):
         s = summary[key]
         rows.append((key, f"median {s['median'] * scale:,.2f} {unit}   p99 {s['p99'] * scale:,.2f} {unit}"))
+    v = summary["vocoder_batch_mean"]
+    rows.append(("vocoder chunks per call", f"median {v['median']:.2f}   max {v['max']:.2f}   "
+                                            f"(limit {summary['vocoder_batch']})"))
     if summary.get("gpu_memory_used_bytes") is not None:
         rows.append(("gpu memory used", f"{summary['gpu_memory_used_bytes'] / 2**20:,.0f} MiB"))
     if summary.get("torch"):

@@ -115,7 +115,7 @@ DEFAULT_BATCH_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 @dataclass(frozen=True)
 class BatchingConfig:
-    """Continuous batching of decoder steps on the GPU engines, and CUDA graphs.
+    """How the work of concurrent streams of one voice is batched, and CUDA graphs (issue #7).
 
     The GPU engines keep every open sentence in one "row" of fixed-size device buffers and
     step all rows of a batch with one graph run. A step of ``n`` rows runs at the smallest
@@ -130,6 +130,17 @@ class BatchingConfig:
     """Batch sizes a step runs at; those above ``max_batch`` are dropped, ``max_batch`` is added."""
     cuda_graphs: bool = True
     """Replay decoder steps as CUDA graphs (ONNX Runtime: one per step; TensorRT: one per batch of steps)."""
+    vocoder_max: int = 8
+    """Most chunks, from any streams, vocoded in one call; 1 turns vocoder batching off.
+
+    Only chunks that are ready at the same moment are batched, so a lone stream never
+    waits. The GPU backends pad a batch to a power of two no larger than this (nor than
+    ``profiles.batch.max``, the batch range TensorRT plans are built for).
+    """
+
+    def __post_init__(self) -> None:
+        if self.vocoder_max < 1:
+            raise ValueError(f"batching.vocoder_max must be at least 1, got {self.vocoder_max}.")
 
     def effective_buckets(self) -> tuple[int, ...]:
         """The buckets in use: sorted, none above ``min(max_batch, max_rows)``, which is included."""
@@ -213,7 +224,7 @@ def _build(cls: type[T], data: Any, where: str) -> T:
             kwargs[name] = value
     try:
         return cls(**kwargs)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # ValueError: a __post_init__ check
         raise VoiceError(f"{where}: {exc}") from exc
 
 

@@ -4,12 +4,13 @@ Threads (who calls what):
 
 - The decoder thread runs ``Engine.open_utterance`` and ``Engine.decode_batch`` (stream A
   on the GPU backends); :mod:`rtvoice.batching` batches the decoder steps of concurrent
-  streams into one call. The vocoder thread runs ``Utterance.vocode`` (stream B). Each is a
-  single-thread executor owned by :class:`Workers`, shared by every stream of a voice, so
+  streams into one call. The vocoder thread runs ``Engine.vocode_batch`` (stream B), fed
+  the same way with the chunks of every stream that are ready at the same moment. Each is
+  a single-thread executor owned by :class:`Workers`, shared by every stream of a voice, so
   concurrent requests interleave batch by batch and engines never see a third thread.
-- The event loop only moves small objects between bounded queues. Results cross from a
-  worker thread into the loop through ``run_in_executor`` futures (which asyncio resolves
-  with ``call_soon_threadsafe``).
+- The event loop only moves small objects between bounded queues, cuts chunks and
+  cross-fades them. Results cross from a worker thread into the loop through
+  ``run_in_executor`` futures (which asyncio resolves with ``call_soon_threadsafe``).
 
 Cancellation (``aclose()``, task cancel, or breaking out of ``async for``) cancels both
 tasks; at most the one batch of steps or the one chunk in flight completes, then every
@@ -21,11 +22,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TypeVar
 
 from .audio import AudioChunk
-from .batching import DecodeBatcher
-from .config import ResolvedSynthesis, SynthesisConfig
+from .batching import DecodeBatcher, VocodeBatcher
+from .config import BatchingConfig, ResolvedSynthesis, SynthesisConfig
 from .models.engine import Engine, Utterance
 from .synthesizer import ChunkVocoder, Clock, Progress, Sentence, SentenceDecoder, plan
 
@@ -34,14 +36,23 @@ _END = object()
 
 
 class Workers:
-    """The decoder and vocoder threads of one voice. ``close()`` is idempotent."""
+    """The decoder and vocoder threads of one voice. ``close()`` is idempotent.
 
-    def __init__(self, name: str) -> None:
+    Args:
+        name: The voice's name, for the threads' names.
+        batching: The voice's batch limits (``VoiceConfig.batching``).
+    """
+
+    def __init__(self, name: str, batching: BatchingConfig | None = None) -> None:
+        limits = batching or BatchingConfig()
         decoder = ThreadPoolExecutor(1, thread_name_prefix=f"rtvoice[{name}].decoder")
+        vocoder = ThreadPoolExecutor(1, thread_name_prefix=f"rtvoice[{name}].vocoder")
         self.decoder: ThreadPoolExecutor | None = decoder
-        self.vocoder: ThreadPoolExecutor | None = ThreadPoolExecutor(1, thread_name_prefix=f"rtvoice[{name}].vocoder")
+        self.vocoder: ThreadPoolExecutor | None = vocoder
         self.batcher = DecodeBatcher(decoder)
         """Continuous batching of the decoder steps of every stream of the voice."""
+        self.vocode_batcher = VocodeBatcher(vocoder, limits.vocoder_max)
+        """Batching of the vocoder chunks of every stream that are ready together."""
 
     def close(self) -> None:
         for pool in (self.decoder, self.vocoder):
@@ -116,9 +127,15 @@ async def _consume(engine: Engine, workers: Workers, vocoder: ChunkVocoder,
             if isinstance(item, BaseException):
                 raise item
             assert isinstance(item, Progress)
-            chunks = await _on(workers.vocoder, lambda p=item: list(vocoder.feed(p)))
-            for chunk in chunks:
-                await out_q.put(chunk)
+            if workers.vocoder is None:
+                raise RuntimeError("voice is closed")
+            windows = vocoder.windows(item)
+            # Every ready chunk of this stream goes to the batcher at once (with those of
+            # other streams); their audio comes back in order for the cross-fades.
+            audio = await asyncio.gather(*(workers.vocode_batcher.vocode(engine, partial(vocoder.item, w))
+                                           for w in windows))
+            for window, samples in zip(windows, audio, strict=True):
+                await out_q.put(vocoder.finish(window, samples))
             if item.final:
                 await _on(workers.vocoder, item.utterance.close)
                 closed.add(id(item.utterance))

@@ -23,7 +23,7 @@ import numpy.typing as npt
 from .audio import AudioChunk, Float32Array, Timing
 from .config import ResolvedSynthesis, SynthesisConfig, VoiceConfig
 from .errors import TextError
-from .models.engine import Engine, Utterance
+from .models.engine import Engine, Utterance, VocodeItem
 from .models.randomness import PrenetMasks, noise
 from .text import split_sentences, text_to_ids
 
@@ -144,6 +144,18 @@ class Clock:
         return Timing(self.first, now, self.samples / self.sample_rate)
 
 
+@dataclass(frozen=True)
+class Window:
+    """One chunk of a sentence: frames [a, b), vocoded over [lo, hi) (its context around it)."""
+
+    progress: Progress
+    a: int
+    b: int
+    lo: int
+    hi: int
+    last_of_sentence: bool
+
+
 class ChunkVocoder:
     """Turns decoder progress into cross-faded audio chunks, one sentence at a time.
 
@@ -172,26 +184,42 @@ class ChunkVocoder:
 
     def feed(self, progress: Progress) -> Iterator[AudioChunk]:
         """Emit every chunk that ``progress`` makes ready (none, one, or several)."""
+        for window in self.windows(progress):
+            yield self.finish(window, self.item(window).vocode())
+
+    def windows(self, progress: Progress) -> list[Window]:
+        """The chunks that ``progress`` makes ready, in order; each must then be finished.
+
+        Cheap: the noise is drawn later by :meth:`item`, so the async pipeline can plan on
+        the event loop and draw on the vocoder thread.
+        """
         if progress.sentence.index != self._sentence:
             self._sentence, self._start, self._tail = progress.sentence.index, 0, None
         ctx = self._s.context_frames
         need = ctx + self._voice.decoder.postnet_context_frames
+        ready: list[Window] = []
         while self._start < progress.ready:
             end = self._chunk_end(self._start)
             if progress.final:
                 end = min(end, progress.ready)
             elif end + need > progress.ready:
-                return
+                break
             last_of_sentence = progress.final and end >= progress.ready
-            yield self._emit(progress, self._start, end, last_of_sentence)
+            lo, hi = max(0, self._start - ctx), min(progress.ready, end + ctx)
+            ready.append(Window(progress, self._start, end, lo, hi, last_of_sentence))
             self._start = end
+        return ready
 
-    def _emit(self, progress: Progress, a: int, b: int, last_of_sentence: bool) -> AudioChunk:
-        limit = progress.ready
-        lo, hi = max(0, a - self._s.context_frames), min(limit, b + self._s.context_frames)
+    def item(self, window: Window) -> VocodeItem:
+        """The vocoder's input for ``window``, with its noise (reads only settings: any thread)."""
         cols = self._hop // self._group
-        z = noise(self._s.seed, progress.sentence.index, self._group, lo * cols, hi * cols, self._s.sigma)
-        audio = progress.utterance.vocode(lo, hi, limit, z)
+        p = window.progress
+        z = noise(self._s.seed, p.sentence.index, self._group, window.lo * cols, window.hi * cols, self._s.sigma)
+        return VocodeItem(p.utterance, window.lo, window.hi, p.ready, z)
+
+    def finish(self, window: Window, audio: Float32Array) -> AudioChunk:
+        """Cut ``window``'s audio to its chunk and cross-fade the seam; call in window order."""
+        a, b, lo, progress = window.a, window.b, window.lo, window.progress
         head = (a - lo) * self._hop
         body = audio[head : head + (b - a) * self._hop].copy()
         fade = min(self._s.crossfade_samples, len(body))
@@ -200,8 +228,8 @@ class ChunkVocoder:
             tail = self._tail[:fade]
             body[: len(tail)] = tail * (1 - ramp[: len(tail)]) + body[: len(tail)] * ramp[: len(tail)]
         self._tail = audio[head + (b - a) * self._hop : head + (b - a) * self._hop + self._s.crossfade_samples]
-        is_last = last_of_sentence and progress.sentence.index == self._n_sentences - 1
-        if last_of_sentence and not is_last and self._s.sentence_pause_s > 0:
+        is_last = window.last_of_sentence and progress.sentence.index == self._n_sentences - 1
+        if window.last_of_sentence and not is_last and self._s.sentence_pause_s > 0:
             pause = np.zeros(int(self._s.sentence_pause_s * self._voice.audio.sample_rate), np.float32)
             body = np.concatenate((body, pause))
         chunk = AudioChunk(body, self._voice.audio.sample_rate, progress.sentence.index, self._offset, is_last,

@@ -126,7 +126,7 @@ class Voice:
         task) to stop early: GPU work stops within one chunk and everything is released.
         """
         if self._workers is None:
-            self._workers = pipeline.Workers(self.config.name)
+            self._workers = pipeline.Workers(self.config.name, self.config.batching)
         return pipeline.stream(self.engine, self._workers, text, config)
 
     def close(self) -> None:

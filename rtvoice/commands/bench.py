@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="GPU engines: replay decoder steps as CUDA graphs (default: voice.json, on)")
     p.add_argument("--max-batch", type=int,
                    help="GPU engines: most sentences stepped together (rows); 1 turns batching off")
+    p.add_argument("--vocoder-batch", type=int, metavar="N",
+                   help="most chunks per vocoder call (default: the voice's batching.vocoder_max; "
+                        "1 turns vocoder batching off)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--seams", action="store_true",
                    help="instead: sweep chunk and context sizes, SNR of streamed vs whole audio "
@@ -74,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
             raise RtvoiceError("--compare torch needs torch. Hint: pip install '.[build]'") from exc
     if args.runs < 1 or args.concurrency < 1 or args.warmup < 0:
         raise RtvoiceError("--runs and --concurrency must be at least 1, --warmup at least 0.")
+    if args.vocoder_batch is not None and args.vocoder_batch < 1:
+        raise RtvoiceError(f"--vocoder-batch must be at least 1, got {args.vocoder_batch}.")
     with Voice.load(args.voice, backend=args.backend, device=args.device, batching=_batching(args)) as voice:
         if args.seams:
             from ..seams import format_points, sweep
@@ -82,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps([p.__dict__ for p in points], indent=2) if args.json else format_points(points))
             return 0
         report = run_bench(voice, text, steps=args.steps, runs=args.runs, warmup=args.warmup,
-                           concurrency=args.concurrency, chunk_frames=args.chunk_frames, progress=_progress)
+                           concurrency=args.concurrency, chunk_frames=args.chunk_frames,
+                           vocoder_batch=args.vocoder_batch, progress=_progress)
         if args.compare == "torch":
             from ..export.torch_bench import time_torch
 

@@ -9,6 +9,7 @@ appends frames, and ``vocode`` only reads frames that ``decode`` has already ret
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -45,6 +46,21 @@ class Utterance(Protocol):
         """Give the utterance's slot back to its engine. Idempotent."""
 
 
+@dataclass(frozen=True)
+class VocodeItem:
+    """One chunk for :meth:`Engine.vocode_batch`: the arguments of ``utterance.vocode``."""
+
+    utterance: Utterance
+    start: int
+    stop: int
+    limit: int
+    noise: npt.NDArray[np.float32]
+
+    def vocode(self) -> npt.NDArray[np.float32]:
+        """This chunk alone (what a backend that cannot batch does for each item)."""
+        return self.utterance.vocode(self.start, self.stop, self.limit, self.noise)
+
+
 class Engine(Protocol):
     """Runs the four graphs of one voice on one device."""
 
@@ -64,6 +80,13 @@ class Engine(Protocol):
 
         Equivalent to ``[u.decode(m) for u, m in items]``; a backend that batches runs the
         utterances' steps together, those with fewer masks dropping out as they finish.
+        """
+
+    def vocode_batch(self, items: Sequence[VocodeItem]) -> list[npt.NDArray[np.float32]]:
+        """Vocode chunks of several utterances at once; one audio array each.
+
+        Equivalent to ``[item.vocode() for item in items]``: a backend that batches must
+        give every chunk the audio it would get alone, whatever else is in the batch.
         """
 
     def close(self) -> None:

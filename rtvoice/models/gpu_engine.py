@@ -30,10 +30,10 @@ import numpy.typing as npt
 from ..config import VoiceConfig
 from ..cuda import DeviceBuffer, Event, HostBuffer, Stream, copy_async, set_device
 from ..errors import InternalError
-from .engine import Utterance
+from .engine import Utterance, VocodeItem
 from .gpu_decoder import BatchedDecoder, Request
 from .gpu_runner import F32, DeviceTensor, GraphRunner, RunnerFactory, StepRunnerFactory
-from .gpu_vocoder import Vocoder
+from .gpu_vocoder import Vocoder, VocoderJob
 
 log = logging.getLogger("rtvoice.gpu")
 
@@ -215,6 +215,17 @@ class GpuEngine:
         for u, (_, masks) in zip(ours, items, strict=True):
             u.advance(len(masks))
         return gates
+
+    def vocode_batch(self, items: Sequence[VocodeItem]) -> list[npt.NDArray[np.float32]]:
+        """Chunks of several utterances in batched runs: see :class:`Vocoder` (vocoder thread)."""
+        if self.vocoder is None:
+            raise InternalError("engine used after close()")
+        jobs = []
+        for item in items:
+            if not isinstance(item.utterance, GpuUtterance):
+                raise InternalError("vocode_batch() got an utterance of another engine")
+            jobs.append(VocoderJob(item.utterance._live(), item.start, item.stop, item.limit, item.noise))
+        return self.vocoder.vocode_batch(jobs)
 
     def release(self, slot: _Slot) -> None:
         with self._lock:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,6 +16,23 @@ from .gpu_runner import F32, DeviceTensor, GraphRunner
 if TYPE_CHECKING:
     from .gpu_engine import GpuEngine, _Slot
 
+log = logging.getLogger("rtvoice.gpu")
+
+
+@dataclass(frozen=True)
+class VocoderJob:
+    """One chunk for :meth:`Vocoder.vocode_batch`: ``Utterance.vocode``'s arguments, on a slot."""
+
+    slot: _Slot
+    start: int
+    stop: int
+    limit: int
+    noise: npt.NDArray[np.float32]
+
+
+def _power_of_two_at_least(n: int) -> int:
+    return 1 << max(n - 1, 0).bit_length()
+
 
 class Vocoder:
     """Postnet + WaveGlow on stream B, with the engine's vocoder buffers (vocoder thread only).
@@ -23,6 +43,13 @@ class Vocoder:
     96-frame window called repeatedly and 3 s per call when 96 and 32 frames alternated.
     The padding lies beyond the window's right context (frames whose audio is dropped),
     so it changes nothing but the last few milliseconds of an utterance.
+
+    Batches (issue #7) are padded the same way, with zero rows up to a power of two, so
+    the runners are per (window bucket, batch size). A chunk's padding depends only on its
+    own size, never on what shares its batch: batched audio equals unbatched audio (up to
+    the convolution algorithms cuDNN picks for each batch size). Runners for batches above
+    1 are made on first need (each holds its own copy of the weights), and windows longer
+    than the largest bucket (whole utterances) are never batched.
     """
 
     def __init__(self, engine: GpuEngine) -> None:
@@ -35,11 +62,16 @@ class Vocoder:
         self.audio = DeviceBuffer()
         self.audio_host = HostBuffer()
         self.done = Event()
-        s = engine.config.streaming
+        c = engine.config
+        s = c.streaming
         self.buckets = sorted({s.first_chunk_frames + s.context_frames, s.chunk_frames + 2 * s.context_frames})
-        self.runners: dict[int, tuple[GraphRunner, GraphRunner]] = {}
+        # TensorRT plans take batches up to profiles.batch.max; ONNX Runtime keeps the same bound.
+        limit = max(1, min(c.batching.vocoder_max, c.profiles.batch.max))
+        self.max_batch = 1 << (limit.bit_length() - 1)
+        """The largest batch one run takes: a power of two."""
+        self.runners: dict[tuple[int, int], tuple[GraphRunner, GraphRunner]] = {}
         for bucket in self.buckets:
-            self._runners(bucket)
+            self._runners(bucket, 1)
 
     def bucket(self, frames: int) -> int:
         """The fixed window size used for ``frames``.
@@ -53,56 +85,82 @@ class Vocoder:
         top = self.buckets[-1]
         return -(-frames // top) * top
 
-    def _runners(self, bucket: int) -> tuple[GraphRunner, GraphRunner]:
-        if bucket not in self.runners:
+    def _runners(self, bucket: int, rows: int) -> tuple[GraphRunner, GraphRunner]:
+        if (bucket, rows) not in self.runners:
             e = self.e
             folder, graphs = e.folder, e.config.graphs
-            self.runners[bucket] = (e.factory("postnet", folder / graphs["postnet"], e.stream_b),
-                                    e.factory("waveglow", folder / graphs["waveglow"], e.stream_b))
-        return self.runners[bucket]
+            if rows > 1:
+                log.info("vocoder: runners for %d rows of %d frames", rows, bucket)
+            self.runners[bucket, rows] = (e.factory("postnet", folder / graphs["postnet"], e.stream_b),
+                                          e.factory("waveglow", folder / graphs["waveglow"], e.stream_b))
+        return self.runners[bucket, rows]
 
     def vocode(self, slot: _Slot, start: int, stop: int, limit: int,
                noise: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        return self._run(self.bucket(stop - start), [VocoderJob(slot, start, stop, limit, noise)])[0]
+
+    def vocode_batch(self, jobs: Sequence[VocoderJob]) -> list[npt.NDArray[np.float32]]:
+        """One run per window bucket and up to ``max_batch`` chunks; the audio of each job."""
+        out: list[npt.NDArray[np.float32]] = [np.empty(0, np.float32)] * len(jobs)
+        groups: dict[int, list[int]] = {}
+        for index, job in enumerate(jobs):
+            groups.setdefault(self.bucket(job.stop - job.start), []).append(index)
+        for bucket, indices in groups.items():
+            step = self.max_batch if bucket <= self.buckets[-1] else 1
+            for first in range(0, len(indices), step):
+                part = indices[first : first + step]
+                for index, audio in zip(part, self._run(bucket, [jobs[i] for i in part]), strict=True):
+                    out[index] = audio
+        return out
+
+    def _run(self, bucket: int, jobs: Sequence[VocoderJob]) -> list[npt.NDArray[np.float32]]:
+        """Postnet + WaveGlow for ``jobs`` (all of window ``bucket``) in one run each."""
         e = self.e
         c = e.config
-        m, hop = c.decoder.n_mel_channels, c.audio.hop_length
+        m, hop, group = c.decoder.n_mel_channels, c.audio.hop_length, c.vocoder.n_group
         ctx = c.decoder.postnet_context_frames
-        lo, hi = max(0, start - ctx), min(limit, stop + ctx)
-        w = stop - start
-        bucket = self.bucket(w)
+        n = len(jobs)
+        rows = _power_of_two_at_least(n)
         t = bucket + 2 * ctx
-        cols = noise.shape[2] // max(w, 1)
-        postnet, waveglow = self._runners(bucket)
+        cols = hop // group
+        postnet, waveglow = self._runners(bucket, rows)
         set_device(e.device_index)
-        self.postnet_in.ensure(F32 * m * t)
-        self.postnet_out.ensure(F32 * m * t)
-        self.window.ensure(F32 * m * bucket)
-        self.noise.ensure(F32 * noise.shape[1] * cols * bucket)
-        self.noise_host.ensure(F32 * noise.shape[1] * cols * bucket)
-        self.audio.ensure(F32 * bucket * hop)
-        self.audio_host.ensure(F32 * bucket * hop)
+        self.postnet_in.ensure(F32 * rows * m * t)
+        self.postnet_out.ensure(F32 * rows * m * t)
+        self.window.ensure(F32 * rows * m * bucket)
+        self.noise.ensure(F32 * rows * group * cols * bucket)
+        self.noise_host.ensure(F32 * rows * group * cols * bucket)
+        self.audio.ensure(F32 * rows * bucket * hop)
+        self.audio_host.ensure(F32 * rows * bucket * hop)
         b = e.stream_b
         b.wait(e.decoded)  # order after the decoder's writes of these frames, on the GPU
-        # Postnet input: the real frames [lo, hi), then zeros (exactly what the whole
-        # utterance's convolution padding sees at its end).
-        self.postnet_in.memset(0, b, F32 * m * t)
-        copy_async(self.postnet_in.ptr, slot.mel.ptr + F32 * m * lo, F32 * m * (hi - lo), b)
-        postnet.run({"mel_frames": DeviceTensor(self.postnet_in.ptr, (1, t, m))},
-                    {"mel_postnet": DeviceTensor(self.postnet_out.ptr, (1, m, t))})
-        self.window.memset(0, b, F32 * m * bucket)
-        copy_2d_async(self.window.ptr, F32 * bucket, self.postnet_out.ptr + F32 * (start - lo), F32 * t,
-                      F32 * w, m, b)
-        staged = self.noise_host.array(np.float32, (1, noise.shape[1], cols * bucket))
+        # Postnet input, per row: the real frames [lo, hi), then zeros (exactly what the
+        # whole utterance's convolution padding sees at its end); padding rows are all zeros.
+        self.postnet_in.memset(0, b, F32 * rows * m * t)
+        spans = [(max(0, j.start - ctx), min(j.limit, j.stop + ctx)) for j in jobs]
+        for row, (job, (lo, hi)) in enumerate(zip(jobs, spans, strict=True)):
+            copy_async(self.postnet_in.ptr + F32 * row * m * t, job.slot.mel.ptr + F32 * m * lo,
+                       F32 * m * (hi - lo), b)
+        postnet.run({"mel_frames": DeviceTensor(self.postnet_in.ptr, (rows, t, m))},
+                    {"mel_postnet": DeviceTensor(self.postnet_out.ptr, (rows, m, t))})
+        self.window.memset(0, b, F32 * rows * m * bucket)
+        for row, (job, (lo, _)) in enumerate(zip(jobs, spans, strict=True)):
+            copy_2d_async(self.window.ptr + F32 * row * m * bucket, F32 * bucket,
+                          self.postnet_out.ptr + F32 * (row * m * t + job.start - lo), F32 * t,
+                          F32 * (job.stop - job.start), m, b)
+        staged = self.noise_host.array(np.float32, (rows, group, cols * bucket))
         staged[...] = 0.0
-        staged[:, :, : noise.shape[2]] = noise
+        for row, job in enumerate(jobs):
+            staged[row, :, : job.noise.shape[2]] = job.noise[0]
         copy_async(self.noise.ptr, self.noise_host.ptr, staged.nbytes, b)
-        waveglow.run({"mel": DeviceTensor(self.window.ptr, (1, m, bucket)),
+        waveglow.run({"mel": DeviceTensor(self.window.ptr, (rows, m, bucket)),
                       "noise": DeviceTensor(self.noise.ptr, staged.shape)},
-                     {"audio": DeviceTensor(self.audio.ptr, (1, bucket * hop))})
-        copy_async(self.audio_host.ptr, self.audio.ptr, F32 * w * hop, b)
+                     {"audio": DeviceTensor(self.audio.ptr, (rows, bucket * hop))})
+        copy_async(self.audio_host.ptr, self.audio.ptr, F32 * n * bucket * hop, b)
         self.done.record(b)
-        self.done.synchronize()  # the one host wait per chunk: the audio
-        return self.audio_host.array(np.float32, (w * hop,)).copy()
+        self.done.synchronize()  # the one host wait per run: the audio of every chunk in it
+        audio = self.audio_host.array(np.float32, (n, bucket * hop))
+        return [audio[row, : (job.stop - job.start) * hop].copy() for row, job in enumerate(jobs)]
 
     def close(self) -> None:
         for postnet, waveglow in self.runners.values():

@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from ..config import VoiceConfig
 from ..errors import InternalError
-from ..models.engine import Utterance
+from ..models.engine import Utterance, VocodeItem
 from .sessions import DecoderIO, GraphSessions, open_sessions
 
 Array = npt.NDArray[np.float32]
@@ -88,6 +88,14 @@ def _pad(arrays: list[npt.NDArray[Any]], width: int, fill: object) -> npt.NDArra
     return out
 
 
+def _groups(keys: Sequence[int]) -> list[list[int]]:
+    """Indices grouped by equal key, in order of first appearance."""
+    groups: dict[int, list[int]] = {}
+    for index, key in enumerate(keys):
+        groups.setdefault(key, []).append(index)
+    return list(groups.values())
+
+
 def _stack_static(group: list[CpuUtterance]) -> dict[str, Array]:
     width = max(u._static["mask"].shape[1] for u in group)
     return {"memory": _pad([u._static["memory"] for u in group], width, 0.0),
@@ -157,6 +165,40 @@ class CpuEngine:
                 gates[j][i] = outputs[1][row, 0]
                 u._step_outputs(outputs[0][row : row + 1], state)
         return gates
+
+    def vocode_batch(self, items: Sequence[VocodeItem]) -> list[Array]:
+        """Postnet and WaveGlow over several chunks, one run per group of equal window sizes.
+
+        Windows are stacked along the batch axis only when their sizes are equal. Why not
+        pad them to one size: WaveGlow's receptive field reaches back from any padding
+        into the audio that is kept, so a chunk would sound slightly different depending on
+        what else happened to be batched with it. Rows of one run are independent, so each
+        chunk gets exactly the audio ``item.vocode()`` gives it (up to float summation order).
+        """
+        if self._sessions is None:
+            raise InternalError("engine used after close()")
+        if len(items) == 1:
+            return [items[0].vocode()]
+        ours = [i.utterance for i in items if isinstance(i.utterance, CpuUtterance)]
+        if len(ours) != len(items):
+            raise InternalError("vocode_batch() got an utterance of another engine")
+        c = self.config.decoder.postnet_context_frames
+        spans = [(max(0, i.start - c), min(i.limit, i.stop + c)) for i in items]
+        windows: list[Array] = [np.empty(0, np.float32)] * len(items)
+        for rows in _groups([hi - lo for lo, hi in spans]):
+            mel = np.stack([ours[j]._mel[spans[j][0] : spans[j][1]] for j in rows])
+            refined = self._sessions.postnet.run(None, {"mel_frames": mel})[0]
+            for row, j in enumerate(rows):
+                lo = spans[j][0]
+                windows[j] = refined[row, :, items[j].start - lo : items[j].stop - lo]
+        audio: list[Array] = [np.empty(0, np.float32)] * len(items)
+        for rows in _groups([i.stop - i.start for i in items]):
+            feeds = {"mel": np.stack([windows[j] for j in rows]),
+                     "noise": np.concatenate([items[j].noise for j in rows])}
+            out = self._sessions.waveglow.run(None, feeds)[0]
+            for row, j in enumerate(rows):
+                audio[j] = out[row]
+        return audio
 
     def close(self) -> None:
         self._sessions = None

@@ -26,13 +26,29 @@ def test_bench_json_schema_and_sanity(tiny_voice_dir: Path) -> None:
     assert s["runs"] == 3 * 2 and len(report["runs"]) == 6 and s["concurrency"] == 2
     assert s["decoder_steps"] == 40
     assert s["audio_s"] == pytest.approx(40 * 256 / 22050)
-    for key in ("time_to_first_audio_s", "latency_s", "rtf", "decoder_us_per_step", "waveglow_us_per_audio_s"):
+    for key in ("time_to_first_audio_s", "latency_s", "rtf", "decoder_us_per_step", "waveglow_us_per_audio_s",
+                "vocoder_batch_mean"):
         assert set(s[key]) == {"median", "p99", "min", "max"}
         assert 0 < s[key]["min"] <= s[key]["median"] <= s[key]["p99"] <= s[key]["max"]
     for r in report["runs"]:
         assert 0 < r["time_to_first_audio_s"] <= r["latency_s"]
         assert r["rtf"] == pytest.approx(r["audio_s"] / r["latency_s"])
     assert s["gpu_memory_used_bytes"] is None
+    assert s["vocoder_batch"] == 8 and 1.0 <= s["vocoder_batch_mean"]["max"] <= 8.0
+
+
+def test_bench_vocoder_batch_switch(tiny_voice_dir: Path) -> None:
+    """Issue #7: --vocoder-batch 1 turns vocoder batching off, for side-by-side figures."""
+    off = _bench(tiny_voice_dir, "--steps", "40", "--runs", "1", "--warmup", "0", "--concurrency", "4",
+                 "--vocoder-batch", "1", "--json")
+    assert off.returncode == 0, off.stderr
+    s = json.loads(off.stdout)["summary"]
+    assert s["vocoder_batch"] == 1 and s["vocoder_batch_mean"]["max"] == 1.0
+    table = _bench(tiny_voice_dir, "--steps", "40", "--runs", "1", "--warmup", "0", "--concurrency", "4")
+    assert table.returncode == 0, table.stderr
+    assert "vocoder chunks per call" in table.stdout and "(limit 8)" in table.stdout
+    bad = _bench(tiny_voice_dir, "--vocoder-batch", "0")
+    assert bad.returncode == 2 and "--vocoder-batch must be at least 1" in bad.stderr
 
 
 def test_bench_compare_torch_gives_a_ratio(tiny_voice_dir: Path) -> None:

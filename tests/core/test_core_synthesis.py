@@ -16,7 +16,7 @@ import pytest
 from rtvoice import SynthesisConfig, Voice
 from rtvoice.audio import concatenate
 from rtvoice.errors import TextError, VoiceError
-from rtvoice.models.engine import Engine, Utterance
+from rtvoice.models.engine import Engine, Utterance, VocodeItem
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -63,6 +63,9 @@ class CountingEngine:
 
     def decode_batch(self, items: Sequence[tuple[Utterance, np.ndarray]]) -> list[np.ndarray]:
         return [utterance.decode(masks) for utterance, masks in items]
+
+    def vocode_batch(self, items: Sequence[VocodeItem]) -> list[np.ndarray]:
+        return [item.vocode() for item in items]
 
     def close(self) -> None:
         pass

@@ -89,3 +89,47 @@ async def test_cancel_200_streams_releases_gpu_memory(tiny_voice_dir: Path) -> N
         assert engine.slots_allocated <= 2  # type: ignore[attr-defined]
         assert used_bytes() - loaded < 16 * 2**20  # nothing grows per cancelled stream
     assert used_bytes() - baseline < 64 * 2**20  # and closing the voice gives it back
+
+
+def test_cuda_vocode_batch_equals_one_chunk_at_a_time(cuda_voice: Voice) -> None:
+    """Issue #7: the batched vocoder path (window bucket x power-of-two rows) against batch 1."""
+    from rtvoice.models.engine import VocodeItem
+    from rtvoice.models.randomness import PrenetMasks, noise
+
+    engine = cuda_voice.engine
+    utterances = [engine.open_utterance([5 + i, 6, 7] * (i + 2), 200) for i in range(3)]
+    try:
+        for i, u in enumerate(utterances):
+            u.decode(PrenetMasks(i, 0, engine.config.decoder.prenet_dim).take(120))
+        windows = [(0, 32), (16, 112), (20, 116), (60, 120), (100, 120)]
+        items = [VocodeItem(u, a, b, 120, noise(i, 0, 8, a * 32, b * 32, 0.6))
+                 for i, u in enumerate(utterances) for a, b in windows]
+        alone = [item.vocode() for item in items]
+        together = engine.vocode_batch(items)
+    finally:
+        for u in utterances:
+            u.close()
+    for a, b, item in zip(alone, together, items, strict=True):
+        assert len(b) == (item.stop - item.start) * 256
+        # Same padding alone or batched; cuDNN may pick other TF32 algorithms per batch size.
+        assert snr_db(a, b) > 40.0
+
+
+async def test_cuda_concurrent_streams_batch_the_vocoder(cuda_voice: Voice) -> None:
+    import asyncio
+
+    texts = ["One stream on the GPU.", "Another stream, a bit longer than that.", "Third.", "And a fourth."]
+    configs = [SynthesisConfig(seed=i, force_steps=60 + 11 * i, chunk_frames=16) for i in range(len(texts))]
+    alone = [concatenate(cuda_voice.synthesize(t, c)) for t, c in zip(texts, configs, strict=True)]
+
+    async def one(text: str, config: SynthesisConfig) -> np.ndarray:
+        stream = cuda_voice.stream(text, config)
+        async with contextlib.aclosing(stream):
+            return concatenate([c async for c in stream])
+
+    together = await asyncio.gather(*(one(t, c) for t, c in zip(texts, configs, strict=True)))
+    workers = cuda_voice._workers
+    assert workers is not None and workers.vocode_batcher.largest >= 2
+    for a, b in zip(alone, together, strict=True):
+        assert len(a) == len(b)
+        assert snr_db(a, b) > 40.0

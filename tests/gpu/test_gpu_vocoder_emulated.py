@@ -1,0 +1,230 @@
+"""The GPU engine's batched vocoder (issue #7) on the CPU, with CUDA emulated in host memory.
+
+No GPU here, yet the batched path's buffer offsets, strided copies, zero rows and runner
+keys are plain arithmetic worth checking: an emulated CUDA runtime (device memory is host
+memory, every "async" copy runs at once) stands in for ``cuda.bindings.runtime``, and each
+graph runs in an ONNX Runtime CPU session reading and writing those buffers. The real GPU
+runs the same code in test_gpu_engine.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from rtvoice import SynthesisConfig
+from rtvoice.audio import concatenate
+from rtvoice.config import BatchingConfig, VoiceConfig
+from rtvoice.cuda import Stream, device, memory, stream
+from rtvoice.models.engine import VocodeItem
+from rtvoice.models.gpu_engine import GpuEngine
+from rtvoice.models.gpu_runner import DeviceTensor
+from rtvoice.models.randomness import PrenetMasks, noise
+from rtvoice.ort.sessions import open_session
+
+runtime = pytest.importorskip("cuda.bindings.runtime")
+OK = runtime.cudaError_t.cudaSuccess
+
+
+class EmulatedRuntime:
+    """The calls rtvoice.cuda makes, done synchronously on host memory."""
+
+    cudaError_t = runtime.cudaError_t
+    cudaMemcpyKind = runtime.cudaMemcpyKind
+    cudaStreamNonBlocking = runtime.cudaStreamNonBlocking
+    cudaEventBlockingSync = runtime.cudaEventBlockingSync
+    cudaEventDisableTiming = runtime.cudaEventDisableTiming
+    cudaEventWaitDefault = runtime.cudaEventWaitDefault
+    cudaHostAllocDefault = runtime.cudaHostAllocDefault
+
+    def __init__(self) -> None:
+        self.blocks: dict[int, ctypes.Array[ctypes.c_char]] = {}
+        self._next = 0x1000
+
+    def _alloc(self, nbytes: int) -> tuple[Any, int]:
+        block = ctypes.create_string_buffer(nbytes)
+        self.blocks[ctypes.addressof(block)] = block
+        return (OK, ctypes.addressof(block))
+
+    def _free(self, ptr: int) -> tuple[Any]:
+        del self.blocks[int(ptr)]
+        return (OK,)
+
+    def _handle(self) -> int:
+        self._next += 1
+        return self._next
+
+    def cudaMalloc(self, nbytes: int) -> tuple[Any, int]:
+        return self._alloc(nbytes)
+
+    def cudaHostAlloc(self, nbytes: int, flags: int) -> tuple[Any, int]:
+        return self._alloc(nbytes)
+
+    def cudaFree(self, ptr: int) -> tuple[Any]:
+        return self._free(ptr)
+
+    def cudaFreeHost(self, ptr: int) -> tuple[Any]:
+        return self._free(ptr)
+
+    def cudaMemcpyAsync(self, dst: int, src: int, nbytes: int, kind: Any, stream: Any) -> tuple[Any]:
+        ctypes.memmove(dst, src, nbytes)
+        return (OK,)
+
+    def cudaMemcpy2DAsync(self, dst: int, dpitch: int, src: int, spitch: int, width: int, height: int,
+                          kind: Any, stream: Any) -> tuple[Any]:
+        for row in range(height):
+            ctypes.memmove(dst + row * dpitch, src + row * spitch, width)
+        return (OK,)
+
+    def cudaMemsetAsync(self, ptr: int, value: int, nbytes: int, stream: Any) -> tuple[Any]:
+        ctypes.memset(ptr, value, nbytes)
+        return (OK,)
+
+    def cudaStreamCreateWithFlags(self, flags: int) -> tuple[Any, Any]:
+        return (OK, runtime.cudaStream_t(self._handle()))
+
+    def cudaEventCreateWithFlags(self, flags: int) -> tuple[Any, Any]:
+        return (OK, runtime.cudaEvent_t(self._handle()))
+
+    def cudaSetDevice(self, index: int) -> tuple[Any]:
+        return (OK,)
+
+    def _nothing(self, *args: Any) -> tuple[Any]:
+        return (OK,)
+
+    cudaStreamDestroy = cudaEventDestroy = cudaStreamSynchronize = cudaStreamWaitEvent = _nothing
+    cudaEventRecord = cudaEventSynchronize = _nothing
+
+
+def _view(t: DeviceTensor) -> np.ndarray:
+    dtype = np.dtype(t.dtype)
+    count = int(np.prod(t.shape))
+    raw = (ctypes.c_byte * (count * dtype.itemsize)).from_address(t.ptr)
+    return np.frombuffer(memoryview(raw), dtype=dtype, count=count).reshape(t.shape)
+
+
+class CpuRunner:
+    """A graph runner over an ONNX Runtime CPU session, on emulated device buffers."""
+
+    shapes: list[tuple[str, tuple[int, ...]]] = []
+    """(graph, first input shape) of every run, across runners."""
+
+    def __init__(self, graph: str, path: Path) -> None:
+        self.graph = graph
+        self.session = open_session(path, ["CPUExecutionProvider"])
+
+    def run(self, inputs: Mapping[str, DeviceTensor], outputs: Mapping[str, DeviceTensor]) -> None:
+        CpuRunner.shapes.append((self.graph, next(iter(inputs.values())).shape))
+        feeds = {name: _view(t).copy() for name, t in inputs.items()}
+        names = list(outputs)
+        for name, value in zip(names, self.session.run(names, feeds), strict=True):
+            _view(outputs[name])[...] = value
+
+    def bind(self, inputs: Mapping[str, DeviceTensor], outputs: Mapping[str, DeviceTensor]) -> Any:
+        runner = self
+
+        class Bound:
+            def run(self) -> None:
+                runner.run(inputs, outputs)
+
+        return Bound()
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def emulated(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatedRuntime]:
+    fake = EmulatedRuntime()
+    for module in (memory, stream, device):
+        monkeypatch.setattr(module, "cudart", fake)
+    CpuRunner.shapes = []
+    yield fake
+
+
+def _engine(folder: Path, vocoder_max: int = 8) -> GpuEngine:
+    import dataclasses
+
+    config = VoiceConfig.load(folder)
+    config = dataclasses.replace(config, batching=BatchingConfig(vocoder_max=vocoder_max))
+    return GpuEngine(folder, config, 0, "emulated", lambda graph, path, _stream: CpuRunner(graph, path))
+
+
+def snr_db(reference: np.ndarray, other: np.ndarray) -> float:
+    err = np.sum((reference.astype(np.float64) - other) ** 2)
+    return float("inf") if err == 0 else float(10 * np.log10(np.sum(reference.astype(np.float64) ** 2) / err))
+
+
+def test_batched_gpu_vocoder_equals_one_chunk_at_a_time(emulated: EmulatedRuntime, tiny_voice_dir: Path) -> None:
+    engine = _engine(tiny_voice_dir, vocoder_max=4)
+    try:
+        assert isinstance(Stream(), Stream)  # the emulation is in place
+        utterances = [engine.open_utterance([5 + i, 6, 7] * (i + 2), 200) for i in range(3)]
+        for i, u in enumerate(utterances):
+            u.decode(PrenetMasks(i, 0, engine.config.decoder.prenet_dim).take(120))
+        windows = [(0, 32), (16, 112), (20, 116), (60, 120), (100, 120), (90, 120)]
+        items = [VocodeItem(u, a, b, 120, noise(i, 0, 8, a * 32, b * 32, 0.6))
+                 for i, u in enumerate(utterances) for a, b in windows]
+        alone = [item.vocode() for item in items]
+        CpuRunner.shapes = []
+        together = engine.vocode_batch(items)
+        vocoder = engine.vocoder
+        assert vocoder is not None and vocoder.max_batch == 4
+        # 18 chunks, 9 in each window bucket (32 and 96 frames): runs of 4, 4 and 1 rows each.
+        runs = sorted(shape for graph, shape in CpuRunner.shapes if graph == "waveglow")
+        assert runs == [(1, 80, 32), (1, 80, 96)] + [(4, 80, 32)] * 2 + [(4, 80, 96)] * 2
+        assert set(vocoder.runners) == {(32, 1), (96, 1), (32, 4), (96, 4)}
+        for u in utterances:
+            u.close()
+    finally:
+        engine.close()
+    assert emulated.blocks == {}  # everything freed
+    for a, b, item in zip(alone, together, items, strict=True):
+        assert len(b) == (item.stop - item.start) * 256
+        assert snr_db(a, b) > 100.0  # same padding alone or batched: rows are independent
+
+
+def test_gpu_vocoder_batch_is_capped_by_the_tensorrt_profile(emulated: EmulatedRuntime,
+                                                             tiny_voice_dir: Path) -> None:
+    engine = _engine(tiny_voice_dir, vocoder_max=100)
+    try:
+        assert engine.vocoder is not None
+        assert engine.vocoder.max_batch == 8  # profiles.batch.max, a power of two
+    finally:
+        engine.close()
+    engine = _engine(tiny_voice_dir, vocoder_max=6)
+    try:
+        assert engine.vocoder is not None and engine.vocoder.max_batch == 4
+    finally:
+        engine.close()
+    assert emulated.blocks == {}  # everything freed
+
+
+async def test_emulated_gpu_engine_streams_batched_as_alone(emulated: EmulatedRuntime, tiny_voice_dir: Path) -> None:
+    from rtvoice import pipeline
+    from rtvoice.synthesizer import synthesize
+
+    engine = _engine(tiny_voice_dir)
+    texts = ["One on the GPU.", "Two on the GPU, longer.", "Three."]
+    configs = [SynthesisConfig(seed=i, force_steps=50 + 9 * i, chunk_frames=16) for i in range(len(texts))]
+    workers = pipeline.Workers("emulated", engine.config.batching)
+    try:
+        alone = [concatenate(synthesize(engine, t, c)) for t, c in zip(texts, configs, strict=True)]
+
+        async def one(text: str, config: SynthesisConfig) -> np.ndarray:
+            return concatenate([c async for c in pipeline.stream(engine, workers, text, config)])
+
+        together = await asyncio.gather(*(one(t, c) for t, c in zip(texts, configs, strict=True)))
+    finally:
+        workers.close()
+        engine.close()
+    assert workers.vocode_batcher.largest >= 2
+    for a, b in zip(alone, together, strict=True):
+        assert len(a) == len(b)
+        assert snr_db(a, b) > 80.0
