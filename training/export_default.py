@@ -62,7 +62,7 @@ def speak_check(folder: Path, text: str) -> str:
         samples = np.concatenate([c.samples for c in voice.synthesize(text, SynthesisConfig(seed=0))])
         elapsed = time.perf_counter() - start
     seconds = samples.size / voice.sample_rate
-    return (f"{text!r}: {seconds:.2f} s of audio in {elapsed:.2f} s (RTF {elapsed / max(seconds, 1e-9):.3f}), "
+    return (f"{text!r}: {seconds:.2f} s of audio in {elapsed:.2f} s ({seconds / max(elapsed, 1e-9):.1f}x real time), "
             f"peak {np.abs(samples).max():.2f}")
 
 
