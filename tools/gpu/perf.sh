@@ -27,18 +27,24 @@ print(f"ttfa {f('time_to_first_audio_s')} p99 {g('time_to_first_audio_s')} | lat
       f"rtf {f('rtf')} | dec_us {f('decoder_us_per_step')} | wg_us {f('waveglow_us_per_audio_s')} | "
       f"vb {f('vocoder_batch_mean')} | torch {r.get('torch')}")
 PY
+  tar -C /tmp/bench -cf "$OUT/bench.tar" .
 }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > "$log"
 echo "== pytest" >> "$log"
-timeout 200 python3 -m pytest tests/gpu tests/cuda -q -x -p no:cacheprovider -o addopts="" 2>&1 | grep -v "plugin EP" | tail -15 >> "$log"
-S="--steps 602 --runs 6 --warmup 2"
-bench c1_graphs $((60)) $S --compare torch
-bench c1_nographs 45 $S --cuda-graphs off
-bench c1_before 45 $S --cuda-graphs off --max-batch 1 --vocoder-batch 1
+timeout 110 python3 -m pytest tests/gpu tests/cuda -q -x -p no:cacheprovider -o addopts="" 2>&1 | grep -v "plugin EP" | tail -15 >> "$log"
+# Most wanted first: the whole command may be cut off, and what ran is already in $OUT.
+L="--steps 602 --runs 6 --warmup 2"
 S="--steps 200 --runs 2 --warmup 1"
-for c in 8 32 128 256; do bench "c${c}_batched" 70 $S --concurrency $c; done
-for c in 8 32; do bench "c${c}_before" 60 $S --concurrency $c --cuda-graphs off --max-batch 1 --vocoder-batch 1; done
-bench c32_nographs 50 $S --concurrency 32 --cuda-graphs off
-bench c32_novocbatch 50 $S --concurrency 32 --vocoder-batch 1
-tar -C /tmp/bench -cf "$OUT/bench.tar" .
+OFF="--cuda-graphs off --max-batch 1 --vocoder-batch 1"
+bench c1_graphs 60 $L --compare torch
+bench c1_before 40 $L $OFF
+bench c8_batched 40 $S --concurrency 8
+bench c32_batched 50 $S --concurrency 32
+bench c32_before 60 $S --concurrency 32 $OFF
+bench c128_batched 60 $S --concurrency 128
+bench c256_batched 80 $S --concurrency 256
+bench c1_nographs 40 $L --cuda-graphs off
+bench c8_before 40 $S --concurrency 8 $OFF
+bench c32_nographs 40 $S --concurrency 32 --cuda-graphs off
+bench c32_novocbatch 40 $S --concurrency 32 --vocoder-batch 1
 echo finished
