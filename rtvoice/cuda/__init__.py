@@ -13,6 +13,7 @@ pipeline's GPU worker thread). Importing this package works without cuda-python;
 """
 
 from rtvoice.cuda._check import call, check
+from rtvoice.cuda.capture_guard import CaptureGuard, capture_guard
 from rtvoice.cuda.device import (
     DeviceInfo,
     device_count,
@@ -27,7 +28,9 @@ from rtvoice.cuda.memory import DeviceBuffer, HostBuffer, copy_2d_async, copy_as
 from rtvoice.cuda.stream import Event, Stream
 
 __all__ = [
+    "CaptureGuard",
     "CudaGraph",
+    "capture_guard",
     "DeviceBuffer",
     "DeviceInfo",
     "Event",

@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..config import VoiceConfig
-from ..cuda import DeviceBuffer, Event, HostBuffer, Stream, copy_async, set_device
+from ..cuda import DeviceBuffer, Event, HostBuffer, Stream, capture_guard, copy_async, set_device
 from ..errors import InternalError
 from .engine import Utterance, VocodeItem
 from .gpu_decoder import BatchedDecoder, Request
@@ -120,7 +120,7 @@ class GpuUtterance:
     def mel(self, start: int, stop: int) -> npt.NDArray[np.float32]:
         s = self._live()
         out = np.empty((stop - start, self._mel_dim), np.float32)
-        with Stream() as stream:
+        with capture_guard.shared(), Stream() as stream:
             copy_async(int(out.ctypes.data), s.mel.ptr + F32 * self._mel_dim * start, out.nbytes, stream)
             stream.synchronize()
         return np.ascontiguousarray(out.T)
@@ -128,7 +128,8 @@ class GpuUtterance:
     def vocode(self, start: int, stop: int, limit: int, noise: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         if self._engine.vocoder is None:
             raise InternalError("engine closed while an utterance was in flight")
-        return self._engine.vocoder.vocode(self._live(), start, stop, limit, noise)
+        with capture_guard.shared():
+            return self._engine.vocoder.vocode(self._live(), start, stop, limit, noise)
 
     def close(self) -> None:
         """Give the row and slot back; any thread (the pipeline closes on the vocoder thread)."""
@@ -225,7 +226,8 @@ class GpuEngine:
             if not isinstance(item.utterance, GpuUtterance):
                 raise InternalError("vocode_batch() got an utterance of another engine")
             jobs.append(VocoderJob(item.utterance._live(), item.start, item.stop, item.limit, item.noise))
-        return self.vocoder.vocode_batch(jobs)
+        with capture_guard.shared():  # our copies and waits on stream B, too
+            return self.vocoder.vocode_batch(jobs)
 
     def release(self, slot: _Slot) -> None:
         with self._lock:

@@ -16,7 +16,7 @@ from pathlib import Path
 import onnxruntime as ort
 
 from ..config import VoiceConfig
-from ..cuda import Stream
+from ..cuda import Stream, capture_guard
 from ..errors import BackendError
 from ..models.gpu_engine import GpuEngine
 from ..models.gpu_runner import DeviceTensor
@@ -86,7 +86,7 @@ class OrtCudaRunner:
         if self._cuda_graph:
             self._graph_ids += 1  # ORT captures on the first runs with a new id and replays afterwards
             options = self._options(self._graph_ids)
-        return _OrtBoundRun(self, binding, options)
+        return _OrtBoundRun(self, binding, options, graph=self._cuda_graph)
 
     def _fill(self, binding: ort.IOBinding, inputs: Mapping[str, DeviceTensor],
               outputs: Mapping[str, DeviceTensor]) -> None:
@@ -95,7 +95,14 @@ class OrtCudaRunner:
         for name, t in outputs.items():
             binding.bind_output(name, "cuda", self._device, t.dtype, list(t.shape), t.ptr)
 
-    def _execute(self, binding: ort.IOBinding, options: ort.RunOptions) -> None:
+    def _execute(self, binding: ort.IOBinding, options: ort.RunOptions, capturing: bool = False) -> None:
+        """Run; ``capturing``: this run may be the one ORT captures a CUDA graph in (see
+        :mod:`rtvoice.cuda.capture_guard`), so no other thread may touch the GPU meanwhile.
+        """
+        with capture_guard.exclusive() if capturing else capture_guard.shared():
+            self._execute_now(binding, options)
+
+    def _execute_now(self, binding: ort.IOBinding, options: ort.RunOptions) -> None:
         if self._session is None:
             raise BackendError("runner used after close()", backend="onnxruntime")
         if not self._user_stream:
@@ -117,11 +124,20 @@ class OrtCudaRunner:
 
 
 class _OrtBoundRun:
-    def __init__(self, runner: OrtCudaRunner, binding: ort.IOBinding, options: ort.RunOptions) -> None:
+    CAPTURE_RUNS = 4
+    """Runs of a graph id that may capture: ORT runs a new id plainly a few times (2 in
+    1.31), then captures; a margin costs nothing but a lock."""
+
+    def __init__(self, runner: OrtCudaRunner, binding: ort.IOBinding, options: ort.RunOptions, *,
+                 graph: bool) -> None:
         self._runner, self._binding, self._options = runner, binding, options
+        self._unsafe_runs = self.CAPTURE_RUNS if graph else 0
 
     def run(self) -> None:
-        self._runner._execute(self._binding, self._options)
+        capturing = self._unsafe_runs > 0
+        self._runner._execute(self._binding, self._options, capturing)
+        if capturing:
+            self._unsafe_runs -= 1
 
 
 class CudaEngine(GpuEngine):
