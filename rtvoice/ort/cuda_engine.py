@@ -96,9 +96,8 @@ class OrtCudaRunner:
             binding.bind_output(name, "cuda", self._device, t.dtype, list(t.shape), t.ptr)
 
     def _execute(self, binding: ort.IOBinding, options: ort.RunOptions, capturing: bool = False) -> None:
-        """Run; ``capturing``: this run may be the one ORT captures a CUDA graph in (see
-        :mod:`rtvoice.cuda.capture_guard`), so no other thread may touch the GPU meanwhile.
-        """
+        # capturing: ORT may capture a CUDA graph in this run, so no other thread may touch
+        # the GPU meanwhile (see rtvoice.cuda.capture_guard).
         with capture_guard.exclusive() if capturing else capture_guard.shared():
             self._execute_now(binding, options)
 
