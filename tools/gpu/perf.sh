@@ -20,7 +20,7 @@ bench() {
   timeout "$limit" $B "$@" --json > "/tmp/bench/$name.json" 2>> "$log"; echo "rc $? ($name)" >> "$log"
   python3 - "/tmp/bench/$name.json" >> "$log" 2>&1 <<'PY'
 import json, sys
-r = json.load(open(sys.argv[1]))
+r = json.load(open(sys.argv[1]))["summary"]
 f = lambda k: r[k]["median"] if isinstance(r.get(k), dict) else r.get(k)
 g = lambda k: r[k].get("p99") if isinstance(r.get(k), dict) else None
 print(f"ttfa {f('time_to_first_audio_s')} p99 {g('time_to_first_audio_s')} | latency {f('latency_s')} | "
