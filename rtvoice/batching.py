@@ -19,14 +19,17 @@ once, alone, so a lone stream waits for nobody.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from .models.engine import Engine, Utterance, VocodeItem
+
+R = TypeVar("R")
 
 Gates = npt.NDArray[np.float32]
 
@@ -72,18 +75,10 @@ class DecodeBatcher:
             for engine in {id(r.engine): r.engine for r in live}.values():
                 batch = [r for r in live if r.engine is engine]
                 items: Sequence[tuple[Utterance, npt.NDArray[np.float32]]] = [(r.utterance, r.masks) for r in batch]
-                try:
-                    results = await loop.run_in_executor(self._pool, engine.decode_batch, items)
-                except Exception as exc:  # handed to each waiting stream, which raises it to its caller
-                    for r in batch:
-                        if not r.future.done():
-                            r.future.set_exception(exc)
-                    continue
-                self.batches += 1
-                self.largest = max(self.largest, len(batch))
-                for r, gates in zip(batch, results, strict=True):
-                    if not r.future.done():
-                        r.future.set_result(gates)
+                call = loop.run_in_executor(self._pool, engine.decode_batch, items)
+                if await _resolve([r.future for r in batch], call):
+                    self.batches += 1
+                    self.largest = max(self.largest, len(batch))
 
 
 Audio = npt.NDArray[np.float32]
@@ -150,19 +145,28 @@ class VocodeBatcher:
         while batch := self._take():
             engine = batch[0].engine
             makers = [c.make for c in batch]
-            try:
-                results = await loop.run_in_executor(self._pool, _vocode, engine, makers)
-            except Exception as exc:  # handed to each waiting stream, which raises it to its caller
-                for c in batch:
-                    if not c.future.done():
-                        c.future.set_exception(exc)
-                continue
-            self.batches += 1
-            self.chunks += len(batch)
-            self.largest = max(self.largest, len(batch))
-            for c, audio in zip(batch, results, strict=True):
-                if not c.future.done():  # a stream cancelled mid-batch just drops its audio
-                    c.future.set_result(audio)
+            if await _resolve([c.future for c in batch], loop.run_in_executor(self._pool, _vocode, engine, makers)):
+                self.batches += 1
+                self.chunks += len(batch)
+                self.largest = max(self.largest, len(batch))
+
+
+async def _resolve(futures: Sequence[asyncio.Future[R]], call: Awaitable[list[R]]) -> bool:
+    """Await one batched call and hand each waiting stream its result, or the call's error.
+
+    A stream cancelled meanwhile just drops its result. False when the call failed.
+    """
+    try:
+        results = await call
+    except Exception as exc:  # handed to each waiting stream, which raises it to its caller
+        for future in futures:
+            if not future.done():
+                future.set_exception(exc)
+        return False
+    for future, result in zip(futures, results, strict=True):
+        if not future.done():
+            future.set_result(result)
+    return True
 
 
 def _vocode(engine: Engine, makers: Sequence[Callable[[], VocodeItem]]) -> list[Audio]:
