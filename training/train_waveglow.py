@@ -39,7 +39,7 @@ from training.loop import (
     setup_logging,
 )
 from training.mel import LOG_FLOOR, MelSpectrogram
-from training.waveglow_flow import flow_loss, forward_flow, zero_init_couplings
+from training.waveglow_flow import flow_loss, forward_flow, inverse_flow, spectral_loss, zero_init_couplings
 
 log = logging.getLogger("training.waveglow")
 
@@ -104,7 +104,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--grad-clip", type=float, default=5.0)
     p.add_argument("--sigma", type=float, default=1.0, help="training sigma (NVIDIA: 1.0)")
-    p.add_argument("--infer-sigma", type=float, default=0.6, help="sigma of the vocoded check at each checkpoint")
+    p.add_argument("--infer-sigma", type=float, default=0.6,
+                   help="sigma of the inference direction: the check at each checkpoint and --stft-weight")
+    p.add_argument("--stft-weight", type=float, default=0.0,
+                   help="weight of a multi-resolution STFT loss on the inference direction's audio "
+                        "(0: NVIDIA's likelihood alone)")
+    p.add_argument("--stft-items", type=int, default=16, help="segments of each batch that the STFT loss vocodes")
     p.add_argument("--precision", choices=("bf16", "fp16", "fp32"), help="default: bf16 on CUDA, fp32 on CPU")
     p.add_argument("--device", help="default: cuda if available")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: 1 on a CPU run, torch's own on CUDA)")
@@ -191,7 +196,13 @@ def train(args: argparse.Namespace) -> int:
         lr = schedule.at(iteration, warm_from)
         set_lr(opt, lr)
         z, log_s, logdet = forward_flow(model, audio, mel, ctx)
-        loss = flow_loss(z, log_s, logdet, args.sigma)
+        nll = flow_loss(z, log_s, logdet, args.sigma)
+        parts = {"loss": nll}
+        if args.stft_weight > 0:
+            n = min(args.stft_items, audio.size(0))
+            noise = torch.randn(n, params.n_group, audio.size(1) // params.n_group, device=device) * args.infer_sigma
+            parts["stft"] = spectral_loss(inverse_flow(model, noise, mel[:n], ctx), audio[:n])
+        loss = nll + args.stft_weight * parts.get("stft", 0.0)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(opt)
@@ -199,14 +210,15 @@ def train(args: argparse.Namespace) -> int:
         scaler.step(opt)
         scaler.update()
         iteration += 1
-        for k, v in {"loss": loss, "grad_norm": grad_norm}.items():
+        for k, v in {**parts, "grad_norm": grad_norm}.items():
             window[k] = window.get(k, 0.0) + v.detach()  # summed on the device: no sync per step
         if iteration % args.log_every == 0:
             means = {k: float(v) / args.log_every for k, v in window.items()}
-            history.add(iteration, {"train/loss": means["loss"]})
+            history.add(iteration, {f"train/{k}": v for k, v in means.items() if k != "grad_norm"})
             elapsed = time.monotonic() - tick
-            log.info("it %d lr %.2e | loss %.4f grad_norm %.3f | %.1f it/s, %.0f kS/s%s", iteration, lr,
-                     means["loss"], means["grad_norm"], args.log_every / elapsed,
+            stft = f" stft {means['stft']:.4f}" if "stft" in means else ""
+            log.info("it %d lr %.2e | loss %.4f%s grad_norm %.3f | %.1f it/s, %.0f kS/s%s", iteration, lr,
+                     means["loss"], stft, means["grad_norm"], args.log_every / elapsed,
                      args.log_every * audio.numel() / elapsed / 1e3, memory_note(device))
             if not math.isfinite(means["loss"]):
                 log.error("loss is not finite: stopping without saving. Hint: lower --lr or use --precision fp32.")

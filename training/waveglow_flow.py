@@ -74,3 +74,55 @@ def forward_flow(model: WaveGlow, audio: Tensor, mel: Tensor,
 def flow_loss(z: Tensor, log_s_total: Tensor, logdet_total: Tensor, sigma: float = 1.0) -> Tensor:
     """NVIDIA's WaveGlowLoss: negative log-likelihood per audio sample (up to a constant)."""
     return (torch.sum(z * z) / (2 * sigma * sigma) - log_s_total - logdet_total) / z.numel()
+
+
+def inverse_flow(model: WaveGlow, noise: Tensor, mel: Tensor,
+                 autocast: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
+                 ) -> Tensor:
+    """The inference direction (z -> audio), differentiable: what the runtime will play.
+
+    The same arithmetic as :meth:`WaveGlow.infer`, except that each W^-1 is computed from
+    the current weights (``infer`` uses a frozen copy) so gradients reach them, and the WN
+    networks run under ``autocast`` like :func:`forward_flow`.
+    """
+    p = model.params
+    with autocast():
+        spect = model.condition(mel)
+    audio = noise[:, p.n_group - p.n_remaining_channels :].float()
+    taken = p.n_group - p.n_remaining_channels
+    for k in reversed(range(p.n_flows)):
+        n_half = audio.size(1) // 2
+        a0, a1 = audio[:, :n_half], audio[:, n_half:]
+        with autocast():
+            out = model.WN[k](a0, spect)
+        out = out.float()
+        log_s, shift = out[:, n_half:], out[:, :n_half]
+        a1 = (a1 - shift) * torch.exp(-log_s)
+        w = model.convinv[k].conv.weight.float().squeeze(-1)
+        audio = F.conv1d(torch.cat((a0, a1), 1), torch.linalg.inv(w)[:, :, None])
+        if k % p.n_early_every == 0 and k > 0:
+            audio = torch.cat((noise[:, taken - p.n_early_size : taken].float(), audio), 1)
+            taken -= p.n_early_size
+    return audio.permute(0, 2, 1).reshape(audio.size(0), -1)
+
+
+STFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))
+"""(FFT size = window, hop) of the multi-resolution spectral loss."""
+
+
+def spectral_loss(fake: Tensor, real: Tensor, resolutions: tuple[tuple[int, int], ...] = STFT_RESOLUTIONS) -> Tensor:
+    """Multi-resolution STFT loss: spectral convergence + L1 of log magnitudes, averaged.
+
+    Why: the likelihood alone teaches WaveGlow slowly to put energy at the harmonics; a
+    loss on what the inference direction actually produces says directly that its spectrum
+    must match the teacher's. Magnitudes only, so the phase the noise picks is free.
+    """
+    total = fake.new_zeros((), dtype=torch.float32)
+    for n_fft, hop in resolutions:
+        window = torch.hann_window(n_fft, device=fake.device)
+        mags = [torch.stft(x.float(), n_fft, hop, window=window, return_complex=True).abs().clamp_min(1e-7)
+                for x in (fake, real)]
+        convergence = torch.linalg.norm(mags[1] - mags[0]) / torch.linalg.norm(mags[1])
+        log_l1 = (mags[1].log() - mags[0].log()).abs().mean()
+        total = total + convergence + log_l1
+    return total / len(resolutions)

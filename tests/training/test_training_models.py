@@ -23,7 +23,7 @@ from training.tacotron2_steps import (  # noqa: E402
 )
 from training.train_tacotron2 import PRESETS as T2  # noqa: E402
 from training.train_waveglow import PRESETS as WG  # noqa: E402
-from training.waveglow_flow import flow_loss, forward_flow  # noqa: E402
+from training.waveglow_flow import flow_loss, forward_flow, inverse_flow, spectral_loss  # noqa: E402
 
 
 def tiny_batch(model: Tacotron2, seed: int = 0) -> Batch:
@@ -109,3 +109,29 @@ def test_training_waveglow_loss_is_gaussian_nll_at_identity() -> None:
     assert float(log_s) == 0.0 and abs(float(logdet)) < 1e-3  # orthogonal 1x1 convs
     assert float(flow_loss(z, log_s, logdet)) == pytest.approx(float((audio**2).mean() / 2), rel=1e-4)
     assert np.isclose(float((z**2).sum()), float((audio**2).sum()), rtol=1e-4)
+
+
+def test_training_waveglow_inverse_flow_is_inference_and_differentiable() -> None:
+    torch.manual_seed(0)
+    model = WaveGlow(WG["tiny"])
+    with torch.no_grad():
+        for wn in model.WN:
+            wn.end.weight.normal_(0, 0.05)
+            wn.end.bias.normal_(0, 0.05)
+    mel = torch.randn(2, 80, 6)
+    noise = torch.randn(2, 8, 6 * 32) * 0.6
+    audio = inverse_flow(model, noise, mel)
+    with torch.no_grad():
+        torch.testing.assert_close(audio, model.infer(mel, noise), atol=1e-5, rtol=1e-5)
+    audio.square().mean().backward()
+    assert model.convinv[0].conv.weight.grad is not None and model.WN[0].end.weight.grad is not None
+    assert float(model.WN[0].end.weight.grad.abs().sum()) > 0
+
+
+def test_training_spectral_loss_is_zero_only_for_the_same_spectrum() -> None:
+    t = torch.arange(8192) / 22050
+    tone = torch.sin(2 * torch.pi * 220 * t)[None]
+    assert float(spectral_loss(tone, tone)) < 1e-6
+    shifted = torch.sin(2 * torch.pi * 220 * t + 1.0)[None]  # same magnitudes, another phase
+    other = torch.sin(2 * torch.pi * 440 * t)[None]
+    assert float(spectral_loss(shifted, tone)) < 0.5 * float(spectral_loss(other, tone))
