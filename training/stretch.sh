@@ -1,36 +1,44 @@
 #!/usr/bin/env bash
 # One GPU call of the default voice's training: set up, make the data, train, send back.
 #
-#   bash training/stretch.sh MODEL MINUTES [extra training flags...]
+#   bash training/stretch.sh RUNS MINUTES [extra training flags...]
 #
-# MODEL is tacotron2, waveglow or both; MINUTES is the wall time of the WHOLE command (setup
-# and data included: the training gets what is left, less a margin), e.g. 9 under a 10-minute
-# limit. Needs training/carry/ (bash training/fetch_espeak.sh, here) carried along.
+# RUNS names what trains, at once, in parallel processes on the one GPU: tacotron2,
+# waveglow, both (= "tacotron2 waveglow"), or a space-separated list of MODEL[:VARIANT],
+# e.g. "waveglow waveglow:stft" to compare two WaveGlow settings side by side. MINUTES is
+# the wall time of the WHOLE command (setup and data included: the training gets what is
+# left, less a margin), e.g. 9 under a 10-minute limit. Needs training/carry/
+# (bash training/fetch_espeak.sh, here) carried along.
 #
-# `both` trains the two models at once, in two processes on the one GPU: Tacotron 2's
-# step-by-step decoder loop is launch-bound and leaves most of the GPU idle, which WaveGlow's
-# convolutions fill. Extra flags then go through TACOTRON2_ARGS and WAVEGLOW_ARGS (these
-# also apply in the single-model modes).
+# Why parallel: Tacotron 2's step-by-step decoder loop is launch-bound and leaves most of
+# the GPU idle, which WaveGlow's convolutions fill; a small WaveGlow leaves room for another.
+# Flags: MODEL_ARGS (TACOTRON2_ARGS, WAVEGLOW_ARGS) apply to every run of that model,
+# MODEL_VARIANT_ARGS (e.g. WAVEGLOW_STFT_ARGS) to one variant; command-line flags only
+# when a single run trains.
 #
-# Checkpoints: the run trains in $RUN (/tmp/rtvoice-run, kept while the machine stays warm),
-# starting from whichever of training/checkpoints/ and $RUN holds the later iteration, so a
-# warm machine never steps back to an older copy. When it ends, each model's checkpoint and
-# optimizer state (each file under 16 MiB) go to $OUT, if set, with the logs and PNGs packed
-# into $OUT/report.tar (the device returns at most 8 files). Unpack them into
-# training/checkpoints/ before the next call (bash training/land.sh FILES_AT), and commit.
+# Checkpoints: a run trains in $RUN (/tmp/rtvoice-run, kept while the machine stays warm),
+# a variant in $RUN/VARIANT, starting from whichever of training/checkpoints/ and that
+# folder holds the later iteration, so a warm machine never steps back to an older copy.
+# When it ends, each run's checkpoint and optimizer state (each file under 16 MiB) go to
+# $OUT (a variant's to $OUT/VARIANT), if set, with its logs and PNGs packed into
+# report.tar there (the device returns at most 8 files). Land the run you keep with
+# bash training/land.sh FILES_AT[/VARIANT], and commit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
-usage="usage: training/stretch.sh tacotron2|waveglow|both MINUTES [flags]"
-model="${1:?$usage}"
+usage="usage: training/stretch.sh 'tacotron2|waveglow|both|MODEL[:VARIANT] ...' MINUTES [flags]"
+spec="${1:?$usage}"
 minutes="${2:?$usage}"
 shift 2
-case "$model" in
-  tacotron2|waveglow) models=("$model") ;;
-  both) models=(tacotron2 waveglow)
-        [ $# -eq 0 ] || { echo "error: with both, pass flags in TACOTRON2_ARGS / WAVEGLOW_ARGS" >&2; exit 2; } ;;
-  *) echo "error: MODEL is tacotron2, waveglow or both, not $model" >&2; exit 2 ;;
-esac
+[ "$spec" = both ] && spec="tacotron2 waveglow"
+read -r -a runs <<< "$spec"
+for r in "${runs[@]}"; do
+  case "${r%%:*}" in tacotron2|waveglow) ;; *) echo "error: no model ${r%%:*} in '$spec'" >&2; exit 2 ;; esac
+  [[ "$r" != *:* || "${r#*:}" =~ ^[a-z0-9]+$ ]] || { echo "error: variant names are [a-z0-9]+, not '${r#*:}'" >&2; exit 2; }
+done
+dups=$(printf '%s\n' "${runs[@]}" | sort | uniq -d)
+[ -z "$dups" ] || { echo "error: '$dups' named twice" >&2; exit 2; }
+[ ${#runs[@]} -eq 1 ] || [ $# -eq 0 ] || { echo "error: with several runs, pass flags in MODEL_ARGS / MODEL_VARIANT_ARGS" >&2; exit 2; }
 export PYTHONUNBUFFERED=1
 
 tools=/tmp/rtvoice-tools
@@ -50,38 +58,52 @@ nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader 2>/de
 # shellcheck disable=SC2086
 python3 -m training.data make --espeak "$tools/espeak/espeak-ng" --jobs "$(nproc)" --out "$DATA" ${DATA_ARGS:-}
 
-mkdir -p "$RUN"
-for m in "${models[@]}"; do
-  newest="$(python3 -m training.checkpoint newest "$m" "$CHECKPOINTS" "$RUN")"
+# run_dir RUN -> where it trains; out_dir RUN -> where its files go back
+run_dir() { [[ "$1" == *:* ]] && echo "$RUN/${1#*:}" || echo "$RUN"; }
+out_dir() { [[ "$1" == *:* ]] && echo "$OUT/${1#*:}" || echo "$OUT"; }
+
+for r in "${runs[@]}"; do
+  m="${r%%:*}" dir="$(run_dir "$r")"
+  mkdir -p "$dir"
+  newest="$(python3 -m training.checkpoint newest "$m" "$CHECKPOINTS" "$dir")"
   if [ "$newest" = "$CHECKPOINTS" ]; then
-    rm -f "$RUN/$m".*
-    cp "$CHECKPOINTS/$m".* "$RUN"/ 2>/dev/null || true
+    rm -f "$dir/$m".*
+    cp "$CHECKPOINTS/$m".* "$dir"/ 2>/dev/null || true
   fi
 done
 
 train_minutes=$(python3 -c "print(round(max(0.5, ($start + $minutes * 60 - $(date +%s) - 15) / 60), 2))")
-echo "training ${models[*]} for $train_minutes minutes (of $minutes for the whole command)"
+echo "training ${runs[*]} for $train_minutes minutes (of $minutes for the whole command)"
 pids=()
-for m in "${models[@]}"; do
+for r in "${runs[@]}"; do
+  m="${r%%:*}"
   var="${m^^}_ARGS"
   # shellcheck disable=SC2206
   extra=(${!var:-})
-  # Each trainer's lines carry its name, so two running at once stay readable.
-  python3 -m "training.train_$m" --minutes "$train_minutes" --resume --data "$DATA" --out "$RUN" \
-    "${extra[@]}" "$@" 2>&1 | sed -u "s/^/[$m] /" &
+  if [[ "$r" == *:* ]]; then
+    var="${m^^}_${r#*:}"; var="${var^^}_ARGS"
+    # shellcheck disable=SC2206
+    extra+=(${!var:-})
+  fi
+  # Each trainer's lines carry its run's name, so runs at once stay readable.
+  python3 -m "training.train_$m" --minutes "$train_minutes" --resume --data "$DATA" --out "$(run_dir "$r")" \
+    "${extra[@]}" "$@" 2>&1 | sed -u "s/^/[$r] /" &
   pids+=($!)
 done
 status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
 
 if [ -n "${OUT:-}" ]; then
-  report=()
-  for m in "${models[@]}"; do
-    cp "$RUN/$m".pt* "$RUN/$m".optimizer.pt* "$OUT"/ 2>/dev/null || true
-    for f in "$RUN/${m}"_*.png "$RUN/$m.log"; do [ -f "$f" ] && report+=("$(basename "$f")"); done
+  for r in "${runs[@]}"; do
+    m="${r%%:*}" dir="$(run_dir "$r")" out="$(out_dir "$r")"
+    mkdir -p "$out"
+    cp "$dir/$m".pt* "$dir/$m".optimizer.pt* "$out"/ 2>/dev/null || true
+    report=()
+    for f in "$dir/${m}"_*.png "$dir/$m.log"; do [ -f "$f" ] && report+=("$(basename "$f")"); done
+    # Appending: two runs without a variant (tacotron2 and waveglow) share $OUT and its report.tar.
+    [ ${#report[@]} -eq 0 ] || tar -C "$dir" -rf "$out/report.tar" "${report[@]}"
   done
-  [ ${#report[@]} -eq 0 ] || tar -C "$RUN" -cf "$OUT/report.tar" "${report[@]}"
-  ls -la "$OUT"
+  ls -laR "$OUT"
 fi
 echo "stretch done in $(( $(date +%s) - start )) s (training exit status $status)"
 exit "$status"

@@ -1,0 +1,67 @@
+"""training/stretch.sh and land.sh, run for real on the CPU with tiny models and data.
+
+Two WaveGlow variants train at once from the same start, each sending back its own files,
+and land.sh lands the one that is kept.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+ROOT = Path(__file__).resolve().parents[2]
+STRETCH = ROOT / "training" / "stretch.sh"
+LAND = ROOT / "training" / "land.sh"
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {**os.environ, "RUN": str(tmp_path / "run"), "OUT": str(tmp_path / "out"),
+            "DATA": str(tmp_path / "data"), "CHECKPOINTS": str(tmp_path / "committed"),
+            "DATA_ARGS": "--limit 24 --max-chars 40", **extra}
+
+
+def test_stretch_rejects_bad_run_lists(tmp_path: Path) -> None:
+    for spec, message in (("wavenet", "no model wavenet"), ("waveglow:Bad!", "variant names"),
+                          ("waveglow waveglow", "named twice")):
+        done = subprocess.run(["bash", str(STRETCH), spec, "1"], env=_env(tmp_path), capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+    done = subprocess.run(["bash", str(STRETCH), "both", "1", "--lr", "1"], env=_env(tmp_path),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "MODEL_ARGS" in done.stderr
+
+
+@pytest.mark.timeout(600)
+def test_stretch_trains_two_variants_side_by_side_and_land_keeps_one(tmp_path: Path) -> None:
+    if not (ROOT / "training" / "carry" / "espeak.tar.xz").exists():
+        pytest.skip("training/carry/ is missing (bash training/fetch_espeak.sh)")
+    (tmp_path / "committed").mkdir()
+    (tmp_path / "out").mkdir()
+    env = _env(tmp_path, WAVEGLOW_ARGS="--preset tiny --batch-size 2 --segment-frames 8 --threads 1 --log-every 1",
+               WAVEGLOW_STFT_ARGS="--stft-weight 10 --stft-items 2")
+    done = subprocess.run(["bash", str(STRETCH), "waveglow waveglow:stft", "0.1"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=540)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("[waveglow] ") and " it " in line for line in lines)
+    assert any(line.startswith("[waveglow:stft] ") and " stft " in line for line in lines)  # its own flags
+    assert not any(line.startswith("[waveglow] ") and " stft " in line for line in lines)
+    out = tmp_path / "out"
+    for folder in (out, out / "stft"):
+        assert {"waveglow.pt", "waveglow.optimizer.pt", "report.tar"} <= {p.name for p in folder.iterdir()}
+        with tarfile.open(folder / "report.tar") as tar:
+            assert "waveglow.log" in tar.getnames()
+    assert len([p for p in out.rglob("*") if p.is_file()]) <= 8  # what the device sends back
+
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    subprocess.run(["bash", str(LAND), str(out / "stft"), str(kept)], check=True, capture_output=True, timeout=60)
+    assert (kept / "waveglow.pt").read_bytes() == (out / "stft" / "waveglow.pt").read_bytes()
+    assert "stft" in (kept / "waveglow.log").read_text()
+    assert os.access(kept / "waveglow.pt", os.W_OK)
