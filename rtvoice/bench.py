@@ -1,7 +1,7 @@
 """Benchmarks: time to first audio, latency, RTF, decoder µs/step, WaveGlow µs per audio second.
 
 Also the mean number of chunks per vocoder call (vocoder batching, issue #7), which
-``vocoder_batch=1`` turns off for a side-by-side comparison.
+``batching.vocoder_max = 1`` turns off for a side-by-side comparison.
 
 Runs the real streaming pipeline (``Voice.stream``), with the decoder's and vocoder's
 engine calls timed by a thin wrapper (host wall time of each call: the GPU backends
@@ -183,18 +183,16 @@ async def _one(workers: Workers, engine: TimedEngine, text: str, config: Synthes
 
 
 def run_bench(voice: Voice, text: str, *, steps: int | None, runs: int, warmup: int, concurrency: int = 1,
-              chunk_frames: int | None = None, vocoder_batch: int | None = None,
-              progress: Callable[[int, int], None] | None = None) -> BenchReport:
+              chunk_frames: int | None = None, progress: Callable[[int, int], None] | None = None) -> BenchReport:
     """Warm up, then time ``runs`` rounds of ``concurrency`` simultaneous streams.
 
-    ``vocoder_batch`` overrides the voice's ``batching.vocoder_max`` (1: no vocoder batching).
+    Batching follows the voice's ``batching`` settings (``Voice.load(batching=...)``
+    overrides them, as ``rtvoice bench --max-batch/--cuda-graphs/--vocoder-batch`` do).
     """
     from . import pipeline
 
     engine = TimedEngine(voice.engine)
     batching = voice.config.batching
-    if vocoder_batch is not None:
-        batching = replace(batching, vocoder_max=vocoder_batch)
     workers = pipeline.Workers(voice.config.name, batching)
     config = SynthesisConfig(force_steps=steps, chunk_frames=chunk_frames, sentence_pause_s=0.0)
     report = BenchReport(voice.choice.backend, voice.choice.device, _gpu_name(voice), voice.config.name,

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..cli import add_voice_options
 from ..config import BatchingConfig, VoiceConfig
@@ -52,16 +53,24 @@ def _progress(done: int, total: int) -> None:
 
 
 def _batching(args: argparse.Namespace) -> BatchingConfig | None:
-    """The voice's batching settings with --cuda-graphs / --max-batch applied (None: unchanged)."""
-    if args.cuda_graphs is None and args.max_batch is None:
+    """The voice's batching settings with --cuda-graphs, --max-batch and --vocoder-batch applied.
+
+    None: unchanged. One place for all three, so the engine and the pipeline see the same settings.
+    """
+    changes: dict[str, Any] = {}
+    if args.cuda_graphs is not None:
+        changes["cuda_graphs"] = args.cuda_graphs == "on"
+    if args.max_batch is not None:
+        if args.max_batch < 1:
+            raise RtvoiceError("--max-batch must be at least 1.")
+        changes["max_batch"] = args.max_batch
+    if args.vocoder_batch is not None:
+        if args.vocoder_batch < 1:
+            raise RtvoiceError(f"--vocoder-batch must be at least 1, got {args.vocoder_batch}.")
+        changes["vocoder_max"] = args.vocoder_batch
+    if not changes:
         return None
-    folder = args.voice or default_voice_path()
-    base = VoiceConfig.load(folder).batching
-    if args.max_batch is not None and args.max_batch < 1:
-        raise RtvoiceError("--max-batch must be at least 1.")
-    return dataclasses.replace(
-        base, **({} if args.cuda_graphs is None else {"cuda_graphs": args.cuda_graphs == "on"}),
-        **({} if args.max_batch is None else {"max_batch": args.max_batch}))
+    return dataclasses.replace(VoiceConfig.load(args.voice or default_voice_path()).batching, **changes)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,8 +86,6 @@ def run(args: argparse.Namespace) -> int:
             raise RtvoiceError("--compare torch needs torch. Hint: pip install '.[build]'") from exc
     if args.runs < 1 or args.concurrency < 1 or args.warmup < 0:
         raise RtvoiceError("--runs and --concurrency must be at least 1, --warmup at least 0.")
-    if args.vocoder_batch is not None and args.vocoder_batch < 1:
-        raise RtvoiceError(f"--vocoder-batch must be at least 1, got {args.vocoder_batch}.")
     with Voice.load(args.voice, backend=args.backend, device=args.device, batching=_batching(args)) as voice:
         if args.seams:
             from ..seams import format_points, sweep
@@ -87,8 +94,7 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps([p.__dict__ for p in points], indent=2) if args.json else format_points(points))
             return 0
         report = run_bench(voice, text, steps=args.steps, runs=args.runs, warmup=args.warmup,
-                           concurrency=args.concurrency, chunk_frames=args.chunk_frames,
-                           vocoder_batch=args.vocoder_batch, progress=_progress)
+                           concurrency=args.concurrency, chunk_frames=args.chunk_frames, progress=_progress)
         if args.compare == "torch":
             from ..export.torch_bench import time_torch
 
