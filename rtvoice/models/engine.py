@@ -8,9 +8,9 @@ appends frames, and ``vocode`` only reads frames that ``decode`` has already ret
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -59,6 +59,17 @@ class VocodeItem:
     def vocode(self) -> npt.NDArray[np.float32]:
         """This chunk alone (what a backend that cannot batch does for each item)."""
         return self.utterance.vocode(self.start, self.stop, self.limit, self.noise)
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+def group_indices(keys: Sequence[K]) -> dict[K, list[int]]:
+    """Indices grouped by equal key, in order of first appearance: the runs of one batched call."""
+    groups: dict[K, list[int]] = {}
+    for index, key in enumerate(keys):
+        groups.setdefault(key, []).append(index)
+    return groups
 
 
 class Engine(Protocol):

@@ -32,6 +32,7 @@ import numpy.typing as npt
 from ..config import VoiceConfig
 from ..cuda import CudaGraph, Event, Stream, copy_2d_async, copy_async
 from ..errors import BackendError, CudaError, InternalError
+from .engine import group_indices
 from .gpu_rows import F32, Rows
 from .gpu_runner import BoundRun, DeviceTensor, GraphRunner, StepRunnerFactory
 
@@ -146,10 +147,7 @@ class BatchedDecoder:
             if q.member.left or q.member.row < 0:
                 raise InternalError("decode() of a closed utterance")
         gates = [np.empty(len(q.masks), np.float32) for q in requests]
-        by_k: dict[int, list[int]] = {}
-        for i, q in enumerate(requests):
-            by_k.setdefault(len(q.masks), []).append(i)
-        for k, group in sorted(by_k.items(), reverse=True):
+        for k, group in sorted(group_indices([len(q.masks) for q in requests]).items(), reverse=True):
             for start in range(0, k, self.ring):
                 steps = min(self.ring, k - start)
                 out = self._batch([requests[i] for i in group], start, steps)

@@ -204,12 +204,15 @@ class GpuEngine:
             self.release(slot)
             raise
 
+    def _own(self, utterance: Utterance, caller: str) -> GpuUtterance:
+        if not (isinstance(utterance, GpuUtterance) and utterance._engine is self):
+            raise InternalError(f"{caller}() got an utterance of another engine")
+        return utterance
+
     def decode_batch(self, items: Sequence[tuple[Utterance, npt.NDArray[np.float32]]]
                      ) -> list[npt.NDArray[np.float32]]:
         """All items' steps together, one graph run per step (see :mod:`.gpu_decoder`)."""
-        ours = [u for u, _ in items if isinstance(u, GpuUtterance) and u._engine is self]
-        if len(ours) != len(items):
-            raise InternalError("decode_batch() got an utterance of another engine")
+        ours = [self._own(u, "decode_batch") for u, _ in items]
         requests = [u.request(masks) for u, (_, masks) in zip(ours, items, strict=True)]
         set_device(self.device_index)
         gates = self.decoder.decode(requests)
@@ -221,11 +224,8 @@ class GpuEngine:
         """Chunks of several utterances in batched runs: see :class:`Vocoder` (vocoder thread)."""
         if self.vocoder is None:
             raise InternalError("engine used after close()")
-        jobs = []
-        for item in items:
-            if not isinstance(item.utterance, GpuUtterance):
-                raise InternalError("vocode_batch() got an utterance of another engine")
-            jobs.append(VocoderJob(item.utterance._live(), item.start, item.stop, item.limit, item.noise))
+        jobs = [VocoderJob(self._own(i.utterance, "vocode_batch")._live(), i.start, i.stop, i.limit, i.noise)
+                for i in items]
         with capture_guard.shared():  # our copies and waits on stream B, too
             return self.vocoder.vocode_batch(jobs)
 

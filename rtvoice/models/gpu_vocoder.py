@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..cuda import DeviceBuffer, Event, HostBuffer, copy_2d_async, copy_async, set_device
+from .engine import group_indices
 from .gpu_runner import F32, DeviceTensor, GraphRunner
 
 if TYPE_CHECKING:
@@ -102,10 +103,7 @@ class Vocoder:
     def vocode_batch(self, jobs: Sequence[VocoderJob]) -> list[npt.NDArray[np.float32]]:
         """One run per window bucket and up to ``max_batch`` chunks; the audio of each job."""
         out: list[npt.NDArray[np.float32]] = [np.empty(0, np.float32)] * len(jobs)
-        groups: dict[int, list[int]] = {}
-        for index, job in enumerate(jobs):
-            groups.setdefault(self.bucket(job.stop - job.start), []).append(index)
-        for bucket, indices in groups.items():
+        for bucket, indices in group_indices([self.bucket(job.stop - job.start) for job in jobs]).items():
             step = self.max_batch if bucket <= self.buckets[-1] else 1
             for first in range(0, len(indices), step):
                 part = indices[first : first + step]

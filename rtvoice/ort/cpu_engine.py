@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from ..config import VoiceConfig
 from ..errors import InternalError
-from ..models.engine import Utterance, VocodeItem
+from ..models.engine import Utterance, VocodeItem, group_indices
 from .sessions import DecoderIO, GraphSessions, open_sessions
 
 Array = npt.NDArray[np.float32]
@@ -86,14 +86,6 @@ def _pad(arrays: list[npt.NDArray[Any]], width: int, fill: object) -> npt.NDArra
     for row, a in enumerate(arrays):
         out[row, : a.shape[1]] = a[0]
     return out
-
-
-def _groups(keys: Sequence[int]) -> list[list[int]]:
-    """Indices grouped by equal key, in order of first appearance."""
-    groups: dict[int, list[int]] = {}
-    for index, key in enumerate(keys):
-        groups.setdefault(key, []).append(index)
-    return list(groups.values())
 
 
 def _stack_static(group: list[CpuUtterance]) -> dict[str, Array]:
@@ -185,14 +177,14 @@ class CpuEngine:
         c = self.config.decoder.postnet_context_frames
         spans = [(max(0, i.start - c), min(i.limit, i.stop + c)) for i in items]
         windows: list[Array] = [np.empty(0, np.float32)] * len(items)
-        for rows in _groups([hi - lo for lo, hi in spans]):
+        for rows in group_indices([hi - lo for lo, hi in spans]).values():
             mel = np.stack([ours[j]._mel[spans[j][0] : spans[j][1]] for j in rows])
             refined = self._sessions.postnet.run(None, {"mel_frames": mel})[0]
             for row, j in enumerate(rows):
                 lo = spans[j][0]
                 windows[j] = refined[row, :, items[j].start - lo : items[j].stop - lo]
         audio: list[Array] = [np.empty(0, np.float32)] * len(items)
-        for rows in _groups([i.stop - i.start for i in items]):
+        for rows in group_indices([i.stop - i.start for i in items]).values():
             feeds = {"mel": np.stack([windows[j] for j in rows]),
                      "noise": np.concatenate([items[j].noise for j in rows])}
             out = self._sessions.waveglow.run(None, feeds)[0]
