@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-from collections.abc import Iterator, Mapping
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "models"))
+from fake_device import FakeRunner  # noqa: E402  # tests/models/fake_device.py: ORT CPU sessions on host memory
 
 from rtvoice import SynthesisConfig
 from rtvoice.audio import concatenate
@@ -24,9 +28,7 @@ from rtvoice.config import BatchingConfig, VoiceConfig
 from rtvoice.cuda import Stream, device, memory, stream
 from rtvoice.models.engine import VocodeItem
 from rtvoice.models.gpu_engine import GpuEngine
-from rtvoice.models.gpu_runner import DeviceTensor
 from rtvoice.models.randomness import PrenetMasks, noise
-from rtvoice.ort.sessions import open_session
 
 runtime = pytest.importorskip("cuda.bindings.runtime")
 OK = runtime.cudaError_t.cudaSuccess
@@ -102,49 +104,12 @@ class EmulatedRuntime:
     cudaEventRecord = cudaEventSynchronize = _nothing
 
 
-def _view(t: DeviceTensor) -> np.ndarray:
-    dtype = np.dtype(t.dtype)
-    count = int(np.prod(t.shape))
-    raw = (ctypes.c_byte * (count * dtype.itemsize)).from_address(t.ptr)
-    return np.frombuffer(memoryview(raw), dtype=dtype, count=count).reshape(t.shape)
-
-
-class CpuRunner:
-    """A graph runner over an ONNX Runtime CPU session, on emulated device buffers."""
-
-    shapes: list[tuple[str, tuple[int, ...]]] = []
-    """(graph, first input shape) of every run, across runners."""
-
-    def __init__(self, graph: str, path: Path) -> None:
-        self.graph = graph
-        self.session = open_session(path, ["CPUExecutionProvider"])
-
-    def run(self, inputs: Mapping[str, DeviceTensor], outputs: Mapping[str, DeviceTensor]) -> None:
-        CpuRunner.shapes.append((self.graph, next(iter(inputs.values())).shape))
-        feeds = {name: _view(t).copy() for name, t in inputs.items()}
-        names = list(outputs)
-        for name, value in zip(names, self.session.run(names, feeds), strict=True):
-            _view(outputs[name])[...] = value
-
-    def bind(self, inputs: Mapping[str, DeviceTensor], outputs: Mapping[str, DeviceTensor]) -> Any:
-        runner = self
-
-        class Bound:
-            def run(self) -> None:
-                runner.run(inputs, outputs)
-
-        return Bound()
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.fixture
 def emulated(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatedRuntime]:
     fake = EmulatedRuntime()
     for module in (memory, stream, device):
         monkeypatch.setattr(module, "cudart", fake)
-    CpuRunner.shapes = []
+    FakeRunner.shapes.clear()
     yield fake
 
 
@@ -153,7 +118,7 @@ def _engine(folder: Path, vocoder_max: int = 8) -> GpuEngine:
 
     config = VoiceConfig.load(folder)
     config = dataclasses.replace(config, batching=BatchingConfig(vocoder_max=vocoder_max))
-    return GpuEngine(folder, config, 0, "emulated", lambda graph, path, _stream: CpuRunner(graph, path))
+    return GpuEngine(folder, config, 0, "emulated", lambda graph, path, _stream: FakeRunner(path))
 
 
 def snr_db(reference: np.ndarray, other: np.ndarray) -> float:
@@ -172,12 +137,12 @@ def test_batched_gpu_vocoder_equals_one_chunk_at_a_time(emulated: EmulatedRuntim
         items = [VocodeItem(u, a, b, 120, noise(i, 0, 8, a * 32, b * 32, 0.6))
                  for i, u in enumerate(utterances) for a, b in windows]
         alone = [item.vocode() for item in items]
-        CpuRunner.shapes = []
+        FakeRunner.shapes.clear()
         together = engine.vocode_batch(items)
         vocoder = engine.vocoder
         assert vocoder is not None and vocoder.max_batch == 4
         # 18 chunks, 9 in each window bucket (32 and 96 frames): runs of 4, 4 and 1 rows each.
-        runs = sorted(shape for graph, shape in CpuRunner.shapes if graph == "waveglow")
+        runs = sorted(shape for graph, shape in FakeRunner.shapes if graph == "waveglow")
         assert runs == [(1, 80, 32), (1, 80, 96)] + [(4, 80, 32)] * 2 + [(4, 80, 96)] * 2
         assert set(vocoder.runners) == {(32, 1), (96, 1), (32, 4), (96, 4)}
         for u in utterances:

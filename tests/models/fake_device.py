@@ -19,6 +19,7 @@ import pytest
 
 from rtvoice.models import gpu_decoder, gpu_engine, gpu_rows, gpu_vocoder
 from rtvoice.models.gpu_runner import DeviceTensor
+from rtvoice.ort.sessions import open_session
 
 
 class FakeBuffer:
@@ -132,15 +133,15 @@ class FakeRunner:
     """A GraphRunner on an ONNX Runtime CPU session, reading and writing fake device memory."""
 
     opened: list[FakeRunner] = []
+    shapes: list[tuple[str, tuple[int, ...]]] = []
+    """(graph, first input shape) of every run, across runners."""
 
     def __init__(self, path: Path, static_dims: Mapping[str, int] | None = None, *,
                  enqueue_only: bool = False) -> None:
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        for name, size in (static_dims or {}).items():
-            options.add_free_dimension_override_by_name(name, size)
-        self.session: ort.InferenceSession | None = ort.InferenceSession(
-            str(path), options, providers=["CPUExecutionProvider"])
+        # The runtime's own session options, with the same static-shape overrides as the CUDA runner.
+        self.session: ort.InferenceSession | None = open_session(path, ["CPUExecutionProvider"],
+                                                                 free_dims=static_dims)
+        self.graph = path.stem
         self.enqueue_only = enqueue_only
         self.runs = 0
         FakeRunner.opened.append(self)
@@ -148,6 +149,7 @@ class FakeRunner:
     def run(self, inputs: Mapping[str, DeviceTensor], outputs: Mapping[str, DeviceTensor]) -> None:
         assert self.session is not None, "run after close"
         self.runs += 1
+        FakeRunner.shapes.append((self.graph, next(iter(inputs.values())).shape))
         names = list(outputs)
         results = self.session.run(names, {name: view(t) for name, t in inputs.items()})
         for name, value in zip(names, results, strict=True):
@@ -174,6 +176,7 @@ def install(monkeypatch: pytest.MonkeyPatch) -> None:
     """Point the GPU engine's modules at the fake device."""
     FakeGraph.captured.clear()
     FakeRunner.opened.clear()
+    FakeRunner.shapes.clear()
     fakes = {"DeviceBuffer": FakeBuffer, "HostBuffer": FakeBuffer, "Stream": FakeStream, "Event": FakeEvent,
              "CudaGraph": FakeGraph, "copy_async": copy_async, "copy_2d_async": copy_2d_async,
              "memset_async": memset_async, "set_device": lambda index: None}
