@@ -33,8 +33,8 @@ from ..config import VoiceConfig
 from ..cuda import CudaGraph, Event, Stream, copy_2d_async, copy_async
 from ..errors import BackendError, CudaError, InternalError
 from .engine import group_indices
-from .gpu_rows import F32, Rows
-from .gpu_runner import BoundRun, DeviceTensor, GraphRunner, StepRunnerFactory
+from .gpu_rows import Rows
+from .gpu_runner import F32, BoundRun, DeviceTensor, GraphRunner, StepRunnerFactory
 
 log = logging.getLogger("rtvoice.gpu")
 

@@ -22,9 +22,8 @@ import math
 
 from ..config import VoiceConfig
 from ..cuda import DeviceBuffer, HostBuffer, Stream, copy_async, memset_async
+from .gpu_runner import F32
 from .graphs import state_shapes
-
-F32 = 4
 
 
 class Rows:
