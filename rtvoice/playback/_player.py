@@ -253,6 +253,15 @@ class Player:
         out: Float32Array = np.clip(x * np.float32(self._volume), -1.0, 1.0).astype(np.float32, copy=False)
         return out
 
+    def _push(self, live: _Live, data: Float32Array, pos: int) -> int:
+        """Queue what fits of ``data[pos:]`` (:meth:`write` and :meth:`awrite` wait in between); the new ``pos``."""
+        self._check_alive(live)
+        pos += live.feed.ring.write(data[pos:])
+        # Mid-utterance from now on; set only once audio is queued, so that the callback
+        # running between this flag and the data would not count a false underrun.
+        live.feed.expect_more = True
+        return pos
+
     def write(self, samples: Float32Array, *, last: bool = False) -> None:
         """Queue audio, waiting while the ring is full.
 
@@ -266,30 +275,20 @@ class Player:
         """
         live = self._require_open()
         data = self._prepare(live, samples, last)
-        pos = 0
-        while True:
-            self._check_alive(live)
-            pos += live.feed.ring.write(data[pos:])
-            # Mid-utterance from now on; set only once audio is queued, so that the callback
-            # running between this flag and the data would not count a false underrun.
-            live.feed.expect_more = True
-            if pos >= len(data):
-                break
+        pos = self._push(live, data, 0)
+        while pos < len(data):
             self._wait(live, lambda: live.feed.ring.free > 0)
+            pos = self._push(live, data, pos)
         live.feed.expect_more = not last
 
     async def awrite(self, samples: Float32Array, *, last: bool = False) -> None:
         """:meth:`write` for the event loop: waits without blocking it."""
         live = self._require_open()
         data = self._prepare(live, samples, last)
-        pos = 0
-        while True:
-            self._check_alive(live)
-            pos += live.feed.ring.write(data[pos:])
-            live.feed.expect_more = True  # once audio is queued, as in write()
-            if pos >= len(data):
-                break
+        pos = self._push(live, data, 0)
+        while pos < len(data):
             await self._await(live, lambda: live.feed.ring.free > 0)
+            pos = self._push(live, data, pos)
         live.feed.expect_more = not last
 
     def drain(self) -> None:
