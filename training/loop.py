@@ -5,6 +5,7 @@ Device and precision, the time budget, the learning rate schedule, loss history,
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import math
@@ -141,3 +142,23 @@ def memory_note(device: torch.device) -> str:
     if device.type != "cuda":
         return ""
     return f", peak {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB"
+
+
+def add_run_arguments(p: argparse.ArgumentParser, presets: list[str], data: Path, out: Path) -> None:
+    """The flags every trainer takes first: the time budget, resuming, folders and the size preset."""
+    p.add_argument("--minutes", type=float, required=True, help="wall-time budget of this run")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out, if any")
+    p.add_argument("--data", type=Path, default=data)
+    p.add_argument("--out", type=Path, default=out)
+    p.add_argument("--preset", choices=sorted(presets), default="default", help="model sizes of a new run")
+
+
+def add_device_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags every trainer shares for precision, device, threads and checkpointing."""
+    p.add_argument("--precision", choices=("bf16", "fp16", "fp32"), help="default: bf16 on CUDA, fp32 on CPU")
+    p.add_argument("--device", help="default: cuda if available")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: 1 on a CPU run, torch's own on CUDA)")
+    p.add_argument("--checkpoint-minutes", type=float, default=3.0)
+    p.add_argument("--reserve-seconds", type=float, default=30.0, help="kept from --minutes for the last save")
+    p.add_argument("--optimizer-state", choices=("bf16", "fp32", "none"), default="bf16",
+                   help="how AdamW's moments are saved (none: resume warms up a fresh optimizer)")

@@ -28,6 +28,8 @@ from training.loop import (
     Budget,
     History,
     Schedule,
+    add_device_arguments,
+    add_run_arguments,
     autocast,
     check_finite,
     default_precision,
@@ -90,11 +92,7 @@ class Segments:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.train_waveglow", description=__doc__.split("\n\n")[0])
-    p.add_argument("--minutes", type=float, required=True, help="wall-time budget of this run")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out, if any")
-    p.add_argument("--data", type=Path, default=DATA)
-    p.add_argument("--out", type=Path, default=CHECKPOINTS)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="default", help="model sizes of a new run")
+    add_run_arguments(p, list(PRESETS), DATA, CHECKPOINTS)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--segment-frames", type=int, default=64, help="mel frames per segment (x256 samples)")
     p.add_argument("--lr", type=float, default=3e-4)
@@ -110,13 +108,7 @@ def parser() -> argparse.ArgumentParser:
                    help="weight of a multi-resolution STFT loss on the inference direction's audio "
                         "(0: NVIDIA's likelihood alone)")
     p.add_argument("--stft-items", type=int, default=16, help="segments of each batch that the STFT loss vocodes")
-    p.add_argument("--precision", choices=("bf16", "fp16", "fp32"), help="default: bf16 on CUDA, fp32 on CPU")
-    p.add_argument("--device", help="default: cuda if available")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: 1 on a CPU run, torch's own on CUDA)")
-    p.add_argument("--checkpoint-minutes", type=float, default=3.0)
-    p.add_argument("--reserve-seconds", type=float, default=30.0, help="kept from --minutes for the last save")
-    p.add_argument("--optimizer-state", choices=("bf16", "fp32", "none"), default="bf16",
-                   help="how AdamW's moments are saved (none: resume warms up a fresh optimizer)")
+    add_device_arguments(p)
     p.add_argument("--log-every", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     return p
