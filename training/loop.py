@@ -38,12 +38,17 @@ def set_threads(device: torch.device, threads: int | None) -> None:
         torch.set_num_threads(threads or 1)
 
 
-def autocast(device: torch.device, precision: Precision) -> Callable[[], contextlib.AbstractContextManager[None]]:
-    """A factory of autocast contexts for the forward pass; fp32 gives a no-op context."""
+def autocast(device: torch.device, precision: Precision, cache: bool = True,
+             ) -> Callable[[], contextlib.AbstractContextManager[None]]:
+    """A factory of autocast contexts for the forward pass; fp32 gives a no-op context.
+
+    ``cache=False`` turns off autocast's cache of low-precision weight copies, which a CUDA
+    graph capture cannot use (training/decoder_graphs.py).
+    """
     if precision == "fp32":
         return contextlib.nullcontext
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    return lambda: torch.autocast(device_type=device.type, dtype=dtype)
+    return lambda: torch.autocast(device_type=device.type, dtype=dtype, cache_enabled=cache)
 
 
 def grad_scaler(device: torch.device, precision: Precision) -> torch.amp.GradScaler:

@@ -11,15 +11,20 @@ The modules are rtvoice.export.tacotron2's, so parameter names are NVIDIA's and 
 - the prenet and the output projections run once over all frames instead of per step (same
   arithmetic as :meth:`Decoder.step`, fewer kernel launches);
 - a guided-attention loss (Tachibana et al., 2017): attention far from the diagonal
-  (text position / text length = frame / mel length) costs ``1 - exp(-d^2 / 2g^2)``.
+  (text position / text length = frame / mel length) costs ``1 - exp(-d^2 / 2g^2)``;
+- padding is invisible: the encoder's and the postnet's convolutions see zeros past each
+  item's end at every layer, so each item is computed exactly as the runtime computes it
+  alone, and padding a batch further changes no loss (what lets training/decoder_graphs.py
+  pad batches to a few fixed shapes).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn import functional as F
 
 from rtvoice.export.tacotron2 import DecoderState, Tacotron2
@@ -58,31 +63,80 @@ def prenet_masks(steps: int, batch: int, dim: int, p: float, device: torch.devic
 
 def encode(model: Tacotron2, text: Tensor, lengths: Tensor, dropout: float) -> tuple[Tensor, Tensor, Tensor]:
     """Model.encode with NVIDIA's training dropout after each encoder convolution."""
-    x = model.embedding(text).transpose(1, 2)
-    for conv in model.encoder.convolutions:
-        x = F.dropout(F.relu(conv(x)), dropout, model.training)
+    live = (torch.arange(text.size(1), device=text.device)[None, :] < lengths[:, None])[:, None, :]
+    x = model.embedding(text).transpose(1, 2) * live
+    for conv in model.encoder.convolutions:  # each item's convolutions see zeros past its end, as alone
+        x = F.dropout(F.relu(conv(x)), dropout, model.training) * live
     x = x.transpose(1, 2)
     packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
     out, _ = model.encoder.lstm(packed)
     memory, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=text.size(1))
     processed = model.decoder.attention_layer.memory_layer(memory)
-    mask = torch.arange(text.size(1), device=text.device)[None, :] >= lengths[:, None]
-    return memory, processed, mask
+    return memory, processed, ~live[:, 0, :]
 
 
-def postnet(model: Tacotron2, mel: Tensor, dropout: float) -> Tensor:
-    x = mel
+def postnet(model: Tacotron2, mel: Tensor, dropout: float, live: Tensor) -> Tensor:
+    """The postnet with training dropout; ``live`` (B, 1, T) zeroes every layer's input past each item's end.
+
+    So each item's postnet is exactly the postnet of its own frames alone (the runtime's), however
+    far the batch is padded.
+    """
+    x = mel * live
     n = len(model.postnet.convolutions)
     for i, conv in enumerate(model.postnet.convolutions):
         x = conv(x)
         if i < n - 1:
             x = torch.tanh(x)
-        x = F.dropout(x, dropout, model.training)
-    return mel + x
+        x = F.dropout(x, dropout, model.training) * live
+    return mel * live + x
 
 
-def teacher_forced(model: Tacotron2, batch: Batch, masks: Tensor, drop: Dropouts) -> Output:
-    """The training forward pass. ``masks`` (T, B, 2, prenet_dim) are the prenet's dropout masks."""
+class DecoderLoop(nn.Module):
+    """The teacher-forced recurrence: attention LSTM, attention, decoder LSTM, for every frame.
+
+    ``(prenet_out (T, B, prenet_dim), memory, processed, mask) -> (outputs (B, T, D + E),
+    alignments (B, T, N))``. A module of its own, holding the model's own three submodules,
+    because this loop is where training time goes: dozens of small kernels per frame, so a
+    GPU waits on launches. As one module with tensor-only inputs it can be captured whole in
+    a CUDA graph (training/decoder_graphs.py); eagerly it is the same arithmetic.
+    """
+
+    def __init__(self, model: Tacotron2, drop: Dropouts) -> None:
+        super().__init__()
+        dec = model.decoder
+        self.attention_rnn, self.attention_layer, self.decoder_rnn = dec.attention_rnn, dec.attention_layer, \
+            dec.decoder_rnn
+        self.params, self.drop = model.params, drop
+
+    def forward(self, prenet_out: Tensor, memory: Tensor, processed: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        s = DecoderState.zeros(self.params, memory.size(0), memory.size(1), memory)
+        outputs, alignments = [], []
+        for step in range(prenet_out.size(0)):
+            ah, ac = self.attention_rnn(torch.cat((prenet_out[step], s.attention_context), -1),
+                                        (s.attention_hidden, s.attention_cell))
+            ah = F.dropout(ah, self.drop.attention, self.training)
+            weights_cat = torch.stack((s.attention_weights, s.attention_weights_cum), dim=1)
+            context, weights = self.attention_layer(ah, memory, processed, weights_cat, mask)
+            dh, dc = self.decoder_rnn(torch.cat((ah, context), -1), (s.decoder_hidden, s.decoder_cell))
+            dh = F.dropout(dh, self.drop.decoder, self.training)
+            outputs.append(torch.cat((dh, context), dim=1))
+            alignments.append(weights)
+            s = DecoderState(ah, ac, dh, dc, weights, s.attention_weights_cum + weights, context)
+        return torch.stack(outputs, dim=1), torch.stack(alignments, dim=1)
+
+
+LoopRunner = Callable[[Tensor, Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
+LoopSource = Callable[[Tensor, Tensor, Tensor, Tensor], LoopRunner]
+"""Given the loop's inputs, what runs it (a captured graph of their shape, or the eager loop)."""
+
+
+def teacher_forced(model: Tacotron2, batch: Batch, masks: Tensor, drop: Dropouts,
+                   loops: LoopSource | None = None) -> Output:
+    """The training forward pass. ``masks`` (T, B, 2, prenet_dim) are the prenet's dropout masks.
+
+    ``loops`` picks what runs the decoder loop (see training/decoder_graphs.py); without it,
+    :class:`DecoderLoop` runs eagerly, with dropout as ``model.training`` says.
+    """
     p = model.params
     dec = model.decoder
     memory, processed, mask = encode(model, batch.text, batch.text_lengths, drop.encoder)
@@ -90,23 +144,13 @@ def teacher_forced(model: Tacotron2, batch: Batch, masks: Tensor, drop: Dropouts
     previous = torch.cat((batch.mel.new_zeros(b, p.n_mel_channels, 1), batch.mel[:, :, :-1]), dim=2)
     x = previous.permute(2, 0, 1).reshape(t * b, p.n_mel_channels)
     prenet_out = dec.prenet(x, masks.reshape(t * b, 2, p.prenet_dim)).view(t, b, p.prenet_dim)
-    s = DecoderState.zeros(p, b, batch.text.size(1), memory)
-    outputs, alignments = [], []
-    for step in range(t):
-        ah, ac = dec.attention_rnn(torch.cat((prenet_out[step], s.attention_context), -1),
-                                   (s.attention_hidden, s.attention_cell))
-        ah = F.dropout(ah, drop.attention, model.training)
-        weights_cat = torch.stack((s.attention_weights, s.attention_weights_cum), dim=1)
-        context, weights = dec.attention_layer(ah, memory, processed, weights_cat, mask)
-        dh, dc = dec.decoder_rnn(torch.cat((ah, context), -1), (s.decoder_hidden, s.decoder_cell))
-        dh = F.dropout(dh, drop.decoder, model.training)
-        outputs.append(torch.cat((dh, context), dim=1))
-        alignments.append(weights)
-        s = DecoderState(ah, ac, dh, dc, weights, s.attention_weights_cum + weights, context)
-    out = torch.stack(outputs, dim=1)  # (B, T, D + E)
-    mel = dec.linear_projection(out).transpose(1, 2)
+    run = loops(prenet_out, memory, processed, mask) if loops is not None else \
+        DecoderLoop(model, drop).train(model.training)
+    out, alignments = run(prenet_out, memory, processed, mask)
+    live = (torch.arange(t, device=batch.mel_lengths.device)[None, :] < batch.mel_lengths[:, None])[:, None, :]
+    mel = dec.linear_projection(out).transpose(1, 2) * live
     gate = dec.gate_layer(out).squeeze(-1)
-    return Output(mel, postnet(model, mel, drop.postnet), gate, torch.stack(alignments, dim=1))
+    return Output(mel, postnet(model, mel, drop.postnet, live), gate, alignments)
 
 
 def guide_weights(text_lengths: Tensor, mel_lengths: Tensor, n: int, t: int, sigma: float) -> Tensor:

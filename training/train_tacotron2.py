@@ -24,6 +24,7 @@ import torch
 from rtvoice.export.tacotron2 import Tacotron2, Tacotron2Params
 from training import checkpoint, plots
 from training.data import DATA, Dataset, max_decoder_steps
+from training.decoder_graphs import DecoderGraphs, frame_buckets
 from training.loop import (
     Budget,
     History,
@@ -104,6 +105,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--guide-weight", type=float, default=1.0, help="guided-attention loss weight")
     p.add_argument("--guide-sigma", type=float, default=0.2)
     add_device_arguments(p)
+    p.add_argument("--cuda-graphs", choices=("auto", "on", "off"), default="auto",
+                   help="capture the decoder loop in CUDA graphs (auto: on a CUDA device); see decoder_graphs.py")
+    p.add_argument("--graph-frames", type=int, default=128,
+                   help="with CUDA graphs, batches are padded to a multiple of this many frames")
     p.add_argument("--val-items", type=int, default=64, help="held-out sentences scored at each checkpoint")
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--seed", type=int, default=0)
@@ -153,6 +158,14 @@ def train(args: argparse.Namespace) -> int:
     train_items = np.flatnonzero(~data.heldout)
     val_items = np.flatnonzero(data.heldout)[: args.val_items]
     lengths = data.mel_lengths()
+    graphs = None
+    if args.cuda_graphs == "on" or (args.cuda_graphs == "auto" and device.type == "cuda"):
+        if device.type != "cuda":
+            log.error("--cuda-graphs on needs a CUDA device")
+            return 2
+        graphs = DecoderGraphs(model, drop, int(data.ids_lengths().max()),
+                               frame_buckets(int(lengths.max()), args.graph_frames), args.batch_size,
+                               autocast(device, precision, cache=False))
     config = {**params.to_dict(), "training": {k: (str(v) if isinstance(v, Path) else v)
                                                for k, v in vars(args).items()}}
 
@@ -181,11 +194,13 @@ def train(args: argparse.Namespace) -> int:
             if budget.over() and iteration > first:
                 break
             batch = gpu.batch(items)
+            if graphs is not None:
+                batch = graphs.pad(batch)
             masks = prenet_masks(batch.mel.size(2), len(items), params.prenet_dim, params.prenet_dropout, device)
             lr = schedule.at(iteration, warm_from)
             set_lr(opt, lr)
             with ctx():
-                out = teacher_forced(model, batch, masks, drop)
+                out = teacher_forced(model, batch, masks, drop, graphs)
             parts = losses(out, batch, args.gate_pos_weight, args.guide_sigma)
             loss = parts["mel"] + parts["mel_postnet"] + parts["gate"] + args.guide_weight * parts["guide"]
             opt.zero_grad(set_to_none=True)

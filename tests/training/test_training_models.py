@@ -36,22 +36,43 @@ def tiny_batch(model: Tacotron2, seed: int = 0) -> Batch:
 
 
 def test_training_teacher_forcing_equals_decoder_steps() -> None:
+    """Each item of a padded batch is what the runtime computes for that sentence alone."""
     torch.manual_seed(0)
     model = Tacotron2(T2["tiny"]).eval()
     batch = tiny_batch(model)
     masks = prenet_masks(12, 2, model.params.prenet_dim, 0.5, torch.device("cpu"))
     with torch.no_grad():
         out = teacher_forced(model, batch, masks, Dropouts())
-        memory, processed, mask = model.encode(batch.text, batch.text_lengths)
-        state = DecoderState.zeros(model.params, 2, 9, memory)
-        frame = torch.zeros(2, 80)
-        for t in range(12):
-            mel, gate, state = model.decoder.step(frame, state, memory, processed, mask, masks[t])
-            torch.testing.assert_close(out.mel[:, :, t], mel, atol=1e-5, rtol=1e-5)
-            torch.testing.assert_close(out.gate[:, t], gate[:, 0], atol=1e-5, rtol=1e-5)
-            torch.testing.assert_close(out.alignments[:, t], state.attention_weights, atol=1e-6, rtol=1e-5)
-            frame = batch.mel[:, :, t]
-        torch.testing.assert_close(out.mel_postnet, model.postnet(out.mel), atol=1e-5, rtol=1e-5)
+        for b in range(2):
+            n, frames = int(batch.text_lengths[b]), int(batch.mel_lengths[b])
+            memory, processed, mask = model.encode(batch.text[b : b + 1, :n], batch.text_lengths[b : b + 1])
+            state = DecoderState.zeros(model.params, 1, n, memory)
+            frame, stepped = torch.zeros(1, 80), []
+            for t in range(frames):
+                mel, gate, state = model.decoder.step(frame, state, memory, processed, mask, masks[t, b : b + 1])
+                torch.testing.assert_close(out.mel[b, :, t], mel[0], atol=1e-5, rtol=1e-5)
+                torch.testing.assert_close(out.gate[b, t], gate[0, 0], atol=1e-5, rtol=1e-5)
+                torch.testing.assert_close(out.alignments[b, t, :n], state.attention_weights[0], atol=1e-6, rtol=1e-5)
+                stepped.append(mel)
+                frame = batch.mel[b : b + 1, :, t]
+            assert not out.alignments[b, :, n:].any() and not out.mel[b, :, frames:].any()  # padding: nothing
+            torch.testing.assert_close(out.mel_postnet[b, :, :frames], model.postnet(torch.stack(stepped, dim=2))[0],
+                                       atol=1e-5, rtol=1e-5)
+
+
+def test_training_padding_a_batch_further_changes_no_loss() -> None:
+    """Why CUDA-graph training may pad every batch to a few fixed shapes (training/decoder_graphs.py)."""
+    torch.manual_seed(0)
+    model = Tacotron2(T2["tiny"]).eval()
+    batch = tiny_batch(model)
+    masks = prenet_masks(12 + 5, 2, model.params.prenet_dim, 0.5, torch.device("cpu"))
+    padded = Batch(torch.nn.functional.pad(batch.text, (0, 4)), batch.text_lengths,
+                   torch.nn.functional.pad(batch.mel, (0, 5)), batch.mel_lengths)
+    with torch.no_grad():
+        plain = losses(teacher_forced(model, batch, masks[:12], Dropouts()), batch, 8.0, 0.2)
+        more = losses(teacher_forced(model, padded, masks, Dropouts()), padded, 8.0, 0.2)
+    for name in ("mel", "mel_postnet", "gate", "guide"):
+        torch.testing.assert_close(more[name], plain[name], atol=1e-6, rtol=1e-5, msg=name)
 
 
 def test_training_guide_weights_follow_the_diagonal() -> None:

@@ -1,0 +1,101 @@
+"""Tacotron 2 training with the teacher-forced decoder loop captured in CUDA graphs.
+
+Why: the loop (:class:`training.tacotron2_steps.DecoderLoop`) runs dozens of small kernels
+per frame, forward and backward, about 470 frames per batch. On the GPU machine the eager
+loop is bound by kernel launches, not arithmetic (0.5-0.7 iterations/s at batch 256 on an
+H100, the GPU mostly idle). Captured with ``torch.cuda.make_graphed_callables``, each
+iteration's loop is one graph launch forward and one backward; the encoder, prenet,
+postnet, losses and optimizer stay eager (a few hundred launches per iteration).
+
+A graph has fixed shapes, so batches are padded: text to the corpus's longest, frames up
+to the next of a few buckets. Padding changes no loss (tacotron2_steps.py masks every
+convolution and loss, and a test checks it). One graph per (batch, frames) shape is
+captured when first needed; all share one memory pool, which is safe because each
+iteration runs one graph's forward and backward to the end before another graph runs.
+A batch of any other shape (an epoch's last, short batch) runs eagerly.
+
+If a capture fails, the run says so once and goes on eagerly: a stretch of GPU time is
+never lost to it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import cast
+
+import torch
+from torch import Tensor, nn
+
+from rtvoice.export.tacotron2 import Tacotron2
+from training.tacotron2_steps import Batch, DecoderLoop, Dropouts, LoopRunner
+
+log = logging.getLogger("training.tacotron2")
+
+WARMUP_RUNS = 2
+"""Eager runs on a side stream before a capture (lazy initialization of cuBLAS/cuDNN)."""
+
+
+def frame_buckets(longest: int, step: int) -> list[int]:
+    """Padded lengths ``step, 2 * step, ...`` up to the first that holds ``longest`` frames."""
+    return list(range(step, longest + step, step))
+
+
+class DecoderGraphs:
+    """The decoder loop of one model, one CUDA graph per padded batch shape.
+
+    Use :meth:`pad` on each batch, then pass the instance as ``loops`` to
+    :func:`training.tacotron2_steps.teacher_forced`. ``autocast`` must be the training
+    forward's own context, made with ``cache_enabled=False`` (a graph cannot use autocast's
+    weight cache).
+    """
+
+    def __init__(self, model: Tacotron2, drop: Dropouts, text_length: int, buckets: list[int], batch_size: int,
+                 autocast: Callable[[], AbstractContextManager[None]]) -> None:
+        self.model, self.drop, self.autocast = model, drop, autocast
+        self.text_length, self.buckets, self.batch_size = text_length, sorted(buckets), batch_size
+        self.pool = torch.cuda.graph_pool_handle()
+        self.graphs: dict[tuple[torch.Size, ...], LoopRunner] = {}
+        self.failed = False
+
+    def pad(self, batch: Batch) -> Batch:
+        """The batch padded to its graph's shape (unchanged when no graph fits it)."""
+        frames = next((b for b in self.buckets if b >= batch.mel.size(2)), None)
+        if (self.failed or frames is None or batch.text.size(0) != self.batch_size
+                or batch.text.size(1) > self.text_length):
+            return batch
+        pad = nn.functional.pad
+        return Batch(pad(batch.text, (0, self.text_length - batch.text.size(1))), batch.text_lengths,
+                     pad(batch.mel, (0, frames - batch.mel.size(2))), batch.mel_lengths)
+
+    def __call__(self, prenet_out: Tensor, memory: Tensor, processed: Tensor, mask: Tensor) -> LoopRunner:
+        """What runs the loop for these inputs: their shape's graph (captured now if new), or eager."""
+        eager = DecoderLoop(self.model, self.drop).train(self.model.training)
+        key = (prenet_out.shape, memory.shape, processed.shape)
+        fits = (prenet_out.size(0) in self.buckets and memory.size(0) == self.batch_size
+                and memory.size(1) == self.text_length)
+        if self.failed or not self.model.training or not fits:
+            return eager
+        if key not in self.graphs:
+            self.graphs[key] = self._capture(prenet_out, memory, processed, mask) or eager
+        return self.graphs[key]
+
+    def _capture(self, *inputs: Tensor) -> LoopRunner | None:
+        samples = tuple(x.detach().clone().requires_grad_(x.requires_grad) for x in inputs)
+        loop = DecoderLoop(self.model, self.drop).train()
+        free = torch.cuda.mem_get_info()[0]
+        try:
+            with self.autocast():
+                graphed = torch.cuda.make_graphed_callables(loop, samples, num_warmup_iters=WARMUP_RUNS,
+                                                            pool=self.pool)
+        except Exception as exc:  # a failed capture must not cost the stretch: train eagerly instead
+            self.failed = True
+            log.warning("CUDA graph capture of the decoder loop failed (%s: %s); training eagerly from here",
+                        type(exc).__name__, exc)
+            torch.cuda.synchronize()
+            return None
+        log.info("captured the decoder loop for batch %d x %d frames x %d symbols (%.1f GiB of GPU memory)",
+                 samples[1].size(0), samples[0].size(0), samples[1].size(1),
+                 (free - torch.cuda.mem_get_info()[0]) / 2**30)
+        return cast(LoopRunner, graphed)  # the module, its forward now replaying the graphs
