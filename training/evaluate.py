@@ -123,8 +123,13 @@ class WhisperRecognizer:
                         model, digest, WHISPER_SHA256)
         self.model = WhisperModel(str(model), device="cpu", compute_type="int8", cpu_threads=threads,
                                   local_files_only=True)
+        from importlib.metadata import version
+
+        # The same weights gave other transcripts under other faster-whisper/CTranslate2 releases:
+        # compare WERs only between reports with equal versions.
         self.info = {"name": "whisper-tiny.en", "package": WHISPER_PACKAGE, "sha256": digest,
-                     "runtime": "faster-whisper int8, beam 5, temperature 0", "threads": threads}
+                     "runtime": "faster-whisper int8, beam 5, temperature 0", "threads": threads,
+                     "faster_whisper": version("faster-whisper"), "ctranslate2": version("ctranslate2")}
 
     def __call__(self, audio: Audio) -> str:
         segments, _ = self.model.transcribe(audio, language="en", beam_size=5, temperature=0.0,
@@ -245,7 +250,10 @@ def teacher_wer_on(indices: Sequence[int], report: Path, recognizer_info: dict[s
     if not report.exists():
         return None
     data = json.loads(report.read_text())
-    if data.get("recognizer", {}).get("name") != recognizer_info["name"]:
+    theirs = data.get("recognizer", {})
+    if any(theirs.get(k) != recognizer_info.get(k) for k in ("name", "faster_whisper", "ctranslate2")):
+        log.warning("%s was measured with another recognizer or release (%s); re-run: python -m training.evaluate "
+                    "teacher", report, {k: theirs.get(k) for k in ("name", "faster_whisper", "ctranslate2")})
         return None
     rows = {r["index"]: r for r in data["per_sentence"]}
     if not all(i in rows for i in indices):
