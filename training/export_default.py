@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from rtvoice.config import GRAPH_NAMES, VOICE_FILE, SynthesisConfig
-from rtvoice.export.checkpoint import load_state
+from rtvoice.export.checkpoint import fold_weight_norm, load_state
 from rtvoice.export.tacotron2 import Tacotron2, Tacotron2Params
 from rtvoice.export.voice_builder import build_voice
 from rtvoice.export.waveglow import WaveGlow, WaveGlowParams
@@ -45,7 +45,7 @@ def load_models(folder: Path, max_decoder_steps: int | None = None) -> tuple[Tac
     tacotron2 = Tacotron2(params)
     load_state(tacotron2, t["state_dict"], "Tacotron 2")
     waveglow = WaveGlow(WaveGlowParams.from_config(w["config"]))
-    load_state(waveglow, w["state_dict"], "WaveGlow")
+    load_state(waveglow, fold_weight_norm(w["state_dict"]), "WaveGlow")  # g * v / ||v||, as NVIDIA's
     return tacotron2.eval(), waveglow.eval(), {"tacotron2": t["iteration"], "waveglow": w["iteration"]}
 
 

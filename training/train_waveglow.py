@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rtvoice.export.checkpoint import fold_weight_norm
 from rtvoice.export.waveglow import WaveGlow, WaveGlowParams
 from training import checkpoint, plots
 from training.data import DATA, Dataset
@@ -41,7 +42,17 @@ from training.loop import (
     setup_logging,
 )
 from training.mel import LOG_FLOOR, MelSpectrogram
-from training.waveglow_flow import flow_loss, forward_flow, inverse_flow, spectral_loss, zero_init_couplings
+from training.waveglow_flow import (
+    add_weight_norm,
+    flow_loss,
+    forward_flow,
+    from_nvidia_names,
+    has_weight_norm,
+    inverse_flow,
+    spectral_loss,
+    to_nvidia_names,
+    zero_init_couplings,
+)
 
 log = logging.getLogger("training.waveglow")
 
@@ -101,6 +112,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--decay-halflife", type=int, default=30000)
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--grad-clip", type=float, default=5.0)
+    p.add_argument("--weight-norm", choices=("on", "off"), default="on",
+                   help="train the WN convolutions weight-normed, as NVIDIA does (see waveglow_flow.add_weight_norm)")
     p.add_argument("--sigma", type=float, default=1.0, help="training sigma (NVIDIA: 1.0)")
     p.add_argument("--infer-sigma", type=float, default=0.6,
                    help="sigma of the inference direction: the check at each checkpoint and --stft-weight")
@@ -138,10 +151,20 @@ def train(args: argparse.Namespace) -> int:
             log.info("no checkpoint in %s: starting afresh", args.out)
         params, iteration, history = PRESETS[args.preset], 0, History()
     model = WaveGlow(params).to(device)
-    if saved is not None:
-        model.load_state_dict(saved["state_dict"])
-    else:
+    normed = args.weight_norm == "on"
+    same_form = saved is not None and has_weight_norm(saved["state_dict"]) == normed
+    if saved is not None and not same_form:  # plain <-> weight-normed: through plain weights, exactly
+        model.load_state_dict(fold_weight_norm(saved["state_dict"]))
+    elif saved is None:
         zero_init_couplings(model)
+    if normed:
+        add_weight_norm(model)
+    if saved is not None and same_form:
+        model.load_state_dict(from_nvidia_names(saved["state_dict"]) if normed else saved["state_dict"])
+    if saved is not None and not same_form and opt_state is not None:
+        log.info("weight norm %s: the parameters changed form, so the optimizer starts afresh (warming up again)",
+                 args.weight_norm)
+        opt_state = None
     n_params = sum(p.numel() for p in model.parameters())
     log.info("WaveGlow: %.2f M parameters (%.1f MB float32), %s on %s; %s", n_params / 1e6, n_params * 4e-6,
              precision, device, params)
@@ -168,8 +191,9 @@ def train(args: argparse.Namespace) -> int:
         val = validate(model, val_set, data, val_items, mel_fn, args, ctx)
         history.add(iteration, {f"val/{k}": v for k, v in val.items() if k != "images"})
         written = checkpoint.save_training(
-            args.out, NAME, {"state_dict": model.state_dict(), "config": config, "iteration": iteration,
-                             "epoch": 0, "history": history.to_dict()}, opt.state_dict(), args.optimizer_state)
+            args.out, NAME, {"state_dict": to_nvidia_names(model.state_dict()), "config": config,
+                             "iteration": iteration, "epoch": 0, "history": history.to_dict()},
+            opt.state_dict(), args.optimizer_state)
         plots.loss_curves(args.out / f"{NAME}_loss.png", history.to_dict(), "WaveGlow")
         if val["images"]:
             plots.panels(args.out / f"{NAME}_spectrogram.png", val["images"], f"WaveGlow, iteration {iteration}")

@@ -156,3 +156,32 @@ def test_training_spectral_loss_is_zero_only_for_the_same_spectrum() -> None:
     shifted = torch.sin(2 * torch.pi * 220 * t + 1.0)[None]  # same magnitudes, another phase
     other = torch.sin(2 * torch.pi * 440 * t)[None]
     assert float(spectral_loss(shifted, tone)) < 0.5 * float(spectral_loss(other, tone))
+
+
+def test_training_waveglow_weight_norm_is_exact_and_exports_under_nvidia_names() -> None:
+    from rtvoice.export.checkpoint import fold_weight_norm
+    from training.waveglow_flow import add_weight_norm, from_nvidia_names, has_weight_norm, to_nvidia_names
+
+    torch.manual_seed(0)
+    model = WaveGlow(WG["tiny"]).eval()
+    for p in model.parameters():  # away from the identity start, so every convolution matters
+        p.data += 0.05 * torch.randn_like(p)
+    mel, noise = torch.randn(1, 80, 6), torch.randn(1, 8, 6 * 256 // 8)
+    with torch.no_grad():
+        before = model.infer(mel, noise)
+        add_weight_norm(model)
+        model.freeze_inverses()
+        after = model.infer(mel, noise)
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)  # the same function, reparametrized
+
+    saved = to_nvidia_names(model.state_dict())
+    assert has_weight_norm(saved) and not any("parametrizations" in k for k in saved)
+    assert "WN.0.in_layers.0.weight_g" in saved and "WN.0.end.weight" in saved  # NVIDIA's names
+    plain = WaveGlow(WG["tiny"]).eval()
+    plain.load_state_dict(fold_weight_norm(saved))  # what rtvoice's loader and the export do
+    again = WaveGlow(WG["tiny"]).eval()
+    add_weight_norm(again)
+    again.load_state_dict(from_nvidia_names(saved))  # what a resumed run does
+    with torch.no_grad():
+        torch.testing.assert_close(plain.infer(mel, noise), before, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(again.infer(mel, noise), before, atol=1e-5, rtol=1e-5)
