@@ -15,21 +15,28 @@ iteration runs one graph's forward and backward to the end before another graph 
 A batch of any other shape (an epoch's last, short batch) runs eagerly.
 
 If a capture fails, the run says so once and goes on eagerly: a stretch of GPU time is
-never lost to it.
+never lost to it. ``python -m training.decoder_graphs`` checks, on the GPU at hand, that the
+graphed loop gives the eager loop's losses and gradients (training/stretch.sh runs it first
+and trains eagerly if it fails).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import Tensor, nn
 
-from rtvoice.export.tacotron2 import Tacotron2
-from training.tacotron2_steps import Batch, DecoderLoop, Dropouts, LoopRunner
+from rtvoice.export.tacotron2 import Tacotron2, Tacotron2Params
+from training.tacotron2_steps import Batch, DecoderLoop, Dropouts, LoopRunner, losses, prenet_masks, teacher_forced
+
+if TYPE_CHECKING:
+    from torch.cuda import _POOL_HANDLE
 
 log = logging.getLogger("training.tacotron2")
 
@@ -55,7 +62,7 @@ class DecoderGraphs:
                  autocast: Callable[[], AbstractContextManager[None]]) -> None:
         self.model, self.drop, self.autocast = model, drop, autocast
         self.text_length, self.buckets, self.batch_size = text_length, sorted(buckets), batch_size
-        self.pool = torch.cuda.graph_pool_handle()
+        self.pool: _POOL_HANDLE | None = None  # one memory pool for every shape, made at the first capture
         self.graphs: dict[tuple[torch.Size, ...], LoopRunner] = {}
         self.failed = False
 
@@ -83,6 +90,8 @@ class DecoderGraphs:
 
     def _capture(self, *inputs: Tensor) -> LoopRunner | None:
         samples = tuple(x.detach().clone().requires_grad_(x.requires_grad) for x in inputs)
+        if self.pool is None:
+            self.pool = torch.cuda.graph_pool_handle()
         loop = DecoderLoop(self.model, self.drop).train()
         free = torch.cuda.mem_get_info()[0]
         try:
@@ -99,3 +108,61 @@ class DecoderGraphs:
                  samples[1].size(0), samples[0].size(0), samples[1].size(1),
                  (free - torch.cuda.mem_get_info()[0]) / 2**30)
         return cast(LoopRunner, graphed)  # the module, its forward now replaying the graphs
+
+
+def _random_batch(device: torch.device, seed: int) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    text_lengths, mel_lengths = torch.tensor([9, 6]), torch.tensor([12, 7])
+    text = torch.randint(1, 148, (2, 9), generator=g) * (torch.arange(9) < text_lengths[:, None])
+    mel = torch.randn(2, 80, 12, generator=g) * (torch.arange(12) < mel_lengths[:, None, None])
+    return Batch(text.to(device), text_lengths.to(device), mel.to(device), mel_lengths.to(device))
+
+
+def compare_with_eager(params: Tacotron2Params, device: torch.device, seeds: tuple[int, ...] = (1, 2, 3),
+                       ) -> tuple[float, DecoderGraphs]:
+    """The largest difference between graphed and eager losses and gradients over a few batches.
+
+    A small model without dropout (so both sides do the same arithmetic), batches padded to one
+    graph shape; the first batch captures the graph, the later ones replay it with new inputs.
+    """
+    torch.manual_seed(0)
+    model = Tacotron2(params).to(device).train()
+    drop = Dropouts(0.0, 0.0, 0.0, 0.0)
+    graphs = DecoderGraphs(model, drop, text_length=12, buckets=[16], batch_size=2, autocast=contextlib.nullcontext)
+
+    def step(batch: Batch, masks: Tensor, loops: DecoderGraphs | None) -> list[Tensor]:
+        model.zero_grad(set_to_none=True)
+        loss = sum(losses(teacher_forced(model, batch, masks, drop, loops), batch, 8.0, 0.2).values())
+        assert isinstance(loss, Tensor)
+        loss.backward()  # type: ignore[no-untyped-call]
+        return [loss.detach(), *(p.grad.clone() for p in model.parameters() if p.grad is not None)]
+
+    worst = 0.0
+    for seed in seeds:
+        batch = graphs.pad(_random_batch(device, seed))
+        masks = prenet_masks(batch.mel.size(2), 2, params.prenet_dim, 0.5, device)
+        eager, graphed = step(batch, masks, None), step(batch, masks, graphs)
+        if graphs.failed or len(graphed) != len(eager):
+            return float("inf"), graphs
+        worst = max([worst, *(float((g - e).abs().max() / (e.abs().max() + 1e-6))
+                              for g, e in zip(graphed, eager, strict=True))])
+    return worst, graphs
+
+
+def main() -> int:
+    """Exit 0 when the graphed decoder loop trains as the eager one does on this GPU."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not torch.cuda.is_available():
+        print("no CUDA device: nothing to check")
+        return 1
+    from training.train_tacotron2 import PRESETS  # here: train_tacotron2 imports this module
+
+    worst, graphs = compare_with_eager(PRESETS["tiny"], torch.device("cuda"))
+    ok = worst < 1e-4 and len(graphs.graphs) == 1
+    print(f"CUDA-graph decoder loop against eager: largest relative difference {worst:.2e} "
+          f"({'same' if ok else 'DIFFERENT'})")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

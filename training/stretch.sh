@@ -72,6 +72,15 @@ for r in "${runs[@]}"; do
   fi
 done
 
+# Tacotron 2 trains its decoder loop in CUDA graphs on a GPU (training/decoder_graphs.py). First check,
+# in seconds, that graphed and eager give the same losses and gradients here; if not, train eagerly.
+if [[ " ${runs[*]} " == *" tacotron2"* ]] && python3 -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
+  if ! python3 -m training.decoder_graphs; then
+    echo "warning: the CUDA-graph decoder loop failed its check; Tacotron 2 trains eagerly (--cuda-graphs off)"
+    TACOTRON2_ARGS="${TACOTRON2_ARGS:-} --cuda-graphs off"
+  fi
+fi
+
 train_minutes=$(python3 -c "print(round(max(0.5, ($start + $minutes * 60 - $(date +%s) - 15) / 60), 2))")
 echo "training ${runs[*]} for $train_minutes minutes (of $minutes for the whole command)"
 pids=()
