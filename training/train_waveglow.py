@@ -112,8 +112,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--decay-halflife", type=int, default=30000)
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--grad-clip", type=float, default=5.0)
-    p.add_argument("--weight-norm", choices=("on", "off"), default="on",
-                   help="train the WN convolutions weight-normed, as NVIDIA does (see waveglow_flow.add_weight_norm)")
+    p.add_argument("--weight-norm", choices=("on", "off"), default="off",
+                   help="train the WN convolutions weight-normed, as NVIDIA does (see waveglow_flow.add_weight_norm; "
+                        "off by default: it did worse side by side, training/README.md)")
     p.add_argument("--sigma", type=float, default=1.0, help="training sigma (NVIDIA: 1.0)")
     p.add_argument("--infer-sigma", type=float, default=0.6,
                    help="sigma of the inference direction: the check at each checkpoint and --stft-weight")

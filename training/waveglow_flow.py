@@ -9,8 +9,9 @@ forward pass with the same modules, so the trained ``state_dict`` exports unchan
   shift come from the flow's WN on the first half of the channels and the mel conditioning;
 - every ``n_early_every`` flows, ``n_early_size`` channels leave early; z is the early
   outputs in order, then what remains: the layout rtvoice's noise input uses;
-- the WN convolutions train weight-normed, as NVIDIA's do (:func:`add_weight_norm`), and are
-  saved under NVIDIA's ``weight_g``/``weight_v`` names, which rtvoice's loader folds.
+- with ``--weight-norm on`` the WN convolutions train weight-normed, as NVIDIA's do
+  (:func:`add_weight_norm`), saved under NVIDIA's ``weight_g``/``weight_v`` names, which
+  rtvoice's loader folds.
 
 Only the WN networks run in reduced precision; the 1x1 convolutions, the coupling and the
 log-determinants stay in float32, where the likelihood is sensitive.
@@ -34,9 +35,10 @@ def add_weight_norm(model: WaveGlow) -> None:
     """NVIDIA's training parametrization: ``weight = g * v / ||v||`` on each WN's convolutions.
 
     On the start, dilated, conditioning and residual/skip convolutions (not the zero-started
-    last one), as NVIDIA's WaveGlow trains. Why: it decouples each filter's scale from its
-    direction, which keeps these deep conditioned stacks well conditioned for Adam; trained
-    without it, our WaveGlow's gradient norms ran in the hundreds with spikes into the millions.
+    last one), as NVIDIA's WaveGlow trains. Why an option: it separates each filter's scale from
+    its direction, which NVIDIA relies on for its large WaveGlow; our plain-weight runs had
+    gradient norms in the hundreds with rare spikes. On our small model it did worse in a CPU
+    side-by-side (training/README.md), so it is off unless asked for (``--weight-norm on``).
     Applied to trained plain weights it is exact: ``v = weight``, ``g = ||weight||``.
     """
     for wn in model.WN:
