@@ -104,16 +104,24 @@ def tacotron2_params(state: StateDict, config: dict[str, Any]) -> Tacotron2Param
 
 
 def waveglow_params(state: StateDict, config: dict[str, Any]) -> WaveGlowParams:
-    """Hyper-parameters from ``config`` when present, else read off the tensor shapes."""
-    up = _shape(state, "upsample.weight")
+    """Hyper-parameters from ``config`` when present, else read off the tensor shapes.
+
+    A checkpoint with no ``upsample.weight`` is the frame-rate variant (see
+    rtvoice.export.waveglow): ``upsample_kernel`` 0, the mel channels read off the conditioning.
+    """
+    if "upsample.weight" in state:
+        up = _shape(state, "upsample.weight")
+        n_mel, kernel = up[0], up[2]
+    else:
+        n_mel, kernel = _shape(state, "WN.0.cond_layers.0.weight")[1], 0
     if config:
-        return WaveGlowParams.from_config({**config, "upsample_kernel": up[2]})
+        return WaveGlowParams.from_config({**config, "upsample_kernel": kernel})
     n_flows = _count(state, r"convinv\.(\d+)\.")
     channels = [_shape(state, f"convinv.{k}.conv.weight")[0] for k in range(n_flows)]
     every = next((k for k in range(1, n_flows) if channels[k] != channels[0]), n_flows)
     early = channels[0] - channels[every] if every < n_flows else 0
     return WaveGlowParams(
-        n_mel_channels=up[0],
+        n_mel_channels=n_mel,
         n_flows=n_flows,
         n_group=channels[0],
         n_early_every=every,
@@ -121,7 +129,8 @@ def waveglow_params(state: StateDict, config: dict[str, Any]) -> WaveGlowParams:
         n_layers=_count(state, r"WN\.0\.in_layers\.(\d+)\."),
         kernel_size=_shape(state, "WN.0.in_layers.0.weight")[2],
         n_channels=_shape(state, "WN.0.start.weight")[0],
-        upsample_kernel=up[2],
+        upsample_kernel=kernel,
+        hop_length=channels[0] if kernel == 0 else WaveGlowParams.hop_length,  # frame rate: a group is a hop
     )
 
 

@@ -5,6 +5,13 @@ Build-time only (torch). Convolutions are plain here; the checkpoint's weight-no
 The noise WaveGlow samples from is an explicit input (``noise``: (B, n_group, T/n_group),
 already multiplied by sigma), laid out so that the channels consumed first are the last
 ones: that makes the noise addressable by absolute sample position for streaming.
+
+One variant beyond NVIDIA's: ``upsample_kernel = 0`` with ``n_group == hop_length`` groups one
+mel frame's samples into the channels (SqueezeWave's layout, Zhai et al. 2020), so the WN
+networks run at frame rate and condition on the mel itself, with no upsampler. Why: a WN step
+then covers 256 samples instead of 8, which makes a small vocoder far cheaper per second of
+audio (in training and at run time), and every sample sees the mel frames around it directly.
+The graphs' inputs and outputs are unchanged, so the runtime runs it like any WaveGlow.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ class WaveGlowParams:
     kernel_size: int = 3
     n_channels: int = 256
     upsample_kernel: int = 1024
+    """0: no upsampler, the WN networks condition on the mel at frame rate (needs n_group == hop_length)."""
     hop_length: int = 256
 
     @classmethod
@@ -46,6 +54,16 @@ class WaveGlowParams:
     @property
     def n_remaining_channels(self) -> int:
         return self.flow_channels(self.n_flows - 1)
+
+    @property
+    def frame_rate(self) -> bool:
+        """Whether the WN networks run at frame rate on the mel itself (no upsampler)."""
+        return self.upsample_kernel == 0
+
+    @property
+    def cond_channels(self) -> int:
+        """Channels of the conditioning each WN layer reads."""
+        return self.n_mel_channels if self.frame_rate else self.n_mel_channels * self.n_group
 
 
 class WN(nn.Module):
@@ -65,7 +83,7 @@ class WN(nn.Module):
             d = 2**i
             pad = (p.kernel_size * d - d) // 2
             self.in_layers.append(nn.Conv1d(c, 2 * c, p.kernel_size, dilation=d, padding=pad))
-            self.cond_layers.append(nn.Conv1d(p.n_mel_channels * p.n_group, 2 * c, 1))
+            self.cond_layers.append(nn.Conv1d(p.cond_channels, 2 * c, 1))
             self.res_skip_layers.append(nn.Conv1d(c, 2 * c if i < p.n_layers - 1 else c, 1))
 
     def forward(self, audio: Tensor, spect: Tensor) -> Tensor:
@@ -116,7 +134,11 @@ class WaveGlow(nn.Module):
     def __init__(self, p: WaveGlowParams) -> None:
         super().__init__()
         self.params = p
-        self.upsample = nn.ConvTranspose1d(p.n_mel_channels, p.n_mel_channels, p.upsample_kernel, stride=p.hop_length)
+        if p.frame_rate and p.n_group != p.hop_length:
+            raise ValueError(f"WaveGlow without an upsampler needs n_group == hop_length ({p.hop_length}), "
+                             f"not {p.n_group}")
+        self.upsample = None if p.frame_rate else nn.ConvTranspose1d(
+            p.n_mel_channels, p.n_mel_channels, p.upsample_kernel, stride=p.hop_length)
         self.WN = nn.ModuleList()
         self.convinv = nn.ModuleList()
         for k in range(p.n_flows):
@@ -131,8 +153,10 @@ class WaveGlow(nn.Module):
             conv.freeze_inverse()
 
     def condition(self, mel: Tensor) -> Tensor:
-        """Mel (B, n_mel, T) -> conditioning (B, n_mel*n_group, T*hop/n_group)."""
+        """Mel (B, n_mel, T) -> conditioning (B, cond_channels, T*hop/n_group)."""
         p = self.params
+        if self.upsample is None:
+            return mel  # frame rate: one WN step per mel frame
         spect: Tensor = self.upsample(mel)
         spect = spect[:, :, : mel.size(2) * p.hop_length]
         b, m, t = spect.shape
