@@ -101,9 +101,11 @@ def test_training_tacotron2_step_learns() -> None:
     assert mel.shape[0] == 80 and align.shape == (mel.shape[1], 9) and gate.shape == (mel.shape[1],)
 
 
-def test_training_waveglow_forward_inverts_to_inference() -> None:
+@pytest.mark.parametrize("preset", ["tiny", "frame"])
+def test_training_waveglow_forward_inverts_to_inference(preset: str) -> None:
     torch.manual_seed(0)
-    model = WaveGlow(WG["tiny"]).eval()
+    model = WaveGlow(WG[preset]).eval()
+    g = model.params.n_group
     with torch.no_grad():
         for wn in model.WN:  # non-trivial couplings (training starts them at zero)
             wn.end.weight.normal_(0, 0.05)
@@ -114,7 +116,7 @@ def test_training_waveglow_forward_inverts_to_inference() -> None:
     with torch.no_grad():
         z, log_s, logdet = forward_flow(model, audio, mel)
         back = model.infer(mel, z)
-    assert z.shape == (2, 8, frames * 32)
+    assert z.shape == (2, g, frames * 256 // g)
     torch.testing.assert_close(back, audio, atol=1e-4, rtol=1e-4)
     assert torch.isfinite(flow_loss(z, log_s, logdet))
 
@@ -185,3 +187,14 @@ def test_training_waveglow_weight_norm_is_exact_and_exports_under_nvidia_names()
     with torch.no_grad():
         torch.testing.assert_close(plain.infer(mel, noise), before, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(again.infer(mel, noise), before, atol=1e-5, rtol=1e-5)
+
+
+def test_training_waveglow_dequantization_fills_each_int16_step() -> None:
+    from training.train_waveglow import dequantize
+
+    audio = torch.zeros(4, 4096)  # digital silence, which a flow could otherwise collapse onto
+    noisy = dequantize(audio, 1.0, torch.Generator().manual_seed(0))
+    step = 1 / 32768
+    assert noisy.abs().max() <= step / 2 and noisy.std() > step / 4  # spread over one int16 step
+    torch.testing.assert_close(noisy, dequantize(audio, 1.0, torch.Generator().manual_seed(0)))  # seeded
+    assert dequantize(audio, 0.0) is audio

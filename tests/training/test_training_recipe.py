@@ -35,7 +35,18 @@ def test_training_recipe_end_to_end(tmp_path: Path) -> None:
     assert again["iteration"] > first and "train/mel" in again["history"]
     assert train_waveglow.main(["--minutes", "0.01", "--batch-size", "2", "--segment-frames", "8", "--stft-weight", "1",
                                 "--log-every", "1", *common]) == 0
-    assert checkpoint.load(ckpt / "waveglow.pt")["iteration"] > 0
+    tiny_iterations = checkpoint.load(ckpt / "waveglow.pt")["iteration"]
+    assert tiny_iterations > 0
+    # Switching architecture: --only-preset starts the frame-rate WaveGlow afresh over the tiny run,
+    # then resumes it when the same flags come again.
+    frame = [*common[:5], "frame", *common[6:], "--only-preset", "--minutes", "0.01", "--batch-size", "2",
+             "--segment-frames", "8", "--log-every", "1"]
+    assert train_waveglow.main(frame) == 0
+    switched = checkpoint.load(ckpt / "waveglow.pt")
+    assert switched["config"]["n_group"] == 256
+    assert "--only-preset: starting afresh with preset 'frame'" in (ckpt / "waveglow.log").read_text()
+    assert train_waveglow.main(frame) == 0
+    assert checkpoint.load(ckpt / "waveglow.pt")["iteration"] > switched["iteration"]
     for name in ("tacotron2.pt", "tacotron2.optimizer.pt", "waveglow.pt", "waveglow.optimizer.pt"):
         assert (ckpt / name).stat().st_size < 16 * 2**20
     if _has_matplotlib():
