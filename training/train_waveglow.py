@@ -50,6 +50,7 @@ from training.waveglow_flow import (
     has_weight_norm,
     inverse_flow,
     spectral_loss,
+    standardize_conditioning,
     to_nvidia_names,
     zero_init_couplings,
 )
@@ -185,6 +186,11 @@ def train(args: argparse.Namespace) -> int:
         model.load_state_dict(fold_weight_norm(saved["state_dict"]))
     elif saved is None:
         zero_init_couplings(model)
+        if params.frame_rate:
+            sample = torch.from_numpy(data.mel[:: max(1, len(data.mel) // 200_000)].astype(np.float32))
+            standardize_conditioning(model, sample.mean(0).to(device), float(sample.std()))
+            log.info("conditioning standardized for log mel of mean %.2f, std %.2f", float(sample.mean()),
+                     float(sample.std()))
     if normed:
         add_weight_norm(model)
     if saved is not None and same_form:

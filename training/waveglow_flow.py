@@ -75,6 +75,26 @@ def has_weight_norm(state: dict[str, Tensor]) -> bool:
     return any(name.endswith(".weight_g") for name in state)
 
 
+def standardize_conditioning(model: WaveGlow, mel_mean: Tensor, mel_std: float) -> None:
+    """Start each WN's conditioning convolutions as if their input were standardized mel.
+
+    Only for frame-rate conditioning, where the WN networks read the log mel itself: its values
+    sit around -5 with a spread of 2.4, so freshly initialized conditioning convolutions drive
+    about half the gates' tanh inputs past +-2 (saturated, little gradient), and a run left the
+    conditioning unused after 4k iterations. ``W' = W / std``, ``b' = b - W' @ mean`` feeds the
+    gates ``W (mel - mean) / std`` instead. The architecture is unchanged: this is initialization.
+    """
+    if not model.params.frame_rate:
+        raise ValueError("standardize_conditioning is for frame-rate conditioning (upsample_kernel 0)")
+    with torch.no_grad():
+        for wn in model.WN:
+            assert isinstance(wn, WN)  # nn.ModuleList items are typed as Module
+            for conv in wn.cond_layers:
+                assert isinstance(conv, torch.nn.Conv1d) and conv.bias is not None
+                conv.weight.div_(mel_std)
+                conv.bias.sub_(conv.weight[:, :, 0] @ mel_mean.to(conv.weight))
+
+
 def zero_init_couplings(model: WaveGlow) -> None:
     """Start every flow as the identity (NVIDIA zeroes each WN's last convolution)."""
     with torch.no_grad():

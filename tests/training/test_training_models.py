@@ -198,3 +198,23 @@ def test_training_waveglow_dequantization_fills_each_int16_step() -> None:
     assert noisy.abs().max() <= step / 2 and noisy.std() > step / 4  # spread over one int16 step
     torch.testing.assert_close(noisy, dequantize(audio, 1.0, torch.Generator().manual_seed(0)))  # seeded
     assert dequantize(audio, 0.0) is audio
+
+
+def test_training_frame_waveglow_conditioning_starts_standardized() -> None:
+    from training.waveglow_flow import standardize_conditioning
+
+    torch.manual_seed(0)
+    model = WaveGlow(WG["frame"])
+    cond = model.WN[0].cond_layers[0]
+    weight, bias = cond.weight.detach().clone(), cond.bias.detach().clone()
+    mel = torch.randn(1, 80, 50) * 2.4 - 5.0  # log mel's level and spread
+    mean = mel[0].mean(1)
+    before = cond(mel).detach()
+    standardize_conditioning(model, mean, 2.4)
+    after = cond(mel).detach()
+    # The gates now see the original layer applied to standardized mel.
+    expected = torch.nn.functional.conv1d((mel - mean[None, :, None]) / 2.4, weight, bias)
+    torch.testing.assert_close(after, expected, atol=1e-4, rtol=1e-4)
+    assert before.abs().gt(2).float().mean() > 0.3 and after.abs().gt(2).float().mean() < 0.05  # unsaturated
+    with pytest.raises(ValueError):
+        standardize_conditioning(WaveGlow(WG["tiny"]), mean, 2.4)
