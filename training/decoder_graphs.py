@@ -7,8 +7,9 @@ H100, the GPU mostly idle). Captured with ``torch.cuda.make_graphed_callables``,
 iteration's loop is one graph launch forward and one backward; the encoder, prenet,
 postnet, losses and optimizer stay eager (a few hundred launches per iteration).
 
-A graph has fixed shapes, so batches are padded: text to the corpus's longest, frames up
-to the next of a few buckets. Padding changes no loss (tacotron2_steps.py masks every
+A graph has fixed shapes, so batches are padded: frames up to the next of a few buckets, and
+the encoder's output (not the text, which would skew the encoder's batch norm) to the
+corpus's longest sentence. Padding changes no loss (tacotron2_steps.py masks every
 convolution and loss, and a test checks it). One graph per (batch, frames) shape is
 captured when first needed; all share one memory pool, which is safe because each
 iteration runs one graph's forward and backward to the end before another graph runs.
@@ -63,30 +64,53 @@ class DecoderGraphs:
         self.model, self.drop, self.autocast = model, drop, autocast
         self.text_length, self.buckets, self.batch_size = text_length, sorted(buckets), batch_size
         self.pool: _POOL_HANDLE | None = None  # one memory pool for every shape, made at the first capture
-        self.graphs: dict[tuple[torch.Size, ...], LoopRunner] = {}
+        self.graphs: dict[int, LoopRunner] = {}  # by padded frames
         self.failed = False
 
     def pad(self, batch: Batch) -> Batch:
-        """The batch padded to its graph's shape (unchanged when no graph fits it)."""
+        """The batch's frames padded to its graph's bucket (unchanged when no graph fits it).
+
+        Text is not padded here: the encoder's batch norm would count the padding in its batch
+        statistics. The encoder's output is padded instead, in :meth:`__call__`, which is exact.
+        """
         frames = next((b for b in self.buckets if b >= batch.mel.size(2)), None)
         if (self.failed or frames is None or batch.text.size(0) != self.batch_size
                 or batch.text.size(1) > self.text_length):
             return batch
-        pad = nn.functional.pad
-        return Batch(pad(batch.text, (0, self.text_length - batch.text.size(1))), batch.text_lengths,
-                     pad(batch.mel, (0, frames - batch.mel.size(2))), batch.mel_lengths)
+        return Batch(batch.text, batch.text_lengths, nn.functional.pad(batch.mel, (0, frames - batch.mel.size(2))),
+                     batch.mel_lengths)
 
     def __call__(self, prenet_out: Tensor, memory: Tensor, processed: Tensor, mask: Tensor) -> LoopRunner:
-        """What runs the loop for these inputs: their shape's graph (captured now if new), or eager."""
+        """What runs the loop for these inputs: their shape's graph (captured now if new), or eager.
+
+        The graph runs on the encoder's output padded to ``text_length`` symbols (masked, so
+        attention never looks there); its alignments come back cut to the batch's own length.
+        """
         eager = DecoderLoop(self.model, self.drop).train(self.model.training)
-        key = (prenet_out.shape, memory.shape, processed.shape)
         fits = (prenet_out.size(0) in self.buckets and memory.size(0) == self.batch_size
-                and memory.size(1) == self.text_length)
+                and memory.size(1) <= self.text_length)
         if self.failed or not self.model.training or not fits:
             return eager
+        extra = self.text_length - memory.size(1)
+
+        def padded(x: Tensor, value: float | bool = 0.0) -> Tensor:
+            return nn.functional.pad(x, (0, 0, 0, extra)) if x.dim() == 3 else nn.functional.pad(x, (0, extra),
+                                                                                                  value=value)
+
+        key = prenet_out.size(0)
         if key not in self.graphs:
-            self.graphs[key] = self._capture(prenet_out, memory, processed, mask) or eager
-        return self.graphs[key]
+            graph = self._capture(prenet_out, padded(memory), padded(processed), padded(mask, True))
+            if graph is None:
+                return eager
+            self.graphs[key] = graph
+        graph = self.graphs[key]
+        n = memory.size(1)
+
+        def run(prenet_out: Tensor, memory: Tensor, processed: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+            out, alignments = graph(prenet_out, padded(memory), padded(processed), padded(mask, True))
+            return out, alignments[:, :, :n]
+
+        return run
 
     def _capture(self, *inputs: Tensor) -> LoopRunner | None:
         samples = tuple(x.detach().clone().requires_grad_(x.requires_grad) for x in inputs)

@@ -36,7 +36,7 @@ def test_graph_padding_is_exact_on_the_cpu() -> None:
     graphs = DecoderGraphs(model, Dropouts(), text_length=12, buckets=[32, 16], batch_size=2,
                            autocast=contextlib.nullcontext)
     padded = graphs.pad(batch)
-    assert padded.mel.shape[2] == 16 and padded.text.shape[1] == 12
+    assert padded.mel.shape[2] == 16 and padded.text is batch.text  # text is padded after the encoder
     masks = prenet_masks(16, 2, model.params.prenet_dim, 0.5, torch.device("cpu"))
     with torch.no_grad():
         plain = losses(teacher_forced(model, batch, masks[:12], Dropouts()), batch, 8.0, 0.2)
@@ -45,3 +45,23 @@ def test_graph_padding_is_exact_on_the_cpu() -> None:
         torch.testing.assert_close(more[name], value, atol=1e-6, rtol=1e-5, msg=name)
     graphs.batch_size = 3
     assert graphs.pad(batch) is batch  # another batch size: no graph, no padding
+
+
+def test_padding_the_encoder_output_changes_nothing_the_loop_returns() -> None:
+    """What the graphs do with the encoder's output (pad to the longest sentence, mask), run eagerly."""
+    from training.tacotron2_steps import DecoderLoop, encode
+
+    torch.manual_seed(0)
+    model = Tacotron2(T2["tiny"]).eval()
+    batch = _random_batch(torch.device("cpu"), 2)
+    memory, processed, mask = encode(model, batch.text, batch.text_lengths, 0.0)
+    prenet_out = torch.randn(12, 2, model.params.prenet_dim)
+    loop = DecoderLoop(model, Dropouts()).eval()
+    pad3 = lambda x: torch.nn.functional.pad(x, (0, 0, 0, 5))  # noqa: E731
+    with torch.no_grad():
+        out, alignments = loop(prenet_out, memory, processed, mask)
+        out_p, alignments_p = loop(prenet_out, pad3(memory), pad3(processed),
+                                   torch.nn.functional.pad(mask, (0, 5), value=True))
+    torch.testing.assert_close(out_p, out, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(alignments_p[:, :, :9], alignments, atol=1e-6, rtol=1e-5)
+    assert not alignments_p[:, :, 9:].any()
