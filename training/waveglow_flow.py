@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from rtvoice.export.waveglow import WN, WaveGlow
+from rtvoice.export.waveglow import WN, Invertible1x1Conv, WaveGlow
 
 _PARAMETRIZED = {"parametrizations.weight.original0": "weight_g", "parametrizations.weight.original1": "weight_v"}
 
@@ -95,10 +95,18 @@ def standardize_conditioning(model: WaveGlow, mel_mean: Tensor, mel_std: float) 
                 conv.bias.sub_(conv.weight[:, :, 0] @ mel_mean.to(conv.weight))
 
 
+def mixing_weight(model: WaveGlow, k: int) -> Tensor:
+    """Flow ``k``'s invertible 1x1 convolution weight (c, c, 1), in float32."""
+    conv = model.convinv[k]
+    assert isinstance(conv, Invertible1x1Conv)  # nn.ModuleList items are typed as Module
+    return conv.conv.weight.float()
+
+
 def zero_init_couplings(model: WaveGlow) -> None:
     """Start every flow as the identity (NVIDIA zeroes each WN's last convolution)."""
     with torch.no_grad():
         for wn in model.WN:
+            assert isinstance(wn, WN) and wn.end.bias is not None  # nn.ModuleList items are typed as Module
             wn.end.weight.zero_()
             wn.end.bias.zero_()
 
@@ -124,7 +132,7 @@ def forward_flow(model: WaveGlow, audio: Tensor, mel: Tensor,
         if k % p.n_early_every == 0 and k > 0:
             early.append(x[:, : p.n_early_size])
             x = x[:, p.n_early_size :]
-        w = model.convinv[k].conv.weight.float()
+        w = mixing_weight(model, k)
         x = F.conv1d(x, w)
         logdet_total = logdet_total + b * steps * torch.linalg.slogdet(w.squeeze(-1))[1]
         n_half = x.size(1) // 2
@@ -167,7 +175,7 @@ def inverse_flow(model: WaveGlow, noise: Tensor, mel: Tensor,
         out = out.float()
         log_s, shift = out[:, n_half:], out[:, :n_half]
         a1 = (a1 - shift) * torch.exp(-log_s)
-        w = model.convinv[k].conv.weight.float().squeeze(-1)
+        w = mixing_weight(model, k).squeeze(-1)
         audio = F.conv1d(torch.cat((a0, a1), 1), torch.linalg.inv(w)[:, :, None])
         if k % p.n_early_every == 0 and k > 0:
             audio = torch.cat((noise[:, taken - p.n_early_size : taken].float(), audio), 1)
