@@ -86,39 +86,36 @@ class DecoderGraphs:
         The graph runs on the encoder's output padded to ``text_length`` symbols (masked, so
         attention never looks there); its alignments come back cut to the batch's own length.
         """
-        eager = DecoderLoop(self.model, self.drop).train(self.model.training)
         fits = (prenet_out.size(0) in self.buckets and memory.size(0) == self.batch_size
                 and memory.size(1) <= self.text_length)
-        if self.failed or not self.model.training or not fits:
-            return eager
-        extra = self.text_length - memory.size(1)
-
-        def padded(x: Tensor, value: float | bool = 0.0) -> Tensor:
-            return nn.functional.pad(x, (0, 0, 0, extra)) if x.dim() == 3 else nn.functional.pad(x, (0, extra),
-                                                                                                  value=value)
-
         key = prenet_out.size(0)
-        if key not in self.graphs:
-            graph = self._capture(prenet_out, padded(memory), padded(processed), padded(mask, True))
-            if graph is None:
-                return eager
-            self.graphs[key] = graph
-        graph = self.graphs[key]
-        n = memory.size(1)
+        if not self.failed and self.model.training and fits and key not in self.graphs:
+            graph = self._capture(prenet_out, *self._pad_text(memory, processed, mask))
+            if graph is not None:
+                self.graphs[key] = graph
+        if self.failed or not self.model.training or not fits or key not in self.graphs:
+            return DecoderLoop(self.model, self.drop).train(self.model.training)
+        graph, n = self.graphs[key], memory.size(1)
 
         def run(prenet_out: Tensor, memory: Tensor, processed: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-            out, alignments = graph(prenet_out, padded(memory), padded(processed), padded(mask, True))
+            out, alignments = graph(prenet_out, *self._pad_text(memory, processed, mask))
             return out, alignments[:, :, :n]
 
         return run
 
+    def _pad_text(self, memory: Tensor, processed: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The encoder's outputs padded to ``text_length`` symbols, the padding masked."""
+        extra = self.text_length - memory.size(1)
+        pad = nn.functional.pad
+        return pad(memory, (0, 0, 0, extra)), pad(processed, (0, 0, 0, extra)), pad(mask, (0, extra), value=True)
+
     def _capture(self, *inputs: Tensor) -> LoopRunner | None:
         samples = tuple(x.detach().clone().requires_grad_(x.requires_grad) for x in inputs)
-        if self.pool is None:
-            self.pool = torch.cuda.graph_pool_handle()
         loop = DecoderLoop(self.model, self.drop).train()
-        free = torch.cuda.mem_get_info()[0]
         try:
+            if self.pool is None:
+                self.pool = torch.cuda.graph_pool_handle()
+            free = torch.cuda.mem_get_info()[0]
             with self.autocast():
                 graphed = torch.cuda.make_graphed_callables(loop, samples, num_warmup_iters=WARMUP_RUNS,
                                                             pool=self.pool)
@@ -126,7 +123,8 @@ class DecoderGraphs:
             self.failed = True
             log.warning("CUDA graph capture of the decoder loop failed (%s: %s); training eagerly from here",
                         type(exc).__name__, exc)
-            torch.cuda.synchronize()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
             return None
         log.info("captured the decoder loop for batch %d x %d frames x %d symbols (%.1f GiB of GPU memory)",
                  samples[1].size(0), samples[0].size(0), samples[1].size(1),

@@ -65,3 +65,25 @@ def test_padding_the_encoder_output_changes_nothing_the_loop_returns() -> None:
     torch.testing.assert_close(out_p, out, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(alignments_p[:, :, :9], alignments, atol=1e-6, rtol=1e-5)
     assert not alignments_p[:, :, 9:].any()
+
+
+def test_the_loop_runs_eagerly_wherever_no_graph_can_serve(caplog: pytest.LogCaptureFixture) -> None:
+    """Evaluation, a shape of no bucket, and a capture that fails (here: no CUDA) all train eagerly."""
+    from training.tacotron2_steps import DecoderLoop
+
+    model = Tacotron2(T2["tiny"])
+    graphs = DecoderGraphs(model, Dropouts(), text_length=12, buckets=[16], batch_size=2,
+                           autocast=contextlib.nullcontext)
+    batch = graphs.pad(_random_batch(torch.device("cpu"), 1))
+    masks = prenet_masks(16, 2, model.params.prenet_dim, 0.5, torch.device("cpu"))
+    inputs = (torch.zeros(16, 2, model.params.prenet_dim), torch.zeros(2, 9, 32), torch.zeros(2, 9, 16),
+              torch.zeros(2, 9, dtype=torch.bool))
+    model.eval()
+    assert isinstance(graphs(*inputs), DecoderLoop) and not graphs.failed  # evaluation: never a graph
+    model.train()
+    assert isinstance(graphs(inputs[0][:12], *inputs[1:]), DecoderLoop) and not graphs.failed  # 12 frames: no bucket
+    if not torch.cuda.is_available():
+        with caplog.at_level("WARNING", logger="training.tacotron2"):
+            parts = losses(teacher_forced(model, batch, masks, Dropouts(), graphs), batch, 8.0, 0.2)
+        assert graphs.failed and not graphs.graphs and "training eagerly" in caplog.text
+        assert all(torch.isfinite(v) for v in parts.values())
