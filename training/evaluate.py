@@ -250,10 +250,10 @@ def teacher_wer_on(indices: Sequence[int], report: Path, recognizer_info: dict[s
     if not report.exists():
         return None
     data = json.loads(report.read_text())
-    theirs = data.get("recognizer", {})
-    if any(theirs.get(k) != recognizer_info.get(k) for k in ("name", "faster_whisper", "ctranslate2")):
+    theirs = {k: data.get("recognizer", {}).get(k) for k in ("name", "faster_whisper", "ctranslate2")}
+    if any(v != recognizer_info.get(k) for k, v in theirs.items()):
         log.warning("%s was measured with another recognizer or release (%s); re-run: python -m training.evaluate "
-                    "teacher", report, {k: theirs.get(k) for k in ("name", "faster_whisper", "ctranslate2")})
+                    "teacher", report, theirs)
         return None
     rows = {r["index"]: r for r in data["per_sentence"]}
     if not all(i in rows for i in indices):

@@ -181,21 +181,21 @@ def train(args: argparse.Namespace) -> int:
         params, iteration, history = PRESETS[args.preset], 0, History()
     model = WaveGlow(params).to(device)
     normed = args.weight_norm == "on"
-    same_form = saved is not None and has_weight_norm(saved["state_dict"]) == normed
-    if saved is not None and not same_form:  # plain <-> weight-normed: through plain weights, exactly
-        model.load_state_dict(fold_weight_norm(saved["state_dict"]))
-    elif saved is None:
+    keeps_g_v = saved is not None and normed and has_weight_norm(saved["state_dict"])
+    if saved is None:
         zero_init_couplings(model)
         if params.frame_rate:
             sample = torch.from_numpy(data.mel[:: max(1, len(data.mel) // 200_000)].astype(np.float32))
             standardize_conditioning(model, sample.mean(0).to(device), float(sample.std()))
             log.info("conditioning standardized for log mel of mean %.2f, std %.2f", float(sample.mean()),
                      float(sample.std()))
+    elif not keeps_g_v:  # plain weights (a weight-normed checkpoint folds exactly into them)
+        model.load_state_dict(fold_weight_norm(saved["state_dict"]))
     if normed:
         add_weight_norm(model)
-    if saved is not None and same_form:
-        model.load_state_dict(from_nvidia_names(saved["state_dict"]) if normed else saved["state_dict"])
-    if saved is not None and not same_form and opt_state is not None:
+    if keeps_g_v:
+        model.load_state_dict(from_nvidia_names(saved["state_dict"]))
+    if saved is not None and opt_state is not None and has_weight_norm(saved["state_dict"]) != normed:
         log.info("weight norm %s: the parameters changed form, so the optimizer starts afresh (warming up again)",
                  args.weight_norm)
         opt_state = None

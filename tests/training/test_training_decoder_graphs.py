@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from rtvoice.export.tacotron2 import Tacotron2  # noqa: E402
-from training.decoder_graphs import DecoderGraphs, _random_batch, compare_with_eager, frame_buckets  # noqa: E402
+from training.decoder_graphs import DecoderGraphs, compare_with_eager, frame_buckets, random_batch  # noqa: E402
 from training.tacotron2_steps import Dropouts, losses, prenet_masks, teacher_forced  # noqa: E402
 from training.train_tacotron2 import PRESETS as T2  # noqa: E402
 
@@ -32,7 +32,7 @@ def test_graphed_decoder_loop_gives_the_eager_losses_and_gradients() -> None:
 def test_graph_padding_is_exact_on_the_cpu() -> None:
     """The padding the graphs need, checked where no graph can run: same losses as unpadded."""
     model = Tacotron2(T2["tiny"]).eval()
-    batch = _random_batch(torch.device("cpu"), 1)
+    batch = random_batch(torch.device("cpu"), 1)
     graphs = DecoderGraphs(model, Dropouts(), text_length=12, buckets=[32, 16], batch_size=2,
                            autocast=contextlib.nullcontext)
     padded = graphs.pad(batch)
@@ -53,7 +53,7 @@ def test_padding_the_encoder_output_changes_nothing_the_loop_returns() -> None:
 
     torch.manual_seed(0)
     model = Tacotron2(T2["tiny"]).eval()
-    batch = _random_batch(torch.device("cpu"), 2)
+    batch = random_batch(torch.device("cpu"), 2)
     memory, processed, mask = encode(model, batch.text, batch.text_lengths, 0.0)
     prenet_out = torch.randn(12, 2, model.params.prenet_dim)
     loop = DecoderLoop(model, Dropouts()).eval()
@@ -74,7 +74,7 @@ def test_the_loop_runs_eagerly_wherever_no_graph_can_serve(caplog: pytest.LogCap
     model = Tacotron2(T2["tiny"])
     graphs = DecoderGraphs(model, Dropouts(), text_length=12, buckets=[16], batch_size=2,
                            autocast=contextlib.nullcontext)
-    batch = graphs.pad(_random_batch(torch.device("cpu"), 1))
+    batch = graphs.pad(random_batch(torch.device("cpu"), 1))
     masks = prenet_masks(16, 2, model.params.prenet_dim, 0.5, torch.device("cpu"))
     inputs = (torch.zeros(16, 2, model.params.prenet_dim), torch.zeros(2, 9, 32), torch.zeros(2, 9, 16),
               torch.zeros(2, 9, dtype=torch.bool))

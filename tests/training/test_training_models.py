@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 
 from rtvoice.export.tacotron2 import DecoderState, Tacotron2  # noqa: E402
 from rtvoice.export.waveglow import WaveGlow  # noqa: E402
+from training.decoder_graphs import random_batch  # noqa: E402
 from training.tacotron2_steps import (  # noqa: E402
     Batch,
     Dropouts,
@@ -26,20 +27,11 @@ from training.train_waveglow import PRESETS as WG  # noqa: E402
 from training.waveglow_flow import flow_loss, forward_flow, inverse_flow, spectral_loss  # noqa: E402
 
 
-def tiny_batch(model: Tacotron2, seed: int = 0) -> Batch:
-    g = torch.Generator().manual_seed(seed)
-    text_lengths = torch.tensor([9, 6])
-    mel_lengths = torch.tensor([12, 7])
-    text = torch.randint(1, 148, (2, 9), generator=g) * (torch.arange(9) < text_lengths[:, None])
-    mel = torch.randn(2, 80, 12, generator=g) * (torch.arange(12) < mel_lengths[:, None, None])
-    return Batch(text, text_lengths, mel, mel_lengths)
-
-
 def test_training_teacher_forcing_equals_decoder_steps() -> None:
     """Each item of a padded batch is what the runtime computes for that sentence alone."""
     torch.manual_seed(0)
     model = Tacotron2(T2["tiny"]).eval()
-    batch = tiny_batch(model)
+    batch = random_batch(torch.device("cpu"))
     masks = prenet_masks(12, 2, model.params.prenet_dim, 0.5, torch.device("cpu"))
     with torch.no_grad():
         out = teacher_forced(model, batch, masks, Dropouts())
@@ -64,7 +56,7 @@ def test_training_padding_a_batch_further_changes_no_loss() -> None:
     """Why CUDA-graph training may pad every batch to a few fixed shapes (training/decoder_graphs.py)."""
     torch.manual_seed(0)
     model = Tacotron2(T2["tiny"]).eval()
-    batch = tiny_batch(model)
+    batch = random_batch(torch.device("cpu"))
     masks = prenet_masks(12 + 5, 2, model.params.prenet_dim, 0.5, torch.device("cpu"))
     padded = Batch(torch.nn.functional.pad(batch.text, (0, 4)), batch.text_lengths,
                    torch.nn.functional.pad(batch.mel, (0, 5)), batch.mel_lengths)
@@ -85,7 +77,7 @@ def test_training_guide_weights_follow_the_diagonal() -> None:
 def test_training_tacotron2_step_learns() -> None:
     torch.manual_seed(0)
     model = Tacotron2(T2["tiny"]).train()
-    batch = tiny_batch(model)
+    batch = random_batch(torch.device("cpu"))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     first = None
     for _ in range(15):
