@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from rtvoice.export.tacotron2 import DecoderState, Tacotron2
+from rtvoice.export.tacotron2 import Attention, DecoderState, Tacotron2
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,25 @@ def postnet(model: Tacotron2, mel: Tensor, dropout: float, live: Tensor) -> Tens
     return mel * live + x
 
 
+class AttentionStep(nn.Module):
+    """The attention's per-frame layers: all of :class:`Attention` but ``memory_layer``.
+
+    ``memory_layer`` runs once per sentence, before the loop (:func:`encode`). A loop module
+    that held it would own a parameter its output does not depend on, and
+    ``torch.cuda.make_graphed_callables`` refuses those ("One of the differentiated Tensors
+    appears to not have been used in the graph").
+    """
+
+    def __init__(self, attention: Attention) -> None:
+        super().__init__()
+        self.query_layer, self.location_layer, self.v = attention.query_layer, attention.location_layer, attention.v
+
+    def forward(self, query: Tensor, memory: Tensor, processed_memory: Tensor, weights_cat: Tensor,
+                mask: Tensor) -> tuple[Tensor, Tensor]:
+        # The same arithmetic as Attention.forward, which reads only these three layers.
+        return Attention.forward(self, query, memory, processed_memory, weights_cat, mask)  # type: ignore[arg-type]
+
+
 class DecoderLoop(nn.Module):
     """The teacher-forced recurrence: attention LSTM, attention, decoder LSTM, for every frame.
 
@@ -104,8 +123,8 @@ class DecoderLoop(nn.Module):
     def __init__(self, model: Tacotron2, drop: Dropouts) -> None:
         super().__init__()
         dec = model.decoder
-        self.attention_rnn, self.attention_layer, self.decoder_rnn = dec.attention_rnn, dec.attention_layer, \
-            dec.decoder_rnn
+        self.attention_rnn, self.decoder_rnn = dec.attention_rnn, dec.decoder_rnn
+        self.attention_layer = AttentionStep(dec.attention_layer)
         self.params, self.drop = model.params, drop
 
     def forward(self, prenet_out: Tensor, memory: Tensor, processed: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:

@@ -87,3 +87,28 @@ def test_the_loop_runs_eagerly_wherever_no_graph_can_serve(caplog: pytest.LogCap
             parts = losses(teacher_forced(model, batch, masks, Dropouts(), graphs), batch, 8.0, 0.2)
         assert graphs.failed and not graphs.graphs and "training eagerly" in caplog.text
         assert all(torch.isfinite(v) for v in parts.values())
+
+
+def test_every_parameter_of_the_loop_module_gets_a_gradient() -> None:
+    """make_graphed_callables differentiates the loop's output by each of its parameters and
+    inputs, and refuses one the output does not depend on (the first H200 try failed so)."""
+    from training.tacotron2_steps import DecoderLoop, encode
+
+    torch.manual_seed(0)
+    model = Tacotron2(T2["tiny"]).train()
+    batch = random_batch(torch.device("cpu"), 3)
+    # Leaves, as the capture sees them: detached from the encoder that made them.
+    memory, processed, mask = (x.detach().requires_grad_(x.is_floating_point())
+                               for x in encode(model, batch.text, batch.text_lengths, 0.0))
+    prenet_out = torch.randn(12, 2, model.params.prenet_dim, requires_grad=True)
+    loop = DecoderLoop(model, Dropouts())
+    params = dict(loop.named_parameters())
+    assert params, "the loop owns the model's recurrent layers"
+    out, alignments = loop(prenet_out, memory, processed, mask)
+    inputs = (prenet_out, memory, processed)
+    grads = torch.autograd.grad((out.sum() + alignments.sum(),), (*inputs, *params.values()), allow_unused=True)
+    unused = [name for name, g in zip(["prenet_out", "memory", "processed", *params], grads, strict=True) if g is None]
+    assert unused == []
+    # The model's parameters are the loop's own, shared, not copies.
+    model_params = {id(p) for p in model.parameters()}
+    assert all(id(p) in model_params for p in params.values())
