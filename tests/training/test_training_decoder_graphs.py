@@ -90,8 +90,11 @@ def test_the_loop_runs_eagerly_wherever_no_graph_can_serve(caplog: pytest.LogCap
 
 
 def test_every_parameter_of_the_loop_module_gets_a_gradient() -> None:
-    """make_graphed_callables differentiates the loop's output by each of its parameters and
-    inputs, and refuses one the output does not depend on (the first H200 try failed so)."""
+    """The loop's output depends on each of its parameters and inputs.
+
+    make_graphed_callables differentiates by all of them and refuses one that is unused (the
+    first H200 check failed so).
+    """
     from training.tacotron2_steps import DecoderLoop, encode
 
     torch.manual_seed(0)
