@@ -2,23 +2,31 @@
 
 Why: the loop (:class:`training.tacotron2_steps.DecoderLoop`) runs dozens of small kernels
 per frame, forward and backward, about 470 frames per batch. On the GPU machine the eager
-loop is bound by kernel launches, not arithmetic (0.5-0.7 iterations/s at batch 256 on an
-H100, the GPU mostly idle). Captured with ``torch.cuda.make_graphed_callables``, each
-iteration's loop is one graph launch forward and one backward; the encoder, prenet,
+loop is bound by kernel launches, not arithmetic (0.5-0.8 iterations/s at batch 256 on an
+H100 and an H200, the GPU mostly idle). Captured with ``torch.cuda.make_graphed_callables``,
+each iteration's loop is one graph launch forward and one backward; the encoder, prenet,
 postnet, losses and optimizer stay eager (a few hundred launches per iteration).
 
 A graph has fixed shapes, so batches are padded: frames up to the next of a few buckets, and
 the encoder's output (not the text, which would skew the encoder's batch norm) to the
-corpus's longest sentence. Padding changes no loss (tacotron2_steps.py masks every
-convolution and loss, and a test checks it). One graph per (batch, frames) shape is
-captured when first needed; all share one memory pool, which is safe because each
-iteration runs one graph's forward and backward to the end before another graph runs.
-A batch of any other shape (an epoch's last, short batch) runs eagerly.
+longest sentence that fits that bucket (:func:`graph_shapes`). Padding changes no loss
+(tacotron2_steps.py masks every convolution and loss, and a test checks it). A batch of any
+other shape (an epoch's last, short batch) runs eagerly.
 
-If a capture fails, the run says so once and goes on eagerly: a stretch of GPU time is
-never lost to it. ``python -m training.decoder_graphs`` checks, on the GPU at hand, that the
-graphed loop gives the eager loop's losses and gradients (training/stretch.sh runs it first
-and trains eagerly if it fails).
+Every shape is captured up front, before the first training step, in ONE
+``make_graphed_callables`` call. Two H200 runs taught why: capturing shapes one by one as
+training met them failed at the second ("capturing stream has unjoined work": the
+parameters' gradient accumulators, kept alive by the first graph, belong to that capture's
+warm-up stream), and a failed capture leaves the CUDA random generator mid-capture, so even
+the eager fallback then died in dropout. So :meth:`DecoderGraphs.capture` either captures
+everything or raises :class:`CaptureFailed`, and the trainer then restarts itself, eagerly,
+in a fresh process (training/train_tacotron2.py): a stretch of GPU time is never lost to it.
+The shapes share one memory pool (one call), which is safe because each iteration runs one
+graph's forward and backward to the end before another graph runs.
+
+``python -m training.decoder_graphs`` checks, on the GPU at hand, that graphed loops of two
+shapes, replayed in another order than captured, give the eager loop's losses and gradients
+(training/stretch.sh runs it first and trains eagerly if it fails).
 """
 
 from __future__ import annotations
@@ -28,21 +36,32 @@ import logging
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, cast
+from dataclasses import dataclass
+from typing import cast
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from rtvoice.export.tacotron2 import Tacotron2, Tacotron2Params
 from training.tacotron2_steps import Batch, DecoderLoop, Dropouts, LoopRunner, losses, prenet_masks, teacher_forced
 
-if TYPE_CHECKING:
-    from torch.cuda import _POOL_HANDLE
-
 log = logging.getLogger("training.tacotron2")
 
 WARMUP_RUNS = 2
-"""Eager runs on a side stream before a capture (lazy initialization of cuBLAS/cuDNN)."""
+"""Eager runs on a side stream before the capture (lazy initialization of cuBLAS/cuDNN)."""
+
+
+class CaptureFailed(RuntimeError):
+    """The graphs could not be captured; this process's CUDA state is suspect, train in a new one."""
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One captured shape: batches of up to ``frames`` frames and ``symbols`` symbols."""
+
+    frames: int
+    symbols: int
 
 
 def frame_buckets(longest: int, step: int) -> list[int]:
@@ -50,86 +69,104 @@ def frame_buckets(longest: int, step: int) -> list[int]:
     return list(range(step, longest + step, step))
 
 
+def graph_shapes(mel_lengths: np.ndarray, text_lengths: np.ndarray, step: int) -> list[Shape]:
+    """One shape per frame bucket: its frames, and the longest text of a sentence that fits it.
+
+    Why per bucket: the loop's memory grows with frames x symbols, and short sentences have
+    short texts, so padding every bucket to the corpus's longest text would waste most of it.
+    A batch of sentences that each fit a bucket fits its shape.
+    """
+    shapes = []
+    for frames in frame_buckets(int(mel_lengths.max()), step):
+        fits = mel_lengths <= frames
+        if fits.any():
+            shapes.append(Shape(frames, int(text_lengths[fits].max())))
+    return shapes
+
+
 class DecoderGraphs:
     """The decoder loop of one model, one CUDA graph per padded batch shape.
 
-    Use :meth:`pad` on each batch, then pass the instance as ``loops`` to
-    :func:`training.tacotron2_steps.teacher_forced`. ``autocast`` must be the training
-    forward's own context, made with ``cache_enabled=False`` (a graph cannot use autocast's
-    weight cache).
+    Call :meth:`capture` once, before training; then :meth:`pad` each batch and pass the
+    instance as ``loops`` to :func:`training.tacotron2_steps.teacher_forced`. ``autocast``
+    must be the training forward's own context, made with ``cache_enabled=False`` (a graph
+    cannot use autocast's weight cache).
     """
 
-    def __init__(self, model: Tacotron2, drop: Dropouts, text_length: int, buckets: list[int], batch_size: int,
+    def __init__(self, model: Tacotron2, drop: Dropouts, shapes: list[Shape], batch_size: int,
                  autocast: Callable[[], AbstractContextManager[None]]) -> None:
-        self.model, self.drop, self.autocast = model, drop, autocast
-        self.text_length, self.buckets, self.batch_size = text_length, sorted(buckets), batch_size
-        self.pool: _POOL_HANDLE | None = None  # one memory pool for every shape, made at the first capture
+        self.model, self.drop, self.autocast, self.batch_size = model, drop, autocast, batch_size
+        self.shapes = sorted(shapes, key=lambda s: s.frames)
         self.graphs: dict[int, LoopRunner] = {}  # by padded frames
-        self.failed = False
+        self.replays = 0  # batches the graphs ran (the rest ran eagerly)
+
+    def capture(self) -> None:
+        """Capture every shape, in one call; raise :class:`CaptureFailed` if anything goes wrong."""
+        p, b = self.model.params, self.batch_size
+        try:
+            device = next(self.model.parameters()).device
+            if device.type != "cuda":
+                raise RuntimeError(f"the model is on {device.type}, not a CUDA device")
+
+            def sample(shape: Shape) -> tuple[Tensor, ...]:
+                def leaf(*size: int) -> Tensor:
+                    return (0.1 * torch.randn(*size, device=device)).requires_grad_()
+
+                return (leaf(shape.frames, b, p.prenet_dim), leaf(b, shape.symbols, p.encoder_embedding_dim),
+                        leaf(b, shape.symbols, p.attention_dim),
+                        torch.zeros(b, shape.symbols, dtype=torch.bool, device=device))
+
+            loops = tuple(DecoderLoop(self.model, self.drop).train() for _ in self.shapes)
+            samples = tuple(sample(shape) for shape in self.shapes)
+            free = torch.cuda.mem_get_info()[0]
+            with self.autocast():
+                graphed = torch.cuda.make_graphed_callables(loops, samples, num_warmup_iters=WARMUP_RUNS)
+            torch.cuda.synchronize()
+        except Exception as exc:
+            raise CaptureFailed(f"{type(exc).__name__}: {exc}") from exc
+        self.graphs = {shape.frames: cast(LoopRunner, g) for shape, g in zip(self.shapes, graphed, strict=True)}
+        log.info("captured the decoder loop for batch %d in %d shapes (frames x symbols: %s), %.1f GiB of GPU memory",
+                 b, len(self.shapes), ", ".join(f"{s.frames}x{s.symbols}" for s in self.shapes),
+                 (free - torch.cuda.mem_get_info()[0]) / 2**30)
+
+    def shape_for(self, frames: int, symbols: int, batch: int) -> Shape | None:
+        """The shape a batch of this size runs in, or None (then it runs eagerly)."""
+        if batch != self.batch_size:
+            return None
+        return next((s for s in self.shapes if s.frames >= frames and s.symbols >= symbols), None)
 
     def pad(self, batch: Batch) -> Batch:
-        """The batch's frames padded to its graph's bucket (unchanged when no graph fits it).
+        """The batch's frames padded to its shape's (unchanged when no shape fits it).
 
         Text is not padded here: the encoder's batch norm would count the padding in its batch
         statistics. The encoder's output is padded instead, in :meth:`__call__`, which is exact.
         """
-        frames = next((b for b in self.buckets if b >= batch.mel.size(2)), None)
-        if (self.failed or frames is None or batch.text.size(0) != self.batch_size
-                or batch.text.size(1) > self.text_length):
+        shape = self.shape_for(batch.mel.size(2), batch.text.size(1), batch.text.size(0))
+        if shape is None:
             return batch
-        return Batch(batch.text, batch.text_lengths, nn.functional.pad(batch.mel, (0, frames - batch.mel.size(2))),
-                     batch.mel_lengths)
+        return Batch(batch.text, batch.text_lengths,
+                     nn.functional.pad(batch.mel, (0, shape.frames - batch.mel.size(2))), batch.mel_lengths)
 
     def __call__(self, prenet_out: Tensor, memory: Tensor, processed: Tensor, mask: Tensor) -> LoopRunner:
-        """What runs the loop for these inputs: their shape's graph (captured now if new), or eager.
+        """What runs the loop for these inputs: their shape's graph, or the eager loop.
 
-        The graph runs on the encoder's output padded to ``text_length`` symbols (masked, so
+        The graph runs on the encoder's output padded to its shape's symbols (masked, so
         attention never looks there); its alignments come back cut to the batch's own length.
         """
-        fits = (prenet_out.size(0) in self.buckets and memory.size(0) == self.batch_size
-                and memory.size(1) <= self.text_length)
-        key = prenet_out.size(0)
-        if not self.failed and self.model.training and fits and key not in self.graphs:
-            graph = self._capture(prenet_out, *self._pad_text(memory, processed, mask))
-            if graph is not None:
-                self.graphs[key] = graph
-        if self.failed or not self.model.training or not fits or key not in self.graphs:
+        shape = self.shape_for(prenet_out.size(0), memory.size(1), memory.size(0))
+        if (not self.model.training or shape is None or shape.frames != prenet_out.size(0)
+                or shape.frames not in self.graphs):
             return DecoderLoop(self.model, self.drop).train(self.model.training)
-        graph, n = self.graphs[key], memory.size(1)
+        graph, n, extra = self.graphs[shape.frames], memory.size(1), shape.symbols - memory.size(1)
 
         def run(prenet_out: Tensor, memory: Tensor, processed: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-            out, alignments = graph(prenet_out, *self._pad_text(memory, processed, mask))
+            self.replays += 1
+            pad = nn.functional.pad
+            out, alignments = graph(prenet_out, pad(memory, (0, 0, 0, extra)), pad(processed, (0, 0, 0, extra)),
+                                    pad(mask, (0, extra), value=True))
             return out, alignments[:, :, :n]
 
         return run
-
-    def _pad_text(self, memory: Tensor, processed: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """The encoder's outputs padded to ``text_length`` symbols, the padding masked."""
-        extra = self.text_length - memory.size(1)
-        pad = nn.functional.pad
-        return pad(memory, (0, 0, 0, extra)), pad(processed, (0, 0, 0, extra)), pad(mask, (0, extra), value=True)
-
-    def _capture(self, *inputs: Tensor) -> LoopRunner | None:
-        samples = tuple(x.detach().clone().requires_grad_(x.requires_grad) for x in inputs)
-        loop = DecoderLoop(self.model, self.drop).train()
-        try:
-            if self.pool is None:
-                self.pool = torch.cuda.graph_pool_handle()
-            free = torch.cuda.mem_get_info()[0]
-            with self.autocast():
-                graphed = torch.cuda.make_graphed_callables(loop, samples, num_warmup_iters=WARMUP_RUNS,
-                                                            pool=self.pool)
-        except Exception as exc:  # a failed capture must not cost the stretch: train eagerly instead
-            self.failed = True
-            log.warning("CUDA graph capture of the decoder loop failed (%s: %s); training eagerly from here",
-                        type(exc).__name__, exc)
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            return None
-        log.info("captured the decoder loop for batch %d x %d frames x %d symbols (%.1f GiB of GPU memory)",
-                 samples[1].size(0), samples[0].size(0), samples[1].size(1),
-                 (free - torch.cuda.mem_get_info()[0]) / 2**30)
-        return cast(LoopRunner, graphed)  # the module, its forward now replaying the graphs
 
 
 def random_batch(device: torch.device, seed: int = 0) -> Batch:
@@ -145,30 +182,44 @@ def compare_with_eager(params: Tacotron2Params, device: torch.device, seeds: tup
                        ) -> tuple[float, DecoderGraphs]:
     """The largest difference between graphed and eager losses and gradients over a few batches.
 
-    A small model without dropout (so both sides do the same arithmetic), batches padded to one
-    graph shape; the first batch captures the graph, the later ones replay it with new inputs.
+    A small model without dropout (so both sides do the same arithmetic). Two shapes are
+    captured, as training captures them (all at once, before any step); the batches then
+    alternate between them against the capture order, each padded to its shape, with an
+    eager step in between, as training runs them.
     """
     torch.manual_seed(0)
     model = Tacotron2(params).to(device).train()
     drop = Dropouts(0.0, 0.0, 0.0, 0.0)
-    graphs = DecoderGraphs(model, drop, text_length=12, buckets=[16], batch_size=2, autocast=contextlib.nullcontext)
+    graphs = DecoderGraphs(model, drop, [Shape(16, 12), Shape(24, 12)], batch_size=2,
+                           autocast=contextlib.nullcontext)
+    graphs.capture()
 
-    def step(batch: Batch, masks: Tensor, loops: DecoderGraphs | None) -> list[Tensor]:
+    def step(batch: Batch, masks: Tensor, loops: DecoderGraphs | None, eager_drop: Dropouts = drop) -> list[Tensor]:
+        """One training step's loss and gradients; ``eager_drop`` is the dropout outside the graphs."""
         model.zero_grad(set_to_none=True)
-        loss = sum(losses(teacher_forced(model, batch, masks, drop, loops), batch, 8.0, 0.2).values())
+        loss = sum(losses(teacher_forced(model, batch, masks, eager_drop, loops), batch, 8.0, 0.2).values())
         assert isinstance(loss, Tensor)
         loss.backward()  # type: ignore[no-untyped-call]
         return [loss.detach(), *(p.grad.clone() for p in model.parameters() if p.grad is not None)]
 
     worst = 0.0
     for seed in seeds:
-        batch = graphs.pad(random_batch(device, seed))
-        masks = prenet_masks(batch.mel.size(2), 2, params.prenet_dim, 0.5, device)
-        eager, graphed = step(batch, masks, None), step(batch, masks, graphs)
-        if graphs.failed or len(graphed) != len(eager):
-            return float("inf"), graphs
-        worst = max([worst, *(float((g - e).abs().max() / (e.abs().max() + 1e-6))
-                              for g, e in zip(graphed, eager, strict=True))])
+        for frames in (24, 16):  # the second shape first: replay order need not follow capture order
+            batch = random_batch(device, seed)
+            batch = Batch(batch.text, batch.text_lengths, nn.functional.pad(batch.mel, (0, frames - 12)),
+                          batch.mel_lengths)
+            masks = prenet_masks(frames, 2, params.prenet_dim, 0.5, device)
+            eager, graphed = step(batch, masks, None), step(batch, masks, graphs)
+            if len(graphed) != len(eager):
+                return float("inf"), graphs
+            worst = max([worst, *(float((g - e).abs().max() / (e.abs().max() + 1e-6))
+                                  for g, e in zip(graphed, eager, strict=True))])
+    # Training draws dropout masks eagerly around the graphs: the random generator must still serve.
+    batch = random_batch(device, 9)
+    batch = Batch(batch.text, batch.text_lengths, nn.functional.pad(batch.mel, (0, 4)), batch.mel_lengths)
+    with_dropout = step(batch, prenet_masks(16, 2, params.prenet_dim, 0.5, device), graphs, Dropouts())
+    if not all(bool(torch.isfinite(t).all()) for t in with_dropout):
+        return float("inf"), graphs
     return worst, graphs
 
 
@@ -180,8 +231,12 @@ def main() -> int:
         return 1
     from training.train_tacotron2 import PRESETS  # here: train_tacotron2 imports this module
 
-    worst, graphs = compare_with_eager(PRESETS["tiny"], torch.device("cuda"))
-    ok = worst < 1e-4 and len(graphs.graphs) == 1
+    try:
+        worst, graphs = compare_with_eager(PRESETS["tiny"], torch.device("cuda"))
+    except CaptureFailed as exc:
+        print(f"CUDA-graph decoder loop: the capture failed ({exc})")
+        return 1
+    ok = worst < 1e-4 and len(graphs.graphs) == 2 and graphs.replays == 7
     print(f"CUDA-graph decoder loop against eager: largest relative difference {worst:.2e} "
           f"({'same' if ok else 'DIFFERENT'})")
     return 0 if ok else 1

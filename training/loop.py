@@ -85,7 +85,8 @@ class Budget:
 
     def __init__(self, minutes: float, every_minutes: float, reserve_s: float) -> None:
         self.start = time.monotonic()
-        self.end = self.start + minutes * 60 - reserve_s
+        self.finish = self.start + minutes * 60  # the whole run's end, the reserve included
+        self.end = self.finish - reserve_s
         self.every = every_minutes * 60
         self.last_checkpoint = self.start
 
@@ -100,6 +101,10 @@ class Budget:
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start
+
+    def minutes_left(self) -> float:
+        """Of the whole run, reserve included: what a restarted run may take."""
+        return (self.finish - time.monotonic()) / 60
 
 
 class History:

@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import torch
@@ -24,7 +26,7 @@ import torch
 from rtvoice.export.tacotron2 import Tacotron2, Tacotron2Params
 from training import checkpoint, plots
 from training.data import DATA, Dataset, max_decoder_steps
-from training.decoder_graphs import DecoderGraphs, frame_buckets
+from training.decoder_graphs import CaptureFailed, DecoderGraphs, graph_shapes
 from training.loop import (
     Budget,
     History,
@@ -109,13 +111,17 @@ def parser() -> argparse.ArgumentParser:
                    help="capture the decoder loop in CUDA graphs (auto: on a CUDA device); see decoder_graphs.py")
     p.add_argument("--graph-frames", type=int, default=128,
                    help="with CUDA graphs, batches are padded to a multiple of this many frames")
+    p.add_argument("--graph-max-frames", type=int, default=768,
+                   help="no graph for longer batches (they train eagerly): each captured shape holds its "
+                        "activations for good, and the longest shapes cost the most memory for the fewest batches")
     p.add_argument("--val-items", type=int, default=64, help="held-out sentences scored at each checkpoint")
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--seed", type=int, default=0)
     return p
 
 
-def train(args: argparse.Namespace) -> int:
+def train(args: argparse.Namespace, argv: list[str]) -> int:
+    """Train (or resume) for ``args.minutes``; ``argv`` is kept to restart without graphs."""
     setup_logging(args.out, NAME)
     device = pick_device(args.device)
     precision = args.precision or default_precision(device)
@@ -160,12 +166,17 @@ def train(args: argparse.Namespace) -> int:
     lengths = data.mel_lengths()
     graphs = None
     if args.cuda_graphs == "on" or (args.cuda_graphs == "auto" and device.type == "cuda"):
-        if device.type != "cuda":
-            log.error("--cuda-graphs on needs a CUDA device")
-            return 2
-        graphs = DecoderGraphs(model, drop, int(data.ids_lengths().max()),
-                               frame_buckets(int(lengths.max()), args.graph_frames), args.batch_size,
-                               autocast(device, precision, cache=False))
+        shapes = graph_shapes(lengths[train_items], data.ids_lengths()[train_items], args.graph_frames)
+        shapes = [s for s in shapes if s.frames <= args.graph_max_frames]
+        log.info("CUDA graphs: %.1f%% of the training sentences are longer than %d frames and train eagerly",
+                 100 * float(np.mean(lengths[train_items] > args.graph_max_frames)), args.graph_max_frames)
+        graphs = DecoderGraphs(model, drop, shapes, args.batch_size, autocast(device, precision, cache=False))
+        try:
+            graphs.capture()
+        except CaptureFailed as exc:
+            log.warning("CUDA graph capture of the decoder loop failed (%s); restarting eagerly in a fresh process "
+                        "(this one's CUDA state is suspect)", exc)
+            restart_eagerly(argv, budget)
     config = {**params.to_dict(), "training": {k: (str(v) if isinstance(v, Path) else v)
                                                for k, v in vars(args).items()}}
 
@@ -271,8 +282,23 @@ def validate(model: Tacotron2, gpu: GpuData, items: np.ndarray, drop: Dropouts, 
     return result
 
 
+def restart_eagerly(argv: list[str], budget: Budget) -> NoReturn:
+    """Replace this process with the same run, ``--cuda-graphs off``, for the minutes left.
+
+    A new process, because a failed capture can leave the CUDA random generator mid-capture
+    (dropout then fails outside any graph); nothing has trained yet, so nothing is lost.
+    """
+    left = max(0.05, budget.minutes_left())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os.execv(sys.executable, [sys.executable, "-m", "training.train_tacotron2", *argv,
+                              "--cuda-graphs", "off", "--minutes", f"{left:.3f}"])
+
+
 def main(argv: list[str] | None = None) -> int:
-    return train(parser().parse_args(argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return train(parser().parse_args(argv), argv)
 
 
 if __name__ == "__main__":

@@ -7,12 +7,21 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
 from rtvoice.export.tacotron2 import Tacotron2  # noqa: E402
-from training.decoder_graphs import DecoderGraphs, compare_with_eager, frame_buckets, random_batch  # noqa: E402
+from training.decoder_graphs import (  # noqa: E402
+    CaptureFailed,
+    DecoderGraphs,
+    Shape,
+    compare_with_eager,
+    frame_buckets,
+    graph_shapes,
+    random_batch,
+)
 from training.tacotron2_steps import Dropouts, losses, prenet_masks, teacher_forced  # noqa: E402
 from training.train_tacotron2 import PRESETS as T2  # noqa: E402
 
@@ -22,10 +31,20 @@ def test_frame_buckets_cover_the_longest_utterance() -> None:
     assert frame_buckets(256, 128) == [128, 256]
 
 
+def test_each_shape_holds_the_longest_text_of_the_sentences_that_fit_its_frames() -> None:
+    mel = np.array([100, 120, 130, 250, 260, 700])
+    text = np.array([30, 45, 50, 40, 90, 170])
+    assert graph_shapes(mel, text, 128) == [Shape(128, 45), Shape(256, 50), Shape(384, 90), Shape(512, 90),
+                                            Shape(640, 90), Shape(768, 170)]
+    # No sentence of 129-256 frames is longer than those under 128: the shape still grows with its bucket.
+    assert graph_shapes(np.array([50, 300]), np.array([60, 20]), 128) == [Shape(128, 60), Shape(256, 60),
+                                                                            Shape(384, 60)]
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_graphed_decoder_loop_gives_the_eager_losses_and_gradients() -> None:
     worst, graphs = compare_with_eager(T2["tiny"], torch.device("cuda"))
-    assert not graphs.failed and len(graphs.graphs) == 1  # one shape: captured once, replayed after
+    assert len(graphs.graphs) == 2 and graphs.replays == 7  # two shapes; 6 compared steps, 1 with dropout
     assert worst < 1e-4
 
 
@@ -33,7 +52,7 @@ def test_graph_padding_is_exact_on_the_cpu() -> None:
     """The padding the graphs need, checked where no graph can run: same losses as unpadded."""
     model = Tacotron2(T2["tiny"]).eval()
     batch = random_batch(torch.device("cpu"), 1)
-    graphs = DecoderGraphs(model, Dropouts(), text_length=12, buckets=[32, 16], batch_size=2,
+    graphs = DecoderGraphs(model, Dropouts(), [Shape(32, 12), Shape(16, 12)], batch_size=2,
                            autocast=contextlib.nullcontext)
     padded = graphs.pad(batch)
     assert padded.mel.shape[2] == 16 and padded.text is batch.text  # text is padded after the encoder
@@ -67,26 +86,36 @@ def test_padding_the_encoder_output_changes_nothing_the_loop_returns() -> None:
     assert not alignments_p[:, :, 9:].any()
 
 
-def test_the_loop_runs_eagerly_wherever_no_graph_can_serve(caplog: pytest.LogCaptureFixture) -> None:
-    """Evaluation, a shape of no bucket, and a capture that fails (here: no CUDA) all train eagerly."""
+def test_the_loop_runs_eagerly_wherever_no_graph_can_serve() -> None:
+    """Evaluation, a shape with no graph, and a batch of another size all run the eager loop."""
     from training.tacotron2_steps import DecoderLoop
 
     model = Tacotron2(T2["tiny"])
-    graphs = DecoderGraphs(model, Dropouts(), text_length=12, buckets=[16], batch_size=2,
-                           autocast=contextlib.nullcontext)
-    batch = graphs.pad(random_batch(torch.device("cpu"), 1))
-    masks = prenet_masks(16, 2, model.params.prenet_dim, 0.5, torch.device("cpu"))
+    graphs = DecoderGraphs(model, Dropouts(), [Shape(16, 12)], batch_size=2, autocast=contextlib.nullcontext)
+
+    def never(*inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise AssertionError("only selected here, never run")
+
+    graphs.graphs[16] = never
     inputs = (torch.zeros(16, 2, model.params.prenet_dim), torch.zeros(2, 9, 32), torch.zeros(2, 9, 16),
               torch.zeros(2, 9, dtype=torch.bool))
     model.eval()
-    assert isinstance(graphs(*inputs), DecoderLoop) and not graphs.failed  # evaluation: never a graph
+    assert isinstance(graphs(*inputs), DecoderLoop)  # evaluation: never a graph
     model.train()
-    assert isinstance(graphs(inputs[0][:12], *inputs[1:]), DecoderLoop) and not graphs.failed  # 12 frames: no bucket
-    if not torch.cuda.is_available():
-        with caplog.at_level("WARNING", logger="training.tacotron2"):
-            parts = losses(teacher_forced(model, batch, masks, Dropouts(), graphs), batch, 8.0, 0.2)
-        assert graphs.failed and not graphs.graphs and "training eagerly" in caplog.text
-        assert all(torch.isfinite(v) for v in parts.values())
+    assert isinstance(graphs(inputs[0][:12], *inputs[1:]), DecoderLoop)  # 12 frames: padded to no shape
+    wide = (torch.zeros(2, 13, 32), torch.zeros(2, 13, 16), torch.zeros(2, 13, dtype=torch.bool))
+    assert isinstance(graphs(inputs[0], *wide), DecoderLoop)  # 13 symbols: more than the shape holds
+    assert isinstance(graphs(inputs[0][:, :1], *(x[:1] for x in inputs[1:])), DecoderLoop)  # batch of 1
+    assert not isinstance(graphs(*inputs), DecoderLoop) and graphs.replays == 0  # the graph's shape: the graph
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the failure where no CUDA device is")
+def test_a_capture_that_fails_raises_and_captures_nothing() -> None:
+    graphs = DecoderGraphs(Tacotron2(T2["tiny"]), Dropouts(), [Shape(16, 12)], batch_size=2,
+                           autocast=contextlib.nullcontext)
+    with pytest.raises(CaptureFailed, match="not a CUDA device"):
+        graphs.capture()
+    assert graphs.graphs == {}
 
 
 def test_every_parameter_of_the_loop_module_gets_a_gradient() -> None:

@@ -70,3 +70,37 @@ def _has_matplotlib() -> bool:
     except ImportError:
         return False
     return True
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(torch.cuda.is_available(), reason="makes the capture fail by having no CUDA device")
+def test_a_failed_graph_capture_restarts_the_run_eagerly(tmp_path: Path) -> None:
+    """--cuda-graphs on where no graph can be captured: the trainer replaces itself with an eager run.
+
+    On the GPU machine a failed capture leaves CUDA's random generator unusable, so the
+    fallback must be a fresh process; here the capture fails for want of a device, and the
+    same path runs: same pid, same log, --cuda-graphs off, the minutes left.
+    """
+    import subprocess
+    import sys
+
+    from training import checkpoint
+    from training.data import Row, make
+    from training.espeak import Teacher
+
+    rows = [Row(i, "heldout" if i == 3 else "train", w) for i, w in enumerate(["hi there.", "a cat.", "go.", "no."])]
+    data = tmp_path / "data"
+    make(data, rows, Teacher(espeak=fake_espeak(tmp_path)), jobs=1, shard_size=8, device="cpu")
+    ckpt = tmp_path / "ckpt"
+    run = subprocess.run(
+        [sys.executable, "-m", "training.train_tacotron2", "--data", str(data), "--out", str(ckpt), "--preset", "tiny",
+         "--device", "cpu", "--cuda-graphs", "on", "--minutes", "0.3", "--batch-size", "2", "--reserve-seconds", "0",
+         "--log-every", "1"],
+        capture_output=True, text=True, timeout=240, check=False)
+    log = (ckpt / "tacotron2.log").read_text()
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "capture of the decoder loop failed" in log and "restarting eagerly" in log
+    saved = checkpoint.load(ckpt / "tacotron2.pt")
+    assert saved["iteration"] > 0
+    assert saved["config"]["training"]["cuda_graphs"] == "off"
+    assert 0 < saved["config"]["training"]["minutes"] < 0.3  # what was left, not a new budget
