@@ -170,5 +170,8 @@ def add_device_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: 1 on a CPU run, torch's own on CUDA)")
     p.add_argument("--checkpoint-minutes", type=float, default=3.0)
     p.add_argument("--reserve-seconds", type=float, default=30.0, help="kept from --minutes for the last save")
+    p.add_argument("--profile-steps", type=int, default=0,
+                   help="profile this many steps early in the run and log where their time went "
+                        "(training/profile_steps.py)")
     p.add_argument("--optimizer-state", choices=("bf16", "fp32", "none"), default="bf16",
                    help="how AdamW's moments are saved (none: resume warms up a fresh optimizer)")

@@ -43,6 +43,7 @@ from training.loop import (
     set_threads,
     setup_logging,
 )
+from training.profile_steps import StepProfiler
 from training.tacotron2_steps import Batch, Dropouts, free_run, losses, prenet_masks, teacher_forced
 
 log = logging.getLogger("training.tacotron2")
@@ -198,6 +199,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
     model.train()
     rng = np.random.default_rng(args.seed + epoch)
     window: dict[str, torch.Tensor] = {}
+    profiler = StepProfiler(args.profile_steps, device)
     frames_seen, tick = 0, time.monotonic()
     first = iteration  # every run trains at least one iteration, however short its budget
     while iteration == first or not budget.over():
@@ -221,6 +223,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
             scaler.step(opt)
             scaler.update()
             iteration += 1
+            profiler.step()
             frames_seen += int(batch.mel_lengths.sum())
             for k, v in {**parts, "total": loss, "grad_norm": grad_norm}.items():
                 window[k] = window.get(k, 0.0) + v.detach()  # summed on the device: no sync per step
@@ -237,6 +240,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
         else:
             epoch += 1
             rng = np.random.default_rng(args.seed + epoch)
+    profiler.close()
     save()
     log.info("done: %d iterations, %d epochs, %.1f min", iteration, epoch, budget.elapsed() / 60)
     return 0

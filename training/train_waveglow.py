@@ -42,6 +42,7 @@ from training.loop import (
     setup_logging,
 )
 from training.mel import LOG_FLOOR, MelSpectrogram
+from training.profile_steps import StepProfiler
 from training.waveglow_flow import (
     add_weight_norm,
     flow_loss,
@@ -94,12 +95,15 @@ class Segments:
 
     def cut(self, pick: np.ndarray, start: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         f, hop, dev = self.frames, self.hop, self.device
-        frame = torch.from_numpy(start[:, None] + np.arange(f)[None, :]).to(dev)
+        # Index grids are built on the device from B starts: a host-built grid of B x f x hop int64
+        # (16 MiB at batch 128) would cross the bus every iteration.
+        start_t = torch.from_numpy(start).to(dev)
+        frame = start_t[:, None] + torch.arange(f, device=dev)[None, :]
         mel_ok = frame < torch.from_numpy(self.mel_len[pick][:, None]).to(dev)
         mel_idx = torch.from_numpy(self.mel_off[pick][:, None]).to(dev) + frame
         mel = self.mel[torch.where(mel_ok, mel_idx, 0)].float()
         mel = torch.where(mel_ok[..., None], mel, math.log(LOG_FLOOR)).transpose(1, 2)
-        sample = torch.from_numpy(start[:, None] * hop + np.arange(f * hop)[None, :]).to(dev)
+        sample = start_t[:, None] * hop + torch.arange(f * hop, device=dev)[None, :]
         audio_ok = sample < torch.from_numpy(self.audio_len[pick][:, None]).to(dev)
         audio_idx = torch.from_numpy(self.audio_off[pick][:, None]).to(dev) + sample
         audio = torch.where(audio_ok, self.audio[torch.where(audio_ok, audio_idx, 0)].float() / 32768.0, 0.0)
@@ -239,6 +243,7 @@ def train(args: argparse.Namespace) -> int:
     model.train()
     rng = np.random.default_rng(args.seed + iteration)
     window: dict[str, torch.Tensor] = {}
+    profiler = StepProfiler(args.profile_steps, device)
     tick = time.monotonic()
     first = iteration  # every run trains at least one iteration, however short its budget
     while iteration == first or not budget.over():
@@ -261,6 +266,7 @@ def train(args: argparse.Namespace) -> int:
         scaler.step(opt)
         scaler.update()
         iteration += 1
+        profiler.step()
         for k, v in {**parts, "grad_norm": grad_norm}.items():
             window[k] = window.get(k, 0.0) + v.detach()  # summed on the device: no sync per step
         if iteration % args.log_every == 0:
@@ -277,6 +283,7 @@ def train(args: argparse.Namespace) -> int:
             window, tick = {}, time.monotonic()
         if budget.checkpoint_due():
             save()
+    profiler.close()
     save()
     log.info("done: %d iterations, %.1f min", iteration, budget.elapsed() / 60)
     return 0

@@ -95,7 +95,7 @@ def test_a_failed_graph_capture_restarts_the_run_eagerly(tmp_path: Path) -> None
     run = subprocess.run(
         [sys.executable, "-m", "training.train_tacotron2", "--data", str(data), "--out", str(ckpt), "--preset", "tiny",
          "--device", "cpu", "--cuda-graphs", "on", "--minutes", "0.3", "--batch-size", "2", "--reserve-seconds", "0",
-         "--log-every", "1"],
+         "--log-every", "1", "--profile-steps", "1"],
         capture_output=True, text=True, timeout=240, check=False)
     log = (ckpt / "tacotron2.log").read_text()
     assert run.returncode == 0, run.stderr[-2000:]
@@ -104,3 +104,4 @@ def test_a_failed_graph_capture_restarts_the_run_eagerly(tmp_path: Path) -> None
     assert saved["iteration"] > 0
     assert saved["config"]["training"]["cuda_graphs"] == "off"
     assert 0 < saved["config"]["training"]["minutes"] < 0.3  # what was left, not a new budget
+    assert "profile of 1 steps" in log  # the restarted run keeps the other flags
