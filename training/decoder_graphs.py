@@ -44,16 +44,13 @@ import torch
 from torch import Tensor, nn
 
 from rtvoice.export.tacotron2 import Tacotron2, Tacotron2Params
+from training.loop import CaptureFailed
 from training.tacotron2_steps import Batch, DecoderLoop, Dropouts, LoopRunner, losses, prenet_masks, teacher_forced
 
 log = logging.getLogger("training.tacotron2")
 
 WARMUP_RUNS = 2
 """Eager runs on a side stream before the capture (lazy initialization of cuBLAS/cuDNN)."""
-
-
-class CaptureFailed(RuntimeError):
-    """The graphs could not be captured; this process's CUDA state is suspect, train in a new one."""
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,13 @@ import argparse
 import contextlib
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import torch
 
@@ -135,8 +137,30 @@ def setup_logging(folder: Path, name: str) -> None:
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set every group's learning rate; a tensor one (a CUDA-graphed step reads it) is filled in place."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        if isinstance(group["lr"], torch.Tensor):
+            group["lr"].fill_(lr)
+        else:
+            group["lr"] = lr
+
+
+class CaptureFailed(RuntimeError):
+    """CUDA graphs could not be captured; this process's CUDA state is suspect, train in a new one."""
+
+
+def restart_eagerly(module: str, argv: list[str], budget: Budget) -> NoReturn:
+    """Replace this process with the same run, ``--cuda-graphs off``, for the minutes left.
+
+    A new process, because a failed capture can leave the CUDA random generator mid-capture
+    (dropout then fails outside any graph: it cost Tacotron 2 a stretch on the H200).
+    Captures come before the first step, so nothing trained is lost.
+    """
+    left = max(0.05, budget.minutes_left())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os.execv(sys.executable, [sys.executable, "-m", module, *argv, "--cuda-graphs", "off", "--minutes", f"{left:.3f}"])
 
 
 def check_finite(model: torch.nn.Module) -> None:

@@ -14,11 +14,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import os
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn
 
 import numpy as np
 import torch
@@ -26,9 +24,10 @@ import torch
 from rtvoice.export.tacotron2 import Tacotron2, Tacotron2Params
 from training import checkpoint, plots
 from training.data import DATA, Dataset, max_decoder_steps
-from training.decoder_graphs import CaptureFailed, DecoderGraphs, graph_shapes
+from training.decoder_graphs import DecoderGraphs, graph_shapes
 from training.loop import (
     Budget,
+    CaptureFailed,
     History,
     Schedule,
     add_device_arguments,
@@ -39,6 +38,7 @@ from training.loop import (
     grad_scaler,
     memory_note,
     pick_device,
+    restart_eagerly,
     set_lr,
     set_threads,
     setup_logging,
@@ -177,7 +177,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
         except CaptureFailed as exc:
             log.warning("CUDA graph capture of the decoder loop failed (%s); restarting eagerly in a fresh process "
                         "(this one's CUDA state is suspect)", exc)
-            restart_eagerly(argv, budget)
+            restart_eagerly("training.train_tacotron2", argv, budget)
     config = {**params.to_dict(), "training": {k: (str(v) if isinstance(v, Path) else v)
                                                for k, v in vars(args).items()}}
 
@@ -284,20 +284,6 @@ def validate(model: Tacotron2, gpu: GpuData, items: np.ndarray, drop: Dropouts, 
     result["stop_within_20pct"] = stops / max(1, min(4, len(items)))
     result["images"] = images
     return result
-
-
-def restart_eagerly(argv: list[str], budget: Budget) -> NoReturn:
-    """Replace this process with the same run, ``--cuda-graphs off``, for the minutes left.
-
-    A new process, because a failed capture can leave the CUDA random generator mid-capture
-    (dropout then fails outside any graph); nothing has trained yet, so nothing is lost.
-    """
-    left = max(0.05, budget.minutes_left())
-    sys.stdout.flush()
-    sys.stderr.flush()
-    logging.shutdown()
-    os.execv(sys.executable, [sys.executable, "-m", "training.train_tacotron2", *argv,
-                              "--cuda-graphs", "off", "--minutes", f"{left:.3f}"])
 
 
 def main(argv: list[str] | None = None) -> int:

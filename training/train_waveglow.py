@@ -17,6 +17,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ from training import checkpoint, plots
 from training.data import DATA, Dataset
 from training.loop import (
     Budget,
+    CaptureFailed,
     History,
     Schedule,
     add_device_arguments,
@@ -37,6 +39,7 @@ from training.loop import (
     grad_scaler,
     memory_note,
     pick_device,
+    restart_eagerly,
     set_lr,
     set_threads,
     setup_logging,
@@ -44,17 +47,20 @@ from training.loop import (
 from training.mel import LOG_FLOOR, MelSpectrogram
 from training.profile_steps import StepProfiler
 from training.waveglow_flow import (
+    add_lu,
     add_weight_norm,
     flow_loss,
     forward_flow,
     from_nvidia_names,
     has_weight_norm,
     inverse_flow,
+    plain_state_dict,
     spectral_loss,
     standardize_conditioning,
     to_nvidia_names,
     zero_init_couplings,
 )
+from training.waveglow_graph import WARMUP, GraphedStep, make_optimizer, tensor_lr, training_step
 
 log = logging.getLogger("training.waveglow")
 
@@ -141,6 +147,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-norm", choices=("on", "off"), default="off",
                    help="train the WN convolutions weight-normed, as NVIDIA does (see waveglow_flow.add_weight_norm; "
                         "off by default: it did worse side by side, training/README.md)")
+    p.add_argument("--inv-conv", choices=("lu", "plain"), default="lu",
+                   help="train the invertible 1x1 convolutions LU-parametrized, as Glow does (saved as NVIDIA's plain "
+                        "W either way; see waveglow_flow.LUWeight), or plain, as NVIDIA does")
+    p.add_argument("--cuda-graphs", choices=("auto", "on", "off"), default="auto",
+                   help="run the whole training step as one CUDA graph (auto: on a CUDA device, when the step "
+                        "allows it); see waveglow_graph.py")
     p.add_argument("--dither", type=float, default=1.0,
                    help="uniform dequantization noise, in int16 steps (0: none); see dequantize()")
     p.add_argument("--sigma", type=float, default=1.0, help="training sigma (NVIDIA: 1.0)")
@@ -156,7 +168,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def train(args: argparse.Namespace) -> int:
+def train(args: argparse.Namespace, argv: list[str]) -> int:
+    """Train (or resume) for ``args.minutes``; ``argv`` is kept to restart without graphs."""
     setup_logging(args.out, NAME)
     device = pick_device(args.device)
     precision = args.precision or default_precision(device)
@@ -199,18 +212,29 @@ def train(args: argparse.Namespace) -> int:
         add_weight_norm(model)
     if keeps_g_v:
         model.load_state_dict(from_nvidia_names(saved["state_dict"]))
-    if saved is not None and opt_state is not None and has_weight_norm(saved["state_dict"]) != normed:
-        log.info("weight norm %s: the parameters changed form, so the optimizer starts afresh (warming up again)",
-                 args.weight_norm)
+    if args.inv_conv == "lu":
+        add_lu(model)
+    saved_inv_conv = saved["config"].get("training", {}).get("inv_conv", "plain") if saved is not None else None
+    if saved is not None and opt_state is not None and (has_weight_norm(saved["state_dict"]) != normed
+                                                        or saved_inv_conv != args.inv_conv):
+        log.info("weight norm %s, 1x1 convolutions %s (the checkpoint's: %s): the parameters changed form, so the "
+                 "optimizer starts afresh (warming up again)", args.weight_norm, args.inv_conv, saved_inv_conv)
         opt_state = None
+    graphed = args.cuda_graphs == "on" or (args.cuda_graphs == "auto" and device.type == "cuda")
+    why_not = [why for why, bad in (("--stft-weight", args.stft_weight > 0), ("--precision fp16", precision == "fp16"),
+                                    ("--inv-conv plain", args.inv_conv != "lu")) if bad]
+    if graphed and why_not:
+        log.info("CUDA graphs: off (the graphed step has no %s); the step runs eagerly", ", ".join(why_not))
+        graphed = False
     n_params = sum(p.numel() for p in model.parameters())
     log.info("WaveGlow: %.2f M parameters (%.1f MB float32), %s on %s; %s", n_params / 1e6, n_params * 4e-6,
              precision, device, params)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay,
-                            fused=device.type == "cuda")
+    opt = make_optimizer(model, args.lr, args.weight_decay, graphed=graphed and device.type == "cuda")
     warm_from = 0
     if opt_state is not None:
         opt.load_state_dict(opt_state)
+        if graphed and device.type == "cuda":
+            tensor_lr(opt)  # loading put the saved float back
     elif saved is not None:
         warm_from = iteration
     schedule = Schedule(args.lr, args.warmup, args.decay_start, args.decay_halflife)
@@ -229,9 +253,9 @@ def train(args: argparse.Namespace) -> int:
         val = validate(model, val_set, data, val_items, mel_fn, args, ctx)
         history.add(iteration, {f"val/{k}": v for k, v in val.items() if k != "images"})
         written = checkpoint.save_training(
-            args.out, NAME, {"state_dict": to_nvidia_names(model.state_dict()), "config": config,
+            args.out, NAME, {"state_dict": to_nvidia_names(plain_state_dict(model)), "config": config,
                              "iteration": iteration, "epoch": 0, "history": history.to_dict()},
-            opt.state_dict(), args.optimizer_state)
+            optimizer_state(opt), args.optimizer_state)
         plots.loss_curves(args.out / f"{NAME}_loss.png", history.to_dict(), "WaveGlow")
         if val["images"]:
             plots.panels(args.out / f"{NAME}_spectrogram.png", val["images"], f"WaveGlow, iteration {iteration}")
@@ -246,36 +270,46 @@ def train(args: argparse.Namespace) -> int:
     profiler = StepProfiler(args.profile_steps, device)
     tick = time.monotonic()
     first = iteration  # every run trains at least one iteration, however short its budget
+    def stft(audio: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+        n = min(args.stft_items, audio.size(0))
+        noise = torch.randn(n, params.n_group, audio.size(1) // params.n_group, device=device) * args.infer_sigma
+        return spectral_loss(inverse_flow(model, noise, mel[:n], ctx), audio[:n])
+
+    body = training_step(model, opt, sigma=args.sigma, clip=args.grad_clip, scaler=scaler,
+                         autocast=autocast(device, precision, cache=False) if graphed else ctx,
+                         stft=stft if args.stft_weight > 0 else None, stft_weight=args.stft_weight)
+    graph: GraphedStep | None = None
     while iteration == first or not budget.over():
         audio, mel = train_set.sample(args.batch_size, rng)
         audio = dequantize(audio, args.dither)
         lr = schedule.at(iteration, warm_from)
         set_lr(opt, lr)
-        z, log_s, logdet = forward_flow(model, audio, mel, ctx)
-        nll = flow_loss(z, log_s, logdet, args.sigma)
-        parts = {"loss": nll}
-        if args.stft_weight > 0:
-            n = min(args.stft_items, audio.size(0))
-            noise = torch.randn(n, params.n_group, audio.size(1) // params.n_group, device=device) * args.infer_sigma
-            parts["stft"] = spectral_loss(inverse_flow(model, noise, mel[:n], ctx), audio[:n])
-        loss = nll + args.stft_weight * parts.get("stft", 0.0)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(opt)
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
-        scaler.step(opt)
-        scaler.update()
+        if graphed and graph is None:
+            try:
+                graph = GraphedStep(body, audio, mel, lambda: opt.zero_grad(set_to_none=True))
+            except CaptureFailed as exc:
+                log.warning("CUDA graph capture of the training step failed (%s); restarting eagerly in a fresh "
+                            "process (this one's CUDA state is suspect)", exc)
+                restart_eagerly("training.train_waveglow", argv, budget)
+            iteration += WARMUP  # the capture's warm-up trained on this batch
+            log.info("captured the training step in a CUDA graph (batch %d x %d samples), after %d warm-up steps%s",
+                     audio.size(0), audio.size(1), WARMUP, memory_note(device))
+        if graph is not None:
+            parts = graph(audio, mel)
+        else:
+            opt.zero_grad(set_to_none=True)
+            parts = body(audio, mel)
         iteration += 1
         profiler.step()
-        for k, v in {**parts, "grad_norm": grad_norm}.items():
-            window[k] = window.get(k, 0.0) + v.detach()  # summed on the device: no sync per step
+        for k, v in parts.items():
+            window[k] = window.get(k, 0.0) + v  # summed on the device: no sync per step
         if iteration % args.log_every == 0:
             means = {k: float(v) / args.log_every for k, v in window.items()}
             history.add(iteration, {f"train/{k}": v for k, v in means.items() if k != "grad_norm"})
             elapsed = time.monotonic() - tick
-            stft = f" stft {means['stft']:.4f}" if "stft" in means else ""
+            stft_note = f" stft {means['stft']:.4f}" if "stft" in means else ""
             log.info("it %d lr %.2e | loss %.4f%s grad_norm %.3f | %.1f it/s, %.0f kS/s%s", iteration, lr,
-                     means["loss"], stft, means["grad_norm"], args.log_every / elapsed,
+                     means["loss"], stft_note, means["grad_norm"], args.log_every / elapsed,
                      args.log_every * audio.numel() / elapsed / 1e3, memory_note(device))
             if not math.isfinite(means["loss"]):
                 log.error("loss is not finite: stopping without saving. Hint: lower --lr or use --precision fp32.")
@@ -287,6 +321,14 @@ def train(args: argparse.Namespace) -> int:
     save()
     log.info("done: %d iterations, %.1f min", iteration, budget.elapsed() / 60)
     return 0
+
+
+def optimizer_state(opt: torch.optim.Optimizer) -> dict[str, Any]:
+    """The optimizer's state dict with plain float learning rates (a graphed run keeps them as device tensors)."""
+    state = opt.state_dict()
+    for group in state["param_groups"]:
+        group["lr"] = float(group["lr"])
+    return state
 
 
 @torch.no_grad()
@@ -323,7 +365,8 @@ def validate(model: WaveGlow, val_set: Segments, data: Dataset, items: np.ndarra
 
 
 def main(argv: list[str] | None = None) -> int:
-    return train(parser().parse_args(argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return train(parser().parse_args(argv), argv)
 
 
 if __name__ == "__main__":

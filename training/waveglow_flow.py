@@ -9,6 +9,8 @@ forward pass with the same modules, so the trained ``state_dict`` exports unchan
   shift come from the flow's WN on the first half of the channels and the mel conditioning;
 - every ``n_early_every`` flows, ``n_early_size`` channels leave early; z is the early
   outputs in order, then what remains: the layout rtvoice's noise input uses;
+- with ``--inv-conv lu`` (the default) the 1x1 convolutions train LU-parametrized, as Glow's
+  do (:class:`LUWeight`), and are saved as NVIDIA's plain W;
 - with ``--weight-norm on`` the WN convolutions train weight-normed, as NVIDIA's do
   (:func:`add_weight_norm`), saved under NVIDIA's ``weight_g``/``weight_v`` names, which
   rtvoice's loader folds.
@@ -21,10 +23,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from typing import cast
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn import functional as F
+from torch.nn.utils import parametrize
 
 from rtvoice.export.waveglow import WN, Invertible1x1Conv, WaveGlow
 
@@ -95,11 +99,83 @@ def standardize_conditioning(model: WaveGlow, mel_mean: Tensor, mel_std: float) 
                 conv.bias.sub_(conv.weight[:, :, 0] @ mel_mean.to(conv.weight))
 
 
+class LUWeight(nn.Module):
+    """Glow's parametrization of an invertible 1x1 convolution: ``W = P L (U + diag(sign * exp(log_s)))``.
+
+    P (a permutation) and the signs stay fixed; L (unit lower triangular), U (strictly upper)
+    and ``log_s`` train. Why: ``log|det W| = sum(log_s)``, with no LU factorization in the step.
+    NVIDIA's plain W needs ``slogdet`` forward and a solve backward for every flow: solver calls
+    that cost time on a GPU and may not be capturable in a CUDA graph (waveglow_graph.py). The
+    model still computes and exports a plain W, so checkpoints keep NVIDIA's layout
+    (:func:`plain_state_dict`); registering on trained weights is exact.
+    """
+
+    perm: Tensor
+    sign: Tensor
+    strict_lower: Tensor
+    eye: Tensor
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.register_buffer("perm", torch.eye(c))
+        self.register_buffer("sign", torch.ones(c))
+        self.register_buffer("strict_lower", torch.tril(torch.ones(c, c), -1))
+        self.register_buffer("eye", torch.eye(c))
+
+    def forward(self, lower: Tensor, upper: Tensor, log_s: Tensor) -> Tensor:
+        lower_unit = lower * self.strict_lower + self.eye
+        upper_full = upper * self.strict_lower.T + torch.diag(self.sign * torch.exp(log_s))
+        return (self.perm @ lower_unit @ upper_full)[:, :, None]
+
+    def right_inverse(self, weight: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Factor a weight (c, c, 1); fixes P and the signs from it (called once, at registration)."""
+        perm, lower, upper = torch.linalg.lu(weight.detach().squeeze(-1).double())
+        diag = torch.diagonal(upper)
+        self.perm.copy_(perm)
+        self.sign.copy_(torch.sign(diag))
+        return (torch.tril(lower, -1).float(), torch.triu(upper, 1).float(), torch.log(diag.abs()).float())
+
+
+def add_lu(model: WaveGlow) -> None:
+    """Train every flow's 1x1 convolution through :class:`LUWeight`, starting from its current W."""
+    for conv in model.convinv:
+        assert isinstance(conv, Invertible1x1Conv)  # nn.ModuleList items are typed as Module
+        parametrize.register_parametrization(conv.conv, "weight", LUWeight(conv.conv.weight.size(0)))
+
+
+def has_lu(model: WaveGlow) -> bool:
+    """Whether the model's 1x1 convolutions train through :class:`LUWeight`."""
+    convs = [conv for conv in model.convinv if isinstance(conv, Invertible1x1Conv)]
+    return any(parametrize.is_parametrized(conv.conv, "weight") for conv in convs)
+
+
+def plain_state_dict(model: WaveGlow) -> dict[str, Tensor]:
+    """The model's ``state_dict`` with every LU-parametrized 1x1 weight folded into a plain W."""
+    state = model.state_dict()
+    for k, conv in enumerate(model.convinv):
+        assert isinstance(conv, Invertible1x1Conv)  # nn.ModuleList items are typed as Module
+        if parametrize.is_parametrized(conv.conv, "weight"):
+            prefix = f"convinv.{k}.conv.parametrizations.weight."
+            state = {name: v for name, v in state.items() if not name.startswith(prefix)}
+            state[f"convinv.{k}.conv.weight"] = conv.conv.weight.detach().clone()
+    return state
+
+
 def mixing_weight(model: WaveGlow, k: int) -> Tensor:
     """Flow ``k``'s invertible 1x1 convolution weight (c, c, 1), in float32."""
     conv = model.convinv[k]
     assert isinstance(conv, Invertible1x1Conv)  # nn.ModuleList items are typed as Module
     return conv.conv.weight.float()
+
+
+def mixing_logdet(model: WaveGlow, k: int) -> Tensor:
+    """``log|det W|`` of flow ``k``'s 1x1 convolution: ``sum(log_s)`` under LU, else ``slogdet``."""
+    conv = model.convinv[k]
+    assert isinstance(conv, Invertible1x1Conv)  # nn.ModuleList items are typed as Module
+    if parametrize.is_parametrized(conv.conv, "weight"):
+        log_s = cast(Tensor, conv.conv.parametrizations.weight.original2)  # type: ignore[union-attr]
+        return log_s.sum()
+    return cast(Tensor, torch.linalg.slogdet(mixing_weight(model, k).squeeze(-1))[1])
 
 
 def zero_init_couplings(model: WaveGlow) -> None:
@@ -132,9 +208,8 @@ def forward_flow(model: WaveGlow, audio: Tensor, mel: Tensor,
         if k % p.n_early_every == 0 and k > 0:
             early.append(x[:, : p.n_early_size])
             x = x[:, p.n_early_size :]
-        w = mixing_weight(model, k)
-        x = F.conv1d(x, w)
-        logdet_total = logdet_total + b * steps * torch.linalg.slogdet(w.squeeze(-1))[1]
+        x = F.conv1d(x, mixing_weight(model, k))
+        logdet_total = logdet_total + b * steps * mixing_logdet(model, k)
         n_half = x.size(1) // 2
         x0, x1 = x[:, :n_half], x[:, n_half:]
         with autocast():

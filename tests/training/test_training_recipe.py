@@ -105,3 +105,36 @@ def test_a_failed_graph_capture_restarts_the_run_eagerly(tmp_path: Path) -> None
     assert saved["config"]["training"]["cuda_graphs"] == "off"
     assert 0 < saved["config"]["training"]["minutes"] < 0.3  # what was left, not a new budget
     assert "profile of 1 steps" in log  # the restarted run keeps the other flags
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(torch.cuda.is_available(), reason="makes the capture fail by having no CUDA device")
+def test_a_failed_waveglow_step_capture_restarts_the_run_eagerly(tmp_path: Path) -> None:
+    """The same fallback for WaveGlow's graphed step; the run also resumes a plain-W checkpoint in LU form."""
+    import subprocess
+    import sys
+
+    from training import checkpoint
+    from training.data import Row, make
+    from training.espeak import Teacher
+
+    rows = [Row(i, "heldout" if i == 3 else "train", w) for i, w in enumerate(["hi there.", "a cat.", "go.", "no."])]
+    data = tmp_path / "data"
+    make(data, rows, Teacher(espeak=fake_espeak(tmp_path)), jobs=1, shard_size=8, device="cpu")
+    ckpt = tmp_path / "ckpt"
+    common = [sys.executable, "-m", "training.train_waveglow", "--data", str(data), "--out", str(ckpt), "--preset",
+              "tiny", "--device", "cpu", "--batch-size", "2", "--segment-frames", "8", "--reserve-seconds", "0",
+              "--log-every", "1", "--resume"]
+    first = subprocess.run([*common, "--minutes", "0.05", "--inv-conv", "plain"], capture_output=True, text=True,
+                           timeout=120, check=False)
+    assert first.returncode == 0, first.stderr[-2000:]
+    run = subprocess.run([*common, "--minutes", "0.3", "--cuda-graphs", "on"], capture_output=True, text=True,
+                         timeout=240, check=False)
+    log = (ckpt / "waveglow.log").read_text()
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "capture of the training step failed" in log and "restarting eagerly" in log
+    assert "1x1 convolutions lu (the checkpoint's: plain)" in log  # another parameter form: a fresh optimizer
+    saved = checkpoint.load(ckpt / "waveglow.pt")
+    assert saved["config"]["training"]["cuda_graphs"] == "off" and saved["config"]["training"]["inv_conv"] == "lu"
+    assert "convinv.0.conv.weight" in saved["state_dict"]  # saved as NVIDIA's plain W
+    assert not any("parametrizations" in name for name in saved["state_dict"])
