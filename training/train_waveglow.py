@@ -221,7 +221,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
                  "optimizer starts afresh (warming up again)", args.weight_norm, args.inv_conv, saved_inv_conv)
         opt_state = None
     graphed = args.cuda_graphs == "on" or (args.cuda_graphs == "auto" and device.type == "cuda")
-    why_not = [why for why, bad in (("--stft-weight", args.stft_weight > 0), ("--precision fp16", precision == "fp16"),
+    why_not = [why for why, bad in (("--precision fp16", precision == "fp16"),
                                     ("--inv-conv plain", args.inv_conv != "lu")) if bad]
     if graphed and why_not:
         log.info("CUDA graphs: off (the graphed step has no %s); the step runs eagerly", ", ".join(why_not))

@@ -122,10 +122,21 @@ class LUWeight(nn.Module):
         self.register_buffer("strict_lower", torch.tril(torch.ones(c, c), -1))
         self.register_buffer("eye", torch.eye(c))
 
-    def forward(self, lower: Tensor, upper: Tensor, log_s: Tensor) -> Tensor:
+    def factors(self, lower: Tensor, upper: Tensor, log_s: Tensor) -> tuple[Tensor, Tensor]:
+        """L (unit lower triangular) and U (upper triangular, its diagonal ``sign * exp(log_s)``)."""
         lower_unit = lower * self.strict_lower + self.eye
         upper_full = upper * self.strict_lower.T + torch.diag(self.sign * torch.exp(log_s))
+        return lower_unit, upper_full
+
+    def forward(self, lower: Tensor, upper: Tensor, log_s: Tensor) -> Tensor:
+        lower_unit, upper_full = self.factors(lower, upper, log_s)
         return (self.perm @ lower_unit @ upper_full)[:, :, None]
+
+    def inverse(self, lower: Tensor, upper: Tensor, log_s: Tensor) -> Tensor:
+        """``W^-1 = U^-1 L^-1 P^T`` (c, c) by two triangular solves: no factorization either."""
+        lower_unit, upper_full = self.factors(lower, upper, log_s)
+        left = torch.linalg.solve_triangular(lower_unit, self.perm.T, upper=False, unitriangular=True)
+        return cast(Tensor, torch.linalg.solve_triangular(upper_full, left, upper=True))
 
     def right_inverse(self, weight: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Factor a weight (c, c, 1); fixes P and the signs from it (called once, at registration)."""
@@ -168,13 +179,30 @@ def mixing_weight(model: WaveGlow, k: int) -> Tensor:
     return conv.conv.weight.float()
 
 
-def mixing_logdet(model: WaveGlow, k: int) -> Tensor:
-    """``log|det W|`` of flow ``k``'s 1x1 convolution: ``sum(log_s)`` under LU, else ``slogdet``."""
+def _lu(model: WaveGlow, k: int) -> tuple[LUWeight, Tensor, Tensor, Tensor] | None:
+    """Flow ``k``'s :class:`LUWeight` and its trained ``(lower, upper, log_s)``; None for a plain W."""
     conv = model.convinv[k]
     assert isinstance(conv, Invertible1x1Conv)  # nn.ModuleList items are typed as Module
-    if parametrize.is_parametrized(conv.conv, "weight"):
-        log_s = cast(Tensor, conv.conv.parametrizations.weight.original2)  # type: ignore[union-attr]
-        return log_s.sum()
+    if not parametrize.is_parametrized(conv.conv, "weight"):
+        return None
+    weight = cast(parametrize.ParametrizationList, conv.conv.parametrizations.weight)  # type: ignore[union-attr]
+    originals = (weight.original0, weight.original1, weight.original2)
+    return cast(LUWeight, weight[0]), *cast(tuple[Tensor, Tensor, Tensor], originals)
+
+
+def mixing_inverse(model: WaveGlow, k: int) -> Tensor:
+    """``W^-1`` (c, c) of flow ``k``'s 1x1 convolution, differentiable: triangular solves under LU."""
+    lu = _lu(model, k)
+    if lu is not None:
+        return lu[0].inverse(*lu[1:])
+    return cast(Tensor, torch.linalg.inv(mixing_weight(model, k).squeeze(-1)))
+
+
+def mixing_logdet(model: WaveGlow, k: int) -> Tensor:
+    """``log|det W|`` of flow ``k``'s 1x1 convolution: ``sum(log_s)`` under LU, else ``slogdet``."""
+    lu = _lu(model, k)
+    if lu is not None:
+        return lu[3].sum()
     return cast(Tensor, torch.linalg.slogdet(mixing_weight(model, k).squeeze(-1))[1])
 
 
@@ -250,8 +278,7 @@ def inverse_flow(model: WaveGlow, noise: Tensor, mel: Tensor,
         out = out.float()
         log_s, shift = out[:, n_half:], out[:, :n_half]
         a1 = (a1 - shift) * torch.exp(-log_s)
-        w = mixing_weight(model, k).squeeze(-1)
-        audio = F.conv1d(torch.cat((a0, a1), 1), torch.linalg.inv(w)[:, :, None])
+        audio = F.conv1d(torch.cat((a0, a1), 1), mixing_inverse(model, k)[:, :, None])
         if k % p.n_early_every == 0 and k > 0:
             audio = torch.cat((noise[:, taken - p.n_early_size : taken].float(), audio), 1)
             taken -= p.n_early_size

@@ -8,12 +8,12 @@ batch is copied into static input tensors and one graph replays the step.
 
 What a graph needs of the step (train_waveglow.py sets it up so):
 
-- the 1x1 convolutions LU-parametrized (``--inv-conv lu``): ``log|det W|`` is then a sum,
-  with no LU factorization in the step, which the solvers may not run under capture;
+- the 1x1 convolutions LU-parametrized (``--inv-conv lu``): ``log|det W|`` is then a sum and
+  ``W^-1`` (for the STFT loss) two triangular solves, with no factorization in the step,
+  which the solvers may not run under capture;
 - AdamW ``capturable`` with a tensor learning rate, which :func:`training.loop.set_lr` fills
   in place, so the schedule still applies on every replay;
-- no fp16 loss scaling (its checks synchronize with the host) and no STFT loss (it inverts
-  W with a solver); the step then runs eagerly;
+- no fp16 loss scaling (its checks synchronize with the host): the step then runs eagerly;
 - gradients allocated by the capture itself (``set_to_none`` before it, never after): each
   replay overwrites them, and the optimizer step inside the graph reads them.
 
@@ -37,7 +37,7 @@ from torch import Tensor
 
 from rtvoice.export.waveglow import WaveGlow, WaveGlowParams
 from training.loop import CaptureFailed, set_lr
-from training.waveglow_flow import add_lu, flow_loss, forward_flow, zero_init_couplings
+from training.waveglow_flow import add_lu, flow_loss, forward_flow, inverse_flow, spectral_loss, zero_init_couplings
 
 WARMUP = 3
 """Real steps before the capture, on the first batch, on a side stream."""
@@ -102,7 +102,7 @@ def training_step(model: WaveGlow, opt: torch.optim.Optimizer, *, sigma: float, 
                   stft: Callable[[Tensor, Tensor], Tensor] | None = None, stft_weight: float = 0.0) -> StepBody:
     """The step train_waveglow.py runs, eagerly or as :class:`GraphedStep`'s body.
 
-    The likelihood, plus ``stft_weight`` times ``stft(audio, mel)`` if given (eager only),
+    The likelihood, plus ``stft_weight`` times ``stft(audio, mel)`` if given,
     backward, gradient clipping and the optimizer step. Gradients must be None before it
     (eagerly) or the capture's own (graphed).
     """
@@ -128,8 +128,10 @@ def training_step(model: WaveGlow, opt: torch.optim.Optimizer, *, sigma: float, 
 def compare_with_eager(device: torch.device, steps: int = 4) -> float:
     """The largest relative difference of the weights after ``steps`` graphed and eager steps.
 
-    Two copies of a small frame-rate WaveGlow (LU, fp32, no dither) train on the same batches;
-    the graphed copy's first batch is its warm-up, so the eager copy repeats that batch as often.
+    Two copies of a small frame-rate WaveGlow (LU, fp32, no dither) train on the same batches,
+    with the STFT loss on the inference direction (fixed noise, so both sides match), as
+    ``--stft-weight`` trains; the graphed copy's first batch is its warm-up, so the eager copy
+    repeats that batch as often.
     """
     torch.manual_seed(0)
     params = WaveGlowParams(n_flows=4, n_group=256, n_early_every=2, n_early_size=32, n_layers=2, kernel_size=3,
@@ -145,8 +147,13 @@ def compare_with_eager(device: torch.device, steps: int = 4) -> float:
     batches = [(0.1 * torch.randn(4, 16 * 256, generator=g).to(device), torch.randn(4, 80, 16, generator=g).to(device))
                for _ in range(steps)]
 
+    noise = 0.6 * torch.randn(2, 256, 16, generator=g).to(device)
+
+    def stft_of(model: WaveGlow) -> Callable[[Tensor, Tensor], Tensor]:
+        return lambda audio, mel: spectral_loss(inverse_flow(model, noise, mel[:2]), audio[:2])
+
     eager_opt = make_optimizer(eager_model, 1e-3, 1e-6, graphed=True)  # the same AdamW arithmetic, run eagerly
-    eager = training_step(eager_model, eager_opt, sigma=1.0, clip=5.0)
+    eager = training_step(eager_model, eager_opt, sigma=1.0, clip=5.0, stft=stft_of(eager_model), stft_weight=0.1)
     for n, (audio, mel) in enumerate([batches[0]] * WARMUP + batches[1:]):
         if n == WARMUP:
             set_lr(eager_opt, 5e-4)  # the schedule moves after the warm-up
@@ -154,7 +161,8 @@ def compare_with_eager(device: torch.device, steps: int = 4) -> float:
         eager(audio, mel)
 
     graph_opt = make_optimizer(graph_model, 1e-3, 1e-6, graphed=True)
-    graphed = GraphedStep(training_step(graph_model, graph_opt, sigma=1.0, clip=5.0), *batches[0],
+    graphed = GraphedStep(training_step(graph_model, graph_opt, sigma=1.0, clip=5.0, stft=stft_of(graph_model),
+                                        stft_weight=0.1), *batches[0],
                           lambda: graph_model.zero_grad(set_to_none=True))
     set_lr(graph_opt, 5e-4)  # filled in place: the replays must see it
     for audio, mel in batches[1:]:

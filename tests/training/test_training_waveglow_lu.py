@@ -19,9 +19,12 @@ from training.waveglow_flow import (  # noqa: E402
     flow_loss,
     forward_flow,
     has_lu,
+    inverse_flow,
+    mixing_inverse,
     mixing_logdet,
     mixing_weight,
     plain_state_dict,
+    spectral_loss,
 )
 from training.waveglow_graph import GraphedStep, compare_with_eager, make_optimizer, training_step  # noqa: E402
 
@@ -44,11 +47,13 @@ def test_lu_form_is_exact_on_trained_weights() -> None:
     audio, mel = 0.1 * torch.randn(2, 8 * 256 * 2), torch.randn(2, 80, 16)
     loss = flow_loss(*forward_flow(model, audio, mel))
     logdets = [float(mixing_logdet(model, k).detach()) for k in range(len(model.convinv))]
+    inverses = [mixing_inverse(model, k).detach() for k in range(len(model.convinv))]
     add_lu(model)
     assert has_lu(model)
     for k in range(len(model.convinv)):
         torch.testing.assert_close(mixing_weight(model, k), before[f"convinv.{k}.conv.weight"], atol=1e-6, rtol=1e-5)
         assert abs(float(mixing_logdet(model, k).detach()) - logdets[k]) < 1e-5
+        torch.testing.assert_close(mixing_inverse(model, k).detach(), inverses[k], atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(flow_loss(*forward_flow(model, audio, mel)), loss, atol=1e-5, rtol=1e-5)
     saved = plain_state_dict(model)
     assert saved.keys() == before.keys()  # NVIDIA's names, nothing of the LU form
@@ -63,13 +68,18 @@ def test_lu_trains_the_factors_and_saves_a_plain_weight_a_plain_model_loads() ->
     assert "convinv.0.conv.parametrizations.weight.original2" in names  # log_s trains
     assert not any(n.endswith("convinv.0.conv.weight") for n in names)  # W itself is computed
     opt = make_optimizer(model, 1e-2, 0.0, graphed=False)
-    step = training_step(model, opt, sigma=1.0, clip=5.0)
     audio, mel = 0.1 * torch.randn(2, 8 * 256 * 2), torch.randn(2, 80, 16)
+    noise = 0.6 * torch.randn(2, 8, 512)
+
+    def stft(audio: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:  # through W^-1's triangular solves
+        return spectral_loss(inverse_flow(model, noise, mel), audio)
+
+    step = training_step(model, opt, sigma=1.0, clip=5.0, stft=stft, stft_weight=0.5)
     w0 = mixing_weight(model, 0).detach().clone()
     for _ in range(3):
         model.zero_grad(set_to_none=True)
         parts = step(audio, mel)
-    assert set(parts) == {"loss", "grad_norm"} and torch.isfinite(parts["loss"])
+    assert set(parts) == {"loss", "stft", "grad_norm"} and torch.isfinite(parts["loss"] + parts["stft"])
     w = mixing_weight(model, 0).detach()
     assert not torch.allclose(w, w0)  # it trained
     plain = WaveGlow(PRESETS["tiny"])
