@@ -270,13 +270,14 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
     profiler = StepProfiler(args.profile_steps, device)
     tick = time.monotonic()
     first = iteration  # every run trains at least one iteration, however short its budget
+    step_ctx = autocast(device, precision, cache=False) if graphed else ctx  # a graph cannot use autocast's cache
+
     def stft(audio: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
         n = min(args.stft_items, audio.size(0))
         noise = torch.randn(n, params.n_group, audio.size(1) // params.n_group, device=device) * args.infer_sigma
-        return spectral_loss(inverse_flow(model, noise, mel[:n], ctx), audio[:n])
+        return spectral_loss(inverse_flow(model, noise, mel[:n], step_ctx), audio[:n])
 
-    body = training_step(model, opt, sigma=args.sigma, clip=args.grad_clip, scaler=scaler,
-                         autocast=autocast(device, precision, cache=False) if graphed else ctx,
+    body = training_step(model, opt, sigma=args.sigma, clip=args.grad_clip, scaler=scaler, autocast=step_ctx,
                          stft=stft if args.stft_weight > 0 else None, stft_weight=args.stft_weight)
     graph: GraphedStep | None = None
     while iteration == first or not budget.over():
