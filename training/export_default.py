@@ -74,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sigma", type=float, default=0.6, help="WaveGlow noise scale stored in voice.json")
     p.add_argument("--max-decoder-steps", type=int,
                    help="decoder step limit (default: the one training derived from the data)")
+    p.add_argument("--context-frames", type=int, default=32,
+                   help="mel frames of context the vocoder sees on each side of a streamed chunk. 32: with the "
+                        "trained frame-rate WaveGlow (iteration 28,627), rtvoice bench --seams measured streamed "
+                        "against whole audio at 52-63 dB SNR with 16 frames and 116-119 dB (float rounding) with 32")
     p.add_argument("--budget-mb", type=float, default=25.0, help="largest voice folder, in 10^6 bytes")
     p.add_argument("--check-text", default="Hello. This is the default voice of rtvoice.")
     args = p.parse_args(argv)
@@ -88,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / args.name
-        build_voice(tacotron2, waveglow, staged, args.name, source, args.sigma)
+        config = build_voice(tacotron2, waveglow, staged, args.name, source, args.sigma)
+        dataclasses.replace(config, streaming=dataclasses.replace(config.streaming,
+                                                                  context_frames=args.context_frames)).save(staged)
         sizes = folder_bytes(staged)
         total = sum(sizes.values())
         for name, size in sizes.items():
