@@ -199,12 +199,16 @@ def compare_with_eager(params: Tacotron2Params, device: torch.device, seeds: tup
         loss.backward()  # type: ignore[no-untyped-call]
         return [loss.detach(), *(p.grad.clone() for p in model.parameters() if p.grad is not None)]
 
+    def padded(seed: int, frames: int) -> Batch:
+        """A random batch with its mel padded to ``frames`` (a shape :meth:`DecoderGraphs.pad` would not pick)."""
+        batch = random_batch(device, seed)
+        return Batch(batch.text, batch.text_lengths, nn.functional.pad(batch.mel, (0, frames - batch.mel.size(2))),
+                     batch.mel_lengths)
+
     worst = 0.0
     for seed in seeds:
         for frames in (24, 16):  # the second shape first: replay order need not follow capture order
-            batch = random_batch(device, seed)
-            batch = Batch(batch.text, batch.text_lengths, nn.functional.pad(batch.mel, (0, frames - 12)),
-                          batch.mel_lengths)
+            batch = padded(seed, frames)
             masks = prenet_masks(frames, 2, params.prenet_dim, 0.5, device)
             eager, graphed = step(batch, masks, None), step(batch, masks, graphs)
             if len(graphed) != len(eager):
@@ -212,9 +216,7 @@ def compare_with_eager(params: Tacotron2Params, device: torch.device, seeds: tup
             worst = max([worst, *(float((g - e).abs().max() / (e.abs().max() + 1e-6))
                                   for g, e in zip(graphed, eager, strict=True))])
     # Training draws dropout masks eagerly around the graphs: the random generator must still serve.
-    batch = random_batch(device, 9)
-    batch = Batch(batch.text, batch.text_lengths, nn.functional.pad(batch.mel, (0, 4)), batch.mel_lengths)
-    with_dropout = step(batch, prenet_masks(16, 2, params.prenet_dim, 0.5, device), graphs, Dropouts())
+    with_dropout = step(padded(9, 16), prenet_masks(16, 2, params.prenet_dim, 0.5, device), graphs, Dropouts())
     if not all(bool(torch.isfinite(t).all()) for t in with_dropout):
         return float("inf"), graphs
     return worst, graphs

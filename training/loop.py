@@ -149,13 +149,15 @@ class CaptureFailed(RuntimeError):
     """CUDA graphs could not be captured; this process's CUDA state is suspect, train in a new one."""
 
 
-def restart_eagerly(module: str, argv: list[str], budget: Budget) -> NoReturn:
-    """Replace this process with the same run, ``--cuda-graphs off``, for the minutes left.
+def restart_eagerly(module: str, argv: list[str], budget: Budget, what: str, exc: CaptureFailed) -> NoReturn:
+    """Log that capturing ``what`` failed; rerun as this process, ``--cuda-graphs off``, for the minutes left.
 
     A new process, because a failed capture can leave the CUDA random generator mid-capture
     (dropout then fails outside any graph: it cost Tacotron 2 a stretch on the H200).
     Captures come before the first step, so nothing trained is lost.
     """
+    log.warning("CUDA graph capture of %s failed (%s); restarting eagerly in a fresh process (this one's CUDA state "
+                "is suspect)", what, exc)
     left = max(0.05, budget.minutes_left())
     sys.stdout.flush()
     sys.stderr.flush()

@@ -175,9 +175,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
         try:
             graphs.capture()
         except CaptureFailed as exc:
-            log.warning("CUDA graph capture of the decoder loop failed (%s); restarting eagerly in a fresh process "
-                        "(this one's CUDA state is suspect)", exc)
-            restart_eagerly("training.train_tacotron2", argv, budget)
+            restart_eagerly("training.train_tacotron2", argv, budget, "the decoder loop", exc)
     config = {**params.to_dict(), "training": {k: (str(v) if isinstance(v, Path) else v)
                                                for k, v in vars(args).items()}}
 

@@ -229,11 +229,12 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
     n_params = sum(p.numel() for p in model.parameters())
     log.info("WaveGlow: %.2f M parameters (%.1f MB float32), %s on %s; %s", n_params / 1e6, n_params * 4e-6,
              precision, device, params)
-    opt = make_optimizer(model, args.lr, args.weight_decay, graphed=graphed and device.type == "cuda")
+    capturable = graphed and device.type == "cuda"  # elsewhere the capture fails, and the run restarts eagerly
+    opt = make_optimizer(model, args.lr, args.weight_decay, graphed=capturable)
     warm_from = 0
     if opt_state is not None:
         opt.load_state_dict(opt_state)
-        if graphed and device.type == "cuda":
+        if capturable:
             tensor_lr(opt)  # loading put the saved float back
     elif saved is not None:
         warm_from = iteration
@@ -289,9 +290,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
             try:
                 graph = GraphedStep(body, audio, mel, lambda: opt.zero_grad(set_to_none=True))
             except CaptureFailed as exc:
-                log.warning("CUDA graph capture of the training step failed (%s); restarting eagerly in a fresh "
-                            "process (this one's CUDA state is suspect)", exc)
-                restart_eagerly("training.train_waveglow", argv, budget)
+                restart_eagerly("training.train_waveglow", argv, budget, "the training step", exc)
             iteration += WARMUP  # the capture's warm-up trained on this batch
             log.info("captured the training step in a CUDA graph (batch %d x %d samples), after %d warm-up steps%s",
                      audio.size(0), audio.size(1), WARMUP, memory_note(device))
