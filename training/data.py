@@ -153,13 +153,7 @@ def make(out: Path, rows: list[Row], teacher: Teacher, jobs: int, shard_size: in
                 chunk = shards[name]
                 with torch.no_grad():
                     mels = [mel_fn(int16_to_float(c).to(device)[None])[0].T.half().cpu().numpy() for c in clips]
-                ids = [symbol_ids(r.text) for r in chunk]
-                tmp = out / (name + ".tmp.npz")
-                np.savez(tmp, index=np.array([r.index for r in chunk], np.int32),
-                         audio=np.concatenate(clips), audio_len=np.array([c.size for c in clips], np.int32),
-                         mel=np.concatenate(mels), mel_len=np.array([m.shape[0] for m in mels], np.int32),
-                         ids=np.concatenate(ids), ids_len=np.array([i.size for i in ids], np.int32))
-                os.replace(tmp, out / name)
+                save_shard(out / name, [r.index for r in chunk], clips, mels, [symbol_ids(r.text) for r in chunk])
                 if done % 10 == 0 or done == len(todo):
                     log.info("  %d/%d shards, %.0f s", done, len(todo), time.perf_counter() - start)
     manifest = {"settings": settings, "shards": sorted(shards), "heldout": [r.index for r in rows
@@ -169,6 +163,20 @@ def make(out: Path, rows: list[Row], teacher: Teacher, jobs: int, shard_size: in
         log.info("espeak-ng: %.1f ms of one core per sentence; wall %.0f s for %d sentences",
                  1000 * cpu / sum(len(t[2]) for t in todo), time.perf_counter() - start, sum(len(t[2]) for t in todo))
     return manifest
+
+
+def save_shard(path: Path, index: list[int], audio: list[np.ndarray], mels: list[np.ndarray],
+               ids: list[np.ndarray]) -> None:
+    """Write one shard (the only writer of the layout :meth:`Dataset.load` reads), atomically.
+
+    ``audio`` int16 clips, ``mels`` float16 (frames, n_mel), ``ids`` int16 symbol ids, per item.
+    """
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, index=np.array(index, np.int32),
+             audio=np.concatenate(audio), audio_len=np.array([c.size for c in audio], np.int32),
+             mel=np.concatenate(mels), mel_len=np.array([m.shape[0] for m in mels], np.int32),
+             ids=np.concatenate(ids), ids_len=np.array([i.size for i in ids], np.int32))
+    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)
@@ -186,13 +194,18 @@ class Dataset:
 
     @classmethod
     def load(cls, folder: Path = DATA, with_audio: bool = True) -> Dataset:
+        return cls.load_shards(folder, None, with_audio)
+
+    @classmethod
+    def load_shards(cls, folder: Path, names: list[str] | None, with_audio: bool = True) -> Dataset:
+        """The shards ``names`` of ``folder`` (all of them for None)."""
         path = folder / MANIFEST
         if not path.exists():
             raise FileNotFoundError(f"{folder} holds no dataset. Hint: python -m training.data make --out {folder}")
         manifest = json.loads(path.read_text())
         parts: dict[str, list[np.ndarray]] = {k: [] for k in ("index", "audio", "audio_len", "mel", "mel_len",
                                                                "ids", "ids_len")}
-        for name in manifest["shards"]:
+        for name in manifest["shards"] if names is None else names:
             with np.load(folder / name) as shard:
                 for key, value in parts.items():
                     if key != "audio" or with_audio:
@@ -210,6 +223,11 @@ class Dataset:
 
     def __len__(self) -> int:
         return int(self.index.size)
+
+    def split(self, key: str) -> list[np.ndarray]:
+        """One array per utterance of ``key`` ("ids", "mel" or "audio")."""
+        values, off = getattr(self, key), getattr(self, f"{key}_off")
+        return [values[off[i] : off[i + 1]] for i in range(len(self))]
 
     def mel_lengths(self) -> np.ndarray:
         return np.diff(self.mel_off)

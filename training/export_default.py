@@ -35,18 +35,24 @@ HERE = Path(__file__).resolve().parent
 VOICE = HERE.parent / "rtvoice" / "voices" / "default"
 
 
-def load_models(folder: Path, max_decoder_steps: int | None = None) -> tuple[Tacotron2, WaveGlow, dict[str, int]]:
-    """Both models from their training checkpoints, every tensor checked by name and shape."""
+def load_tacotron2(folder: Path, max_decoder_steps: int | None = None) -> tuple[Tacotron2, int]:
+    """Tacotron 2 from its training checkpoint in eval mode, and its iteration."""
     t = checkpoint.load(folder / "tacotron2.pt")
-    w = checkpoint.load(folder / "waveglow.pt")
     params = Tacotron2Params.from_config(t["config"])
     if max_decoder_steps:
         params = dataclasses.replace(params, max_decoder_steps=max_decoder_steps)
     tacotron2 = Tacotron2(params)
     load_state(tacotron2, t["state_dict"], "Tacotron 2")
+    return tacotron2.eval(), int(t["iteration"])
+
+
+def load_models(folder: Path, max_decoder_steps: int | None = None) -> tuple[Tacotron2, WaveGlow, dict[str, int]]:
+    """Both models from their training checkpoints, every tensor checked by name and shape."""
+    tacotron2, t_iteration = load_tacotron2(folder, max_decoder_steps)
+    w = checkpoint.load(folder / "waveglow.pt")
     waveglow = WaveGlow(WaveGlowParams.from_config(w["config"]))
     load_state(waveglow, fold_weight_norm(w["state_dict"]), "WaveGlow")  # g * v / ||v||, as NVIDIA's
-    return tacotron2.eval(), waveglow.eval(), {"tacotron2": t["iteration"], "waveglow": w["iteration"]}
+    return tacotron2, waveglow.eval(), {"tacotron2": t_iteration, "waveglow": w["iteration"]}
 
 
 def folder_bytes(folder: Path) -> dict[str, int]:

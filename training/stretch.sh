@@ -72,15 +72,17 @@ for r in "${runs[@]}"; do
   fi
 done
 
-# On a GPU, Tacotron 2 trains its decoder loop in CUDA graphs (training/decoder_graphs.py) and WaveGlow
-# its whole step (training/waveglow_graph.py). First check, in seconds, that graphed and eager train
-# alike here; if not, that model trains eagerly.
+# CUDA graphs are opt-in (--cuda-graphs on in MODEL_ARGS; see training/README.md for why): Tacotron 2's
+# decoder loop (training/decoder_graphs.py) and WaveGlow's whole step (training/waveglow_graph.py).
+# When asked for, first check, in seconds, that graphed and eager train alike here; if not, that
+# model trains eagerly.
+wants_graphs() { [[ " ${runs[*]} " == *" $1"* && " $2 " == *" --cuda-graphs on "* ]]; }
 if python3 -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
-  if [[ " ${runs[*]} " == *" tacotron2"* ]] && ! python3 -m training.decoder_graphs; then
+  if wants_graphs tacotron2 "${TACOTRON2_ARGS:-}" && ! python3 -m training.decoder_graphs; then
     echo "warning: the CUDA-graph decoder loop failed its check; Tacotron 2 trains eagerly (--cuda-graphs off)"
     TACOTRON2_ARGS="${TACOTRON2_ARGS:-} --cuda-graphs off"
   fi
-  if [[ " ${runs[*]} " == *" waveglow"* ]] && ! python3 -m training.waveglow_graph; then
+  if wants_graphs waveglow "${WAVEGLOW_ARGS:-}" && ! python3 -m training.waveglow_graph; then
     echo "warning: the CUDA-graph WaveGlow step failed its check; WaveGlow trains eagerly (--cuda-graphs off)"
     WAVEGLOW_ARGS="${WAVEGLOW_ARGS:-} --cuda-graphs off"
   fi

@@ -150,9 +150,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--inv-conv", choices=("lu", "plain"), default="lu",
                    help="train the invertible 1x1 convolutions LU-parametrized, as Glow does (saved as NVIDIA's plain "
                         "W either way; see waveglow_flow.LUWeight), or plain, as NVIDIA does")
-    p.add_argument("--cuda-graphs", choices=("auto", "on", "off"), default="auto",
+    p.add_argument("--cuda-graphs", choices=("auto", "on", "off"), default="off",
                    help="run the whole training step as one CUDA graph (auto: on a CUDA device, when the step "
-                        "allows it); see waveglow_graph.py")
+                        "allows it); see waveglow_graph.py. Off by default: its self-check failed on the H200 "
+                        "(weights 1.3e-1 apart from eager after one step), not yet understood")
     p.add_argument("--dither", type=float, default=1.0,
                    help="uniform dequantization noise, in int16 steps (0: none); see dequantize()")
     p.add_argument("--sigma", type=float, default=1.0, help="training sigma (NVIDIA: 1.0)")

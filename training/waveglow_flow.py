@@ -151,7 +151,10 @@ def add_lu(model: WaveGlow) -> None:
     """Train every flow's 1x1 convolution through :class:`LUWeight`, starting from its current W."""
     for conv in model.convinv:
         assert isinstance(conv, Invertible1x1Conv)  # nn.ModuleList items are typed as Module
-        parametrize.register_parametrization(conv.conv, "weight", LUWeight(conv.conv.weight.size(0)))
+        # Its buffers (P, signs, masks) go where the weight is: a model already on the GPU got
+        # CPU buffers here once, and every GPU run died in its first step.
+        lu = LUWeight(conv.conv.weight.size(0)).to(conv.conv.weight.device)
+        parametrize.register_parametrization(conv.conv, "weight", lu)
 
 
 def has_lu(model: WaveGlow) -> bool:
