@@ -22,10 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+from torch.nn.grad import conv1d_input, conv1d_weight
 
 from rtvoice.export.tacotron2 import Attention, DecoderState, Tacotron2
 
@@ -91,13 +93,69 @@ def postnet(model: Tacotron2, mel: Tensor, dropout: float, live: Tensor) -> Tens
     return mel * live + x
 
 
+class LocationEnergies(torch.autograd.Function):
+    """Location-sensitive attention's energies ``v . tanh(q + L(weights_cat) + processed_memory)``, (B, N).
+
+    The arithmetic of :meth:`Attention.forward`, in float32 at least, with a backward of its own that
+    recomputes the (B, N, attention_dim) features instead of keeping them. Why: autograd keeps
+    that sum's tanh and the location features for every decoder frame, about 160 values per
+    (item, symbol, frame), the bulk of a training step's memory; that memory, not time,
+    capped the GPU batch (256 took 43 GiB on its longest batches). Kept here per frame: the
+    projected query (B, A) and ``weights_cat`` (B, 2, N). The price is the forward's five
+    kernels again in the backward.
+
+    Inputs: ``query`` (B, A) already through ``query_layer``, ``weights_cat`` (B, 2, N),
+    ``processed_memory`` (B, N, A), and the weights of ``location_conv`` (F, 2, K),
+    ``location_dense`` (A, F) and ``v`` (1, A). Gradients come back in each input's dtype.
+    """
+
+    @staticmethod
+    def _wide(*tensors: Tensor) -> tuple[Tensor, ...]:
+        """The inputs in float32 (float64 stays float64), whatever autocast made of them."""
+        dtype = torch.promote_types(tensors[0].dtype, torch.float32)
+        return tuple(t.to(dtype) for t in tensors)
+
+    @staticmethod
+    def _features(query: Tensor, weights_cat: Tensor, processed_memory: Tensor, conv: Tensor,
+                  dense: Tensor) -> tuple[Tensor, Tensor]:
+        """(location conv output (B, N, F), tanh of the summed features (B, N, A))."""
+        location = F.conv1d(weights_cat, conv, padding=(conv.size(-1) - 1) // 2).transpose(1, 2)
+        return location, torch.tanh(query[:, None, :] + location @ dense.T + processed_memory)
+
+    @staticmethod
+    def forward(ctx: Any, query: Tensor, weights_cat: Tensor, processed_memory: Tensor, conv: Tensor,
+                dense: Tensor, v: Tensor) -> Tensor:
+        ctx.save_for_backward(query, weights_cat, processed_memory, conv, dense, v)
+        with torch.autocast(query.device.type, enabled=False):
+            q, w, pm, c, d, vv = LocationEnergies._wide(query, weights_cat, processed_memory, conv, dense, v)
+            return LocationEnergies._features(q, w, pm, c, d)[1] @ vv[0]
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, ...]:
+        saved = ctx.saved_tensors
+        with torch.autocast(grad.device.type, enabled=False):
+            q, w, pm, c, d, vv = LocationEnergies._wide(*saved)
+            location, h = LocationEnergies._features(q, w, pm, c, d)
+            g = grad.to(h.dtype)
+            g_sum = g[..., None] * vv[0] * (1 - h * h)  # (B, N, A): d energies / d (q + L + pm)
+            g_v = torch.einsum("bn,bna->a", g, h)[None]
+            g_dense = g_sum.flatten(0, 1).T @ location.flatten(0, 1)
+            g_location = (g_sum @ d).transpose(1, 2)  # (B, F, N)
+            pad = (c.size(-1) - 1) // 2
+            g_conv = conv1d_weight(w, c.shape, g_location, padding=pad)  # type: ignore[no-untyped-call]
+            g_weights = conv1d_input(w.shape, c, g_location, padding=pad)  # type: ignore[no-untyped-call]
+        grads = (g_sum.sum(1), g_weights, g_sum, g_conv, g_dense, g_v)
+        return tuple(gr.to(t.dtype) for gr, t in zip(grads, saved, strict=True))
+
+
 class AttentionStep(nn.Module):
     """The attention's per-frame layers: all of :class:`Attention` but ``memory_layer``.
 
     ``memory_layer`` runs once per sentence, before the loop (:func:`encode`). A loop module
     that held it would own a parameter its output does not depend on, and
     ``torch.cuda.make_graphed_callables`` refuses those ("One of the differentiated Tensors
-    appears to not have been used in the graph").
+    appears to not have been used in the graph"). Its energies go through
+    :class:`LocationEnergies`, which keeps a frame's memory small.
     """
 
     def __init__(self, attention: Attention) -> None:
@@ -106,8 +164,13 @@ class AttentionStep(nn.Module):
 
     def forward(self, query: Tensor, memory: Tensor, processed_memory: Tensor, weights_cat: Tensor,
                 mask: Tensor) -> tuple[Tensor, Tensor]:
-        # The same arithmetic as Attention.forward, which reads only these three layers.
-        return Attention.forward(self, query, memory, processed_memory, weights_cat, mask)  # type: ignore[arg-type]
+        # The same arithmetic as Attention.forward.
+        energies: Tensor = LocationEnergies.apply(  # type: ignore[no-untyped-call]
+            self.query_layer(query), weights_cat, processed_memory, self.location_layer.location_conv.conv.weight,
+            self.location_layer.location_dense.linear_layer.weight, self.v.linear_layer.weight)
+        weights = F.softmax(energies.masked_fill(mask, float("-inf")), dim=1)
+        context = torch.bmm(weights.unsqueeze(1).to(memory.dtype), memory).squeeze(1)
+        return context, weights
 
 
 class DecoderLoop(nn.Module):
