@@ -13,7 +13,8 @@ only the mels differ), so ``train_waveglow --data training/data-gta`` trains on 
 The model runs as the runtime runs it: no dropout but the prenet's, whose masks are drawn
 from ``--seed`` and each sentence's corpus line, so the same checkpoint and seed write the
 same mels, however the sentences are batched. Resumable:
-finished shards are skipped; a manifest naming another checkpoint or seed is refused.
+finished shards are skipped; a folder of another checkpoint or seed is refused (or, with
+``--overwrite``, written anew).
 """
 
 from __future__ import annotations
@@ -69,8 +70,13 @@ def gta_mels(model: Tacotron2, data: GpuData, items: np.ndarray, seed: int, batc
     return out
 
 
-def make(source: Path, out: Path, checkpoints: Path, seed: int, batch_size: int, device: str) -> dict[str, Any]:
-    """Write the GTA dataset of ``source`` into ``out``; returns its manifest."""
+def make(source: Path, out: Path, checkpoints: Path, seed: int, batch_size: int, device: str,
+         overwrite: bool = False) -> dict[str, Any]:
+    """Write the GTA dataset of ``source`` into ``out``; returns its manifest.
+
+    ``out`` may hold part of the same dataset (it is finished) or nothing; one of another
+    checkpoint or seed is refused, or with ``overwrite`` emptied first.
+    """
     model, iteration = load_tacotron2(checkpoints)
     model.to(device)
     manifest: dict[str, Any] = json.loads((source / MANIFEST).read_text())
@@ -78,8 +84,13 @@ def make(source: Path, out: Path, checkpoints: Path, seed: int, batch_size: int,
     out.mkdir(parents=True, exist_ok=True)
     path = out / MANIFEST
     if path.exists() and json.loads(path.read_text()).get("settings") != manifest["settings"]:
-        raise ValueError(f"{out} holds GTA mels of another checkpoint or seed. Hint: pass another --out, "
-                         "or delete that folder.")
+        if not overwrite:
+            raise ValueError(f"{out} holds GTA mels of another checkpoint or seed. Hint: pass another --out, "
+                             "or --overwrite.")
+        log.info("%s held GTA mels of another checkpoint or seed: writing them anew", out)
+        path.unlink()
+        for stale in out.glob("shard-*.npz"):
+            stale.unlink()
     todo = [name for name in manifest["shards"] if not (out / name).exists()]
     log.info("Tacotron 2 iteration %d: %d of %d shards to write into %s", iteration, len(todo),
              len(manifest["shards"]), out)
@@ -102,13 +113,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=DATA.with_name("data-gta"))
     p.add_argument("--seed", type=int, default=0, help="seeds the prenet's dropout masks")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--overwrite", action="store_true",
+                   help="rewrite an --out folder that holds the mels of another checkpoint or seed")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
-    make(args.data, args.out, args.checkpoints, args.seed, args.batch_size, args.device)
+    make(args.data, args.out, args.checkpoints, args.seed, args.batch_size, args.device, args.overwrite)
     return 0
 
 

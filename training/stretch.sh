@@ -12,6 +12,7 @@
 #
 # Why parallel: Tacotron 2's step-by-step decoder loop is launch-bound and leaves most of
 # the GPU idle, which WaveGlow's convolutions fill; a small WaveGlow leaves room for another.
+# GTA=1 trains WaveGlow on Tacotron 2's teacher-forced mels instead of the teacher's (see below).
 # Flags: MODEL_ARGS (TACOTRON2_ARGS, WAVEGLOW_ARGS) apply to every run of that model,
 # MODEL_VARIANT_ARGS (e.g. WAVEGLOW_STFT_ARGS) to one variant; command-line flags only
 # when a single run trains.
@@ -71,6 +72,15 @@ for r in "${runs[@]}"; do
     cp "$CHECKPOINTS/$m".* "$dir"/ 2>/dev/null || true
   fi
 done
+
+# GTA=1: WaveGlow trains on Tacotron 2's teacher-forced mels (training/gta.py), made here into $DATA-gta
+# from the newest Tacotron 2 checkpoint at the call's start (seconds on a GPU; GTA_BATCH sentences a batch).
+if [ "${GTA:-0}" = 1 ]; then
+  t2="$(python3 -m training.checkpoint newest tacotron2 "$CHECKPOINTS" "$RUN")"
+  [ -n "$t2" ] || { echo "error: GTA=1 needs a tacotron2 checkpoint in $CHECKPOINTS or $RUN" >&2; exit 2; }
+  python3 -m training.gta --checkpoints "$t2" --data "$DATA" --out "$DATA-gta" --overwrite --batch-size "${GTA_BATCH:-128}"
+  WAVEGLOW_ARGS="${WAVEGLOW_ARGS:-} --data $DATA-gta"
+fi
 
 # CUDA graphs are opt-in (--cuda-graphs on in MODEL_ARGS; see training/README.md for why): Tacotron 2's
 # decoder loop (training/decoder_graphs.py) and WaveGlow's whole step (training/waveglow_graph.py).

@@ -62,6 +62,9 @@ def test_training_gta_dataset(tmp_path: Path) -> None:
     np.testing.assert_array_equal(Dataset.load(out).mel, student.mel)
     with pytest.raises(ValueError, match="another checkpoint or seed"):
         gta.make(data, out, ckpt, seed=3, batch_size=2, device="cpu")
+    np.testing.assert_array_equal(Dataset.load(out).mel, student.mel)  # refused: nothing touched
+    gta.make(data, other, ckpt, seed=0, batch_size=2, device="cpu", overwrite=True)
+    np.testing.assert_array_equal(Dataset.load(other).mel, student.mel)
 
     # WaveGlow trains on it as on the teacher's mels.
     assert train_waveglow.main(["--data", str(out), "--out", str(ckpt), "--preset", "tiny", "--minutes", "0.01",

@@ -65,3 +65,32 @@ def test_stretch_trains_two_variants_side_by_side_and_land_keeps_one(tmp_path: P
     assert (kept / "waveglow.pt").read_bytes() == (out / "stft" / "waveglow.pt").read_bytes()
     assert "stft" in (kept / "waveglow.log").read_text()
     assert os.access(kept / "waveglow.pt", os.W_OK)
+
+
+@pytest.mark.timeout(600)
+def test_stretch_gta_trains_waveglow_on_the_newest_tacotron2_mels(tmp_path: Path) -> None:
+    """GTA=1: the mels of the newest Tacotron 2 (committed or on the machine) become WaveGlow's data."""
+    if not (ROOT / "training" / "carry" / "espeak.tar.xz").exists():
+        pytest.skip("training/carry/ is missing (bash training/fetch_espeak.sh)")
+    import json
+
+    (tmp_path / "committed").mkdir()
+    (tmp_path / "out").mkdir()
+    done = subprocess.run(["bash", str(STRETCH), "waveglow", "0.1"], env=_env(tmp_path, GTA="1"), cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "needs a tacotron2 checkpoint" in done.stderr, done.stderr
+    first = _env(tmp_path, TACOTRON2_ARGS="--preset tiny --batch-size 4 --threads 1")
+    done = subprocess.run(["bash", str(STRETCH), "tacotron2", "0.1"], env=first, cwd=ROOT, capture_output=True,
+                          text=True, timeout=540)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    env = _env(tmp_path, GTA="1", GTA_BATCH="8",
+               WAVEGLOW_ARGS="--preset tiny --batch-size 2 --segment-frames 8 --threads 1 --log-every 1")
+    done = subprocess.run(["bash", str(STRETCH), "waveglow", "0.1"], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=540)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    gta = tmp_path / "data-gta"
+    settings = json.loads((gta / "manifest.json").read_text())["settings"]
+    from training.checkpoint import load
+
+    assert settings["gta"]["tacotron2_iteration"] == load(tmp_path / "run" / "tacotron2.pt")["iteration"]
+    assert load(tmp_path / "out" / "waveglow.pt")["config"]["training"]["data"] == str(gta)
