@@ -12,9 +12,8 @@ The output folder has ``training.data``'s layout (same shards, audio, ids and he
 only the mels differ), so ``train_waveglow --data training/data-gta`` trains on it unchanged.
 The model runs as the runtime runs it: no dropout but the prenet's, whose masks are drawn
 from ``--seed`` and each sentence's corpus line, so the same checkpoint and seed write the
-same mels, however the sentences are batched. Resumable:
-finished shards are skipped; a folder of another checkpoint or seed is refused (or, with
-``--overwrite``, written anew).
+same mels, however the sentences are batched. Resumable: finished shards are skipped; a
+folder of another checkpoint or seed is refused (or, with ``--overwrite``, written anew).
 """
 
 from __future__ import annotations
