@@ -26,14 +26,18 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
             "DATA_ARGS": "--limit 24 --max-chars 40", **extra}
 
 
+def _stretch(env: dict[str, str], *args: str, timeout: int = 540) -> subprocess.CompletedProcess[str]:
+    """Run training/stretch.sh with ``args`` (runs, minutes, flags) in ``env``, its output captured."""
+    return subprocess.run(["bash", str(STRETCH), *args], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
 def test_stretch_rejects_bad_run_lists(tmp_path: Path) -> None:
     for spec, message in (("wavenet", "no model wavenet"), ("waveglow:Bad!", "variant names"),
                           ("waveglow waveglow", "named twice")):
-        done = subprocess.run(["bash", str(STRETCH), spec, "1"], env=_env(tmp_path), capture_output=True,
-                              text=True, timeout=60)
+        done = _stretch(_env(tmp_path), spec, "1", timeout=60)
         assert done.returncode == 2 and message in done.stderr, done.stderr
-    done = subprocess.run(["bash", str(STRETCH), "both", "1", "--lr", "1"], env=_env(tmp_path),
-                          capture_output=True, text=True, timeout=60)
+    done = _stretch(_env(tmp_path), "both", "1", "--lr", "1", timeout=60)
     assert done.returncode == 2 and "MODEL_ARGS" in done.stderr
 
 
@@ -45,8 +49,7 @@ def test_stretch_trains_two_variants_side_by_side_and_land_keeps_one(tmp_path: P
     (tmp_path / "out").mkdir()
     env = _env(tmp_path, WAVEGLOW_ARGS="--preset tiny --batch-size 2 --segment-frames 8 --threads 1 --log-every 1",
                WAVEGLOW_STFT_ARGS="--stft-weight 10 --stft-items 2")
-    done = subprocess.run(["bash", str(STRETCH), "waveglow waveglow:stft", "0.1"], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=540)
+    done = _stretch(env, "waveglow waveglow:stft", "0.1")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert any(line.startswith("[waveglow] ") and " it " in line for line in lines)
@@ -76,17 +79,14 @@ def test_stretch_gta_trains_waveglow_on_the_newest_tacotron2_mels(tmp_path: Path
 
     (tmp_path / "committed").mkdir()
     (tmp_path / "out").mkdir()
-    done = subprocess.run(["bash", str(STRETCH), "waveglow", "0.1"], env=_env(tmp_path, GTA="1"), cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    done = _stretch(_env(tmp_path, GTA="1"), "waveglow", "0.1", timeout=120)
     assert done.returncode == 2 and "needs a tacotron2 checkpoint" in done.stderr, done.stderr
     first = _env(tmp_path, TACOTRON2_ARGS="--preset tiny --batch-size 4 --threads 1")
-    done = subprocess.run(["bash", str(STRETCH), "tacotron2", "0.1"], env=first, cwd=ROOT, capture_output=True,
-                          text=True, timeout=540)
+    done = _stretch(first, "tacotron2", "0.1")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     env = _env(tmp_path, GTA="1", GTA_BATCH="8",
                WAVEGLOW_ARGS="--preset tiny --batch-size 2 --segment-frames 8 --threads 1 --log-every 1")
-    done = subprocess.run(["bash", str(STRETCH), "waveglow", "0.1"], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=540)
+    done = _stretch(env, "waveglow", "0.1")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     gta = tmp_path / "data-gta"
     settings = json.loads((gta / "manifest.json").read_text())["settings"]
