@@ -173,6 +173,22 @@ def check_finite(model: torch.nn.Module) -> None:
                                  "Hint: resume from the last checkpoint with a lower --lr, or --precision fp32.")
 
 
+def shrink_batch(device: torch.device, size: int, items: int, frames: int) -> int:
+    """After a batch of ``items`` x ``frames`` ran out of memory: free the cache, log, and return 3/4 of ``size``.
+
+    The caller drops that batch and draws new ones at the returned size, so a --batch-size
+    chosen a little too high costs one batch, not the run (and not the GPU call it is in).
+    """
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    smaller = max(1, size * 3 // 4)
+    log.warning("out of memory on a batch of %d items x %d frames%s: batch size %d -> %d",
+                items, frames, memory_note(device), size, smaller)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    return smaller
+
+
 def memory_note(device: torch.device) -> str:
     """Peak device memory so far, for the log (choosing --batch-size)."""
     if device.type != "cuda":

@@ -73,14 +73,15 @@ for r in "${runs[@]}"; do
   fi
 done
 
-# GTA=1: WaveGlow trains on Tacotron 2's teacher-forced mels (training/gta.py), made here into $DATA-gta
-# from the newest Tacotron 2 checkpoint at the call's start (seconds on a GPU; GTA_BATCH sentences a batch).
-if [ "${GTA:-0}" = 1 ]; then
+# GTA=1: WaveGlow trains on Tacotron 2's teacher-forced mels (training/gta.py), made into $DATA-gta
+# from the newest Tacotron 2 checkpoint at the call's start (GTA_BATCH sentences a batch). Tacotron 2
+# starts training first, so making them costs only WaveGlow's minutes.
+make_gta() {
+  local t2
   t2="$(python3 -m training.checkpoint newest tacotron2 "$CHECKPOINTS" "$RUN")"
-  [ -n "$t2" ] || { echo "error: GTA=1 needs a tacotron2 checkpoint in $CHECKPOINTS or $RUN" >&2; exit 2; }
+  [ -n "$t2" ] || { echo "error: GTA=1 needs a tacotron2 checkpoint in $CHECKPOINTS or $RUN" >&2; return 2; }
   python3 -m training.gta --checkpoints "$t2" --data "$DATA" --out "$DATA-gta" --overwrite --batch-size "${GTA_BATCH:-128}"
-  WAVEGLOW_ARGS="${WAVEGLOW_ARGS:-} --data $DATA-gta"
-fi
+}
 
 # CUDA graphs are opt-in (--cuda-graphs on in MODEL_ARGS; see training/README.md for why): Tacotron 2's
 # decoder loop (training/decoder_graphs.py) and WaveGlow's whole step (training/waveglow_graph.py).
@@ -98,10 +99,14 @@ if python3 -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
   fi
 fi
 
-train_minutes=$(python3 -c "print(round(max(0.5, ($start + $minutes * 60 - $(date +%s) - 15) / 60), 2))")
-echo "training ${runs[*]} for $train_minutes minutes (of $minutes for the whole command)"
+minutes_left() { python3 -c "print(round(max(0.5, ($start + $minutes * 60 - $(date +%s) - 15) / 60), 2))"; }
+echo "training ${runs[*]} in the $(minutes_left) minutes left (of $minutes for the whole command)"
+# Tacotron 2's runs start first: a WaveGlow run may first wait for GTA mels.
+mapfile -t ordered < <(printf '%s\n' "${runs[@]}" | grep '^tacotron2' || true; printf '%s\n' "${runs[@]}" | grep '^waveglow' || true)
 pids=()
-for r in "${runs[@]}"; do
+gta_data=""
+failed=0
+for r in "${ordered[@]}"; do
   m="${r%%:*}"
   var="${m^^}_ARGS"
   # shellcheck disable=SC2206
@@ -111,12 +116,26 @@ for r in "${runs[@]}"; do
     # shellcheck disable=SC2206
     extra+=(${!var:-})
   fi
+  if [ "$m" = waveglow ] && [ "${GTA:-0}" = 1 ]; then
+    # A failure here must not abandon the Tacotron 2 run already training: its files still go back.
+    if [ -z "$gta_data" ]; then
+      if make_gta; then gta_data="$DATA-gta"; else gta_data=failed; fi
+    fi
+    if [ "$gta_data" = failed ]; then
+      echo "error: making the GTA mels failed; $r does not train" >&2
+      failed=2
+      continue
+    fi
+    extra+=(--data "$gta_data")
+  fi
+  train_minutes="$(minutes_left)"
+  echo "$r trains for $train_minutes minutes"
   # Each trainer's lines carry its run's name, so runs at once stay readable.
   python3 -m "training.train_$m" --minutes "$train_minutes" --resume --data "$DATA" --out "$(run_dir "$r")" \
     "${extra[@]}" "$@" 2>&1 | sed -u "s/^/[$r] /" &
   pids+=($!)
 done
-status=0
+status=$failed
 for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
 
 if [ -n "${OUT:-}" ]; then

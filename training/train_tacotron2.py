@@ -42,6 +42,7 @@ from training.loop import (
     set_lr,
     set_threads,
     setup_logging,
+    shrink_batch,
 )
 from training.profile_steps import StepProfiler
 from training.tacotron2_steps import Batch, Dropouts, free_run, losses, prenet_masks, teacher_forced
@@ -212,12 +213,23 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
             masks = prenet_masks(batch.mel.size(2), len(items), params.prenet_dim, params.prenet_dropout, device)
             lr = schedule.at(iteration, warm_from)
             set_lr(opt, lr)
-            with ctx():
-                out = teacher_forced(model, batch, masks, drop, graphs)
-            parts = losses(out, batch, args.gate_pos_weight, args.guide_sigma)
-            loss = parts["mel"] + parts["mel_postnet"] + parts["gate"] + args.guide_weight * parts["guide"]
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            try:
+                with ctx():
+                    out = teacher_forced(model, batch, masks, drop, graphs)
+                parts = losses(out, batch, args.gate_pos_weight, args.guide_sigma)
+                loss = parts["mel"] + parts["mel_postnet"] + parts["gate"] + args.guide_weight * parts["guide"]
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+            except torch.OutOfMemoryError:
+                if graphs is not None or len(items) == 1:
+                    raise
+                # A batch's memory grows with its longest sentence; a too-large --batch-size
+                # costs one batch and a smaller size, not the GPU call.
+                out = parts = loss = None  # type: ignore[assignment]
+                opt.zero_grad(set_to_none=True)
+                args.batch_size = shrink_batch(device, args.batch_size, len(items), int(batch.mel.size(2)))
+                config["training"]["batch_size"] = args.batch_size
+                break
             scaler.unscale_(opt)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
             scaler.step(opt)
@@ -240,6 +252,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
         else:
             epoch += 1
             rng = np.random.default_rng(args.seed + epoch)
+        # (a break for a smaller batch size draws new batches from where the epoch's rng stands)
     profiler.close()
     save()
     log.info("done: %d iterations, %d epochs, %.1f min", iteration, epoch, budget.elapsed() / 60)

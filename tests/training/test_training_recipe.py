@@ -139,3 +139,40 @@ def test_a_failed_waveglow_step_capture_restarts_the_run_eagerly(tmp_path: Path)
     assert saved["config"]["training"]["cuda_graphs"] == "off" and saved["config"]["training"]["inv_conv"] == "lu"
     assert "convinv.0.conv.weight" in saved["state_dict"]  # saved as NVIDIA's plain W
     assert not any("parametrizations" in name for name in saved["state_dict"])
+
+
+@pytest.mark.timeout(300)
+def test_a_batch_out_of_memory_shrinks_the_batch_and_training_goes_on(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A --batch-size too large for the GPU costs one batch, not the run.
+
+    No CPU allocation fails the way CUDA's does, so the step raises torch's OutOfMemoryError
+    itself whenever a batch holds more than 3 sentences, as a GPU would past its memory.
+    """
+    from training import checkpoint, train_tacotron2
+    from training.data import Row, make
+    from training.espeak import Teacher
+
+    words = ["hi there.", "a cat.", "go.", "no.", "we sat.", "yes sir.", "a dog ran.", "up."]
+    rows = [Row(i, "heldout" if i == 7 else "train", w) for i, w in enumerate(words)]
+    data = tmp_path / "data"
+    make(data, rows, Teacher(espeak=fake_espeak(tmp_path)), jobs=1, shard_size=8, device="cpu")
+    real = train_tacotron2.teacher_forced
+    sizes: list[int] = []
+
+    def step(model, batch, *rest):  # type: ignore[no-untyped-def]
+        sizes.append(batch.text.size(0))
+        if batch.text.size(0) > 3:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(model, batch, *rest)
+
+    monkeypatch.setattr(train_tacotron2, "teacher_forced", step)
+    ckpt = tmp_path / "ckpt"
+    assert train_tacotron2.main(["--data", str(data), "--out", str(ckpt), "--preset", "tiny", "--device", "cpu",
+                                 "--minutes", "0.02", "--batch-size", "7", "--reserve-seconds", "0",
+                                 "--log-every", "1"]) == 0
+    assert sizes[:3] == [7, 5, 3]  # 7 -> 5 -> 3 (three quarters, rounded down), then it trains
+    saved = checkpoint.load(ckpt / "tacotron2.pt")
+    assert saved["iteration"] > 0 and saved["config"]["training"]["batch_size"] == 3
+    log = (ckpt / "tacotron2.log").read_text()
+    assert "out of memory on a batch of 7 items" in log and "batch size 5 -> 3" in log
