@@ -1,7 +1,7 @@
 """Where the default voice's word errors come from: each stage of the pipeline heard alone.
 
     python -m training.diagnose [--checkpoints training/checkpoints] [--limit 30] [--sigmas 0.3,0.6,1.0]
-                                [--gl-iters 60] [--out training/eval] [--wav]
+                                [--voice-sigmas 0.6] [--gl-iters 60] [--out training/eval] [--wav]
 
 The whole voice's WER (training/evaluate.py) mixes two models' errors. Here the same held-out
 sentences are heard through each stage alone, by the same recognizer (Whisper tiny.en):
@@ -11,7 +11,7 @@ sentences are heard through each stage alone, by the same recognizer (Whisper ti
   the mel representation itself;
 - ``griffinlim(tacotron2 mel)``: Tacotron 2's free-running mel, by Griffin-Lim: the acoustic model;
 - ``waveglow(teacher mel, sigma S)``: the vocoder alone, on the mel it was trained on;
-- ``waveglow(tacotron2 mel, sigma 0.6)``: the whole voice.
+- ``waveglow(tacotron2 mel, sigma S)``: the whole voice, at each of ``--voice-sigmas``.
 
 Griffin-Lim needs no training, so it adds no model of its own: what it loses is what any
 vocoder would have to guess from the mel. The report goes to ``OUT/parts.json``.
@@ -98,9 +98,17 @@ def vocode(waveglow: WaveGlow, mel: Tensor, sigma: float, seed: int) -> Audio:
         return waveglow.infer(mel[None], noise)[0].numpy().astype(np.float32)
 
 
+def whole(sigma: float) -> str:
+    """The whole voice's condition at WaveGlow noise scale ``sigma``."""
+    return f"waveglow(tacotron2 mel, sigma {sigma:g})"
+
+
 def model_clips(tacotron2: Tacotron2, waveglow: WaveGlow, teacher: Teacher, sigmas: Sequence[float],
-                gl_iters: int) -> Clips:
-    """Every condition's clip of one sentence, from the teacher and the two models."""
+                gl_iters: int, voice_sigmas: Sequence[float] = (VOICE_SIGMA,)) -> Clips:
+    """Every condition's clip of one sentence, from the teacher and the two models.
+
+    ``voice_sigmas`` are the whole voice's sigmas: the one to store in voice.json is chosen here.
+    """
     mel_fn = MelSpectrogram()
     waveglow.freeze_inverses()
 
@@ -114,7 +122,8 @@ def model_clips(tacotron2: Tacotron2, waveglow: WaveGlow, teacher: Teacher, sigm
                GL_TACOTRON2: griffin_lim(tacotron2_mel, gl_iters, seed=index)}
         for sigma in sigmas:
             out[f"waveglow(teacher mel, sigma {sigma:g})"] = vocode(waveglow, teacher_mel, sigma, index)
-        out[WHOLE] = vocode(waveglow, tacotron2_mel, VOICE_SIGMA, index)
+        for sigma in voice_sigmas:
+            out[whole(sigma)] = vocode(waveglow, tacotron2_mel, sigma, index)
         return out
 
     return clips
@@ -178,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoints", type=Path, default=HERE / "checkpoints")
     p.add_argument("--limit", type=int, default=30, help="the first N held-out sentences")
     p.add_argument("--sigmas", default="0.3,0.6,1.0", help="WaveGlow sigmas on the teacher's mel")
+    p.add_argument("--voice-sigmas", default=f"{VOICE_SIGMA:g}", help="WaveGlow sigmas for the whole voice")
     p.add_argument("--gl-iters", type=int, default=60, help="Griffin-Lim iterations")
     p.add_argument("--max-decoder-steps", type=int, help="Tacotron 2's step limit (default: the checkpoint's)")
     p.add_argument("--espeak", default="espeak-ng")
@@ -194,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     tacotron2, waveglow, iterations = load_models(args.checkpoints, args.max_decoder_steps)
     asr = WhisperRecognizer(args.asr_threads)
     started = time.perf_counter()
-    clips = model_clips(tacotron2, waveglow, Teacher(espeak=args.espeak), sigmas, args.gl_iters)
+    voice_sigmas = [float(s) for s in args.voice_sigmas.split(",") if s.strip()]
+    clips = model_clips(tacotron2, waveglow, Teacher(espeak=args.espeak), sigmas, args.gl_iters, voice_sigmas)
     sentences = run(texts, clips, asr, on_first=(lambda c: write_wavs(c, args.out / "parts-wav")) if args.wav
                     else None)
     conditions = table(sentences)

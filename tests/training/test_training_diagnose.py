@@ -111,11 +111,11 @@ def test_diagnose_command_on_tiny_random_models(tmp_path: Path) -> None:
     _tiny_checkpoints(tmp_path / "ckpt")
     out = tmp_path / "eval"
     assert diagnose.main(["--checkpoints", str(tmp_path / "ckpt"), "--limit", "1", "--sigmas", "0.6",
-                          "--gl-iters", "8", "--max-decoder-steps", "20", "--out", str(out), "--asr-threads", "2",
-                          "--wav"]) == 0
+                          "--voice-sigmas", "0.6,1", "--gl-iters", "8", "--max-decoder-steps", "20", "--out", str(out),
+                          "--asr-threads", "2", "--wav"]) == 0
     report = json.loads((out / "parts.json").read_text())
     teacher_mel, whole = "waveglow(teacher mel, sigma 0.6)", diagnose.WHOLE
-    conditions = [diagnose.TEACHER, diagnose.GL_TEACHER, diagnose.GL_TACOTRON2, teacher_mel, whole]
+    conditions = [diagnose.TEACHER, diagnose.GL_TEACHER, diagnose.GL_TACOTRON2, teacher_mel, whole, diagnose.whole(1)]
     assert list(report["conditions"]) == conditions
     assert report["iterations"] == {"tacotron2": 5, "waveglow": 5} and report["max_decoder_steps"] == 20
     assert report["recognizer"]["name"] == "whisper-tiny.en" and "--limit" in report["command"]
@@ -133,8 +133,9 @@ def test_diagnose_command_on_tiny_random_models(tmp_path: Path) -> None:
     assert seconds[teacher_mel] == pytest.approx(seconds[diagnose.TEACHER], abs=hop_s)
     assert seconds[diagnose.TEACHER] > 1.0
     assert max(seconds[diagnose.GL_TACOTRON2], seconds[whole]) <= 20 * hop_s + 1e-3
+    assert seconds[diagnose.whole(1)] == seconds[whole]  # the same mel at another sigma
     wavs = sorted(p.name for p in (out / "parts-wav").iterdir())
-    assert len(wavs) == 5 and "teacher.wav" in wavs
+    assert len(wavs) == 6 and "teacher.wav" in wavs
     with wave.open(str(out / "parts-wav" / "teacher.wav")) as w:
         assert (w.getframerate(), w.getsampwidth(), w.getnchannels()) == (RATE, 2, 1)
         assert w.getnframes() == pytest.approx(seconds[diagnose.TEACHER] * RATE, abs=0.0005 * RATE)  # ms rounding
