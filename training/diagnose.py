@@ -49,7 +49,14 @@ HERE = Path(__file__).resolve().parent
 VOICE_SIGMA = 0.6
 """The sigma the exported voice uses (voice.json's default)."""
 TEACHER, GL_TEACHER, GL_TACOTRON2 = "teacher", "griffinlim(teacher mel)", "griffinlim(tacotron2 mel)"
-WHOLE = f"waveglow(tacotron2 mel, sigma {VOICE_SIGMA:g})"
+
+
+def whole(sigma: float) -> str:
+    """The whole voice's condition at WaveGlow noise scale ``sigma``."""
+    return f"waveglow(tacotron2 mel, sigma {sigma:g})"
+
+
+WHOLE = whole(VOICE_SIGMA)
 
 Clips = Callable[[int, str], dict[str, Audio]]
 """(corpus index, text) -> {condition: float32 audio at 22050 Hz}."""
@@ -96,11 +103,6 @@ def vocode(waveglow: WaveGlow, mel: Tensor, sigma: float, seed: int) -> Audio:
     noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed)) * sigma
     with torch.no_grad():
         return waveglow.infer(mel[None], noise)[0].numpy().astype(np.float32)
-
-
-def whole(sigma: float) -> str:
-    """The whole voice's condition at WaveGlow noise scale ``sigma``."""
-    return f"waveglow(tacotron2 mel, sigma {sigma:g})"
 
 
 def model_clips(tacotron2: Tacotron2, waveglow: WaveGlow, teacher: Teacher, sigmas: Sequence[float],
@@ -182,6 +184,11 @@ def write_wavs(clips: dict[str, Audio], folder: Path, rate: int = SAMPLE_RATE) -
             w.writeframes((np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes())
 
 
+def floats(text: str) -> list[float]:
+    """A comma-separated list of numbers (``--sigmas``, ``--voice-sigmas``)."""
+    return [float(s) for s in text.split(",") if s.strip()]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.diagnose", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoints", type=Path, default=HERE / "checkpoints")
@@ -200,11 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
     texts = [(r.index, r.text) for r in read_corpus(CORPUS) if r.split == "heldout"][: args.limit]
     torch.set_num_threads(args.threads)
-    sigmas = [float(s) for s in args.sigmas.split(",") if s.strip()]
+    sigmas, voice_sigmas = floats(args.sigmas), floats(args.voice_sigmas)
     tacotron2, waveglow, iterations = load_models(args.checkpoints, args.max_decoder_steps)
     asr = WhisperRecognizer(args.asr_threads)
     started = time.perf_counter()
-    voice_sigmas = [float(s) for s in args.voice_sigmas.split(",") if s.strip()]
     clips = model_clips(tacotron2, waveglow, Teacher(espeak=args.espeak), sigmas, args.gl_iters, voice_sigmas)
     sentences = run(texts, clips, asr, on_first=(lambda c: write_wavs(c, args.out / "parts-wav")) if args.wav
                     else None)
