@@ -121,6 +121,11 @@ class History:
             if math.isfinite(value):
                 self.series.setdefault(key, []).append((iteration, float(value)))
 
+    def last(self, key: str) -> float | None:
+        """The latest value of ``key``, or None before the first."""
+        values = self.series.get(key)
+        return values[-1][1] if values else None
+
     def to_dict(self) -> dict[str, list[tuple[int, float]]]:
         return self.series
 

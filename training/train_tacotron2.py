@@ -119,6 +119,9 @@ def parser() -> argparse.ArgumentParser:
                    help="no graph for longer batches (they train eagerly): each captured shape holds its "
                         "activations for good, and the longest shapes cost the most memory for the fewest batches")
     p.add_argument("--val-items", type=int, default=64, help="held-out sentences scored at each checkpoint")
+    p.add_argument("--rollback-ratio", type=float, default=1.5,
+                   help="a checkpoint whose val mel is over this many times the last one's is not saved: training "
+                        "goes back to the last checkpoint instead (0: always save)")
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--seed", type=int, default=0)
     return p
@@ -183,9 +186,30 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
                                                for k, v in vars(args).items()}}
 
     def save() -> None:
+        nonlocal iteration, epoch, history, warm_from
         check_finite(model)
         model.eval()
         val = validate(model, gpu, val_items, drop, args, ctx)
+        last = history.last("val/mel")
+        if (args.rollback_ratio > 0 and last is not None and "mel" in val and val["mel"] > args.rollback_ratio * last
+                and checkpoint.exists(args.out / f"{NAME}.pt")):
+            # A loss spike that training did not recover from: the H200 took a run from val
+            # mel 0.31 to 1.12 in 60 iterations, and the next save would have overwritten the
+            # good checkpoint. Go back to the one on disk instead and train on from there.
+            good, good_opt = checkpoint.load_training(args.out, NAME)
+            model.load_state_dict(good["state_dict"])
+            if good_opt is not None:
+                opt.load_state_dict(good_opt)
+            else:
+                opt.state.clear()
+                warm_from = good["iteration"]
+            log.warning("val mel %.4f at iteration %d is over %g times the last checkpoint's %.4f: not saved; "
+                        "rolled back to iteration %d", val["mel"], iteration, args.rollback_ratio, last,
+                        good["iteration"])
+            iteration, epoch, history = good["iteration"], good["epoch"], History(good.get("history"))
+            budget.checkpointed()
+            model.train()
+            return
         history.add(iteration, {f"val/{k}": v for k, v in val.items() if k != "images"})
         written = checkpoint.save_training(
             args.out, NAME, {"state_dict": model.state_dict(), "config": config, "iteration": iteration,

@@ -176,3 +176,45 @@ def test_a_batch_out_of_memory_shrinks_the_batch_and_training_goes_on(tmp_path: 
     assert saved["iteration"] > 0 and saved["config"]["training"]["batch_size"] == 3
     log = (ckpt / "tacotron2.log").read_text()
     assert "out of memory on a batch of 7 items" in log and "batch size 5 -> 3" in log
+
+
+@pytest.mark.timeout(300)
+def test_a_diverged_checkpoint_is_not_saved_and_training_rolls_back(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A val mel far above the last checkpoint's never overwrites it: the run goes back to it.
+
+    After the first checkpoint, validation reports ten times its real mel loss, as a run that
+    diverged would; every later save must then restore the first checkpoint instead.
+    """
+    from training import checkpoint, train_tacotron2
+    from training.data import Row, make
+    from training.espeak import Teacher
+
+    words = ["hi there.", "a cat.", "go.", "no.", "we sat.", "yes sir.", "a dog ran.", "up."]
+    rows = [Row(i, "heldout" if i == 7 else "train", w) for i, w in enumerate(words)]
+    data = tmp_path / "data"
+    make(data, rows, Teacher(espeak=fake_espeak(tmp_path)), jobs=1, shard_size=8, device="cpu")
+    real = train_tacotron2.validate
+    calls: list[int] = []
+
+    def diverged(*args, **kwargs):  # type: ignore[no-untyped-def]
+        val = real(*args, **kwargs)
+        calls.append(len(calls))
+        return {**val, "mel": val["mel"] * (10 if len(calls) > 1 else 1)}
+
+    monkeypatch.setattr(train_tacotron2, "validate", diverged)
+    ckpt = tmp_path / "ckpt"
+    assert train_tacotron2.main(["--data", str(data), "--out", str(ckpt), "--preset", "tiny", "--device", "cpu",
+                                 "--minutes", "0.06", "--checkpoint-minutes", "0.01", "--batch-size", "3",
+                                 "--reserve-seconds", "0", "--log-every", "1"]) == 0
+    log = (ckpt / "tacotron2.log").read_text()
+    first = int(log.split("checkpoint at iteration ")[1].split(":")[0])
+    assert len(calls) >= 2 and log.count("checkpoint at iteration ") == 1
+    assert log.count(f"rolled back to iteration {first}") == len(calls) - 1
+    saved = checkpoint.load(ckpt / "tacotron2.pt")
+    assert saved["iteration"] == first and len(saved["history"]["val/mel"]) == 1
+    # Without the guard (--rollback-ratio 0) a resumed run saves whatever validation says.
+    assert train_tacotron2.main(["--data", str(data), "--out", str(ckpt), "--resume", "--preset", "tiny",
+                                 "--device", "cpu", "--minutes", "0.01", "--batch-size", "3", "--reserve-seconds",
+                                 "0", "--rollback-ratio", "0"]) == 0
+    assert checkpoint.load(ckpt / "tacotron2.pt")["iteration"] > first
