@@ -32,7 +32,7 @@ import torch
 from rtvoice.export.tacotron2 import Tacotron2
 from training.data import DATA, MANIFEST, Dataset, save_shard
 from training.export_default import load_tacotron2
-from training.tacotron2_steps import Dropouts, prenet_masks, teacher_forced
+from training.tacotron2_steps import Dropouts, decoder_steps, prenet_masks, teacher_forced
 from training.train_tacotron2 import CHECKPOINTS, GpuData
 
 log = logging.getLogger("training.gta")
@@ -41,13 +41,15 @@ NO_DROPOUT = Dropouts(encoder=0.0, postnet=0.0, attention=0.0, decoder=0.0)
 
 
 def item_masks(model: Tacotron2, index: int, frames: int, seed: int, device: torch.device) -> torch.Tensor:
-    """Prenet dropout masks (frames, 2, prenet_dim) of one sentence, drawn from (seed, corpus line) alone.
+    """Prenet dropout masks (decoder steps, 2, prenet_dim) of one sentence, drawn from (seed, corpus line) alone.
 
-    So a sentence's GTA mel does not depend on what it was batched with.
+    So a sentence's GTA mel does not depend on what it was batched with. One mask per
+    decoder step: ceil(frames / r).
     """
     p = model.params
     generator = torch.Generator(device=device).manual_seed(seed * 1_000_003 + index)
-    return prenet_masks(frames, 1, p.prenet_dim, p.prenet_dropout, device, generator)[:, 0]
+    steps = decoder_steps(frames, p.n_frames_per_step)
+    return prenet_masks(steps, 1, p.prenet_dim, p.prenet_dropout, device, generator)[:, 0]
 
 
 @torch.no_grad()

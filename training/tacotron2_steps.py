@@ -15,14 +15,18 @@ The modules are rtvoice.export.tacotron2's, so parameter names are NVIDIA's and 
 - padding is invisible: the encoder's and the postnet's convolutions see zeros past each
   item's end at every layer, so each item is computed exactly as the runtime computes it
   alone, and padding a batch further changes no loss (what lets training/decoder_graphs.py
-  pad batches to a few fixed shapes).
+  pad batches to a few fixed shapes);
+- a reduction factor r (``n_frames_per_step``): each decoder step emits r frames, so a
+  sentence takes T/r steps of the sequential loop that bounds training time. Step ``g`` reads
+  target frame ``g*r - 1``; frames, gates and losses stay per frame, the alignment and the
+  prenet masks are per step.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import torch
 from torch import Tensor, nn
@@ -53,7 +57,17 @@ class Output:
     mel: Tensor  # (B, n_mel, T) decoder output
     mel_postnet: Tensor  # (B, n_mel, T)
     gate: Tensor  # (B, T) logits
-    alignments: Tensor  # (B, T, N)
+    alignments: Tensor  # (B, ceil(T / r), N): one row per decoder step
+    frames_per_step: int = 1  # r
+
+
+@overload
+def decoder_steps(frames: int, r: int) -> int: ...
+@overload
+def decoder_steps(frames: Tensor, r: int) -> Tensor: ...
+def decoder_steps(frames: int | Tensor, r: int) -> int | Tensor:
+    """Decoder steps that emit ``frames`` frames at ``r`` per step: ceil(frames / r)."""
+    return -(-frames // r)
 
 
 def prenet_masks(steps: int, batch: int, dim: int, p: float, device: torch.device,
@@ -214,25 +228,34 @@ LoopSource = Callable[[Tensor, Tensor, Tensor, Tensor], LoopRunner]
 
 def teacher_forced(model: Tacotron2, batch: Batch, masks: Tensor, drop: Dropouts,
                    loops: LoopSource | None = None) -> Output:
-    """The training forward pass. ``masks`` (T, B, 2, prenet_dim) are the prenet's dropout masks.
+    """The training forward pass. ``masks`` (S, B, 2, prenet_dim) are the prenet's dropout masks.
 
-    ``loops`` picks what runs the decoder loop (see training/decoder_graphs.py); without it,
-    :class:`DecoderLoop` runs eagerly, with dropout as ``model.training`` says.
+    One mask per decoder step: S >= ceil(T / r); the first ones are used. With r > 1 the mel
+    is padded to a multiple of r (frames past each item's end are masked out of every loss,
+    as padding is) and the outputs are cut back to its T frames. ``loops`` picks what runs
+    the decoder loop (see training/decoder_graphs.py); without it, :class:`DecoderLoop` runs
+    eagerly, with dropout as ``model.training`` says.
     """
     p = model.params
     dec = model.decoder
+    r, n_mel = p.n_frames_per_step, p.n_mel_channels
     memory, processed, mask = encode(model, batch.text, batch.text_lengths, drop.encoder)
     b, _, t = batch.mel.shape
-    previous = torch.cat((batch.mel.new_zeros(b, p.n_mel_channels, 1), batch.mel[:, :, :-1]), dim=2)
-    x = previous.permute(2, 0, 1).reshape(t * b, p.n_mel_channels)
-    prenet_out = dec.prenet(x, masks.reshape(t * b, 2, p.prenet_dim)).view(t, b, p.prenet_dim)
+    steps = decoder_steps(t, r)
+    if masks.size(0) < steps:
+        raise ValueError(f"{masks.size(0)} prenet masks for {steps} decoder steps ({t} frames, {r} per step).")
+    last = F.pad(batch.mel, (0, steps * r - t))[:, :, r - 1 :: r]  # each step's last target frame
+    previous = torch.cat((batch.mel.new_zeros(b, n_mel, 1), last[:, :, :-1]), dim=2)
+    x = previous.permute(2, 0, 1).reshape(steps * b, n_mel)
+    prenet_out = dec.prenet(x, masks[:steps].reshape(steps * b, 2, p.prenet_dim)).view(steps, b, p.prenet_dim)
     run = loops(prenet_out, memory, processed, mask) if loops is not None else \
         DecoderLoop(model, drop).train(model.training)
     out, alignments = run(prenet_out, memory, processed, mask)
     live = (torch.arange(t, device=batch.mel_lengths.device)[None, :] < batch.mel_lengths[:, None])[:, None, :]
-    mel = dec.linear_projection(out).transpose(1, 2) * live
-    gate = dec.gate_layer(out).squeeze(-1)
-    return Output(mel, postnet(model, mel, drop.postnet, live), gate, alignments)
+    frames = dec.linear_projection(out).reshape(b, steps * r, n_mel)[:, :t]  # frame j of a step: rows j*n_mel...
+    mel = frames.transpose(1, 2) * live
+    gate = dec.gate_layer(out).reshape(b, steps * r)[:, :t]
+    return Output(mel, postnet(model, mel, drop.postnet, live), gate, alignments, r)
 
 
 def guide_weights(text_lengths: Tensor, mel_lengths: Tensor, n: int, t: int, sigma: float) -> Tensor:
@@ -245,7 +268,11 @@ def guide_weights(text_lengths: Tensor, mel_lengths: Tensor, n: int, t: int, sig
 
 
 def losses(out: Output, batch: Batch, gate_pos_weight: float, guide_sigma: float) -> dict[str, Tensor]:
-    """Masked MSE of both mels, gate BCE (last frame positive) and guided attention, in float32."""
+    """Masked MSE of both mels, gate BCE (last frame positive) and guided attention, in float32.
+
+    The mels and the gate are per frame; guided attention is per decoder step (each item's
+    ceil(frames / r) steps), averaged over steps.
+    """
     mel_len = batch.mel_lengths
     t = batch.mel.size(2)
     frames = torch.arange(t, device=mel_len.device)[None, :] < mel_len[:, None]  # (B, T)
@@ -259,34 +286,54 @@ def losses(out: Output, batch: Batch, gate_pos_weight: float, guide_sigma: float
     bce = F.binary_cross_entropy_with_logits(out.gate.float(), gate_target, reduction="none",
                                              pos_weight=torch.tensor(gate_pos_weight, device=mel_len.device))
     gate = (bce * frames).sum() / n_frames
-    w = guide_weights(batch.text_lengths, mel_len, out.alignments.size(2), t, guide_sigma)
-    guide = (out.alignments.float() * w).sum() / n_frames
+    step_len = decoder_steps(mel_len, out.frames_per_step)
+    w = guide_weights(batch.text_lengths, step_len, out.alignments.size(2), out.alignments.size(1), guide_sigma)
+    guide = (out.alignments.float() * w).sum() / step_len.sum()
     return {"mel": mel, "mel_postnet": post, "gate": gate, "guide": guide}
+
+
+def step_frames(model: Tacotron2, frame: Tensor, state: DecoderState, memory: Tensor, processed: Tensor,
+                mask: Tensor, masks: Tensor) -> tuple[Tensor, Tensor, DecoderState]:
+    """One decoder step, per frame: (frames (B, n_mel, r), gate logits (B, r), next state).
+
+    ``frame`` (B, n_mel) is the previous step's last frame (zeros first). The reference that
+    teacher forcing and :func:`free_run` agree with, for any r.
+    """
+    mel, gate, state = model.decoder.step(frame, state, memory, processed, mask, masks)
+    return mel.view(mel.size(0), -1, model.params.n_mel_channels).transpose(1, 2), gate, state
 
 
 @torch.no_grad()
 def free_run(model: Tacotron2, ids: Tensor, max_steps: int, seed: int = 0) -> tuple[Tensor, Tensor, Tensor, bool]:
     """Decode one sentence as the runtime does (batch 1, own output fed back, stop at the gate).
 
-    Returns (mel_postnet (n_mel, T), gate logits (T,), alignments (T, N), stopped by the gate).
+    ``max_steps`` counts frames, as ``max_decoder_steps`` does, whatever r. With r > 1 each
+    step feeds back its last frame, and the first gate to fire in a group ends the mel at
+    its frame. Returns (mel_postnet (n_mel, T), gate logits (T,), alignments (ceil(T / r), N),
+    stopped by the gate).
     """
     p = model.params
+    r = p.n_frames_per_step
     text = ids[None].long()
     lengths = torch.tensor([ids.numel()], device=ids.device)
     memory, processed, mask = model.encode(text, lengths)
     generator = torch.Generator(device=ids.device).manual_seed(seed)
-    masks = prenet_masks(max_steps, 1, p.prenet_dim, p.prenet_dropout, ids.device, generator)
+    masks = prenet_masks(decoder_steps(max_steps, r), 1, p.prenet_dim, p.prenet_dropout, ids.device, generator)
     state = DecoderState.zeros(p, 1, text.size(1), memory)
     frame = memory.new_zeros(1, p.n_mel_channels)
     mels, gates, aligns = [], [], []
     stopped = False
-    for i in range(max_steps):
-        frame, gate, state = model.decoder.step(frame, state, memory, processed, mask, masks[i])
-        mels.append(frame[0])
-        gates.append(gate[0, 0])
+    for i in range(masks.size(0)):
+        group, gate, state = step_frames(model, frame, state, memory, processed, mask, masks[i])
+        room = min(r, max_steps - i * r)  # the last step may have room for fewer than r frames
+        fired = (torch.sigmoid(gate[0, :room]) > p.gate_threshold).nonzero()
+        keep = int(fired[0]) + 1 if len(fired) else room
+        mels.append(group[0, :, :keep])
+        gates.append(gate[0, :keep])
         aligns.append(state.attention_weights[0])
-        if torch.sigmoid(gate).item() > p.gate_threshold:
+        frame = group[:, :, -1]
+        if len(fired):
             stopped = True
             break
-    mel = torch.stack(mels, dim=1)[None]
-    return model.postnet(mel)[0], torch.stack(gates), torch.stack(aligns), stopped
+    mel = torch.cat(mels, dim=1)[None]
+    return model.postnet(mel)[0], torch.cat(gates), torch.stack(aligns), stopped

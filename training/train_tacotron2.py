@@ -45,7 +45,15 @@ from training.loop import (
     shrink_batch,
 )
 from training.profile_steps import StepProfiler
-from training.tacotron2_steps import Batch, Dropouts, free_run, losses, prenet_masks, teacher_forced
+from training.tacotron2_steps import (
+    Batch,
+    Dropouts,
+    decoder_steps,
+    free_run,
+    losses,
+    prenet_masks,
+    teacher_forced,
+)
 
 log = logging.getLogger("training.tacotron2")
 
@@ -95,6 +103,24 @@ def batches(items: np.ndarray, lengths: np.ndarray, size: int, rng: np.random.Ge
     return out
 
 
+def convert_frames_per_step(state: dict[str, torch.Tensor], params: Tacotron2Params, r: int,
+                            ) -> tuple[dict[str, torch.Tensor], Tacotron2Params]:
+    """A checkpoint's weights for ``r`` frames per decoder step, and its params.
+
+    Every weight is kept. The projection's and the gate's rows for frame ``j`` of a step start
+    as copies of the checkpoint's rows for its frame ``min(j, r_old - 1)``: from r = 1, each
+    frame of a group starts as the old next-frame prediction, and training pulls them apart.
+    """
+    old, n_mel = params.n_frames_per_step, params.n_mel_channels
+    source = torch.tensor([min(j, old - 1) for j in range(r)])
+    out = dict(state)
+    for layer, rows in (("decoder.linear_projection.linear_layer", n_mel), ("decoder.gate_layer.linear_layer", 1)):
+        for kind in ("weight", "bias"):
+            t = state[f"{layer}.{kind}"]
+            out[f"{layer}.{kind}"] = t.reshape(old, rows, *t.shape[1:])[source].reshape(r * rows, *t.shape[1:])
+    return out, dataclasses.replace(params, n_frames_per_step=r)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.train_tacotron2", description=__doc__.split("\n\n")[0])
     add_run_arguments(p, list(PRESETS), DATA, CHECKPOINTS)
@@ -108,6 +134,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--gate-pos-weight", type=float, default=8.0)
     p.add_argument("--guide-weight", type=float, default=1.0, help="guided-attention loss weight")
     p.add_argument("--guide-sigma", type=float, default=0.2)
+    p.add_argument("--frames-per-step", type=int, choices=(1, 2, 3, 4), metavar="R",
+                   help="mel frames per decoder step, r (default: the checkpoint's on a resume, 1 for a new run). "
+                        "A resume with another r converts the checkpoint (every weight kept, fresh optimizer) and "
+                        "saves over it. The runtime decodes 1 frame per step: only r = 1 exports")
     add_device_arguments(p)
     p.add_argument("--cuda-graphs", choices=("auto", "on", "off"), default="off",
                    help="capture the decoder loop in CUDA graphs (auto: on a CUDA device); see decoder_graphs.py. "
@@ -141,15 +171,23 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
 
     saved, opt_state = (checkpoint.load_training(args.out, NAME) if args.resume and
                         checkpoint.exists(args.out / f"{NAME}.pt") else (None, None))
+    converted = False  # the checkpoint had another r: its val mel is no baseline for a rollback
     if saved is not None:
         params = Tacotron2Params.from_config(saved["config"])
         iteration, epoch, history = saved["iteration"], saved["epoch"], History(saved.get("history"))
+        if args.frames_per_step and args.frames_per_step != params.n_frames_per_step:
+            log.info("converting the checkpoint from %d to %d frames per decoder step: every weight kept, the "
+                     "projection's and the gate's rows copied per frame; the optimizer starts afresh",
+                     params.n_frames_per_step, args.frames_per_step)
+            saved["state_dict"], params = convert_frames_per_step(saved["state_dict"], params, args.frames_per_step)
+            opt_state, converted = None, True
         log.info("resuming %s at iteration %d, epoch %d%s", args.out / f"{NAME}.pt", iteration, epoch,
                  "" if opt_state is not None else " (fresh optimizer: warming up again)")
     else:
         if args.resume:
             log.info("no checkpoint in %s: starting afresh", args.out)
-        params = dataclasses.replace(PRESETS[args.preset], max_decoder_steps=max_decoder_steps(data))
+        params = dataclasses.replace(PRESETS[args.preset], max_decoder_steps=max_decoder_steps(data),
+                                     n_frames_per_step=args.frames_per_step or 1)
         iteration, epoch, history = 0, 0, History()
     model = Tacotron2(params).to(device)
     if saved is not None:
@@ -172,7 +210,12 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
     val_items = np.flatnonzero(data.heldout)[: args.val_items]
     lengths = data.mel_lengths()
     graphs = None
-    if args.cuda_graphs == "on" or (args.cuda_graphs == "auto" and device.type == "cuda"):
+    if params.n_frames_per_step > 1 and args.cuda_graphs != "off":
+        # The graphs are captured and picked by frames, which r > 1 no longer equals in loop steps.
+        if args.cuda_graphs == "on":
+            raise SystemExit("--cuda-graphs on does not support --frames-per-step > 1 yet. Hint: --cuda-graphs off.")
+        log.info("CUDA graphs off: %d frames per decoder step", params.n_frames_per_step)
+    elif args.cuda_graphs == "on" or (args.cuda_graphs == "auto" and device.type == "cuda"):
         shapes = graph_shapes(lengths[train_items], data.ids_lengths()[train_items], args.graph_frames)
         shapes = [s for s in shapes if s.frames <= args.graph_max_frames]
         log.info("CUDA graphs: %.1f%% of the training sentences are longer than %d frames and train eagerly",
@@ -186,11 +229,11 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
                                                for k, v in vars(args).items()}}
 
     def save() -> None:
-        nonlocal iteration, epoch, history, warm_from
+        nonlocal iteration, epoch, history, warm_from, converted
         check_finite(model)
         model.eval()
         val = validate(model, gpu, val_items, drop, args, ctx)
-        last = history.last("val/mel")
+        last = None if converted else history.last("val/mel")
         if (args.rollback_ratio > 0 and last is not None and "mel" in val and val["mel"] > args.rollback_ratio * last
                 and checkpoint.exists(args.out / f"{NAME}.pt")):
             # A loss spike that training did not recover from: the H200 took a run from val
@@ -219,6 +262,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
         log.info("checkpoint at iteration %d: val %s; %s", iteration,
                  " ".join(f"{k} {v:.4f}" for k, v in val.items() if k != "images"), checkpoint.sizes(written))
         budget.checkpointed()
+        converted = False
         model.train()
 
     model.train()
@@ -234,7 +278,8 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
             batch = gpu.batch(items)
             if graphs is not None:
                 batch = graphs.pad(batch)
-            masks = prenet_masks(batch.mel.size(2), len(items), params.prenet_dim, params.prenet_dropout, device)
+            steps = decoder_steps(int(batch.mel.size(2)), params.n_frames_per_step)
+            masks = prenet_masks(steps, len(items), params.prenet_dim, params.prenet_dropout, device)
             lr = schedule.at(iteration, warm_from)
             set_lr(opt, lr)
             try:
@@ -298,13 +343,15 @@ def validate(model: Tacotron2, gpu: GpuData, items: np.ndarray, drop: Dropouts, 
     for i in range(0, len(items), args.batch_size):
         chunk = items[i : i + args.batch_size]
         batch = gpu.batch(chunk)
-        masks = prenet_masks(batch.mel.size(2), len(chunk), p.prenet_dim, p.prenet_dropout, gpu.device)
+        steps = decoder_steps(int(batch.mel.size(2)), p.n_frames_per_step)
+        masks = prenet_masks(steps, len(chunk), p.prenet_dim, p.prenet_dropout, gpu.device)
         with ctx():  # type: ignore[operator]
             out = teacher_forced(model, batch, masks, drop)
         for k, v in losses(out, batch, args.gate_pos_weight, args.guide_sigma).items():
             sums[k] = sums.get(k, 0.0) + float(v) * len(chunk)
         if i == 0:
-            first_align = out.alignments[0, : batch.mel_lengths[0], : batch.text_lengths[0]].float().cpu().numpy()
+            first_steps = decoder_steps(int(batch.mel_lengths[0]), p.n_frames_per_step)
+            first_align = out.alignments[0, :first_steps, : batch.text_lengths[0]].float().cpu().numpy()
             first_mel = batch.mel[0, :, : batch.mel_lengths[0]].cpu().numpy()
     result: dict = {k: v / max(1, len(items)) for k, v in sums.items()}
     stops, images = 0, []

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import CheckpointError
-from .tacotron2 import Tacotron2, Tacotron2Params
+from .tacotron2 import Tacotron2, Tacotron2Params, require_one_frame_per_step
 from .waveglow import WaveGlow, WaveGlowParams
 
 StateDict = dict[str, Tensor]
@@ -84,8 +84,10 @@ def tacotron2_params(state: StateDict, config: dict[str, Any]) -> Tacotron2Param
     conv = _shape(state, "encoder.convolutions.0.0.conv.weight")
     loc = _shape(state, "decoder.attention_layer.location_layer.location_conv.conv.weight")
     post = _shape(state, "postnet.convolutions.0.0.conv.weight")
+    r = _shape(state, "decoder.gate_layer.linear_layer.weight")[0]  # one gate logit per frame of a step
     return Tacotron2Params(
-        n_mel_channels=_shape(state, "decoder.linear_projection.linear_layer.weight")[0],
+        n_mel_channels=_shape(state, "decoder.linear_projection.linear_layer.weight")[0] // r,
+        n_frames_per_step=r,
         n_symbols=emb[0],
         symbols_embedding_dim=emb[1],
         encoder_kernel_size=conv[2],
@@ -160,8 +162,14 @@ def load_state(model: nn.Module, state: StateDict, what: str) -> None:
 
 
 def load_tacotron2(path: str | Path) -> Tacotron2:
+    """A Tacotron 2 for the runtime: one frame per decoder step (CheckpointError otherwise)."""
     state, config = read_checkpoint(path)
-    model = Tacotron2(tacotron2_params(state, config))
+    params = tacotron2_params(state, config)
+    try:
+        require_one_frame_per_step(params, f"Tacotron 2 checkpoint {path}: rtvoice")
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from exc
+    model = Tacotron2(params)
     load_state(model, state, "Tacotron 2")
     return model.eval()
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .tacotron2 import DecoderState, Tacotron2
+from .tacotron2 import DecoderState, Tacotron2, require_one_frame_per_step
 from .waveglow import WaveGlow
 
 OPSET = 17
@@ -140,6 +140,7 @@ def _export(module: nn.Module, args: tuple[Tensor, ...], path: Path, inputs: lis
 def export_tacotron2(model: Tacotron2, folder: Path) -> None:
     """Write encoder.onnx, decoder_step.onnx and postnet.onnx into ``folder``."""
     p = model.params
+    require_one_frame_per_step(p, "The ONNX export")  # decoder_step's contract is one mel_frame
     model.eval()
     b, n = 1, 7
     text = torch.randint(0, p.n_symbols, (b, n))

@@ -36,8 +36,16 @@ class Tacotron2Params:
     postnet_kernel_size: int = 5
     postnet_n_convolutions: int = 5
     max_decoder_steps: int = 2000
+    """A count of mel frames, whatever ``n_frames_per_step``."""
     gate_threshold: float = 0.5
     prenet_dropout: float = 0.5
+    n_frames_per_step: int = 1
+    """Mel frames per decoder step (r). Training only so far: the runtime decodes one frame per step.
+
+    Each step feeds back the last frame of its group (the prenet keeps its shape, unlike
+    NVIDIA's, whose prenet takes the whole group) and has one gate logit per frame, so a
+    sentence can end mid-group.
+    """
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Tacotron2Params:
@@ -47,6 +55,14 @@ class Tacotron2Params:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def require_one_frame_per_step(p: Tacotron2Params, what: str) -> None:
+    """Raise ValueError for a Tacotron 2 of ``n_frames_per_step`` > 1, which ``what`` cannot run."""
+    if p.n_frames_per_step != 1:
+        raise ValueError(f"{what} needs a Tacotron 2 of n_frames_per_step 1, but this one has "
+                         f"{p.n_frames_per_step}: the runtime decodes one frame per step. Hint: train with "
+                         "--frames-per-step 1 (training/train_tacotron2.py) to build a voice.")
 
 
 class LinearNorm(nn.Module):
@@ -188,7 +204,11 @@ class DecoderState:
 
 
 class Decoder(nn.Module):
-    """One autoregressive step at a time: previous mel frame -> next frame and gate logit."""
+    """One autoregressive step at a time: previous mel frame -> next frame and gate logit.
+
+    With ``n_frames_per_step`` r > 1 (training only), a step gives r frames (B, n_mel * r) and
+    r gate logits (B, r).
+    """
 
     def __init__(self, p: Tacotron2Params) -> None:
         super().__init__()
@@ -197,8 +217,9 @@ class Decoder(nn.Module):
         self.attention_rnn = nn.LSTMCell(p.prenet_dim + p.encoder_embedding_dim, p.attention_rnn_dim)
         self.attention_layer = Attention(p)
         self.decoder_rnn = nn.LSTMCell(p.attention_rnn_dim + p.encoder_embedding_dim, p.decoder_rnn_dim)
-        self.linear_projection = LinearNorm(p.decoder_rnn_dim + p.encoder_embedding_dim, p.n_mel_channels)
-        self.gate_layer = LinearNorm(p.decoder_rnn_dim + p.encoder_embedding_dim, 1)
+        r = p.n_frames_per_step  # per step: r frames (frame j in rows j*n_mel...) and r gate logits
+        self.linear_projection = LinearNorm(p.decoder_rnn_dim + p.encoder_embedding_dim, p.n_mel_channels * r)
+        self.gate_layer = LinearNorm(p.decoder_rnn_dim + p.encoder_embedding_dim, r)
 
     def step(
         self,
@@ -266,6 +287,7 @@ class Tacotron2(nn.Module):
         ``prenet_masks`` is (steps, 1, 2, prenet_dim). Stops at the gate like NVIDIA's code
         (the frame where the gate fires is kept) unless ``n_steps`` forces the length.
         """
+        require_one_frame_per_step(self.params, "Tacotron2.infer")
         lengths = torch.tensor([text.size(1)], device=text.device)
         memory, processed, mask = self.encode(text, lengths)
         state = DecoderState.zeros(self.params, 1, text.size(1), memory)

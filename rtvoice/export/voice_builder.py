@@ -19,7 +19,7 @@ from ..config import (
 )
 from ..text import SYMBOLS
 from .onnx_export import export_tacotron2, export_waveglow
-from .tacotron2 import Tacotron2, Tacotron2Params
+from .tacotron2 import Tacotron2, Tacotron2Params, require_one_frame_per_step
 from .waveglow import WN, WaveGlow, WaveGlowParams
 
 log = logging.getLogger("rtvoice.build")
@@ -69,6 +69,7 @@ def voice_config(name: str, tacotron2: Tacotron2, waveglow: WaveGlow, source: di
                  sigma: float = 0.6) -> VoiceConfig:
     """The voice.json for these models: every number the runtime needs."""
     t, w = tacotron2.params, waveglow.params
+    require_one_frame_per_step(t, "A voice")
     if t.n_symbols != len(SYMBOLS):
         raise ValueError(f"Tacotron 2 has {t.n_symbols} symbols; rtvoice's English set has {len(SYMBOLS)}.")
     if t.n_mel_channels != w.n_mel_channels:
