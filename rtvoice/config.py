@@ -58,12 +58,34 @@ class DecoderConfig:
     prenet_dim: int = 256
     prenet_dropout: float = 0.5
     """NVIDIA keeps prenet dropout on at inference; masks are drawn from the request seed."""
+    frames_per_step: int = 1
+    """Mel frames each decoder step makes (Tacotron 2's reduction factor r; NVIDIA's is 1).
+
+    A step of r frames feeds the last of them back and has one gate logit per frame, so a
+    sentence may end mid-step. Fewer, larger steps: r times fewer sequential runs per second
+    of speech.
+    """
     gate_threshold: float = 0.5
     max_decoder_steps: int = 2000
+    """The most mel frames a sentence may have (frames, whatever ``frames_per_step``)."""
     gate_check_interval: int = 8
     """Steps between reads of the gate, so the host does not wait on the device every step."""
     postnet_context_frames: int = 10
     """Frames of receptive field on each side of the postnet: its exact context."""
+
+    def __post_init__(self) -> None:
+        if self.frames_per_step < 1:
+            raise ValueError(f"decoder.frames_per_step must be at least 1, got {self.frames_per_step}.")
+
+    @property
+    def step_width(self) -> int:
+        """Floats of one step's mel output (and of its fed-back input): r frames of n_mel."""
+        return self.frames_per_step * self.n_mel_channels
+
+    def frame_room(self, frames: int) -> int:
+        """Room for ``frames`` decoded frames: whole steps, so the last step's overshoot fits."""
+        r = self.frames_per_step
+        return -(-frames // r) * r
 
 
 @dataclass(frozen=True)
@@ -237,7 +259,7 @@ class SynthesisConfig:
     sigma: float | None = None
     max_decoder_steps: int | None = None
     force_steps: int | None = None
-    """Ignore the gate and decode exactly this many steps (benchmarks, random voices)."""
+    """Ignore the gate and decode exactly this many mel frames (benchmarks, random voices)."""
     first_chunk_frames: int | None = None
     chunk_frames: int | None = None
     """Mel frames per streamed chunk; also used for the first chunk when that is not set."""

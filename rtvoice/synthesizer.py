@@ -82,8 +82,10 @@ class SentenceDecoder:
 
     It never touches the engine itself, so the same plan serves the sync core (one
     utterance at a time) and the async pipeline (whose batcher steps many at once). The
-    gate is read once per ``gate_check_interval`` steps; frames decoded past the step where
-    it fired are never handed on.
+    gate is read once per ``gate_check_interval`` steps; frames decoded past the frame where
+    it fired (the rest of that batch, or of a step of several frames) are never handed on.
+    Limits count frames: a step of r frames may overshoot ``max_decoder_steps``, and the
+    overshoot is dropped too.
     """
 
     def __init__(self, utterance: Utterance, sentence: Sentence, voice: VoiceConfig,
@@ -91,6 +93,7 @@ class SentenceDecoder:
         self.utterance = utterance
         self.sentence = sentence
         self._interval = voice.decoder.gate_check_interval
+        self._r = voice.decoder.frames_per_step
         self._masks = PrenetMasks(settings.seed, sentence.index, voice.decoder.prenet_dim,
                                   voice.decoder.prenet_dropout)
         self._logit = _gate_logit(voice.decoder.gate_threshold)
@@ -103,16 +106,19 @@ class SentenceDecoder:
         if self.done:
             return None
         self._before = self.utterance.frames
-        return self._masks.take(min(self._interval, self._settings.max_decoder_steps - self._before))
+        left = -(-(self._settings.max_decoder_steps - self._before) // self._r)  # steps, the last maybe partial
+        return self._masks.take(min(self._interval, left))
 
     def accept(self, gates: npt.NDArray[np.float32]) -> Progress:
-        """Read the gate logits of the batch just decoded; says how far the frames are final."""
+        """Read the per-frame gate logits of the batch just decoded; says how far the frames are final."""
+        limit = self._settings.max_decoder_steps
+        gates = gates[: limit - self._before]  # a last step of r frames may reach past the limit
         fired = np.flatnonzero(gates > self._logit) if not self._settings.force_steps else np.empty(0)
-        frames = self.utterance.frames
         if fired.size:
             self.done = True
             return Progress(self.sentence, self.utterance, self._before + int(fired[0]) + 1, True)
-        self.done = frames >= self._settings.max_decoder_steps
+        frames = min(self.utterance.frames, limit)
+        self.done = frames >= limit
         return Progress(self.sentence, self.utterance, frames, self.done)
 
 

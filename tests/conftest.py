@@ -33,6 +33,17 @@ def tiny_voice_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_r2_voice_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny random voice with two mel frames per decoder step (reduction factor r = 2)."""
+    from rtvoice.export.voice_builder import build_voice, random_models
+
+    folder = tmp_path_factory.mktemp("voices") / "tiny-r2"
+    tacotron2, waveglow = random_models("tiny", seed=0, frames_per_step=2)
+    build_voice(tacotron2, waveglow, folder, "tiny-r2", {"random": "tiny", "seed": 0})
+    return folder
+
+
+@pytest.fixture(scope="session")
 def tiny_voice(tiny_voice_dir: Path) -> Iterator[Voice]:
     """The tiny voice loaded on the CPU backend, shared by the session."""
     from rtvoice import Voice

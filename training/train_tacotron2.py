@@ -137,7 +137,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--frames-per-step", type=int, choices=(1, 2, 3, 4), metavar="R",
                    help="mel frames per decoder step, r (default: the checkpoint's on a resume, 1 for a new run). "
                         "A resume with another r converts the checkpoint (every weight kept, fresh optimizer) and "
-                        "saves over it. The runtime decodes 1 frame per step: only r = 1 exports")
+                        "saves over it. Any r exports: the runtime decodes r frames per step")
     add_device_arguments(p)
     p.add_argument("--cuda-graphs", choices=("auto", "on", "off"), default="off",
                    help="capture the decoder loop in CUDA graphs (auto: on a CUDA device); see decoder_graphs.py. "

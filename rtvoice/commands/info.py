@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"audio:        {c.audio.sample_rate} Hz, hop {c.audio.hop_length}, "
               f"{c.audio.n_mel_channels} mel channels")
         print(f"decoder:      attention RNN {c.decoder.attention_rnn_dim}, decoder RNN {c.decoder.decoder_rnn_dim}, "
-              f"gate threshold {c.decoder.gate_threshold}, max {c.decoder.max_decoder_steps} steps")
+              f"{c.decoder.frames_per_step} frame(s) per step, gate threshold {c.decoder.gate_threshold}, "
+              f"max {c.decoder.max_decoder_steps} frames")
         print(f"streaming:    first chunk {c.streaming.first_chunk_frames} frames, then {c.streaming.chunk_frames}, "
               f"context {c.streaming.context_frames}, cross-fade {c.streaming.crossfade_samples} samples")
         print(f"backend:      {voice.choice.backend} on {voice.choice.device} ({voice.choice.reason})")

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import CheckpointError
-from .tacotron2 import Tacotron2, Tacotron2Params, require_one_frame_per_step
+from .tacotron2 import Tacotron2, Tacotron2Params
 from .waveglow import WaveGlow, WaveGlowParams
 
 StateDict = dict[str, Tensor]
@@ -162,14 +162,9 @@ def load_state(model: nn.Module, state: StateDict, what: str) -> None:
 
 
 def load_tacotron2(path: str | Path) -> Tacotron2:
-    """A Tacotron 2 for the runtime: one frame per decoder step (CheckpointError otherwise)."""
+    """A Tacotron 2 for the runtime, of any frames per decoder step (CheckpointError if it does not fit)."""
     state, config = read_checkpoint(path)
-    params = tacotron2_params(state, config)
-    try:
-        require_one_frame_per_step(params, f"Tacotron 2 checkpoint {path}: rtvoice")
-    except ValueError as exc:
-        raise CheckpointError(str(exc)) from exc
-    model = Tacotron2(params)
+    model = Tacotron2(tacotron2_params(state, config))
     load_state(model, state, "Tacotron 2")
     return model.eval()
 

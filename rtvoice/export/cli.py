@@ -29,6 +29,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of --random weights")
     p.add_argument("--waveglow-channels", type=int, default=256, choices=(256, 512),
                    help="WaveGlow width for --random full (NGC publishes 256; training defaults to 512)")
+    p.add_argument("--frames-per-step", type=int, default=1, choices=(1, 2, 3, 4), metavar="R",
+                   help="mel frames per decoder step of --random weights (Tacotron 2's reduction factor; "
+                        "a checkpoint's own is read from it)")
     p.add_argument("--sigma", type=float, default=0.6, help="WaveGlow noise scale stored in voice.json")
     p.add_argument("--no-engines", action="store_true", help="write ONNX only, even if TensorRT is installed")
     p.add_argument("--no-parity", action="store_true",
@@ -53,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.random:
-            tacotron2, waveglow = random_models(args.random, args.seed, args.waveglow_channels)
+            tacotron2, waveglow = random_models(args.random, args.seed, args.waveglow_channels,
+                                               args.frames_per_step)
             source = {"random": args.random, "seed": args.seed}
         else:
             tacotron2, waveglow = load_tacotron2(args.tacotron2), load_waveglow(args.waveglow)

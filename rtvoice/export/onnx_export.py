@@ -4,9 +4,11 @@ The graphs and their tensor names are the contract with every runtime backend:
 
 - ``encoder``: ``text`` (B, N) int64, ``text_lengths`` (B,) int64 ->
   ``memory`` (B, N, E), ``processed_memory`` (B, N, A), ``mask`` (B, N) bool (True = pad).
-- ``decoder_step``: ``decoder_input`` (B, n_mel), the recurrent state (:data:`STATE_NAMES`),
+- ``decoder_step``: ``decoder_input`` (B, r * n_mel), the recurrent state (:data:`STATE_NAMES`),
   ``memory``, ``processed_memory``, ``mask``, ``prenet_masks`` (B, 2, P) -> ``mel_frame``
-  (B, n_mel), ``gate`` (B, 1) logits, and ``next_<state>`` for each state tensor.
+  (B, r * n_mel), ``gate`` (B, r) logits, and ``next_<state>`` for each state tensor. r is
+  ``n_frames_per_step`` (NVIDIA's: 1); a step's input is the previous step's output, of
+  which it reads the last frame, so a runtime feeds one back as it is.
 - ``postnet``: ``mel_frames`` (B, T, n_mel) -> ``mel_postnet`` (B, n_mel, T) (refined, residual added).
 - ``waveglow``: ``mel`` (B, n_mel, T), ``noise`` (B, n_group, T*hop/n_group) -> ``audio`` (B, T*hop).
 """
@@ -19,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .tacotron2 import DecoderState, Tacotron2, require_one_frame_per_step
+from .tacotron2 import DecoderState, Tacotron2
 from .waveglow import WaveGlow
 
 OPSET = 17
@@ -87,13 +89,16 @@ class DecoderStepGraph(nn.Module):
         self.decoder = model.decoder
         self.attention_rnn = _OneStepLSTM(model.decoder.attention_rnn)
         self.decoder_rnn = _OneStepLSTM(model.decoder.decoder_rnn)
+        self.n_mel = model.params.n_mel_channels
+        self.r = model.params.n_frames_per_step
 
     def forward(self, decoder_input: Tensor, *args: Tensor) -> tuple[Tensor, ...]:
         n = len(STATE_NAMES)
         state = DecoderState(*args[:n])
         memory, processed, mask, prenet_masks = args[n:]
+        frame = decoder_input[:, -self.n_mel :] if self.r > 1 else decoder_input  # r = 1: NVIDIA's graph, no slice
         mel, gate, nxt = self.decoder.step(
-            decoder_input, state, memory, processed, mask, prenet_masks, self.attention_rnn, self.decoder_rnn
+            frame, state, memory, processed, mask, prenet_masks, self.attention_rnn, self.decoder_rnn
         )
         return (mel, gate, *nxt.as_tuple())
 
@@ -140,7 +145,6 @@ def _export(module: nn.Module, args: tuple[Tensor, ...], path: Path, inputs: lis
 def export_tacotron2(model: Tacotron2, folder: Path) -> None:
     """Write encoder.onnx, decoder_step.onnx and postnet.onnx into ``folder``."""
     p = model.params
-    require_one_frame_per_step(p, "The ONNX export")  # decoder_step's contract is one mel_frame
     model.eval()
     b, n = 1, 7
     text = torch.randint(0, p.n_symbols, (b, n))
@@ -155,7 +159,7 @@ def export_tacotron2(model: Tacotron2, folder: Path) -> None:
     with torch.no_grad():
         memory, processed, mask = enc(text, lengths)
     state = DecoderState.zeros(p, b, n, memory)
-    frame = torch.zeros(b, p.n_mel_channels)
+    frame = torch.zeros(b, p.n_mel_channels * p.n_frames_per_step)
     masks = torch.ones(b, 2, p.prenet_dim)
     batch_only = {0: "batch"}
     axes: dict[str, dict[int, str]] = {"decoder_input": batch_only, "prenet_masks": batch_only,

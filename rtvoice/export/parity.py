@@ -48,12 +48,13 @@ def compare(voice_dir: str | Path, tacotron2: Tacotron2, waveglow: WaveGlow, tex
         runtime_audio = np.concatenate([c.samples for c in voice.synthesize(sentence.text, settings)])
         utterance = voice.engine.open_utterance(sentence.ids, steps)
         masks = PrenetMasks(seed, 0, config.decoder.prenet_dim, config.decoder.prenet_dropout)
-        utterance.decode(masks.take(steps))
+        n_steps = config.decoder.frame_room(steps) // config.decoder.frames_per_step
+        utterance.decode(masks.take(n_steps))
         runtime_mel = utterance.mel(0, steps)
         utterance.close()
 
     torch_masks = torch.from_numpy(
-        PrenetMasks(seed, 0, config.decoder.prenet_dim, config.decoder.prenet_dropout).take(steps))
+        PrenetMasks(seed, 0, config.decoder.prenet_dim, config.decoder.prenet_dropout).take(n_steps))
     cols = config.audio.hop_length // config.vocoder.n_group
     z = torch.from_numpy(noise(seed, 0, config.vocoder.n_group, 0, steps * cols, config.vocoder.sigma))
     with torch.no_grad():

@@ -40,7 +40,7 @@ class Tacotron2Params:
     gate_threshold: float = 0.5
     prenet_dropout: float = 0.5
     n_frames_per_step: int = 1
-    """Mel frames per decoder step (r). Training only so far: the runtime decodes one frame per step.
+    """Mel frames per decoder step (r); NVIDIA's checkpoints have 1.
 
     Each step feeds back the last frame of its group (the prenet keeps its shape, unlike
     NVIDIA's, whose prenet takes the whole group) and has one gate logit per frame, so a
@@ -55,14 +55,6 @@ class Tacotron2Params:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def require_one_frame_per_step(p: Tacotron2Params, what: str) -> None:
-    """Raise ValueError for a Tacotron 2 of ``n_frames_per_step`` > 1, which ``what`` cannot run."""
-    if p.n_frames_per_step != 1:
-        raise ValueError(f"{what} needs a Tacotron 2 of n_frames_per_step 1, but this one has "
-                         f"{p.n_frames_per_step}: the runtime decodes one frame per step. Hint: train with "
-                         "--frames-per-step 1 (training/train_tacotron2.py) to build a voice.")
 
 
 class LinearNorm(nn.Module):
@@ -206,8 +198,8 @@ class DecoderState:
 class Decoder(nn.Module):
     """One autoregressive step at a time: previous mel frame -> next frame and gate logit.
 
-    With ``n_frames_per_step`` r > 1 (training only), a step gives r frames (B, n_mel * r) and
-    r gate logits (B, r).
+    With ``n_frames_per_step`` r > 1, a step gives r frames (B, n_mel * r) and r gate
+    logits (B, r); the next step is fed the last of the r frames.
     """
 
     def __init__(self, p: Tacotron2Params) -> None:
@@ -282,23 +274,29 @@ class Tacotron2(nn.Module):
 
     @torch.no_grad()
     def infer(self, text: Tensor, prenet_masks: Tensor, n_steps: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        """Reference inference for batch 1: returns (mel, mel_postnet, gate logits).
+        """Reference inference for batch 1: returns (mel, mel_postnet, gate logits), per frame.
 
-        ``prenet_masks`` is (steps, 1, 2, prenet_dim). Stops at the gate like NVIDIA's code
-        (the frame where the gate fires is kept) unless ``n_steps`` forces the length.
+        ``prenet_masks`` is (steps, 1, 2, prenet_dim), one per decoder step of r frames. Stops
+        at the gate like NVIDIA's code (the frame where the gate fires is kept, the rest of its
+        step dropped) unless ``n_steps`` forces the length; both count frames.
         """
-        require_one_frame_per_step(self.params, "Tacotron2.infer")
+        p = self.params
+        r, n_mel = p.n_frames_per_step, p.n_mel_channels
         lengths = torch.tensor([text.size(1)], device=text.device)
         memory, processed, mask = self.encode(text, lengths)
-        state = DecoderState.zeros(self.params, 1, text.size(1), memory)
-        frame = memory.new_zeros(1, self.params.n_mel_channels)
+        state = DecoderState.zeros(p, 1, text.size(1), memory)
+        frame = memory.new_zeros(1, n_mel)
         mels, gates = [], []
-        limit = n_steps or min(self.params.max_decoder_steps, prenet_masks.size(0))
-        for i in range(limit):
-            frame, gate, state = self.decoder.step(frame, state, memory, processed, mask, prenet_masks[i])
-            mels.append(frame)
+        limit = n_steps or min(p.max_decoder_steps, prenet_masks.size(0) * r)
+        length = limit
+        for i in range(-(-limit // r)):
+            frames, gate, state = self.decoder.step(frame, state, memory, processed, mask, prenet_masks[i])
+            frame = frames[:, -n_mel:]
+            mels.append(frames.view(1, r, n_mel))
             gates.append(gate)
-            if n_steps is None and torch.sigmoid(gate).item() > self.params.gate_threshold:
+            fired = (torch.sigmoid(gate[0, : limit - i * r]) > p.gate_threshold).nonzero()
+            if n_steps is None and len(fired):
+                length = i * r + int(fired[0]) + 1
                 break
-        mel = torch.stack(mels, dim=2)
-        return mel, self.postnet(mel), torch.cat(gates, dim=1)
+        mel = torch.cat(mels, dim=1)[:, :length].transpose(1, 2)
+        return mel, self.postnet(mel), torch.cat(gates, dim=1)[:, :length]

@@ -19,7 +19,7 @@ from ..config import (
 )
 from ..text import SYMBOLS
 from .onnx_export import export_tacotron2, export_waveglow
-from .tacotron2 import Tacotron2, Tacotron2Params, require_one_frame_per_step
+from .tacotron2 import Tacotron2, Tacotron2Params
 from .waveglow import WN, WaveGlow, WaveGlowParams
 
 log = logging.getLogger("rtvoice.build")
@@ -34,8 +34,11 @@ TINY_TACOTRON2 = Tacotron2Params(
 TINY_WAVEGLOW = WaveGlowParams(n_flows=4, n_early_every=2, n_early_size=2, n_layers=2, n_channels=16)
 
 
-def random_models(size: RandomSize, seed: int = 0, waveglow_channels: int = 256) -> tuple[Tacotron2, WaveGlow]:
+def random_models(size: RandomSize, seed: int = 0, waveglow_channels: int = 256,
+                  frames_per_step: int = 1) -> tuple[Tacotron2, WaveGlow]:
     """Seeded random weights with the real architecture, for tests and benchmarks.
+
+    ``frames_per_step`` is Tacotron 2's reduction factor r (mel frames per decoder step).
 
     The gate bias is pushed far negative so a random decoder runs to its step limit (it
     would otherwise stop at an arbitrary step), and WaveGlow's coupling outputs are scaled
@@ -46,6 +49,7 @@ def random_models(size: RandomSize, seed: int = 0, waveglow_channels: int = 256)
         t2p, wgp = TINY_TACOTRON2, TINY_WAVEGLOW
     else:
         t2p, wgp = Tacotron2Params(), WaveGlowParams(n_channels=waveglow_channels)
+    t2p = dataclasses.replace(t2p, n_frames_per_step=frames_per_step)
     tacotron2, waveglow = Tacotron2(t2p), WaveGlow(wgp)
     with torch.no_grad():
         for module in tacotron2.modules():
@@ -69,7 +73,6 @@ def voice_config(name: str, tacotron2: Tacotron2, waveglow: WaveGlow, source: di
                  sigma: float = 0.6) -> VoiceConfig:
     """The voice.json for these models: every number the runtime needs."""
     t, w = tacotron2.params, waveglow.params
-    require_one_frame_per_step(t, "A voice")
     if t.n_symbols != len(SYMBOLS):
         raise ValueError(f"Tacotron 2 has {t.n_symbols} symbols; rtvoice's English set has {len(SYMBOLS)}.")
     if t.n_mel_channels != w.n_mel_channels:
@@ -86,6 +89,7 @@ def voice_config(name: str, tacotron2: Tacotron2, waveglow: WaveGlow, source: di
             attention_dim=t.attention_dim,
             prenet_dim=t.prenet_dim,
             prenet_dropout=t.prenet_dropout,
+            frames_per_step=t.n_frames_per_step,
             gate_threshold=t.gate_threshold,
             max_decoder_steps=t.max_decoder_steps,
             postnet_context_frames=t.postnet_n_convolutions * (t.postnet_kernel_size // 2),

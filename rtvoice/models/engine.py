@@ -26,9 +26,11 @@ class Utterance(Protocol):
         """Decoder frames produced so far (including any overshoot past the gate)."""
 
     def decode(self, prenet_masks: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """Run ``len(prenet_masks)`` decoder steps; return their gate logits (k,) on the host.
+        """Run ``k = len(prenet_masks)`` decoder steps; return their gate logits (k * r,) on the host.
 
-        This is the one point per batch of steps where the host waits for the device.
+        Each step makes ``r = config.decoder.frames_per_step`` frames and one gate logit per
+        frame, so ``frames`` grows by ``k * r``. This is the one point per batch of steps where
+        the host waits for the device.
         """
 
     def mel(self, start: int, stop: int) -> npt.NDArray[np.float32]:
@@ -82,7 +84,10 @@ class Engine(Protocol):
     config: VoiceConfig
 
     def open_utterance(self, ids: Sequence[int], max_steps: int) -> Utterance:
-        """Run the encoder for one sentence and return its decoder state, ready to step."""
+        """Run the encoder for one sentence and return its decoder state, ready to step.
+
+        ``max_steps`` counts frames; the utterance has room for it rounded up to whole steps.
+        """
 
     def decode_batch(
         self, items: Sequence[tuple[Utterance, npt.NDArray[np.float32]]]

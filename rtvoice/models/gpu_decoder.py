@@ -8,7 +8,8 @@ copied aside) and restored afterwards, so they do not advance.
 
 After the ``k`` steps: per sentence one 2-D copy of its new frames from the ring into its
 own mel buffer (what the vocoder reads), one copy of the gate ring to the host, and the
-one host wait. A sentence that leaves (closed, on the vocoder thread) is only queued;
+one host wait. A step makes ``frames_per_step`` (r) frames and r gate logits; the ring
+holds a step's r frames per row, and the graph feeds back the last of them. A sentence that leaves (closed, on the vocoder thread) is only queued;
 the decoder thread then moves the last row into its place (compaction).
 
 CUDA graphs: backends whose runs only enqueue (TensorRT) get the ``k`` steps of a
@@ -49,7 +50,7 @@ class Member:
 
 @dataclass(frozen=True)
 class Request:
-    """``len(masks)`` steps for ``member``, frames written to ``mel_ptr`` from frame ``first``."""
+    """``len(masks)`` steps for ``member``, their frames written to ``mel_ptr`` from frame ``first``."""
 
     member: Member
     masks: npt.NDArray[np.float32]
@@ -146,13 +147,14 @@ class BatchedDecoder:
         for q in requests:
             if q.member.left or q.member.row < 0:
                 raise InternalError("decode() of a closed utterance")
-        gates = [np.empty(len(q.masks), np.float32) for q in requests]
+        r = self.rows.r
+        gates = [np.empty(len(q.masks) * r, np.float32) for q in requests]
         for k, group in sorted(group_indices([len(q.masks) for q in requests]).items(), reverse=True):
             for start in range(0, k, self.ring):
                 steps = min(self.ring, k - start)
                 out = self._batch([requests[i] for i in group], start, steps)
                 for i, g in zip(group, out, strict=True):
-                    gates[i][start:start + steps] = g
+                    gates[i][start * r : (start + steps) * r] = g
         return gates
 
     def _batch(self, requests: Sequence[Request], start: int, steps: int) -> list[npt.NDArray[np.float32]]:
@@ -178,17 +180,17 @@ class BatchedDecoder:
         for first, count in idle:
             r.copy_rows(r.parked(), r.carried(), first, count, first, s)
         self._steps(bucket, base, steps)
-        for q in requests:  # frames ring[1..steps] of its row -> its own mel buffer
-            copy_2d_async(q.mel_ptr + F32 * r.n_mel * (q.first + start), F32 * r.n_mel,
-                          r.frame(1, q.member.row), F32 * r.rows * r.n_mel, F32 * r.n_mel, steps, s)
+        for q in requests:  # frames ring[1..steps] of its row -> its own mel buffer, r frames a step
+            copy_2d_async(q.mel_ptr + F32 * r.n_mel * (q.first + start * r.r), F32 * r.width,
+                          r.frame(1, q.member.row), F32 * r.rows * r.width, F32 * r.width, steps, s)
         r.finish_batch(steps, base, bucket, s)
         for first, count in idle:
             r.copy_rows(r.carried(), r.parked(), first, count, first, s)
-        copy_async(r.gates_host.ptr, r.gates.ptr, F32 * steps * r.rows, s)
+        copy_async(r.gates_host.ptr, r.gates.ptr, F32 * steps * r.rows * r.r, s)
         self.done.record(s)
         self.done.synchronize()  # the one host wait per batch of steps: the gate logits
-        out = r.gates_host.array(np.float32, (self.ring, r.rows))
-        return [out[:steps, q.member.row].copy() for q in requests]
+        out = r.gates_host.array(np.float32, (self.ring, r.rows, r.r))
+        return [out[:steps, q.member.row].reshape(-1).copy() for q in requests]
 
     def _steps(self, bucket: int, base: int, steps: int) -> None:
         runs = self._bound(bucket, base)
@@ -225,7 +227,7 @@ class BatchedDecoder:
         for i in range(self.ring):
             src, dst = r.states[i % 2], r.states[1 - i % 2]
             runs.append(runner.bind(
-                {"decoder_input": DeviceTensor(r.frame(i, o), (b, r.n_mel)),
+                {"decoder_input": DeviceTensor(r.frame(i, o), (b, r.width)),
                  **{name: DeviceTensor(src[name].ptr + F32 * o * e, shapes[name])
                     for name, e in r.state_elems.items()},
                  "memory": DeviceTensor(memory + m_row * o, (b, n, d.encoder_embedding_dim)),
@@ -233,8 +235,8 @@ class BatchedDecoder:
                  "mask": DeviceTensor(mask + k_row * o, (b, n), np.bool_),
                  "prenet_masks": DeviceTensor(r.masks.ptr + F32 * (i * r.rows + o) * 2 * r.prenet,
                                               (b, 2, r.prenet))},
-                {"mel_frame": DeviceTensor(r.frame(i + 1, o), (b, r.n_mel)),
-                 "gate": DeviceTensor(r.gates.ptr + F32 * (i * r.rows + o), (b, 1)),
+                {"mel_frame": DeviceTensor(r.frame(i + 1, o), (b, r.width)),
+                 "gate": DeviceTensor(r.gate(i, o), (b, r.r)),
                  **{f"next_{name}": DeviceTensor(dst[name].ptr + F32 * o * e, shapes[name])
                     for name, e in r.state_elems.items()}}))
         self._runs[(bucket, base)] = runs

@@ -62,13 +62,15 @@ class GpuUtterance:
         self._engine = engine
         self._slot: _Slot | None = slot
         self._n = n = len(ids)
-        self._mel_dim = engine.config.decoder.n_mel_channels
-        self._max_steps = max_steps
+        d = engine.config.decoder
+        self._mel_dim = d.n_mel_channels
+        self._r = d.frames_per_step
+        self._room = d.frame_room(max_steps)  # whole steps: the last one may overshoot max_steps
         self._frames = 0
         # Grow-only allocation happens here, before the decoder loop, never inside it.
         slot.text.ensure(8 * n)
         slot.text_host.ensure(8 * (n + 1))
-        slot.mel.ensure(F32 * max_steps * self._mel_dim)
+        slot.mel.ensure(F32 * self._room * self._mel_dim)
         self.member = engine.decoder.join(n)
         try:
             self._encode(ids)
@@ -106,13 +108,13 @@ class GpuUtterance:
     def request(self, prenet_masks: npt.NDArray[np.float32]) -> Request:
         """This sentence's part of a batch: check room, say where its frames go."""
         k = len(prenet_masks)
-        if self._frames + k > self._max_steps:
-            raise InternalError(f"decode past max steps ({self._frames}+{k} > {self._max_steps})")
+        if self._frames + k * self._r > self._room:
+            raise InternalError(f"decode past max steps ({self._frames}+{k}x{self._r} > {self._room})")
         return Request(self.member, prenet_masks, self._live().mel.ptr, self._frames)
 
-    def advance(self, k: int) -> None:
-        """Count ``k`` frames as decoded (after the batch that made them)."""
-        self._frames += k
+    def advance(self, steps: int) -> None:
+        """Count the frames of ``steps`` steps as decoded (after the batch that made them)."""
+        self._frames += steps * self._r
 
     def decode(self, prenet_masks: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         return self._engine.decode_batch([(self, prenet_masks)])[0]

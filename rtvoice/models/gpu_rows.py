@@ -7,9 +7,10 @@ Every per-sentence tensor of the decoder step lives in one row of a buffer shape
   writes the other); between batches the state is always in parity 0.
 - ``memory``, ``processed``, ``mask``: the encoder output, padded to ``text_length``
   symbols; padded positions are masked, so they get exactly zero attention weight.
-- ``ring``: ``(k + 1, max_rows, n_mel)`` mel frames; step i reads ``ring[i]`` and writes
-  ``ring[i + 1]``, so every step of a batch has fixed addresses (capturable as one
-  graph). ``gates`` ``(k, max_rows)`` and ``masks`` ``(k, max_rows, 2, prenet_dim)`` the same.
+- ``ring``: ``(k + 1, max_rows, r * n_mel)``: each step's r mel frames; step i reads
+  ``ring[i]`` (the graph feeds back its last frame) and writes ``ring[i + 1]``, so every
+  step of a batch has fixed addresses (capturable as one graph). ``gates``
+  ``(k, max_rows, r)`` and ``masks`` ``(k, max_rows, 2, prenet_dim)`` the same.
 - ``park``: room to save the state of rows that a run covers but must not advance.
 
 Everything is allocated once (engine open) and zeroed; freed by :meth:`Rows.close`.
@@ -33,18 +34,19 @@ class Rows:
         d = config.decoder
         self.rows, self.text_length, self.ring_steps = rows, text_length, ring
         self.n_mel, self.prenet = d.n_mel_channels, d.prenet_dim
+        self.r, self.width = d.frames_per_step, d.step_width  # frames, and floats, of one step's mel
         self.state_elems = {name: math.prod(shape) for name, shape in state_shapes(config, 1, text_length).items()}
         self._owned: list[DeviceBuffer | HostBuffer] = []
         self.states = [{name: self._dev(F32 * rows * n) for name, n in self.state_elems.items()} for _ in range(2)]
         self.park = {name: self._dev(F32 * rows * n) for name, n in self.state_elems.items()}
-        self.park_frame = self._dev(F32 * rows * self.n_mel)
+        self.park_frame = self._dev(F32 * rows * self.width)
         self.memory = self._dev(F32 * rows * text_length * d.encoder_embedding_dim)
         self.processed = self._dev(F32 * rows * text_length * d.attention_dim)
         self.mask = self._dev(rows * text_length)
-        self.ring = self._dev(F32 * (ring + 1) * rows * self.n_mel)
-        self.gates = self._dev(F32 * ring * rows)
+        self.ring = self._dev(F32 * (ring + 1) * rows * self.width)
+        self.gates = self._dev(F32 * ring * rows * self.r)
         self.masks = self._dev(F32 * ring * rows * 2 * self.prenet)
-        self.gates_host = self._host(F32 * ring * rows)
+        self.gates_host = self._host(F32 * ring * rows * self.r)
         self.masks_host = self._host(F32 * ring * rows * 2 * self.prenet)
         for buffer in self._owned:
             if isinstance(buffer, DeviceBuffer):
@@ -66,13 +68,17 @@ class Rows:
         return sum(b.nbytes for b in self._owned if isinstance(b, DeviceBuffer))
 
     def frame(self, step: int, row: int = 0) -> int:
-        """Address of ``ring[step][row]``."""
-        return self.ring.ptr + F32 * (step * self.rows + row) * self.n_mel
+        """Address of ``ring[step][row]``: that step's r frames."""
+        return self.ring.ptr + F32 * (step * self.rows + row) * self.width
+
+    def gate(self, step: int, row: int = 0) -> int:
+        """Address of ``gates[step][row]``: that step's r gate logits."""
+        return self.gates.ptr + F32 * (step * self.rows + row) * self.r
 
     def carried(self) -> list[tuple[int, int]]:
-        """(base address, bytes per row) of what a row carries between batches: state and last frame."""
+        """(base address, bytes per row) of what a row carries between batches: state and last step's frames."""
         return [(self.states[0][name].ptr, F32 * n) for name, n in self.state_elems.items()] + [
-            (self.ring.ptr, F32 * self.n_mel)]
+            (self.ring.ptr, F32 * self.width)]
 
     def static(self) -> list[tuple[int, int]]:
         """(base address, bytes per row) of the encoder output of a row."""
@@ -83,7 +89,7 @@ class Rows:
     def parked(self) -> list[tuple[int, int]]:
         """The park area, field by field in the order of :meth:`carried`."""
         return [(self.park[name].ptr, F32 * n) for name, n in self.state_elems.items()] + [
-            (self.park_frame.ptr, F32 * self.n_mel)]
+            (self.park_frame.ptr, F32 * self.width)]
 
     def copy_rows(self, dst: list[tuple[int, int]], src: list[tuple[int, int]], start: int, count: int,
                   to: int, stream: Stream) -> None:
@@ -92,8 +98,8 @@ class Rows:
             copy_async(d + size * to, s + size * start, size * count, stream)
 
     def finish_batch(self, steps: int, base: int, count: int, stream: Stream) -> None:
-        """After ``steps`` steps of rows ``[base, base + count)``: last frame to ``ring[0]``, state to parity 0."""
-        copy_async(self.frame(0, base), self.frame(steps, base), F32 * count * self.n_mel, stream)
+        """After ``steps`` steps of rows ``[base, base + count)``: last frames to ``ring[0]``, state to parity 0."""
+        copy_async(self.frame(0, base), self.frame(steps, base), F32 * count * self.width, stream)
         if steps % 2:
             for name, n in self.state_elems.items():
                 off = F32 * base * n

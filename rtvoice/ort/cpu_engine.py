@@ -32,8 +32,10 @@ class CpuUtterance:
         )
         self._static = {"memory": memory, "processed_memory": processed, "mask": mask}
         self._state = DecoderIO.zero_state(config, 1, len(ids))
-        self._mel = np.zeros((max_steps, config.decoder.n_mel_channels), np.float32)
-        self._frame = np.zeros((1, config.decoder.n_mel_channels), np.float32)
+        d = config.decoder
+        self._r = d.frames_per_step
+        self._mel = np.zeros((d.frame_room(max_steps), d.n_mel_channels), np.float32)
+        self._frame = np.zeros((1, d.step_width), np.float32)  # the last step's r frames; the graph reads the last
         self._frames = 0
         self._closed = False
 
@@ -42,27 +44,27 @@ class CpuUtterance:
         return self._frames
 
     def decode(self, prenet_masks: Array) -> Array:
-        k = len(prenet_masks)
+        k, r = len(prenet_masks), self._r
         self._check_room(k)
-        gates = np.empty(k, np.float32)
+        gates = np.empty(k * r, np.float32)
         run = self._sessions.decoder_step.run
         for i in range(k):
             outputs = run(None, {"decoder_input": self._frame, **self._state, **self._static,
                                  "prenet_masks": prenet_masks[i]})
-            gates[i] = outputs[1][0, 0]
+            gates[i * r : (i + 1) * r] = outputs[1][0]
             self._step_outputs(outputs[0], DecoderIO.next_state(outputs))
         return gates
 
-    def _check_room(self, k: int) -> None:
-        if self._frames + k > len(self._mel):
-            raise InternalError(f"decode past max steps ({self._frames}+{k} > {len(self._mel)})")
+    def _check_room(self, steps: int) -> None:
+        if self._frames + steps * self._r > len(self._mel):
+            raise InternalError(f"decode past max steps ({self._frames}+{steps}x{self._r} > {len(self._mel)})")
 
-    def _step_outputs(self, frame: Array, state: dict[str, Array]) -> None:
-        """Take one step's results (frame (1, n_mel) and next state) as our own."""
-        self._frame = frame
-        self._mel[self._frames] = frame[0]
+    def _step_outputs(self, frames: Array, state: dict[str, Array]) -> None:
+        """Take one step's results (r frames (1, r * n_mel) and next state) as our own."""
+        self._frame = frames
+        self._mel[self._frames : self._frames + self._r] = frames.reshape(self._r, -1)
         self._state = state
-        self._frames += 1
+        self._frames += self._r
 
     def mel(self, start: int, stop: int) -> Array:
         return np.ascontiguousarray(self._mel[start:stop].T)
@@ -135,7 +137,8 @@ class CpuEngine:
             raise InternalError("decode_batch() got an utterance of another engine")
         for utterance, (_, masks) in zip(ours, items, strict=True):
             utterance._check_room(len(masks))
-        gates = [np.empty(len(masks), np.float32) for _, masks in items]
+        r = self.config.decoder.frames_per_step
+        gates = [np.empty(len(masks) * r, np.float32) for _, masks in items]
         run = self._sessions.decoder_step.run
         static: tuple[tuple[int, ...], dict[str, Array]] | None = None
         for i in range(max(len(masks) for _, masks in items)):
@@ -154,7 +157,7 @@ class CpuEngine:
                 state = {name: np.ascontiguousarray(value[row : row + 1, :n])
                          if name.startswith("attention_weights") else value[row : row + 1]
                          for name, value in nxt.items()}
-                gates[j][i] = outputs[1][row, 0]
+                gates[j][i * r : (i + 1) * r] = outputs[1][row]
                 u._step_outputs(outputs[0][row : row + 1], state)
         return gates
 

@@ -57,7 +57,7 @@ def input_dims(graph: str, config: VoiceConfig) -> dict[str, tuple[_DIM, ...]]:
             "attention_hidden": d.attention_rnn_dim, "attention_cell": d.attention_rnn_dim,
             "decoder_hidden": d.decoder_rnn_dim, "decoder_cell": d.decoder_rnn_dim,
             "attention_weights": n, "attention_weights_cum": n, "attention_context": d.encoder_embedding_dim}
-        return {"decoder_input": (b, d.n_mel_channels),
+        return {"decoder_input": (b, d.step_width),  # the previous step's r frames
                 **{name: (b, sizes[name]) for name in STATE_NAMES},
                 "memory": (b, n, d.encoder_embedding_dim), "processed_memory": (b, n, d.attention_dim),
                 "mask": (b, n), "prenet_masks": (b, 2, d.prenet_dim)}

@@ -51,16 +51,25 @@ IDS = [list(range(3, 3 + n)) for n in (11, 5, 23, 8, 17)]
 
 def _alone(folder: Path, ids: list[int], masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     cpu = CpuEngine(folder, VoiceConfig.load(folder))
-    u = cpu.open_utterance(ids, len(masks))
+    frames = len(masks) * cpu.config.decoder.frames_per_step
+    u = cpu.open_utterance(ids, frames)
     gates = u.decode(masks)
-    return gates, u.mel(0, len(masks))
+    return gates, u.mel(0, frames)
 
 
-@pytest.mark.parametrize(("capture", "max_batch"), [(False, 8), (True, 8), (False, 1), (True, 2)])
-def test_batched_rows_join_and_leave_match_each_sentence_alone(tiny_voice_dir: Path, capture: bool, max_batch: int,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """max_batch 1: batching off (each row alone); 2: rows beyond the top bucket step one by one."""
+@pytest.mark.parametrize(("capture", "max_batch", "voice"),
+                         [(False, 8, "tiny_voice_dir"), (True, 8, "tiny_voice_dir"), (False, 1, "tiny_voice_dir"),
+                          (True, 2, "tiny_voice_dir"), (False, 8, "tiny_r2_voice_dir"), (True, 2, "tiny_r2_voice_dir")])
+def test_batched_rows_join_and_leave_match_each_sentence_alone(capture: bool, max_batch: int, voice: str,
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              request: pytest.FixtureRequest) -> None:
+    """max_batch 1: batching off (each row alone); 2: rows beyond the top bucket step one by one.
+
+    The r = 2 voice makes two frames and two gate logits a step, through the same rows.
+    """
+    tiny_voice_dir: Path = request.getfixturevalue(voice)
     config = _config(tiny_voice_dir, max_rows=8, max_batch=max_batch, buckets=(1, 2, 4, 8))
+    r = config.decoder.frames_per_step
     steps = 24
     masks = [_masks(i, steps, config) for i in range(len(IDS))]
     engine = _engine(tiny_voice_dir, config, monkeypatch, capture=capture)
@@ -74,7 +83,7 @@ def test_batched_rows_join_and_leave_match_each_sentence_alone(tiny_voice_dir: P
         done_steps = dict.fromkeys(range(len(IDS)), 0)
         for rnd in range(8):
             for i in plan.get(rnd, []):
-                open_[i] = engine.open_utterance(IDS[i], steps)
+                open_[i] = engine.open_utterance(IDS[i], steps * r)
             items = []
             for i, u in sorted(open_.items()):
                 if rnd == 1 and i == 0:
@@ -90,7 +99,8 @@ def test_batched_rows_join_and_leave_match_each_sentence_alone(tiny_voice_dir: P
                 got_gates[i].append(g)
                 done_steps[i] += len(m)
                 if done_steps[i] == steps:
-                    mels[i] = u.mel(0, steps)
+                    assert u.frames == steps * r
+                    mels[i] = u.mel(0, steps * r)
                     u.close()  # leaves: the last row moves into its place
                     del open_[i]
         assert not open_ and engine.decoder.active == 0
