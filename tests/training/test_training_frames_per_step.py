@@ -175,7 +175,7 @@ def test_training_frames_per_step_trains_converts_resumes_and_gta_keeps_lengths(
         if tensor.is_floating_point() and "running_" not in name:
             assert torch.equal(tensor, converted[name]), name
 
-    # GTA mels of an r = 2 model have exactly the teacher's lengths; the runtime export refuses it.
+    # GTA mels of an r = 2 model have exactly the teacher's lengths.
     out = tmp_path / "gta"
     gta.make(data, out, ckpt, seed=0, batch_size=2, device="cpu")
     teacher, student = Dataset.load(data), Dataset.load(out)
@@ -184,5 +184,41 @@ def test_training_frames_per_step_trains_converts_resumes_and_gta_keeps_lengths(
     wg = train_waveglow.PRESETS["tiny"]
     checkpoint.save({"state_dict": WaveGlow(wg).state_dict(), "config": wg.to_dict(), "iteration": 1},
                     ckpt / "waveglow.pt")
-    with pytest.raises(ValueError, match="the runtime decodes one frame per step"):
-        export_default.main(["--checkpoints", str(ckpt), "--out", str(tmp_path / "voice")])
+    # The export makes a voice of 2 frames a step, and the runtime decodes it as training's own step does.
+    voice = tmp_path / "voice"
+    assert export_default.main(["--checkpoints", str(ckpt), "--out", str(voice), "--max-decoder-steps", "41"]) == 0
+    _runtime_decodes_as_training_steps(voice, ckpt / "tacotron2.pt")
+
+
+def _runtime_decodes_as_training_steps(voice: Path, tacotron2_checkpoint: Path) -> None:
+    """The CPU runtime's mel and gates against :func:`step_frames`, each step fed its last frame."""
+    from rtvoice import SynthesisConfig, Voice
+    from rtvoice.audio import concatenate
+    from rtvoice.export.checkpoint import load_tacotron2
+    from rtvoice.models.randomness import PrenetMasks
+
+    model = load_tacotron2(tacotron2_checkpoint)
+    p = model.params
+    ids = [5, 12, 30, 7, 19, 44, 3]
+    masks = PrenetMasks(0, 0, p.prenet_dim, p.prenet_dropout).take(10)
+    with Voice.load(voice, backend="onnxruntime", device="cpu") as v:
+        assert v.config.decoder.frames_per_step == 2 and v.config.decoder.max_decoder_steps == 41
+        utterance = v.engine.open_utterance(ids, 20)
+        gates = utterance.decode(masks)
+        mel = utterance.mel(0, 20)
+        utterance.close()
+        audio = concatenate(v.synthesize("hello there.", SynthesisConfig(force_steps=41)))
+    assert len(audio) == 41 * v.config.audio.hop_length
+    with torch.no_grad():
+        text = torch.tensor([ids])
+        memory, processed, mask = model.encode(text, torch.tensor([len(ids)]))
+        state = DecoderState.zeros(p, 1, len(ids), memory)
+        frame = memory.new_zeros(1, p.n_mel_channels)
+        frames, logits = [], []
+        for i in range(10):
+            group, gate, state = step_frames(model, frame, state, memory, processed, mask, torch.from_numpy(masks[i]))
+            frame = group[:, :, -1]
+            frames.append(group[0])
+            logits.append(gate[0])
+    np.testing.assert_allclose(mel, torch.cat(frames, dim=1).numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(gates, torch.cat(logits).numpy(), rtol=1e-4, atol=1e-4)

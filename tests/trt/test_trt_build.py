@@ -101,3 +101,16 @@ def test_profiles_that_do_not_fit_the_graph(tiny_voice_dir: Path) -> None:
                            allow_rtx=True)
     with pytest.raises(EngineError, match="does not exist"):
         build.build_engine(tiny_voice_dir / "nothing.onnx", {}, allow_rtx=True)
+
+
+def test_a_decoder_step_of_two_frames_builds_with_its_profile(tiny_r2_voice_dir: Path) -> None:
+    """r = 2: the step takes and gives (batch, 160); its profile says so, and a wrong one is refused."""
+    config = VoiceConfig.load(tiny_r2_voice_dir)
+    profiles = profiles_for("decoder_step", config)
+    assert profiles["decoder_input"][2] == (config.profiles.batch.max, 160)
+    plan = build.build_engine(tiny_r2_voice_dir / "decoder_step.onnx", profiles, allow_rtx=True)
+    assert len(plan) > 10_000
+    one_frame = tuple((s[0], 80) for s in profiles["decoder_input"])
+    with pytest.raises(EngineError, match=r"of input 'decoder_input' does not fit"):
+        build.build_engine(tiny_r2_voice_dir / "decoder_step.onnx", {**profiles, "decoder_input": one_frame},
+                           allow_rtx=True)  # type: ignore[dict-item]

@@ -23,8 +23,10 @@ def _graph_io(path: Path) -> tuple[dict[str, list[int | str]], list[str]]:
     return inputs, [v.name for v in graph.output]
 
 
+@pytest.mark.parametrize("voice", ["tiny_voice_dir", "tiny_r2_voice_dir"])
 @pytest.mark.parametrize("graph", GRAPH_NAMES)
-def test_every_graph_input_has_a_profile_that_fits_it(tiny_voice_dir: Path, graph: str) -> None:
+def test_every_graph_input_has_a_profile_that_fits_it(graph: str, voice: str, request: pytest.FixtureRequest) -> None:
+    tiny_voice_dir: Path = request.getfixturevalue(voice)
     config = VoiceConfig.load(tiny_voice_dir)
     inputs, outputs = _graph_io(tiny_voice_dir / config.graphs[graph])
     profiles = profiles_for(graph, config)

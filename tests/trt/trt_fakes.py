@@ -136,7 +136,8 @@ class FakeEngine:
             return (b, m, t)
         if self.graph == "decoder_step":
             batch = shapes["decoder_input"][0]
-            sizes = {"mel_frame": (batch, shapes["decoder_input"][1]), "gate": (batch, 1)}
+            width = shapes["decoder_input"][1]  # r frames of 80: r gate logits
+            sizes = {"mel_frame": (batch, width), "gate": (batch, width // 80)}
             return sizes.get(name) or shapes[name.removeprefix("next_")]
         return (-1,)  # not modelled: TensorRT's "cannot infer"
 
