@@ -114,6 +114,8 @@ class RunResult:
     latency_s: float
     audio_s: float
     decoder_steps: int
+    mel_frames: int
+    """Frames heard: ``decoder_steps`` times the voice's frames per step, less any overshoot."""
     decoder_us_per_step: float
     waveglow_us_per_audio_s: float
     vocoder_batch_mean: float
@@ -150,6 +152,7 @@ class BenchReport:
             "text_chars": self.text_chars, "concurrency": self.concurrency, "vocoder_batch": self.vocoder_batch,
             "runs": len(self.runs),
             "decoder_steps": self.runs[0].decoder_steps if self.runs else 0,
+            "mel_frames": self.runs[0].mel_frames if self.runs else 0,
             "audio_s": self.runs[0].audio_s if self.runs else 0.0,
             "time_to_first_audio_s": stats([r.time_to_first_audio_s for r in self.runs]),
             "latency_s": stats([r.latency_s for r in self.runs]),
@@ -211,6 +214,7 @@ def run_bench(voice: Voice, text: str, *, steps: int | None, runs: int, warmup: 
                     audio_s = samples / voice.sample_rate
                     report.runs.append(RunResult(
                         ttfa, latency, audio_s, engine.decode_steps // concurrency,
+                        samples // voice.config.audio.hop_length,
                         1e6 * engine.decode_s / max(engine.decode_steps, 1),
                         1e6 * engine.vocode_s / max(engine.vocode_samples / voice.sample_rate, 1e-9),
                         engine.vocode_chunks / max(engine.vocode_calls, 1)))
@@ -246,7 +250,8 @@ def format_table(summary: dict[str, Any]) -> str:
     rows = [
         ("backend / device", f"{summary['backend']} on {summary['device']} ({summary['gpu']})"),
         ("voice / text", f"{summary['voice']}, {summary['text_chars']} chars, "
-                         f"{summary['decoder_steps']} decoder steps, {summary['audio_s']:.2f} s audio"),
+                         f"{summary['decoder_steps']} decoder steps ({summary['mel_frames']} mel frames), "
+                         f"{summary['audio_s']:.2f} s audio"),
         ("runs x concurrency", f"{summary['runs'] // max(summary['concurrency'], 1)} x {summary['concurrency']}"),
     ]
     if summary.get("batching"):

@@ -23,7 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                        description="Warm up, run repeatedly through the streaming pipeline, report medians and p99.")
     add_voice_options(p)
     p.add_argument("--text", type=Path, help="UTF-8 text file to speak (default: a pangram)")
-    p.add_argument("--steps", type=int, help="force the decoder to this many steps (random voices never stop)")
+    p.add_argument("--steps", type=int,
+                   help="force each sentence to this many mel frames (random voices never stop); a voice of r "
+                        "frames per decoder step runs ceil(steps / r) decoder steps")
     p.add_argument("--runs", type=int, default=6, help="timed runs (after --warmup)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--concurrency", type=int, default=1, help="simultaneous streams per run")
@@ -98,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         if args.compare == "torch":
             from ..export.torch_bench import time_torch
 
-            steps = report.runs[0].decoder_steps
+            steps = report.runs[0].mel_frames
             report.torch = time_torch(voice.config, text, steps, voice.choice.device, runs=args.runs,
                                       warmup=args.warmup, fp16=args.torch_fp16,
                                       checkpoints=tuple(args.checkpoints) if args.checkpoints else None)

@@ -24,7 +24,7 @@ def test_bench_json_schema_and_sanity(tiny_voice_dir: Path) -> None:
     s = report["summary"]
     assert s["backend"] == "onnxruntime" and s["device"] == "cpu" and s["gpu"] == "none"
     assert s["runs"] == 3 * 2 and len(report["runs"]) == 6 and s["concurrency"] == 2
-    assert s["decoder_steps"] == 40
+    assert s["decoder_steps"] == s["mel_frames"] == 40
     assert s["audio_s"] == pytest.approx(40 * 256 / 22050)
     for key in ("time_to_first_audio_s", "latency_s", "rtf", "decoder_us_per_step", "waveglow_us_per_audio_s",
                 "vocoder_batch_mean"):
@@ -72,3 +72,11 @@ def test_bench_seams_sweep_table(tiny_voice_dir: Path) -> None:
 def test_bench_rejects_bad_arguments(tiny_voice_dir: Path) -> None:
     run = _bench(tiny_voice_dir, "--runs", "0")
     assert run.returncode == 2 and "Traceback" not in run.stderr
+
+
+def test_bench_counts_steps_and_frames_of_a_two_frame_voice(tiny_r2_voice_dir: Path) -> None:
+    run = _bench(tiny_r2_voice_dir, "--steps", "41", "--runs", "2", "--warmup", "0", "--json")
+    assert run.returncode == 0, run.stderr
+    s = json.loads(run.stdout)["summary"]
+    assert (s["decoder_steps"], s["mel_frames"]) == (21, 41)  # the last step's second frame is not heard
+    assert s["audio_s"] == pytest.approx(41 * 256 / 22050)
