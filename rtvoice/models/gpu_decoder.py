@@ -9,8 +9,9 @@ copied aside) and restored afterwards, so they do not advance.
 After the ``k`` steps: per sentence one 2-D copy of its new frames from the ring into its
 own mel buffer (what the vocoder reads), one copy of the gate ring to the host, and the
 one host wait. A step makes ``frames_per_step`` (r) frames and r gate logits; the ring
-holds a step's r frames per row, and the graph feeds back the last of them. A sentence that leaves (closed, on the vocoder thread) is only queued;
-the decoder thread then moves the last row into its place (compaction).
+holds a step's r frames per row, and the graph feeds back the last of them. A sentence
+that leaves (closed, on the vocoder thread) is only queued; the decoder thread then moves
+the last row into its place (compaction).
 
 CUDA graphs: backends whose runs only enqueue (TensorRT) get the ``k`` steps of a
 (bucket, k) captured as one graph after one ordinary warm-up run; ONNX Runtime captures

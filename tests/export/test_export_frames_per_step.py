@@ -54,7 +54,7 @@ def test_the_decoder_step_graph_takes_and_gives_r_frames(tiny_voice_dir: Path, t
 
 @pytest.mark.parametrize("frames", [41, 40])
 def test_an_r2_voice_speaks_as_pytorch_decodes_it(tiny_r2_voice_dir: Path, frames: int) -> None:
-    """ONNX Runtime against PyTorch, an odd frame count included (the last step's second frame dropped)."""
+    """ONNX Runtime against PyTorch; an odd frame count drops the last step's second frame."""
     tacotron2, waveglow = random_models("tiny", seed=0, frames_per_step=2)
     report = compare(tiny_r2_voice_dir, tacotron2, waveglow, "Two frames at a time.", seed=5, steps=frames)
     assert report.mel_peak > 0.1 and report.audio_peak > 1e-3  # something was decoded
@@ -63,7 +63,7 @@ def test_an_r2_voice_speaks_as_pytorch_decodes_it(tiny_r2_voice_dir: Path, frame
 
 
 def test_an_r2_checkpoint_builds_a_voice(tmp_path: Path) -> None:
-    """r read from the checkpoint's config, or from its tensor shapes; build_engines.py exports it."""
+    """The frames per step come from the config, or from the tensor shapes; build_engines.py exports them."""
     tacotron2, waveglow = random_models("tiny", seed=1, frames_per_step=2)
     torch.save({"state_dict": waveglow.state_dict(), "config": dataclasses.asdict(waveglow.params)},
                tmp_path / "waveglow.pt")

@@ -104,7 +104,7 @@ def test_profiles_that_do_not_fit_the_graph(tiny_voice_dir: Path) -> None:
 
 
 def test_a_decoder_step_of_two_frames_builds_with_its_profile(tiny_r2_voice_dir: Path) -> None:
-    """r = 2: the step takes and gives (batch, 160); its profile says so, and a wrong one is refused."""
+    """Two frames a step: the step takes and gives (batch, 160), its profile says so, a wrong one is refused."""
     config = VoiceConfig.load(tiny_r2_voice_dir)
     profiles = profiles_for("decoder_step", config)
     assert profiles["decoder_input"][2] == (config.profiles.batch.max, 160)
