@@ -101,11 +101,16 @@ def test_same_seed_same_audio_other_seed_other_audio(tiny_voice: Voice) -> None:
     assert len(a) == len(c) and not np.allclose(a, c)
 
 
-@pytest.mark.parametrize("chunk_frames", [16, 40])
-def test_streamed_audio_equals_whole_utterance(tiny_voice: Voice, chunk_frames: int) -> None:
+@pytest.mark.parametrize(("voice_dir", "chunk_frames"),
+                         [("tiny_voice_dir", 16), ("tiny_voice_dir", 40), ("tiny_r2_voice_dir", 16),
+                          ("tiny_r2_voice_dir", 7)])
+def test_streamed_audio_equals_whole_utterance(voice_dir: str, chunk_frames: int, request: pytest.FixtureRequest
+                                               ) -> None:
+    """The r = 2 voice too; chunks of an odd number of frames cut its steps in two."""
     text = "Streaming must sound like the whole thing."
-    whole = concatenate(tiny_voice.synthesize(text, SynthesisConfig(seed=1, whole=True)))
-    chunks = list(tiny_voice.synthesize(text, SynthesisConfig(seed=1, chunk_frames=chunk_frames)))
+    with Voice.load(request.getfixturevalue(voice_dir), backend="onnxruntime", device="cpu") as voice:
+        whole = concatenate(voice.synthesize(text, SynthesisConfig(seed=1, whole=True)))
+        chunks = list(voice.synthesize(text, SynthesisConfig(seed=1, chunk_frames=chunk_frames)))
     streamed = concatenate(chunks)
     assert len(chunks) >= 150 // chunk_frames
     assert len(streamed) == len(whole) == 150 * 256
@@ -166,7 +171,9 @@ async def test_cancelling_a_stream_closes_everything(tiny_voice: Voice) -> None:
     assert engine.decoded < 20 * 3 * 150 / 2
 
 
-def test_gate_stops_decoder_and_trims_overshoot(tmp_path: Path) -> None:
+@pytest.mark.parametrize("r", [1, 2])
+def test_gate_stops_decoder_and_trims_overshoot(tmp_path: Path, r: int) -> None:
+    """At r = 2 frames per step, the gate fires on a step's first frame: its second is dropped."""
     torch = pytest.importorskip("torch")
     from rtvoice.export.voice_builder import build_voice, random_models
     from rtvoice.models.randomness import PrenetMasks
@@ -174,7 +181,7 @@ def test_gate_stops_decoder_and_trims_overshoot(tmp_path: Path) -> None:
 
     # A tiny voice whose gate actually moves (the stock random voice pins it far below 0);
     # with these seeded weights it rises over the first steps, as the decoder settles.
-    tacotron2, waveglow = random_models("tiny", seed=3)
+    tacotron2, waveglow = random_models("tiny", seed=3, frames_per_step=r)
     with torch.no_grad():
         tacotron2.decoder.gate_layer.linear_layer.weight.normal_(0.0, 1.0).neg_()
         tacotron2.decoder.gate_layer.linear_layer.bias.fill_(-4.0)
@@ -182,23 +189,28 @@ def test_gate_stops_decoder_and_trims_overshoot(tmp_path: Path) -> None:
     with Voice.load(tmp_path / "gated", device="cpu") as voice:
         sentence = plan("Gate.", voice.config)[0]
         utterance = voice.engine.open_utterance(sentence.ids, 100)
-        gates = utterance.decode(PrenetMasks(0, 0, voice.config.decoder.prenet_dim).take(100))
+        gates = utterance.decode(PrenetMasks(0, 0, voice.config.decoder.prenet_dim).take(100 // r))
         utterance.close()
-    # A threshold the gate first crosses at step k: a new running maximum (the random
-    # decoder settles within a few steps), not at the end of a gate-check batch, so the
-    # overshoot must be trimmed.
+    # A threshold the gate first crosses at frame k: a new running maximum (the random
+    # decoder settles within a few steps), not in the last step of a gate-check batch, so the
+    # overshoot must be trimmed; at r = 2, on the first frame of its step.
     probs = 1 / (1 + np.exp(-gates.astype(np.float64)))
-    records = [k for k in range(1, 100) if probs[k] > probs[:k].max() + 1e-4 and (k + 1) % 8]
+    records = [k for k in range(1, 100) if probs[k] > probs[:k].max() + 1e-4 and (k // r + 1) % 8 and k % r == 0]
     assert records, "the random gate never set a new maximum; pick another seed"
     k = records[-1]
     config = json.loads((tmp_path / "gated" / "voice.json").read_text())
-    config["decoder"]["gate_threshold"] = float((probs[:k].max() + probs[k]) / 2)
+    config["decoder"]["gate_threshold"] = threshold = float((probs[:k].max() + probs[k]) / 2)
     (tmp_path / "gated" / "voice.json").write_text(json.dumps(config))
     with Voice.load(tmp_path / "gated", device="cpu") as voice:
         audio = concatenate(voice.synthesize("Gate.", SynthesisConfig(seed=0)))
         forced = concatenate(voice.synthesize("Gate.", SynthesisConfig(seed=0, force_steps=100)))
     assert len(audio) == (k + 1) * 256
     assert len(forced) == 100 * 256
+    # PyTorch's reference inference stops at the same frame.
+    object.__setattr__(tacotron2.params, "gate_threshold", threshold)
+    masks = torch.from_numpy(PrenetMasks(0, 0, tacotron2.params.prenet_dim).take(100 // r))
+    mel, _, _ = tacotron2.eval().infer(torch.tensor([sentence.ids]), masks)
+    assert mel.shape[2] == k + 1
 
 
 def test_long_text_becomes_contiguous_sentences(tiny_voice: Voice) -> None:
@@ -267,23 +279,26 @@ def test_cli_say_reads_stdin_and_rejects_invalid_utf8(tiny_voice_dir: Path, tmp_
     assert bad.returncode == 2 and b"not valid UTF-8" in bad.stderr and b"Traceback" not in bad.stderr
 
 
-async def test_concurrent_streams_are_batched_and_sound_as_alone(tiny_voice: Voice) -> None:
-    """Issue #7: decoder steps of concurrent streams run together, with the same audio."""
+@pytest.mark.parametrize("voice_dir", ["tiny_voice_dir", "tiny_r2_voice_dir"])
+async def test_concurrent_streams_are_batched_and_sound_as_alone(voice_dir: str, request: pytest.FixtureRequest
+                                                                 ) -> None:
+    """Issue #7: decoder steps of concurrent streams run together, with the same audio (r = 1 and 2)."""
     from rtvoice import pipeline
 
     texts = ["First stream, a short one.", "The second stream has rather more words in it.",
              "Third.", "A fourth, different again."]
     configs = [SynthesisConfig(seed=i, force_steps=40 + 13 * i, chunk_frames=16) for i in range(len(texts))]
-    alone = [concatenate(tiny_voice.synthesize(t, c)) for t, c in zip(texts, configs, strict=True)]
-    workers = pipeline.Workers("batch")
-    try:
-        async def one(text: str, config: SynthesisConfig) -> np.ndarray:
-            return concatenate([c async for c in pipeline.stream(tiny_voice.engine, workers, text, config)])
+    with Voice.load(request.getfixturevalue(voice_dir), backend="onnxruntime", device="cpu") as voice:
+        alone = [concatenate(voice.synthesize(t, c)) for t, c in zip(texts, configs, strict=True)]
+        workers = pipeline.Workers("batch")
+        try:
+            async def one(text: str, config: SynthesisConfig) -> np.ndarray:
+                return concatenate([c async for c in pipeline.stream(voice.engine, workers, text, config)])
 
-        together = await asyncio.gather(*(one(t, c) for t, c in zip(texts, configs, strict=True)))
-    finally:
-        workers.close()
+            together = await asyncio.gather(*(one(t, c) for t, c in zip(texts, configs, strict=True)))
+        finally:
+            workers.close()
     assert workers.batcher.largest >= 2  # really batched
-    for a, b in zip(alone, together, strict=True):
-        assert len(a) == len(b)
+    for a, b, config in zip(alone, together, configs, strict=True):
+        assert len(a) == len(b) == config.force_steps * 256  # type: ignore[operator]
         assert snr_db(a, b) > 80.0  # padding is exact; only float summation order may differ
