@@ -10,13 +10,15 @@ The session is persistent (MQTT 5 ``clean_start=False`` with a session expiry;
 MQTT 3.1.1 ``clean_session=False``), so the broker keeps this client's subscriptions and
 queues QoS 1 messages published while it is disconnected. A fresh aiomqtt client is
 made per connection: nothing paho remembers about a dead connection is reused, and the
-outbox alone decides what is (re)sent -- at least once.
+outbox alone decides what is (re)sent -- at least once. Received messages are at least once
+too: :class:`Redeliveries` drops the broker's resending of one already received.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
 import logging
 import random
 import ssl
@@ -35,6 +37,9 @@ log = logging.getLogger("rtvoice.announce")
 QOS = 1
 ONLINE = b"online"
 OFFLINE = b"offline"
+REDELIVERY_MEMORY = 256
+"""Received QoS 1 messages remembered to recognise a redelivery: far more than a broker keeps
+unacknowledged in flight to one client (Mosquitto: 20)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,46 @@ class Backoff:
         self._attempt = 0
 
 
+class Redeliveries:
+    """Recognises the broker's redelivery of a QoS 1 message that this client already received.
+
+    Why: QoS 1 is at least once. A message whose PUBACK the broker had not processed when the
+    connection dropped (a broker restart, a network cut) is sent again when the persistent
+    session resumes; the daemon, which keeps what it received across reconnections, would
+    speak it twice. aiomqtt's ``Message`` carries neither the DUP flag nor CONNACK's
+    session-present flag, so a redelivery is told by what the protocol keeps: it repeats the
+    topic, QoS, payload and packet id of a message received on an earlier connection
+    (MQTT-4.4.0-1), and it arrives before the broker has acknowledged the new connection's
+    subscriptions (Mosquitto resends right after CONNACK). A message published again later is
+    a new one with a new packet id, and a session the broker lost sends nothing before the
+    subscriptions, so neither is dropped. Remembers the last ``size`` QoS 1 and 2 messages.
+    """
+
+    def __init__(self, size: int = REDELIVERY_MEMORY) -> None:
+        self._size = size
+        self._seen: collections.OrderedDict[tuple[str, int, int, bytes], None] = collections.OrderedDict()
+
+    def seen_again(self, topic: str, payload: bytes, *, qos: int, mid: int, resumed: bool) -> bool:
+        """Remember a received message; True if it is a redelivery of one received before.
+
+        Args:
+            topic: The message's topic.
+            payload: Its payload.
+            qos: The QoS it was delivered with.
+            mid: Its packet id, which a redelivery keeps.
+            resumed: It arrived before the subscriptions of its connection were acknowledged.
+        """
+        if qos == 0:  # never redelivered, and its packet id is always 0
+            return False
+        key = (topic, qos, mid, hashlib.sha256(payload).digest())
+        again = resumed and key in self._seen
+        self._seen[key] = None
+        self._seen.move_to_end(key)
+        if len(self._seen) > self._size:
+            self._seen.popitem(last=False)
+        return again
+
+
 class BrokerLink:
     """One logical MQTT connection that outlives broker restarts. Run :meth:`run` as a task.
 
@@ -99,6 +144,7 @@ class BrokerLink:
         self._client: aiomqtt.Client | None = None
         self._backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
         self._failures = 0
+        self._redeliveries = Redeliveries()
 
     @property
     def connected(self) -> bool:
@@ -173,23 +219,30 @@ class BrokerLink:
             self._failures = 0
             for topic in self._subscriptions:
                 await client.subscribe(topic, qos=QOS)
+            # Redeliveries come before the SUBACKs; so may a message or two right after the last one.
+            resent = len(client.messages)
             await client.publish(self._status_topic, ONLINE, qos=QOS, retain=True)
             self._client = client
             self._connected.set()
             try:
                 async with asyncio.TaskGroup() as tasks:
-                    tasks.create_task(self._receive(client), name="rtvoice[announce].mqtt.receive")
+                    tasks.create_task(self._receive(client, resent), name="rtvoice[announce].mqtt.receive")
                     tasks.create_task(self._send(client), name="rtvoice[announce].mqtt.send")
             finally:
                 self._connected.clear()
                 self._client = None
 
-    async def _receive(self, client: aiomqtt.Client) -> None:
+    async def _receive(self, client: aiomqtt.Client, resent: int) -> None:
+        """Pass messages to the inbox, but not redeliveries; the first ``resent`` may be those."""
         async for message in client.messages:
             payload = message.payload
             if not isinstance(payload, bytes):
                 payload = b"" if payload is None else str(payload).encode()
-            await self._inbox.put(Incoming(str(message.topic), payload, bool(message.retain)))
+            topic, resumed, resent = str(message.topic), resent > 0, resent - 1
+            if self._redeliveries.seen_again(topic, payload, qos=message.qos, mid=message.mid, resumed=resumed):
+                log.info("dropped a redelivery of a message on %s already received (QoS 1 is at least once)", topic)
+                continue
+            await self._inbox.put(Incoming(topic, payload, bool(message.retain)))
 
     async def _send(self, client: aiomqtt.Client) -> None:
         while True:

@@ -190,6 +190,88 @@ class Recorder:
         await self.wait_for(lambda: ids <= {e["id"] for e in self.events(prefix, kind)}, timeout)
 
 
+class Relay:
+    """A TCP relay between a client (the daemon) and the broker, which the test can make lose packets.
+
+    Everything is passed on both ways until :meth:`swallow_upstream`: from then on, what the
+    client sends (its PUBACKs, say) is dropped on the way, as if the network or the broker
+    had lost it. :meth:`cut` then closes every relayed connection -- the broker sees the
+    client go, the client sees the broker go -- and relays normally again, for the
+    reconnection. Use ``async with`` on it.
+    """
+
+    def __init__(self, broker_port: int) -> None:
+        self.broker_port = broker_port
+        self.port = 0
+        self.swallowed = bytearray()
+        """What the client sent since :meth:`swallow_upstream`."""
+        self._swallowing = False
+        self._changed = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> Relay:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        self.cut()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        try:
+            broker_reader, broker_writer = await asyncio.open_connection("127.0.0.1", self.broker_port)
+        except OSError:  # the broker is down: so is this connection
+            client_writer.close()
+            return
+        self._links.add((client_writer, broker_writer))
+        for task in (asyncio.create_task(self._pump(client_reader, broker_writer, upstream=True)),
+                     asyncio.create_task(self._pump(broker_reader, client_writer, upstream=False))):
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, upstream: bool) -> None:
+        with contextlib.suppress(OSError):
+            while data := await reader.read(65536):
+                if upstream and self._swallowing:
+                    self.swallowed += data
+                    self._changed.set()
+                    continue
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    def swallow_upstream(self) -> None:
+        self._swallowing = True
+        self.swallowed.clear()
+
+    async def wait_swallowed(self, condition: Callable[[bytes], bool], timeout: float = TIMEOUT_S) -> None:
+        """Wait until what was swallowed satisfies ``condition``."""
+        async def until() -> None:
+            while not condition(bytes(self.swallowed)):
+                self._changed.clear()
+                await self._changed.wait()
+        await asyncio.wait_for(until(), timeout)
+
+    def cut(self) -> None:
+        """Close every relayed connection now; later connections are relayed normally."""
+        for client_writer, broker_writer in self._links:
+            client_writer.close()
+            broker_writer.close()
+        self._links.clear()
+        self._swallowing = False
+
+
+@pytest.fixture
+def relay(broker: Mosquitto) -> Callable[[], Relay]:
+    """A factory of :class:`Relay` to the test broker (use ``async with`` on what it returns)."""
+    return lambda: Relay(broker.port)
+
+
 @pytest.fixture
 def recorder(broker: Mosquitto) -> Callable[..., Recorder]:
     """A factory of :class:`Recorder` on the test broker (use ``async with`` on what it returns)."""
@@ -201,8 +283,8 @@ def announcer_config(broker: Mosquitto) -> Callable[..., AnnouncerConfig]:
     """An AnnouncerConfig for the test broker, a unique prefix and client id, and short speech."""
 
     def make(**changes: Any) -> AnnouncerConfig:
-        broker_changes = {k: changes.pop(k) for k in ("client_id", "protocol", "reconnect_min_s", "reconnect_max_s")
-                          if k in changes}
+        broker_changes = {k: changes.pop(k) for k in ("client_id", "port", "protocol", "reconnect_min_s",
+                                                      "reconnect_max_s") if k in changes}
         settings = BrokerSettings.from_url(broker.url, client_id=f"rtv-{uuid.uuid4().hex[:8]}",
                                            reconnect_min_s=0.2, reconnect_max_s=2.0)
         defaults: dict[str, Any] = {"prefix": f"t{uuid.uuid4().hex[:6]}/", "shutdown_grace_s": 5.0,

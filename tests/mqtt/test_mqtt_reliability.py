@@ -1,4 +1,4 @@
-"""Reliability against a real Mosquitto: a broker restart mid-queue, and a group of two workers."""
+"""Reliability against a real Mosquitto: a broker restart mid-queue, a redelivery, and a group of two workers."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from rtvoice.announce import Announcer, AnnouncerConfig
 if TYPE_CHECKING:
     from rtvoice import Voice
 
-    from .conftest import Mosquitto, PacedSink, Recorder
+    from .conftest import Mosquitto, PacedSink, Recorder, Relay
 
 
 async def test_broker_restart_mid_queue_loses_nothing(
@@ -52,6 +52,40 @@ async def test_broker_restart_mid_queue_loses_nothing(
     assert finished == [*before, *during]  # in order
     assert not rec.events(p, "failed")
     assert [m.payload for m in rec.on(f"{p}status")].count(b"online") >= 2  # marked online again
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+@pytest.mark.parametrize("outage", ["connection cut", "broker restart"])
+async def test_redelivered_announcement_is_spoken_once(
+        tiny_voice: Voice, broker: Mosquitto, announcer_config: Callable[..., AnnouncerConfig],
+        recorder: Callable[..., Recorder], relay: Callable[[], Relay], paced_sink: Callable[..., PacedSink],
+        outage: str, protocol: str) -> None:
+    # QoS 1 is at least once: the daemon's PUBACK is lost on the way, so the broker sends the
+    # announcement again (DUP, same packet id) when the daemon resumes its session. The same
+    # announcement published again afterwards is a new message, and is spoken again.
+    once = json.dumps({"text": "Said once per publication.", "id": "once"})
+    async with relay() as link:
+        config = announcer_config(port=link.port, protocol=protocol)
+        p = config.prefix
+        async with recorder(f"{p}#") as rec, Announcer(tiny_voice, config, sink=paced_sink()) as announcer:
+            await asyncio.wait_for(announcer.wait_connected(), 10)
+            link.swallow_upstream()
+            await rec.publish(f"{p}say", once)
+            # The daemon has the message once it acknowledges it: a PUBACK, packet type 4.
+            await link.wait_swallowed(lambda sent: sent[:1] == b"\x40")
+            if outage == "broker restart":  # the broker saves the delivery as unacknowledged
+                broker.stop()
+                link.cut()
+                broker.start()
+            else:
+                link.cut()
+            await rec.wait_for(lambda: [m.payload for m in rec.on(f"{p}status")].count(b"online") >= 2)
+            await rec.publish(f"{p}say", once)
+            await rec.publish(f"{p}say", json.dumps({"text": "And then this.", "id": "after"}))
+            await rec.wait_events(p, "finished", {"after"})  # spoken in order: a duplicate would be done by now
+
+    assert [e["id"] for e in rec.events(p, "finished")] == ["once", "once", "after"]
+    assert not rec.events(p, "failed")
 
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
