@@ -29,7 +29,8 @@ def add_synthesis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for the prenet dropout and WaveGlow noise")
     p.add_argument("--chunk-frames", type=int, help="mel frames per streamed chunk (voice default if unset)")
     p.add_argument("--sigma", type=float, help="WaveGlow noise scale (voice default if unset)")
-    p.add_argument("--max-steps", type=int, help="most mel frames per sentence, the decoder's limit (voice default if unset)")
+    p.add_argument("--max-steps", type=int,
+                   help="most mel frames per sentence, the decoder's limit (voice default if unset)")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
