@@ -19,10 +19,12 @@
 #
 # Checkpoints: a run trains in $RUN (/tmp/rtvoice-run, kept while the machine stays warm),
 # a variant in $RUN/VARIANT, starting from whichever of training/checkpoints/ and that
-# folder holds the later iteration, so a warm machine never steps back to an older copy.
+# folder holds the later iteration, so a warm machine never steps back to an older copy (a
+# variant with no checkpoint yet also considers $RUN's, so it branches off the calls before).
 # When it ends, each run's checkpoint and optimizer state (each file under 16 MiB) go to
 # $OUT (a variant's to $OUT/VARIANT), if set, with its logs and PNGs packed into
-# report.tar there (the device returns at most 8 files). Land the run you keep with
+# report.tar there (the device returns at most 8 files, 64 MiB in all: past OUT_LIMIT_BYTES,
+# 63 MiB, optimizer states stay behind, the last run's first). Land the run you keep with
 # bash training/land.sh FILES_AT[/VARIANT], and commit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,13 +65,21 @@ python3 -m training.data make --espeak "$tools/espeak/espeak-ng" --jobs "$(nproc
 run_dir() { [[ "$1" == *:* ]] && echo "$RUN/${1#*:}" || echo "$RUN"; }
 out_dir() { [[ "$1" == *:* ]] && echo "$OUT/${1#*:}" || echo "$OUT"; }
 
+# A run resumes its own folder, unless the committed checkpoint is later. A variant new to this
+# machine starts from the later of the committed checkpoint and the machine's main run: on a warm
+# machine it branches off the calls before instead of stepping back to the committed one. (The main
+# run is set up first, so variants named beside it start where it starts.)
 for r in "${runs[@]}"; do
   m="${r%%:*}" dir="$(run_dir "$r")"
   mkdir -p "$dir"
-  newest="$(python3 -m training.checkpoint newest "$m" "$CHECKPOINTS" "$dir")"
-  if [ "$newest" = "$CHECKPOINTS" ]; then
+  sources=("$CHECKPOINTS")
+  if [ "$dir" != "$RUN" ] && [ -z "$(python3 -m training.checkpoint newest "$m" "$dir" 2>/dev/null)" ]; then
+    sources+=("$RUN")
+  fi
+  newest="$(python3 -m training.checkpoint newest "$m" "${sources[@]}" "$dir")"
+  if [ -n "$newest" ] && [ "$newest" != "$dir" ]; then
     rm -f "$dir/$m".*
-    cp "$CHECKPOINTS/$m".* "$dir"/ 2>/dev/null || true
+    cp "$newest/$m".* "$dir"/ 2>/dev/null || true
   fi
 done
 
@@ -148,6 +158,21 @@ if [ -n "${OUT:-}" ]; then
     # Appending: two runs without a variant (tacotron2 and waveglow) share $OUT and its report.tar.
     [ ${#report[@]} -eq 0 ] || tar -C "$dir" -rf "$out/report.tar" "${report[@]}"
   done
+  # The device sends back at most 64 MiB in all, and drops whole files past that. Weights matter
+  # most: optimizer states are left behind, the last run's first, until the rest fits (a run resumed
+  # without one warms up a fresh optimizer).
+  limit="${OUT_LIMIT_BYTES:-$((63 * 1024 * 1024))}"
+  out_bytes() { find "$OUT" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}'; }
+  for (( i = ${#runs[@]} - 1; i >= 0; i-- )); do
+    [ "$(out_bytes)" -gt "$limit" ] || break
+    r="${runs[i]}"
+    for f in "$(out_dir "$r")/${r%%:*}".optimizer.pt*; do
+      [ -f "$f" ] || continue
+      echo "warning: left $f out (the files sent back must stay under $limit bytes); it stays in $(run_dir "$r") while the machine is warm"
+      rm -f "$f"
+    done
+  done
+  [ "$(out_bytes)" -le "$limit" ] || echo "warning: $OUT still holds $(out_bytes) bytes, over $limit: the device will leave files out"
   ls -laR "$OUT"
 fi
 echo "stretch done in $(( $(date +%s) - start )) s (training exit status $status)"

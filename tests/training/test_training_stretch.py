@@ -94,3 +94,32 @@ def test_stretch_gta_trains_waveglow_on_the_newest_tacotron2_mels(tmp_path: Path
 
     assert settings["gta"]["tacotron2_iteration"] == load(tmp_path / "run" / "tacotron2.pt")["iteration"]
     assert load(tmp_path / "out" / "waveglow.pt")["config"]["training"]["data"] == str(gta)
+
+
+@pytest.mark.timeout(600)
+def test_stretch_new_variant_branches_off_the_warm_machines_run_and_returns_within_the_limit(
+        tmp_path: Path) -> None:
+    """A variant first named on a warm machine starts from the calls before, not from scratch.
+
+    And when what goes back would pass the device's limit, optimizer states stay behind, weights do not.
+    """
+    if not (ROOT / "training" / "carry" / "espeak.tar.xz").exists():
+        pytest.skip("training/carry/ is missing (bash training/fetch_espeak.sh)")
+    from training.checkpoint import load
+
+    (tmp_path / "committed").mkdir()
+    (tmp_path / "out").mkdir()
+    env = _env(tmp_path, TACOTRON2_ARGS="--preset tiny --batch-size 4 --threads 1")
+    done = _stretch(env, "tacotron2", "0.1")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    first = load(tmp_path / "run" / "tacotron2.pt")["iteration"]
+    assert first > 0
+
+    done = _stretch({**env, "OUT_LIMIT_BYTES": "1"}, "tacotron2:b", "0.1")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"resuming {tmp_path / 'run' / 'b' / 'tacotron2.pt'} at iteration {first}," in done.stdout
+    back = tmp_path / "out" / "b"
+    assert load(back / "tacotron2.pt")["iteration"] > first
+    assert not (back / "tacotron2.optimizer.pt").exists()
+    assert (tmp_path / "run" / "b" / "tacotron2.optimizer.pt").exists()  # still on the machine
+    assert "warning: left" in done.stdout and "still holds" in done.stdout
