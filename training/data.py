@@ -93,6 +93,11 @@ def read_corpus(path: Path = CORPUS) -> list[Row]:
     return rows
 
 
+def read_heldout(path: Path = CORPUS) -> list[Row]:
+    """The sentences kept out of training, in corpus order: what every WER evaluation speaks."""
+    return [r for r in read_corpus(path) if r.split == "heldout"]
+
+
 def select(rows: list[Row], limit: int | None, max_chars: int | None = None) -> list[Row]:
     """All rows, or a tiny run's: the first ``limit`` training rows and a tenth as many held out.
 
@@ -284,9 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info("%s: %s; on disk %.0f MiB", args.out, data.describe(),
                  sum(f.stat().st_size for f in args.out.glob("*.npz")) / 2**20)
     else:
-        for row in read_corpus(args.corpus):
-            if row.split == "heldout":
-                print(row.text)
+        for row in read_heldout(args.corpus):
+            print(row.text)
     return 0
 
 

@@ -38,7 +38,7 @@ from torch import Tensor
 
 from rtvoice.export.tacotron2 import Tacotron2
 from rtvoice.export.waveglow import WaveGlow
-from training.data import CORPUS, read_corpus, symbol_ids
+from training.data import read_heldout, symbol_ids
 from training.espeak import SAMPLE_RATE, Teacher
 from training.evaluate import REPORTS, Audio, Recognizer, WhisperRecognizer, edit_distance, to_asr_rate, words
 from training.export_default import load_models
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
-    texts = [(r.index, r.text) for r in read_corpus(CORPUS) if r.split == "heldout"][: args.limit]
+    texts = [(r.index, r.text) for r in read_heldout()][: args.limit]
     torch.set_num_threads(args.threads)
     sigmas, voice_sigmas = floats(args.sigmas), floats(args.voice_sigmas)
     tacotron2, waveglow, iterations = load_models(args.checkpoints, args.max_decoder_steps)

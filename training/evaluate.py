@@ -44,7 +44,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from training.data import CORPUS, read_corpus
+from training.data import CORPUS, read_heldout
 from training.espeak import SAMPLE_RATE, Teacher
 
 log = logging.getLogger("training.evaluate")
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # one line per clip otherwise
-    texts = [(r.index, r.text) for r in read_corpus(args.corpus) if r.split == "heldout"][: args.limit]
+    texts = [(r.index, r.text) for r in read_heldout(args.corpus)][: args.limit]
     asr = recognizer(args.recognizer, args.asr_threads)
     teacher = Teacher(espeak=args.espeak)
     started = time.perf_counter()

