@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Literal
 
 from .config import VoiceConfig
+from .engine.protocol import Engine
 from .errors import BackendError
-from .models.engine import Engine
 
 log = logging.getLogger("rtvoice.backend")
 

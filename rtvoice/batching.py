@@ -27,7 +27,7 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from .models.engine import Engine, Utterance, VocodeItem
+from .engine.protocol import Engine, Utterance, VocodeItem
 
 R = TypeVar("R")
 

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .config import SynthesisConfig
-from .models.engine import Engine, Utterance, VocodeItem
+from .engine.protocol import Engine, Utterance, VocodeItem
 from .voice import Voice
 
 if TYPE_CHECKING:

@@ -28,7 +28,7 @@ from typing import TypeVar
 from .audio import AudioChunk
 from .batching import DecodeBatcher, VocodeBatcher
 from .config import BatchingConfig, ResolvedSynthesis, SynthesisConfig
-from .models.engine import Engine, Utterance
+from .engine.protocol import Engine, Utterance
 from .synthesizer import ChunkVocoder, Clock, Progress, Sentence, SentenceDecoder, plan
 
 T = TypeVar("T")

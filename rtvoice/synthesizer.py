@@ -22,9 +22,9 @@ import numpy.typing as npt
 
 from .audio import AudioChunk, Float32Array, Timing
 from .config import ResolvedSynthesis, SynthesisConfig, VoiceConfig
+from .engine.protocol import Engine, Utterance, VocodeItem
+from .engine.randomness import PrenetMasks, noise
 from .errors import TextError
-from .models.engine import Engine, Utterance, VocodeItem
-from .models.randomness import PrenetMasks, noise
 from .text import split_sentences, text_to_ids
 
 

@@ -12,8 +12,8 @@ from . import pipeline
 from .audio import AudioChunk
 from .backends import Choice, choose, open_engine
 from .config import BatchingConfig, SynthesisConfig, VoiceConfig
+from .engine.protocol import Engine
 from .errors import EngineError, VoiceError
-from .models.engine import Engine
 from .synthesizer import plan, synthesize
 
 log = logging.getLogger("rtvoice")

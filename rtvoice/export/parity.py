@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..config import SynthesisConfig
-from ..models.randomness import PrenetMasks, noise
+from ..engine.randomness import PrenetMasks, noise
 from ..synthesizer import plan
 from ..voice import Voice
 from .tacotron2 import Tacotron2

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from ..config import VoiceConfig
-from ..models.randomness import PrenetMasks, noise
+from ..engine.randomness import PrenetMasks, noise
 from ..text import text_to_ids
 from .checkpoint import load_tacotron2, load_waveglow
 from .tacotron2 import Tacotron2

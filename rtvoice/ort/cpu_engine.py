@@ -13,8 +13,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..config import VoiceConfig
+from ..engine.protocol import Utterance, VocodeItem, group_indices
 from ..errors import InternalError
-from ..models.engine import Utterance, VocodeItem, group_indices
 from .sessions import DecoderIO, GraphSessions, open_sessions
 
 Array = npt.NDArray[np.float32]

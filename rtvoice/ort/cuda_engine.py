@@ -17,9 +17,9 @@ import onnxruntime as ort
 
 from ..config import VoiceConfig
 from ..cuda import Stream, capture_guard
+from ..engine.gpu_engine import GpuEngine
+from ..engine.gpu_runner import DeviceTensor
 from ..errors import BackendError
-from ..models.gpu_engine import GpuEngine
-from ..models.gpu_runner import DeviceTensor
 from .sessions import check_inputs, open_session
 
 

@@ -13,8 +13,8 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from ..config import VoiceConfig
+from ..engine.graphs import GRAPH_INPUTS, STATE_NAMES, state_shapes
 from ..errors import VoiceError
-from ..models.graphs import GRAPH_INPUTS, STATE_NAMES, state_shapes
 
 log = logging.getLogger("rtvoice.ort")
 

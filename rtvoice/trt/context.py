@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from ..engine.gpu_runner import DeviceTensor
+from ..engine.graphs import GRAPH_OUTPUTS
 from ..errors import EngineError, InternalError
-from ..models.gpu_runner import DeviceTensor
-from ..models.graphs import GRAPH_OUTPUTS
 from ._tensorrt import RecordingLogger, with_errors
 from .profiles import Shape, ShapeRange, explain_shape
 

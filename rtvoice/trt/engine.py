@@ -1,7 +1,7 @@
 """TensorRT on CUDA: the shared GPU engine, with a :class:`TrtRunner` per graph.
 
 Like :mod:`rtvoice.ort.cuda_engine`, this only supplies the runners:
-:class:`~rtvoice.models.gpu_engine.GpuEngine` owns the buffers, streams, events and
+:class:`~rtvoice.engine.gpu_engine.GpuEngine` owns the buffers, streams, events and
 threads. Each graph's ``<graph>.plan`` is loaded from the voice folder after its
 ``<graph>.plan.json`` record is checked against the folder and the device (see
 :mod:`rtvoice.trt.cache`): a missing or stale plan is an :class:`~rtvoice.errors.EngineError`
@@ -15,8 +15,8 @@ from pathlib import Path
 
 from ..config import VoiceConfig
 from ..cuda import Stream
+from ..engine.gpu_engine import GpuEngine
 from ..errors import EngineError
-from ..models.gpu_engine import GpuEngine
 from . import _tensorrt
 from .build import REBUILD_HINT, plan_path
 from .cache import gpu_identity, plan_key, read_key, sidecar_path

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from typing import Final
 
 from ..config import EngineProfile, VoiceConfig
+from ..engine.graphs import GRAPH_INPUTS, STATE_NAMES
 from ..errors import EngineError
-from ..models.graphs import GRAPH_INPUTS, STATE_NAMES
 
 Shape = tuple[int, ...]
 ShapeRange = tuple[Shape, Shape, Shape]

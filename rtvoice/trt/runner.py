@@ -1,6 +1,6 @@
 """One TensorRT plan run on one CUDA stream, reading and writing our device buffers.
 
-:class:`TrtRunner` is the TensorRT :class:`~rtvoice.models.gpu_runner.GraphRunner`. It owns
+:class:`TrtRunner` is the TensorRT :class:`~rtvoice.engine.gpu_runner.GraphRunner`. It owns
 the runtime, the deserialized engine and its execution contexts, and follows a lifecycle
 template: the public :meth:`~TrtRunner.open` / :meth:`~TrtRunner.close` check the state and
 log, ``_open`` / ``_close`` do the work, and after ``close()`` the runner's attributes are
@@ -19,7 +19,7 @@ TensorRT boolean checked, a shape or address set only when it changed):
   its next run: always correct, only slower.
 
 Ownership and threads: the runner never allocates or frees device memory; the addresses
-it is given belong to :class:`~rtvoice.models.gpu_engine.GpuEngine`. TensorRT objects are
+it is given belong to :class:`~rtvoice.engine.gpu_engine.GpuEngine`. TensorRT objects are
 created and destroyed only in :meth:`~TrtRunner.open` and :meth:`~TrtRunner.close`, never
 by garbage collection of a binding. Execution contexts are not thread-safe: a runner and
 its bindings are used by one thread at a time (the decoder thread for the encoder and
@@ -39,9 +39,9 @@ from typing import Any, Final, Self
 import numpy as np
 
 from ..cuda import Stream
+from ..engine.gpu_runner import DeviceTensor
+from ..engine.graphs import GRAPH_INPUTS, GRAPH_OUTPUTS
 from ..errors import EngineError, InternalError
-from ..models.gpu_runner import DeviceTensor
-from ..models.graphs import GRAPH_INPUTS, GRAPH_OUTPUTS
 from . import _tensorrt
 from .context import Context
 from .profiles import ShapeRange

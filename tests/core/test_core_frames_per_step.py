@@ -15,7 +15,7 @@ import pytest
 
 from rtvoice import SynthesisConfig, Voice
 from rtvoice.audio import concatenate
-from rtvoice.models.randomness import PrenetMasks
+from rtvoice.engine.randomness import PrenetMasks
 from rtvoice.synthesizer import plan
 
 HOP = 256

@@ -15,8 +15,8 @@ import pytest
 
 from rtvoice import SynthesisConfig, Voice
 from rtvoice.audio import concatenate
+from rtvoice.engine.protocol import Engine, Utterance, VocodeItem
 from rtvoice.errors import TextError, VoiceError
-from rtvoice.models.engine import Engine, Utterance, VocodeItem
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -175,8 +175,8 @@ async def test_cancelling_a_stream_closes_everything(tiny_voice: Voice) -> None:
 def test_gate_stops_decoder_and_trims_overshoot(tmp_path: Path, r: int) -> None:
     """At r = 2 frames per step, the gate fires on a step's first frame: its second is dropped."""
     torch = pytest.importorskip("torch")
+    from rtvoice.engine.randomness import PrenetMasks
     from rtvoice.export.voice_builder import build_voice, random_models
-    from rtvoice.models.randomness import PrenetMasks
     from rtvoice.synthesizer import plan
 
     # A tiny voice whose gate actually moves (the stock random voice pins it far below 0);

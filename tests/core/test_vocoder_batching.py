@@ -15,8 +15,8 @@ from rtvoice import SynthesisConfig, Voice
 from rtvoice.audio import concatenate
 from rtvoice.batching import VocodeBatcher
 from rtvoice.config import BatchingConfig
-from rtvoice.models.engine import Engine, Utterance, VocodeItem
-from rtvoice.models.randomness import PrenetMasks, noise
+from rtvoice.engine.protocol import Engine, Utterance, VocodeItem
+from rtvoice.engine.randomness import PrenetMasks, noise
 from rtvoice.ort.cpu_engine import CpuUtterance
 
 

@@ -1,6 +1,6 @@
 """Continuous batching and CUDA graphs of the GPU decoder, for real on a GPU (issue #7).
 
-Never run in the workplace that wrote them (no GPU there); tests/models/test_gpu_decoder.py
+Never run in the workplace that wrote them (no GPU there); tests/engine/test_gpu_decoder.py
 checks the same logic on the CPU over a fake device. Skipped where there is no usable CUDA GPU.
 """
 

@@ -93,8 +93,8 @@ async def test_cancel_200_streams_releases_gpu_memory(tiny_voice_dir: Path) -> N
 
 def test_cuda_vocode_batch_equals_one_chunk_at_a_time(cuda_voice: Voice) -> None:
     """Issue #7: the batched vocoder path (window bucket x power-of-two rows) against batch 1."""
-    from rtvoice.models.engine import VocodeItem
-    from rtvoice.models.randomness import PrenetMasks, noise
+    from rtvoice.engine.protocol import VocodeItem
+    from rtvoice.engine.randomness import PrenetMasks, noise
 
     engine = cuda_voice.engine
     utterances = [engine.open_utterance([5 + i, 6, 7] * (i + 2), 200) for i in range(3)]

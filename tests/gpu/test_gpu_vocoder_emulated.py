@@ -20,15 +20,15 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "models"))
-from fake_device import FakeRunner  # noqa: E402  # tests/models/fake_device.py: ORT CPU sessions on host memory
+from fake_device import FakeRunner  # noqa: E402  # tests/engine/fake_device.py: ORT CPU sessions on host memory
 
 from rtvoice import SynthesisConfig, Voice
 from rtvoice.audio import concatenate
 from rtvoice.config import BatchingConfig, VoiceConfig
 from rtvoice.cuda import Stream, device, memory, stream
-from rtvoice.models.engine import VocodeItem
-from rtvoice.models.gpu_engine import GpuEngine
-from rtvoice.models.randomness import PrenetMasks, noise
+from rtvoice.engine.gpu_engine import GpuEngine
+from rtvoice.engine.protocol import VocodeItem
+from rtvoice.engine.randomness import PrenetMasks, noise
 
 runtime = pytest.importorskip("cuda.bindings.runtime")
 OK = runtime.cudaError_t.cudaSuccess

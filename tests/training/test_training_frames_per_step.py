@@ -194,8 +194,8 @@ def _runtime_decodes_as_training_steps(voice: Path, tacotron2_checkpoint: Path) 
     """The CPU runtime's mel and gates against :func:`step_frames`, each step fed its last frame."""
     from rtvoice import SynthesisConfig, Voice
     from rtvoice.audio import concatenate
+    from rtvoice.engine.randomness import PrenetMasks
     from rtvoice.export.checkpoint import load_tacotron2
-    from rtvoice.models.randomness import PrenetMasks
 
     model = load_tacotron2(tacotron2_checkpoint)
     p = model.params

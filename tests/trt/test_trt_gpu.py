@@ -22,8 +22,8 @@ import pytest
 from rtvoice import SynthesisConfig, Voice, cuda
 from rtvoice.audio import concatenate
 from rtvoice.config import GRAPH_NAMES, EngineProfile, VoiceConfig
+from rtvoice.engine.gpu_runner import DeviceTensor
 from rtvoice.errors import EngineError
-from rtvoice.models.gpu_runner import DeviceTensor
 
 pytestmark = [
     pytest.mark.gpu,

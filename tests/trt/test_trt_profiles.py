@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from rtvoice.config import GRAPH_NAMES, EngineProfile, ProfilesConfig, VoiceConfig
+from rtvoice.engine.graphs import GRAPH_INPUTS, GRAPH_OUTPUTS
 from rtvoice.errors import EngineError
-from rtvoice.models.graphs import GRAPH_INPUTS, GRAPH_OUTPUTS
 from rtvoice.trt.build import profiles_for
 from rtvoice.trt.profiles import explain_shape
 

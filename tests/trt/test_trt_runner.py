@@ -16,9 +16,9 @@ from trt_fakes import FakeStream, FakeTensorRT  # tests/trt/trt_fakes.py
 
 from rtvoice.config import VoiceConfig
 from rtvoice.cuda import Stream
+from rtvoice.engine.gpu_runner import DeviceTensor
+from rtvoice.engine.graphs import GRAPH_OUTPUTS, STATE_NAMES
 from rtvoice.errors import EngineError, InternalError
-from rtvoice.models.gpu_runner import DeviceTensor
-from rtvoice.models.graphs import GRAPH_OUTPUTS, STATE_NAMES
 from rtvoice.trt.profiles import profiles_for
 from rtvoice.trt.runner import TrtRunner
 

@@ -16,11 +16,11 @@ import pytest
 from trt_fakes import FakeStream, FakeTensorRT  # tests/trt/trt_fakes.py
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "models"))
-from fake_device import FakeBuffer, FakeEvent, FakeGraph, install  # noqa: E402  # tests/models/fake_device.py
+from fake_device import FakeBuffer, FakeEvent, FakeGraph, install  # noqa: E402  # tests/engine/fake_device.py
 
 from rtvoice.config import BatchingConfig, VoiceConfig  # noqa: E402
 from rtvoice.cuda import Event, Stream  # noqa: E402
-from rtvoice.models.gpu_decoder import BatchedDecoder, Request  # noqa: E402
+from rtvoice.engine.gpu_decoder import BatchedDecoder, Request  # noqa: E402
 from rtvoice.trt.runner import TrtRunner  # noqa: E402
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rtvoice.config import VoiceConfig
-from rtvoice.models.graphs import GRAPH_INPUTS, GRAPH_OUTPUTS
+from rtvoice.engine.graphs import GRAPH_INPUTS, GRAPH_OUTPUTS
 from rtvoice.trt import _tensorrt
 from rtvoice.trt.profiles import profiles_for
 

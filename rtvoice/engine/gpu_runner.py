@@ -1,7 +1,7 @@
 """What a GPU backend plugs into the GPU engine: a runner per graph, on our device buffers.
 
 A backend (ONNX Runtime IO binding, a TensorRT execution context) implements
-:class:`GraphRunner`; :mod:`rtvoice.models.gpu_engine` owns everything else.
+:class:`GraphRunner`; :mod:`rtvoice.engine.gpu_engine` owns everything else.
 """
 
 from __future__ import annotations

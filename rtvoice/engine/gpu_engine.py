@@ -30,10 +30,10 @@ import numpy.typing as npt
 from ..config import VoiceConfig
 from ..cuda import DeviceBuffer, Event, HostBuffer, Stream, capture_guard, copy_async, set_device
 from ..errors import InternalError
-from .engine import Utterance, VocodeItem
 from .gpu_decoder import BatchedDecoder, Request
 from .gpu_runner import F32, DeviceTensor, GraphRunner, RunnerFactory, StepRunnerFactory
 from .gpu_vocoder import Vocoder, VocoderJob
+from .protocol import Utterance, VocodeItem
 
 log = logging.getLogger("rtvoice.gpu")
 

@@ -11,8 +11,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..cuda import DeviceBuffer, Event, HostBuffer, copy_2d_async, copy_async, set_device
-from .engine import group_indices
 from .gpu_runner import F32, DeviceTensor, GraphRunner
+from .protocol import group_indices
 
 if TYPE_CHECKING:
     from .gpu_engine import GpuEngine, _Slot

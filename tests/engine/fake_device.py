@@ -17,8 +17,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from rtvoice.models import gpu_decoder, gpu_engine, gpu_rows, gpu_vocoder
-from rtvoice.models.gpu_runner import DeviceTensor
+from rtvoice.engine import gpu_decoder, gpu_engine, gpu_rows, gpu_vocoder
+from rtvoice.engine.gpu_runner import DeviceTensor
 from rtvoice.ort.sessions import open_session
 
 

@@ -1,6 +1,6 @@
 """Continuous batching of decoder steps on the GPU (issue #7).
 
-Open sentences occupy rows ``0..n-1`` of :class:`~rtvoice.models.gpu_rows.Rows`. A batch
+Open sentences occupy rows ``0..n-1`` of :class:`~rtvoice.engine.gpu_rows.Rows`. A batch
 of ``k`` steps for some of them runs the decoder-step graph at the smallest bucket that
 covers their rows, bound once per (bucket, ring position), so no binding happens in the
 loop. Rows the run covers but that are not in the batch are parked (state and last frame
@@ -34,9 +34,9 @@ import numpy.typing as npt
 from ..config import VoiceConfig
 from ..cuda import CudaGraph, Event, Stream, copy_2d_async, copy_async
 from ..errors import BackendError, CudaError, InternalError
-from .engine import group_indices
 from .gpu_rows import Rows
 from .gpu_runner import F32, BoundRun, DeviceTensor, GraphRunner, StepRunnerFactory
+from .protocol import group_indices
 
 log = logging.getLogger("rtvoice.gpu")
 

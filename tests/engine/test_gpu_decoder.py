@@ -16,10 +16,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from fake_device import FakeBuffer, FakeGraph, FakeRunner, install  # tests/models/fake_device.py
+from fake_device import FakeBuffer, FakeGraph, FakeRunner, install  # tests/engine/fake_device.py
 
 from rtvoice.config import BatchingConfig, EngineProfile, VoiceConfig
-from rtvoice.models.gpu_engine import GpuEngine, GpuUtterance
+from rtvoice.engine.gpu_engine import GpuEngine, GpuUtterance
 from rtvoice.ort.cpu_engine import CpuEngine
 
 TOL = dict(rtol=1e-5, atol=1e-5)
