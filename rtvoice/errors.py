@@ -22,6 +22,19 @@ class TextError(RtvoiceError, ValueError):
         self.limit = limit
 
 
+class SsmlError(TextError):
+    """SSML that is malformed, unsafe (a DTD, entities) or outside the supported subset."""
+
+    def __init__(self, message: str, *, line: int | None = None, column: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+        self.column = column
+
+
+class InputError(RtvoiceError, ValueError):
+    """A message from a client is malformed: not JSON, nested too deeply, or the wrong shape."""
+
+
 class VoiceError(RtvoiceError):
     """A voice folder is missing, incomplete or corrupt."""
 

@@ -8,6 +8,8 @@ same numbers.
 
 from __future__ import annotations
 
+import ipaddress
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -26,6 +28,10 @@ MAX_PENDING_CHARS: Final = 16 * 1024
 MAX_MESSAGE_BYTES: Final = 64 * 1024
 SEND_TIMEOUT_S: Final = 30.0
 MAX_CONNECTIONS: Final = 256
+HEADER_TIMEOUT_S: Final = 10.0
+BODY_TIMEOUT_S: Final = 10.0
+KEEP_ALIVE_TIMEOUT_S: Final = 5.0
+IDLE_TIMEOUT_S: Final = 60.0
 SPEED_RANGE: Final = (0.25, 4.0)
 """OpenAI's range for ``speed``."""
 
@@ -39,7 +45,8 @@ class LimitsConfig:
     max_body_bytes: int = MAX_BODY_BYTES
     """Largest HTTP request body; larger ones get 413 before they are read."""
     max_streams_per_client: int = MAX_STREAMS_PER_CLIENT
-    """Open speech requests, WebSocket and Wyoming connections per client address; more get 429."""
+    """Syntheses running at once for one client address (HTTP, WebSocket and Wyoming together);
+    more get 429. Idle WebSocket and Wyoming connections do not count."""
     max_active_streams: int = MAX_ACTIVE_STREAMS
     """Syntheses running at once over all clients; later ones wait in a queue."""
     max_queued_streams: int = MAX_QUEUED_STREAMS
@@ -52,6 +59,16 @@ class LimitsConfig:
     """A client that takes longer than this to accept one chunk of audio is dropped."""
     max_connections: int = MAX_CONNECTIONS
     """Open HTTP and WebSocket connections; uvicorn answers 503 beyond (``limit_concurrency``)."""
+    header_timeout_s: float = HEADER_TIMEOUT_S
+    """An HTTP request's line and headers must arrive within this of the connection opening
+    (or of the previous response); else the connection is closed."""
+    body_timeout_s: float = BODY_TIMEOUT_S
+    """An HTTP request's whole body must arrive within this of its headers; else 408 and close."""
+    keep_alive_timeout_s: float = KEEP_ALIVE_TIMEOUT_S
+    """An HTTP connection idle this long after a response is closed (uvicorn's ``timeout_keep_alive``)."""
+    idle_timeout_s: float = IDLE_TIMEOUT_S
+    """A WebSocket or Wyoming connection that sends nothing this long while nothing is being
+    spoken for it is closed (a Wyoming event must also arrive whole within it)."""
 
     def __post_init__(self) -> None:
         for name in ("max_input_chars", "max_body_bytes", "max_streams_per_client", "max_active_streams",
@@ -60,8 +77,10 @@ class LimitsConfig:
                 raise ValueError(f"LimitsConfig.{name} must be at least 1, got {getattr(self, name)}.")
         if self.max_queued_streams < 0:
             raise ValueError(f"LimitsConfig.max_queued_streams must be >= 0, got {self.max_queued_streams}.")
-        if not self.send_timeout_s > 0:
-            raise ValueError(f"LimitsConfig.send_timeout_s must be positive, got {self.send_timeout_s}.")
+        for name in ("send_timeout_s", "header_timeout_s", "body_timeout_s", "keep_alive_timeout_s", "idle_timeout_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ValueError(f"LimitsConfig.{name} must be a positive number of seconds, got {value}.")
 
 
 @dataclass(frozen=True)
@@ -92,3 +111,23 @@ class ServerConfig:
     synthesis: SynthesisConfig = SynthesisConfig()
     """Per-request settings every request starts from (seed, chunking, step limit)."""
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    wyoming_allow: tuple[str, ...] | None = None
+    """Networks (``192.168.1.0/24``, ``10.0.0.5``) whose clients may use Wyoming, which has no
+    authentication. ``None``: everyone without ``token``, only this machine (loopback) with it,
+    so a token-protected server is not open to anyone through its Wyoming port."""
+
+    def __post_init__(self) -> None:
+        for network in self.wyoming_allow or ():
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"ServerConfig.wyoming_allow: {network!r} is not an address or network "
+                                 "(e.g. 192.168.1.0/24).") from None
+
+    def wyoming_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """The networks Wyoming clients must come from, after applying the default."""
+        if self.wyoming_allow is not None:
+            return tuple(ipaddress.ip_network(n, strict=False) for n in self.wyoming_allow)
+        if self.token is None:
+            return (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
+        return (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))

@@ -13,11 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, Mapping
+from typing import Final
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 log = logging.getLogger("rtvoice.server")
+ABORT_EXTENSION: Final = "rtvoice.abort"
+"""ASGI extension of :mod:`rtvoice.server.protocol`: ``scope["extensions"][ABORT_EXTENSION]["abort"]()``."""
 
 
 class AudioStreamResponse(Response):
@@ -51,6 +54,8 @@ class AudioStreamResponse(Response):
                 sender.cancel()
                 watcher.cancel()
         finally:
+            if self.outcome in ("slow_client", "error"):
+                _abort(scope)
             # Both tasks have ended: nobody iterates the body any more, so closing it here
             # is safe, and it stops the synthesis within one chunk.
             await self.chunks.aclose()
@@ -66,8 +71,8 @@ class AudioStreamResponse(Response):
             await self._send(send, {"type": "http.response.body", "body": b"", "more_body": False})
             self.outcome = "complete"
         except TimeoutError:
-            # Returning without the last body message makes uvicorn close the connection,
-            # so the client sees a cut transfer, not a short but complete one.
+            # The connection is dropped (``_abort``) without the last body message, so the
+            # client sees a cut transfer, not a short but complete one.
             self.outcome = "slow_client"
             log.warning("client took over %.1f s to accept audio; dropped", self.send_timeout_s)
         except OSError:  # the connection broke under the send
@@ -79,6 +84,17 @@ class AudioStreamResponse(Response):
     async def _send(self, send: Send, message: dict[str, object]) -> None:
         async with asyncio.timeout(self.send_timeout_s):
             await send(message)
+
+
+def _abort(scope: Scope) -> None:
+    """Drop the connection of a response that cannot be completed.
+
+    Under ``rtvoice serve`` the protocol offers ``rtvoice.abort``; another ASGI server
+    closes the connection itself when the app returns with the response unfinished.
+    """
+    abort = scope.get("extensions", {}).get(ABORT_EXTENSION, {}).get("abort")
+    if callable(abort):
+        abort()
 
 
 async def _until_disconnect(receive: Receive) -> None:

@@ -1,7 +1,8 @@
-"""Two small ASGI middlewares: bearer-token auth and per-route request counting."""
+"""Small ASGI middlewares: bearer-token auth, per-route request counting, the body deadline."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from typing import Final
 
@@ -86,3 +87,39 @@ class RequestMetrics:
             await self.app(scope, receive, counting_send)
         finally:
             self._metrics.http_requests.labels(route, str(status)).inc()
+
+
+class BodyDeadline:
+    """Answer 408 (and close) when an HTTP request's body is not all in ``timeout_s`` after its headers.
+
+    It bounds the app's ``receive()`` while the body is incomplete: a client that sends
+    ``Content-Length: 15`` and 5 bytes gets a 408 on time instead of holding a handler.
+    Once the body is complete, ``receive()`` (which then waits for a disconnect) is not bounded.
+    """
+
+    def __init__(self, app: ASGIApp, timeout_s: float) -> None:
+        self.app = app
+        self._timeout_s = timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        deadline = asyncio.get_running_loop().time() + self._timeout_s
+        complete = False
+
+        async def bounded_receive() -> Message:
+            nonlocal complete
+            if complete:
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise ApiError(408, f"The request body did not arrive within {self._timeout_s:g} s. "
+                               "Hint: send the whole body at once.", code="request_timeout",
+                               headers={"connection": "close"}) from None
+            complete = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        await self.app(scope, bounded_receive, send)

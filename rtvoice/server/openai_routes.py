@@ -10,7 +10,6 @@ found before the status line, and answered with OpenAI's error body.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import time
 from collections.abc import AsyncGenerator
@@ -21,7 +20,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..errors import TextError
+from ..errors import InputError, TextError
+from ..inputs import check_text, json_type, loads_object
 from ..text import decode_utf8
 from .audio_out import FORMATS, OPENAI_FORMATS, ResponseFormat
 from .config import SPEED_RANGE, LimitsConfig
@@ -58,17 +58,15 @@ def _string(data: dict[str, Any], name: str, *, required: bool, max_chars: int) 
             raise invalid(f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter")
         return None
     if not isinstance(value, str):
-        raise invalid(f"Invalid type for '{name}': expected a string, got {type(value).__name__}.", param=name,
+        raise invalid(f"Invalid type for '{name}': expected a string, got {json_type(value)}.", param=name,
                       code="invalid_type")
     if len(value) > max_chars:
         raise invalid(f"'{name}' is too long. Note: it has {len(value)} characters; the maximum is {max_chars}.",
                       param=name, code="string_above_max_length")
     try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:  # a lone surrogate such as "\ud800" in the JSON
-        raise invalid(f"'{name}' is not valid Unicode (a lone surrogate at offset {exc.start}).", param=name,
-                      code="invalid_value") from exc
-    return value
+        return check_text(value)
+    except TextError as exc:  # a lone surrogate such as "\ud800" in the JSON
+        raise invalid(f"'{name}': {exc}", param=name, code="invalid_value") from exc
 
 
 def parse_speech_request(body: bytes, voices: VoiceSet, limits: LimitsConfig) -> SpeechRequest:
@@ -86,14 +84,11 @@ def parse_speech_request(body: bytes, voices: VoiceSet, limits: LimitsConfig) ->
         ApiError: 400 with ``param`` and ``code`` naming what is wrong.
     """
     try:
-        data = json.loads(decode_utf8(body))
+        data = loads_object(decode_utf8(body), what="The body")
     except TextError as exc:
         raise invalid(str(exc), param=None, code="invalid_encoding") from exc
-    except (ValueError, RecursionError) as exc:
-        raise invalid(f"The body is not valid JSON: {exc}. Hint: send a JSON object.", param=None,
-                      code="invalid_json") from exc
-    if not isinstance(data, dict):
-        raise invalid(f"The body must be a JSON object, not {type(data).__name__}.", param=None, code="invalid_json")
+    except InputError as exc:
+        raise invalid(str(exc), param=None, code="invalid_json") from exc
     text = _string(data, "input", required=True, max_chars=limits.max_input_chars)
     assert text is not None
     if not text.strip():
@@ -109,7 +104,7 @@ def _voice(value: Any, voices: VoiceSet) -> str:
     if value is None:
         return voices.default_name
     if not isinstance(value, str):
-        raise invalid(f"Invalid type for 'voice': expected a string, got {type(value).__name__}.", param="voice",
+        raise invalid(f"Invalid type for 'voice': expected a string, got {json_type(value)}.", param="voice",
                       code="invalid_type")
     if voices.get(value) is None:
         raise invalid(f"Voice {_show(value)} is not served here. Note: the voices are {', '.join(voices.names)}. "
@@ -122,7 +117,7 @@ def _format(data: dict[str, Any]) -> ResponseFormat:
     if name is None:
         name = DEFAULT_FORMAT
     if not isinstance(name, str):
-        raise invalid(f"Invalid type for 'response_format': expected a string, got {type(name).__name__}.",
+        raise invalid(f"Invalid type for 'response_format': expected a string, got {json_type(name)}.",
                       param="response_format", code="invalid_type")
     if name not in FORMATS:
         note = "it is an OpenAI format this server has no encoder for" if name in OPENAI_FORMATS else "unknown"
@@ -139,13 +134,28 @@ def _speed(value: Any) -> float:
     if value is None:
         return 1.0
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise invalid(f"Invalid type for 'speed': expected a number, got {type(value).__name__}.", param="speed",
+        raise invalid(f"Invalid type for 'speed': expected a number, got {json_type(value)}.", param="speed",
                       code="invalid_type")
     low, high = SPEED_RANGE
     if not (math.isfinite(value) and low <= value <= high):
         raise invalid(f"'speed' must be from {low} to {high}, got {_show(value)}.", param="speed",
                       code="invalid_value")
     return float(value)
+
+
+def require_json(request: Request) -> None:
+    """Refuse a body that does not say it is JSON with 415.
+
+    ``text/plain``, form encodings and no type at all make a CORS "simple request", which
+    a web page may send to this server without asking; JSON may not be sent that way.
+    """
+    given = request.headers.get("content-type", "")
+    media_type = given.partition(";")[0].strip().lower()
+    json_like = media_type.startswith("application/") and media_type.endswith("+json")
+    if media_type != "application/json" and not json_like:
+        shown = _show(given) if given else "none"
+        raise ApiError(415, f"The body must be JSON (Content-Type: application/json); its Content-Type is {shown}. "
+                       "Hint: send the header 'Content-Type: application/json'.", code="unsupported_media_type")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -170,12 +180,13 @@ async def create_speech(request: Request) -> Response:
     since = time.perf_counter()
     state = state_of(request)
     limits = state.config.limits
+    require_json(request)
     speech = parse_speech_request(await read_body(request, limits.max_body_bytes), state.voices, limits)
     voice = state.voices.get(speech.voice)
     assert voice is not None
     out_rate = speech.format.sample_rate or voice.sample_rate
-    job = SpeechJob(speech.input, voice, state.config.synthesis, out_rate, speech.speed, "http")
-    body = _audio_body(state, job, speech.format, client_id(request), since)
+    job = SpeechJob(speech.input, voice, state.config.synthesis, out_rate, speech.speed, "http", client_id(request))
+    body = _audio_body(state, job, speech.format, since)
     try:
         first = await anext(body)
     except TextError as exc:
@@ -190,17 +201,16 @@ async def create_speech(request: Request) -> Response:
                                send_timeout_s=limits.send_timeout_s)
 
 
-async def _audio_body(state: ServerState, job: SpeechJob, fmt: ResponseFormat, client: str,
+async def _audio_body(state: ServerState, job: SpeechJob, fmt: ResponseFormat,
                       since: float) -> AsyncGenerator[bytes, None]:
     """The response body: the format's header with the first chunk, then each chunk's PCM."""
-    with state.admission.client(client):
-        header = fmt.header(job.out_rate)
-        async with contextlib.aclosing(speak(state, job, since=since)) as pieces:
-            async for piece in pieces:
-                yield header + piece.pcm
-                header = b""
-        if header:  # no audio at all: still a well-formed (empty) file
-            yield header
+    header = fmt.header(job.out_rate)
+    async with contextlib.aclosing(speak(state, job, since=since)) as pieces:
+        async for piece in pieces:
+            yield header + piece.pcm
+            header = b""
+    if header:  # no audio at all: still a well-formed (empty) file
+        yield header
 
 
 async def list_voices(request: Request) -> Response:

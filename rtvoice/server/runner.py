@@ -10,6 +10,7 @@ import uvicorn
 from ..errors import RtvoiceError
 from .app import create_app
 from .config import ServerConfig
+from .protocol import protocol_class
 from .voices import discover
 
 log = logging.getLogger("rtvoice.server")
@@ -20,11 +21,12 @@ def uvicorn_config(config: ServerConfig, *, log_level: str = "warning") -> uvico
 
     WebSocket messages are capped at ``limits.max_message_bytes``, open connections at
     ``limits.max_connections`` (503 beyond); ``X-Forwarded-For`` is not trusted, so
-    per-client limits count the peer address.
+    per-client limits count the peer address. HTTP runs on :class:`~rtvoice.server.protocol.DeadlineH11Protocol`,
+    which times out slow request heads and bodies and idle keep-alive connections.
     """
     return uvicorn.Config(
         create_app(config), host=config.host, port=config.port, lifespan="on", log_level=log_level,
-        ws="websockets-sansio", ws_max_size=config.limits.max_message_bytes,
+        http=protocol_class(config.limits), ws="websockets-sansio", ws_max_size=config.limits.max_message_bytes,
         limit_concurrency=config.limits.max_connections, timeout_graceful_shutdown=5,
         proxy_headers=False, server_header=False,
     )

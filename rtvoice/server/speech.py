@@ -36,6 +36,8 @@ class SpeechJob:
     """Tempo factor, done by resampling (see :mod:`rtvoice.server.audio_out`)."""
     protocol: str = "http"
     """Metrics label: ``http``, ``websocket`` or ``wyoming``."""
+    client: str | None = None
+    """The client's address: while it runs, the synthesis counts against ``max_streams_per_client``."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,12 +61,16 @@ async def speak(state: ServerState, job: SpeechJob, *, since: float | None = Non
         One :class:`Piece` per audio chunk, in order.
 
     Raises:
-        ApiError: 503 when the synthesis queue is full (before anything is yielded).
+        ApiError: 429 when ``job.client`` has ``max_streams_per_client`` syntheses running,
+            503 when the synthesis queue is full (both before anything is yielded).
         TextError: the text cannot be spoken (before anything is yielded).
     """
     since = time.perf_counter() if since is None else since
     metrics = state.metrics
-    async with state.admission.synthesis():
+    async with contextlib.AsyncExitStack() as held:
+        if job.client is not None:
+            held.enter_context(state.admission.client(job.client))
+        await held.enter_async_context(state.admission.synthesis())
         converter = PcmConverter(job.voice.sample_rate, job.out_rate, job.speed)
         outcome = "error"
         try:

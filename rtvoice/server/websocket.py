@@ -27,18 +27,19 @@ import contextlib
 import json
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..errors import RtvoiceError, TextError
+from ..errors import InputError, RtvoiceError, TextError
+from ..inputs import check_text, loads
 from .audio_out import silence_pcm
 from .config import SPEED_RANGE
 from .errors import ApiError
 from .incremental import SentenceBuffer
-from .middleware import deny_websocket
 from .speech import SpeechJob, speak
 from .state import ServerState, client_id, state_of
 
@@ -82,6 +83,9 @@ class SpeechSession:
         self._send_lock = asyncio.Lock()
         self._group: asyncio.TaskGroup | None = None
         self._speaker: asyncio.Task[None] | None = None
+        self._client = client_id(websocket)
+        self._speaking = False
+        self._last_activity = asyncio.get_running_loop().time()
 
     def _max_sentence_chars(self) -> int:
         voice = self._state.voices.get(self._voice)
@@ -115,21 +119,49 @@ class SpeechSession:
 
     # -- receiver -------------------------------------------------------------------------
 
-    async def _receive_loop(self) -> None:
+    async def _receive(self) -> Mapping[str, Any] | None:
+        """The next client message; ``None`` when the client left or stayed idle too long.
+
+        Idle means: no message for ``idle_timeout_s`` while nothing is being spoken or
+        waits to be (a client may say nothing while it listens to its speech).
+        """
+        idle_s = self._state.config.limits.idle_timeout_s
+        loop = asyncio.get_running_loop()
         while True:
             try:
-                message = await self._ws.receive()
+                async with asyncio.timeout_at(self._last_activity + idle_s):
+                    message = await self._ws.receive()
+            except TimeoutError:
+                if self._busy():
+                    self._last_activity = loop.time()
+                    continue
+                if self._last_activity + idle_s > loop.time():  # speech ended meanwhile
+                    continue
+                await self._error("idle_timeout", f"No message for {idle_s:g} s; closing. "
+                                  "Hint: connect again when there is text to speak.")
+                with contextlib.suppress(Exception):
+                    await self._ws.close(code=1000, reason="idle timeout")
+                return None
             except (WebSocketDisconnect, RuntimeError):
-                return
-            if message["type"] == "websocket.disconnect":
+                return None
+            self._last_activity = loop.time()
+            return message
+
+    def _busy(self) -> bool:
+        return self._speaking or not self._queue.empty()
+
+    async def _receive_loop(self) -> None:
+        while True:
+            message = await self._receive()
+            if message is None or message["type"] == "websocket.disconnect":
                 return
             if message.get("text") is None:
                 await self._error("invalid_message", "Binary frames are not accepted; send JSON text frames.")
                 continue
             try:
-                data = json.loads(message["text"])
-            except (ValueError, RecursionError):
-                await self._error("invalid_json", "A message is not valid JSON.")
+                data = loads(message["text"], what="A message")
+            except InputError as exc:
+                await self._error("invalid_json", str(exc))
                 continue
             if not isinstance(data, dict) or not isinstance(data.get("type"), str):
                 await self._error("invalid_message", 'A message must be a JSON object with a string "type".')
@@ -164,9 +196,9 @@ class SpeechSession:
         if not isinstance(text, str):
             raise ApiError(400, 'A "text" message needs a string "text".', code="invalid_message")
         try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise ApiError(400, "The text holds a lone surrogate.", code="invalid_text") from exc
+            text = check_text(text)
+        except TextError as exc:
+            raise ApiError(400, str(exc), code="invalid_text") from exc
         limit = self._state.config.limits.max_pending_chars
         pending = self._queued_chars + len(self._buffer)
         if pending + len(text) > limit:
@@ -215,13 +247,19 @@ class SpeechSession:
                 await self._send_json({"type": "done"})
                 continue
             self._queued_chars -= len(item.text)
-            await self._speak(item)
+            self._speaking = True
+            try:
+                await self._speak(item)
+            finally:
+                self._speaking = False
+                self._last_activity = asyncio.get_running_loop().time()
 
     async def _speak(self, sentence: _Sentence) -> None:
         voice = self._state.voices.get(sentence.voice)
         assert voice is not None
         state = self._state
-        job = SpeechJob(sentence.text, voice, state.config.synthesis, voice.sample_rate, sentence.speed, "websocket")
+        job = SpeechJob(sentence.text, voice, state.config.synthesis, voice.sample_rate, sentence.speed, "websocket",
+                        self._client)
         last = None
         try:
             async with contextlib.aclosing(speak(state, job)) as pieces:
@@ -274,16 +312,15 @@ class SpeechSession:
 
 
 async def stream_endpoint(websocket: WebSocket) -> None:
-    """``/v1/audio/stream``: one :class:`SpeechSession`, counted against the client's streams."""
+    """``/v1/audio/stream``: one :class:`SpeechSession`.
+
+    The connection itself is not counted against the client's streams, only each sentence
+    while it is synthesized: an idle WebSocket holds nothing others need, and it is
+    closed after ``idle_timeout_s``.
+    """
     state = state_of(websocket)
-    with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(state.admission.client(client_id(websocket)))
-        except ApiError as exc:  # refused: answer the handshake with the 429
-            await deny_websocket(websocket.scope, websocket.receive, websocket.send, exc)
-            return
-        await websocket.accept()
-        await SpeechSession(websocket, state).run()
+    await websocket.accept()
+    await SpeechSession(websocket, state).run()
 
 
 ROUTES = [WebSocketRoute("/v1/audio/stream", stream_endpoint)]

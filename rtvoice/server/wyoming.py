@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 
 from .. import __version__
 from ..errors import RtvoiceError, TextError
+from ..inputs import check_text
 from .errors import ApiError
 from .incremental import SentenceBuffer
 from .speech import SpeechJob, speak
@@ -108,6 +110,16 @@ def _length(header: dict[str, Any], key: str, max_bytes: int) -> int:
     return value
 
 
+def _checked(text: Any, event: str) -> str:
+    """The ``text`` of an event, refused unless a string of Unicode, without control characters."""
+    if not isinstance(text, str):
+        raise ApiError(400, f'{event} needs a string "text".', code="invalid_event")
+    try:
+        return check_text(text)
+    except TextError as exc:
+        raise ApiError(400, str(exc), code="invalid_text") from exc
+
+
 def wyoming_info(state: ServerState) -> Info:
     """The ``info`` answer: one TTS program whose voices are the served voices."""
     attribution = Attribution(name="rtvoice", url="")
@@ -143,15 +155,38 @@ class WyomingHandler(AsyncEventHandler):
         peer = writer.get_extra_info("peername")
         self._client = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
 
-    async def run(self) -> None:
-        """Handle events until the client leaves (the package's loop, with a bounded reader)."""
+    def _allowed(self) -> bool:
+        """Whether the peer's address is in the allowed networks (Wyoming has no authentication)."""
         try:
-            with self._state.admission.client(self._client):
-                while True:
-                    event = await read_event(self.reader, self._limits.max_message_bytes)
-                    if event is None or not await self.handle_event(event):
-                        break
+            address = ipaddress.ip_address(self._client)
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self._state.config.wyoming_networks())
+
+    async def run(self) -> None:
+        """Handle events until the client leaves or idles (the package's loop, with a bounded reader).
+
+        The connection is not counted against the client's streams, only each synthesis:
+        an idle connection holds nothing others need, and it is closed after ``idle_timeout_s``.
+        """
+        idle_s = self._limits.idle_timeout_s
+        try:
+            if not self._allowed():
+                raise ApiError(403, f"Wyoming clients from {self._client} are not allowed. Hint: start the server "
+                               "with --wyoming-allow naming this client's network.", code="forbidden")
+            while True:
+                try:
+                    async with asyncio.timeout(idle_s):
+                        event = await read_event(self.reader, self._limits.max_message_bytes)
+                except TimeoutError:
+                    raise ApiError(408, f"No whole event for {idle_s:g} s; closing.", code="idle_timeout") from None
+                if event is None or not await self.handle_event(event):
+                    break
         except ApiError as exc:
+            if exc.code == "forbidden":
+                log.warning("refused a Wyoming client from %s (not in --wyoming-allow)", self._client)
             await self._try_error(exc.code, exc.message)
         except MalformedEvent as exc:
             await self._try_error("invalid_event", str(exc))
@@ -182,9 +217,7 @@ class WyomingHandler(AsyncEventHandler):
     # -- requests -------------------------------------------------------------------------
 
     def _text(self, data: dict[str, Any]) -> str:
-        text = data.get("text")
-        if not isinstance(text, str):
-            raise ApiError(400, 'The event needs a string "text".', code="invalid_event")
+        text = _checked(data.get("text"), "synthesize")
         if len(text) > self._limits.max_input_chars:
             raise ApiError(400, f"Text has {len(text)} characters; the limit is {self._limits.max_input_chars}.",
                            code="string_above_max_length")
@@ -217,14 +250,17 @@ class WyomingHandler(AsyncEventHandler):
         stream = self._stream
         if stream is None or not stream.ok:
             return
-        text = data.get("text")
-        if not isinstance(text, str):
-            raise ApiError(400, 'synthesize-chunk needs a string "text".', code="invalid_event")
-        if len(stream.buffer) + len(text) > self._limits.max_pending_chars:
+        text = _checked(data.get("text"), "synthesize-chunk")
+        # Finished sentences leave the buffer (each is spoken before the next event is
+        # read), so only the unfinished tail counts against the limit.
+        sentences = stream.buffer.add(text)
+        if len(stream.buffer) > self._limits.max_pending_chars:
             stream.ok = False
-            raise ApiError(429, f"Too much text without a sentence end (limit {self._limits.max_pending_chars}).",
-                           code="backlog_full")
-        for sentence in stream.buffer.add(text):
+            stream.buffer.clear()
+            raise ApiError(429, f"Too much text without a sentence end: {len(stream.buffer)} characters wait for "
+                           f"one; the limit is {self._limits.max_pending_chars}. Nothing of this stream was spoken "
+                           "from here on.", code="backlog_full")
+        for sentence in sentences:
             await self._speak(sentence, stream.voice)
 
     async def _stop_stream(self) -> None:
@@ -241,7 +277,7 @@ class WyomingHandler(AsyncEventHandler):
         voice = self._state.voices.get(voice_name)
         assert voice is not None
         rate = voice.sample_rate
-        job = SpeechJob(text, voice, self._state.config.synthesis, rate, 1.0, "wyoming")
+        job = SpeechJob(text, voice, self._state.config.synthesis, rate, 1.0, "wyoming", self._client)
         started = False
         try:
             async with contextlib.aclosing(speak(self._state, job)) as pieces:

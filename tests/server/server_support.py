@@ -45,7 +45,9 @@ class LiveServer:
         return {"Authorization": f"Bearer {self.config.token}"} if self.config.token else {}
 
     def client(self, **kwargs: object) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, headers=self.headers, timeout=30, **kwargs)  # type: ignore[arg-type]
+        """An HTTP client with the token; its bodies say they are JSON unless a request says otherwise."""
+        headers = {**self.headers, "Content-Type": "application/json"}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
 
     def metric(self, name: str, **labels: str) -> float:
         """The value of one sample of /metrics (0 when absent)."""

@@ -1,0 +1,123 @@
+"""uvicorn's h11 HTTP protocol with the read deadlines it lacks, and a way to cut a response.
+
+uvicorn bounds only the idle time *between* requests (``timeout_keep_alive``), and any
+byte cancels even that. A client could open a connection and send nothing, send half a
+request line, or declare ``Content-Length: 15`` and send 5 bytes, and hold the
+connection (and one of ``limit_concurrency`` places) for ever. :class:`DeadlineH11Protocol`
+adds one deadline per phase of a request:
+
+- *head*: the request line and headers must be complete ``header_timeout_s`` after the
+  connection opened or the previous response ended; else the connection is closed.
+- *body*: the whole body must be in ``body_timeout_s`` (plus a grace second) after the
+  headers; else the connection is closed. The app answers 408 itself at
+  ``body_timeout_s`` when it is reading the body (:class:`~rtvoice.server.middleware.BodyDeadline`);
+  this deadline catches bodies nobody reads.
+
+It also gives each request the ASGI extension ``rtvoice.abort``: a callable that drops
+the connection at once (without flushing). A response that cannot be completed (its
+client stopped reading) calls it instead of returning half-sent, which uvicorn would
+log as ``ASGI callable returned without completing response``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Final
+
+import h11
+from uvicorn.config import Config
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.server import ServerState
+
+from .config import LimitsConfig
+from .http_stream import ABORT_EXTENSION
+
+BODY_GRACE_S: Final = 1.0
+"""The connection deadline trails the app's 408 by this, so the 408 goes out first."""
+
+
+class DeadlineH11Protocol(H11Protocol):
+    """:class:`H11Protocol` with head and body read deadlines (see the module)."""
+
+    limits: LimitsConfig = LimitsConfig()
+    """Set on a subclass by :func:`protocol_class`."""
+
+    def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.timeout_keep_alive = self.limits.keep_alive_timeout_s  # type: ignore[assignment]  # call_later takes float
+        self._deadline: asyncio.TimerHandle | None = None
+        self._phase = "head"
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._watch()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._watch()
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            extensions = cycle.scope.setdefault("extensions", {})
+            if ABORT_EXTENSION not in extensions:
+                extensions[ABORT_EXTENSION] = {"abort": lambda: self._abort(cycle)}
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._watch()
+
+    # -- deadlines -----------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        """Arm the deadline of the phase the client is in, or disarm it when it owes nothing."""
+        if self.transport.is_closing() or self.transport.get_protocol() is not self:  # closed, or now a WebSocket
+            self._disarm()
+            return
+        state = self.conn.their_state
+        if state is h11.IDLE:
+            phase, delay = "head", self.limits.header_timeout_s
+        elif state is h11.SEND_BODY:
+            phase, delay = "body", self.limits.body_timeout_s + BODY_GRACE_S
+        else:
+            self._disarm()
+            return
+        if self._deadline is None or phase != self._phase:
+            self._disarm()
+            self._phase = phase
+            self._deadline = self.loop.call_later(delay, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing() or self.transport.get_protocol() is not self:
+            return
+        self.logger.info("closing a connection that sent no whole request %s in time", self._phase)
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
+        self.transport.close()
+
+    def _abort(self, cycle: Any) -> None:
+        """Drop the connection now: the response of ``cycle`` cannot be completed."""
+        if cycle is self.cycle:
+            cycle.disconnected = True
+            cycle.message_event.set()
+        self._disarm()
+        self.transport.abort()
+
+
+def protocol_class(limits: LimitsConfig) -> type[DeadlineH11Protocol]:
+    """A :class:`DeadlineH11Protocol` bound to ``limits`` (uvicorn takes a class, not an instance)."""
+    return type("RtvoiceH11Protocol", (DeadlineH11Protocol,), {"limits": limits})
