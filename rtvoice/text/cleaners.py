@@ -1,11 +1,21 @@
-"""English text cleaning compatible with NVIDIA's Tacotron 2 ``english_cleaners``.
+"""English text normalization: what users write -> what the voice should say.
 
-The NGC checkpoints were trained on text that went through: ASCII transliteration,
-lowercasing, number expansion, abbreviation expansion and whitespace collapsing, in that
-order. Speaking text cleaned any other way makes the model mispronounce it, so
-:func:`normalize` repeats those steps. It adds only what keeps unusual input from
-crashing or babbling: control characters are removed and amounts of money are spelled
-before the transliteration can turn "£" into "GBP".
+The NGC checkpoints (and ours, trained the same way) learned from text that went through
+NVIDIA's ``english_cleaners``: ASCII transliteration, lowercasing, number and abbreviation
+expansion, whitespace collapsing. :func:`normalize` ends with those steps, so the voices
+hear what they learned; before them it reads the semiotic classes announcements are full
+of, each in its own module, in an order where none can spoil another's input:
+
+1. URLs, e-mail addresses and telephone numbers (:mod:`rtvoice.text.contacts`);
+2. money (:mod:`rtvoice.text.money`), before the transliteration turns "£" into "GBP";
+3. times and dates (:mod:`rtvoice.text.timedate`);
+4. measures and units (:mod:`rtvoice.text.measures`);
+5. abbreviations in context, letters with digits, acronyms (:mod:`rtvoice.text.words`),
+   which need the text's case;
+6. the numbers left (:mod:`rtvoice.text.numbers`), then symbols by name.
+
+The output holds only lowercase letters, spaces and the punctuation every voice's symbol
+set has (``!'(),.:;?-``), so nothing is dropped later without a word.
 """
 
 from __future__ import annotations
@@ -17,42 +27,34 @@ from typing import Final
 from anyascii import anyascii
 
 from rtvoice.errors import TextError
-from rtvoice.text.numbers import expand_currency, expand_numbers
-
-__all__ = ["ABBREVIATIONS", "decode_utf8", "normalize", "normalize_fragment"]
-
-#: NVIDIA's abbreviations (matched lowercase, with their dot) and what they are read as.
-ABBREVIATIONS: Final[tuple[tuple[str, str], ...]] = (
-    ("mrs", "misess"),
-    ("mr", "mister"),
-    ("dr", "doctor"),
-    ("st", "saint"),
-    ("co", "company"),
-    ("jr", "junior"),
-    ("maj", "major"),
-    ("gen", "general"),
-    ("drs", "doctors"),
-    ("rev", "reverend"),
-    ("lt", "lieutenant"),
-    ("hon", "honorable"),
-    ("sgt", "sergeant"),
-    ("capt", "captain"),
-    ("esq", "esquire"),
-    ("ltd", "limited"),
-    ("col", "colonel"),
-    ("ft", "fort"),
+from rtvoice.text.contacts import expand_contacts
+from rtvoice.text.measures import expand_measures
+from rtvoice.text.money import expand_currency
+from rtvoice.text.numbers import expand_decades, expand_numbers
+from rtvoice.text.timedate import expand_dates, expand_times
+from rtvoice.text.words import (
+    ABBREVIATIONS,
+    expand_abbreviations,
+    expand_acronyms,
+    expand_alphanumerics,
+    expand_symbols,
 )
 
-_ABBREVIATION_RES: Final = tuple(
-    (re.compile(rf"\b{short}\."), long) for short, long in ABBREVIATIONS
-)
+__all__ = ["ABBREVIATIONS", "SPEAKABLE", "decode_utf8", "normalize", "normalize_fragment"]
+
+#: Every character :func:`normalize` may output: a subset of every voice's symbols.
+SPEAKABLE: Final = frozenset("abcdefghijklmnopqrstuvwxyz !'(),.:;?-")
 
 _WHITESPACE_RE: Final = re.compile(r"\s+")
-_NON_ASCII_RE: Final = re.compile(r"[^\x00-\x7f]")
-
-#: Characters the transliteration leaves that have no symbol but an obvious reading.
-#: Double quotes carry no sound; dropping them here spares a warning per quoted sentence.
-_PUNCTUATION: Final = str.maketrans({"&": " and ", "%": " percent ", "[": "(", "]": ")", '"': ""})
+_SPACE_BEFORE_PUNCT_RE: Final = re.compile(r" +(?=[,.;:!?)])|(?<=\() +")
+_REPEATED_COMMA_RE: Final = re.compile(r",(?:\s*,)+")
+#: Characters kept through the early transliteration because a later step reads them.
+_KEEP: Final = "£€¥₹₩°²³×"
+_NON_ASCII_RE: Final = re.compile(rf"[^\x00-\x7f{_KEEP}]")
+_VULGAR_FRACTIONS: Final = {"½": " 1/2", "⅓": " 1/3", "⅔": " 2/3", "¼": " 1/4", "¾": " 3/4", "⅕": " 1/5",
+                            "⅛": " 1/8", "⅜": " 3/8", "⅝": " 5/8", "⅞": " 7/8"}
+_FRACTIONS_RE: Final = re.compile("[" + "".join(_VULGAR_FRACTIONS) + "]")
+_LEFTOVER_RE: Final = re.compile(r"[^abcdefghijklmnopqrstuvwxyz !'(),.:;?\-]")
 
 
 def _without_controls(text: str) -> str:
@@ -77,43 +79,54 @@ def _transliterate(match: re.Match[str]) -> str:
     return "" if is_emoji else ascii_text
 
 
-def normalize_fragment(text: str) -> str:
-    """Clean a piece of a longer text: like :func:`normalize`, but keep edge spaces.
+def normalize_fragment(text: str, day_first: bool = False) -> str:
+    """Normalize a piece of a longer text: like :func:`normalize`, but keep edge spaces.
 
     :func:`rtvoice.text.text_to_ids` cleans the text between ARPAbet groups one piece at
     a time; trimming each piece would glue the words to the phonemes around them.
 
     Args:
         text: Any Unicode text, without ARPAbet braces.
+        day_first: Read ambiguous numeric dates ("04/05/2026") as day/month.
 
     Returns:
-        The cleaned text; a leading or trailing space survives as one space.
+        The normalized text; a leading or trailing space survives as one space.
     """
-    text = expand_currency(_without_controls(text))
-    text = _NON_ASCII_RE.sub(_transliterate, text).lower()
+    text = _FRACTIONS_RE.sub(lambda m: _VULGAR_FRACTIONS[m[0]], _without_controls(text))
+    text = _NON_ASCII_RE.sub(_transliterate, text)
+    text = expand_contacts(text)
+    text = expand_currency(text)
+    text = expand_times(text)
+    text = expand_dates(text, day_first)
+    text = expand_measures(expand_decades(text))
+    text = expand_abbreviations(text)
+    text = expand_alphanumerics(text)
+    text = expand_acronyms(text)
     text = expand_numbers(text)
-    for regex, replacement in _ABBREVIATION_RES:
-        text = regex.sub(replacement, text)
-    text = text.translate(_PUNCTUATION)
-    return _WHITESPACE_RE.sub(" ", text)
+    text = expand_symbols(anyascii(text)).lower()
+    text = _LEFTOVER_RE.sub(" ", text)
+    text = _REPEATED_COMMA_RE.sub(",", _WHITESPACE_RE.sub(" ", text))
+    return _SPACE_BEFORE_PUNCT_RE.sub("", text)
 
 
-def normalize(text: str) -> str:
-    """Clean English text the way NVIDIA's ``english_cleaners`` did for training.
+def normalize(text: str, day_first: bool = False) -> str:
+    """Normalize English text for speech: what users write -> what the voice should say.
 
-    Steps: remove control characters, spell money ("$3.50" -> "three dollars, fifty
-    cents"), transliterate to ASCII with anyascii ("café" -> "cafe"), lowercase, spell
-    numbers (cardinals, decimals, ordinals, percentages, negatives, years), expand
-    NVIDIA's abbreviations ("dr." -> "doctor"), collapse whitespace and trim.
+    "The 8:15 to Leeds" -> "the eight fifteen to leeds", "Call 555-0123" -> "call five five
+    five, zero one two three", "Dr. Smith lives at 221B Baker St." -> "doctor smith lives at
+    two twenty-one b baker street.", "72°F" -> "seventy-two degrees fahrenheit". See the
+    module docstring for the classes and their order.
 
     Args:
         text: Any Unicode text.
+        day_first: Read ambiguous numeric dates ("04/05/2026") as day/month (the voice's
+            ``text.date_order``); unambiguous ones ("25/12/2026") are read right either way.
 
     Returns:
-        Lowercase ASCII text without digits. It may still hold characters outside the
-        symbol set (for example "#"); :func:`rtvoice.text.text_to_ids` drops those.
+        Lowercase ASCII text without digits, holding only :data:`SPEAKABLE` characters.
+        Normalizing it again changes nothing.
     """
-    return normalize_fragment(text).strip()
+    return normalize_fragment(text, day_first).strip()
 
 
 def decode_utf8(data: bytes) -> str:

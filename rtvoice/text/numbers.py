@@ -4,6 +4,10 @@ The checkpoints learned from LJSpeech text normalised by keithito's ``english_cl
 cardinals without "and", years read in pairs ("nineteen eighty-four"), "three dollars,
 fifty cents". We follow that shape so the voice sounds as it did in training, and use
 num2words for every number word rather than tables of our own.
+
+The spelling helpers here (:func:`cardinal`, :func:`ordinal`, :func:`year`,
+:func:`digits`, :func:`decimal`) are shared by the semiotic classes (money, times, dates,
+measures, telephone numbers); :func:`expand_numbers` reads whatever numbers those left.
 """
 
 from __future__ import annotations
@@ -13,121 +17,199 @@ from typing import Final
 
 from num2words import num2words
 
-__all__ = ["expand_currency", "expand_numbers"]
+__all__ = ["INT", "cardinal", "decimal", "digits", "expand_decades", "expand_numbers", "ordinal", "to_int", "year"]
 
-#: Unit names (singular, plural) of the main and the fractional unit, per currency sign.
-#: Runs before the ASCII transliteration, which would turn "£" into "GBP".
-_CURRENCIES: Final[dict[str, tuple[str, str, str, str]]] = {
-    "$": ("dollar", "dollars", "cent", "cents"),
-    "£": ("pound", "pounds", "penny", "pence"),
-    "€": ("euro", "euros", "cent", "cents"),
-}
+#: An integer, with or without comma grouping ("1,234,567" or "1234567").
+INT: Final = r"\d{1,3}(?:,\d{3})+(?!\d)|\d+"
 
-_INT: Final = r"(?P<int>\d{1,3}(?:,\d{3})+(?!\d)|\d+)"
+#: Digit strings at least this long (card and order numbers) are read digit by digit.
+_DIGITWISE_MIN_LEN: Final = 16
+#: Plain integers longer than this are read digit by digit: nobody says "nine hundred
+#: ninety-nine quintillion ...", and num2words' words for them take longer to say.
+_CARDINAL_MAX_LEN: Final = 15
 
-_CURRENCY_RE: Final = re.compile(
-    r"(?P<minus>(?<![\w-])-)?(?P<sign>[$£€])\s?(?=\.?\d)"
-    r"(?:" + _INT + r")?(?:\.(?P<frac>\d+))?"
-    r"(?:\s+(?P<scale>thousand|million|billion|trillion)\b)?",
-    re.IGNORECASE,
+_DIGIT_WORDS: Final = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+#: Words after a four-digit number that make it a count, not a year ("1984 people").
+#: Anything else (a verb, a preposition, punctuation, the end) leaves the year reading.
+_NOT_COUNT_WORDS: Final = frozenset(
+    "a an and as at by for from in into is it of on or saw than that the then to until was were when where "
+    "which while will with ad bc bce ce began brought came had has have marked onwards onward".split()
 )
+_YEAR_CUES: Final = frozenset(
+    "in since from by until till before after during of year years circa around early late mid summer winter "
+    "spring autumn fall january february march april may june july august september october november december "
+    "back born died class".split()
+)
+
+_FRACTION_NAMES: Final = {2: ("half", "halves"), 4: ("quarter", "quarters")}
 
 # A minus sign counts only where it cannot be a hyphen or a range dash ("1990-95").
-_NUMBER_RE: Final = re.compile(
-    r"(?P<minus>(?<![\w-])-)?"
-    + _INT
-    + r"(?:(?P<ord>st|nd|rd|th)\b|(?:\.(?P<frac>\d+))?(?P<pct>\s?%)?)"
+_MINUS: Final = r"(?P<minus>(?<![\w-])-)?"
+_FRACTION_RE: Final = re.compile(
+    r"(?<![\w/.])(?:(?P<whole>\d+)\s+)?(?P<num>\d{1,3})/(?P<den>\d{1,3})(?![\w/]|\.\d)"
 )
+_RANGE_RE: Final = re.compile(r"(?<![\w.,-])(?P<a>\d+(?:\.\d+)?)\s?-\s?(?P<b>\d+(?:\.\d+)?)(?![\w.]*\d|-)")
+_ORDINAL_RE: Final = re.compile(r"(?P<int>" + INT + r")(?P<suf>st|nd|rd|th)\b", re.IGNORECASE)
+_DECADE_RE: Final = re.compile(r"(?<![\w'])(?:'(?P<short>\d0)|(?P<full>1\d\d0|20\d0))'?s\b")
+_NUMBER_RE: Final = re.compile(
+    r"(?<!\w)" + _MINUS + r"(?:(?P<int>" + INT + r")(?:\.(?P<frac>\d+))?|\.(?P<frac2>\d+))(?![\d.]\d|\d)"
+)
+_DOTTED_RE: Final = re.compile(r"(?<![\w.])\d+(?:\.\d+){2,}(?![\w.]\w)")
+_PLAIN_RE: Final = re.compile(
+    _MINUS + r"(?P<int>" + INT + r")?(?:\.(?P<frac>\d+))?"
+)
+_NEXT_WORD_RE: Final = re.compile(r"\s*([A-Za-z]+)")
+_PREV_WORD_RE: Final = re.compile(r"([A-Za-z]+)\W*$")
 
-#: Digit strings at least this long (phone, card and order numbers) are read digit by digit.
-_DIGITWISE_MIN_LEN: Final = 16
+
+def to_int(text: str) -> int:
+    """``int`` of a digit string that may carry comma grouping."""
+    return int(text.replace(",", ""))
 
 
-def _words(number: int, to: str = "cardinal") -> str:
+def cardinal(number: int) -> str:
     """Spell ``number`` with num2words, without the "and" NVIDIA's training text lacks."""
+    if number < 0:
+        return "minus " + cardinal(-number)
+    if len(str(number)) > _CARDINAL_MAX_LEN:
+        return digits(str(number))
     try:
-        spelled: str = num2words(number, to=to)
-    except (OverflowError, NotImplementedError):
-        # Beyond num2words' named powers of ten: read the digits instead of failing.
-        return _digits(str(abs(number)))
+        spelled: str = num2words(number)
+    except (OverflowError, NotImplementedError):  # beyond num2words' named powers of ten
+        return digits(str(number))
     return spelled.replace(" and ", " ")
 
 
-def _digits(digits: str) -> str:
+def ordinal(number: int) -> str:
+    """Spell ``number`` as an ordinal: 22 -> "twenty-second"."""
+    if len(str(number)) > _CARDINAL_MAX_LEN:
+        return digits(str(number))
+    spelled: str = num2words(number, to="ordinal")
+    return spelled.replace(" and ", " ")
+
+
+def year(number: int) -> str:
+    """Read ``number`` as a year: 1984 -> "nineteen eighty-four", 2005 -> "two thousand five"."""
+    if not 1000 <= number <= 9999 or number % 1000 < 10 or number % 100 == 0 and number % 1000 != 0:
+        if 1000 <= number <= 9999 and number % 100 == 0 and number % 1000 != 0:
+            return cardinal(number // 100) + " hundred"  # 1900 -> "nineteen hundred"
+        return cardinal(number)
+    return f"{cardinal(number // 100)} {cardinal(number % 100)}"
+
+
+def digits(text: str) -> str:
     """Read a digit string one digit at a time ("007" -> "zero zero seven")."""
-    return " ".join(_words(int(digit)) for digit in digits)
+    return " ".join(_DIGIT_WORDS[int(digit)] for digit in text if digit.isdigit())
 
 
-def _decimal(integer: str, fraction: str | None) -> str:
+def decimal(integer: str | None, fraction: str | None) -> str:
     """Spell ``integer.fraction`` as "three point one four"; the fraction is read per digit."""
-    spelled = _words(int(integer)) if integer else "zero"
-    return f"{spelled} point {_digits(fraction)}" if fraction else spelled
+    if not integer:
+        return f"point {digits(fraction)}" if fraction else "zero"
+    spelled = cardinal(to_int(integer))
+    return f"{spelled} point {digits(fraction)}" if fraction else spelled
 
 
-def _unit(count: int, singular: str, plural: str) -> str:
-    return f"{_words(count)} {singular if count == 1 else plural}"
-
-
-def _expand_currency(match: re.Match[str]) -> str:
-    main, mains, sub, subs = _CURRENCIES[match["sign"]]
-    integer = (match["int"] or "").replace(",", "")
-    frac = match["frac"]
+def number(text: str) -> str:
+    """Spell a plain number as written ("-1,234.5", "42", ".5")."""
+    match = _PLAIN_RE.fullmatch(text)
+    if match is None:
+        return digits(text)
     minus = "minus " if match["minus"] else ""
-    if match["scale"]:
-        return f"{minus}{_decimal(integer, frac)} {match['scale'].lower()} {mains}"
-    if frac and len(frac) > 2:
-        return f"{minus}{_decimal(integer, frac)} {mains}"
-    whole = int(integer or "0")
-    cents = int(frac.ljust(2, "0")) if frac else 0
-    parts = [_unit(whole, main, mains)] if whole else []
-    parts += [_unit(cents, sub, subs)] if cents else []
-    return minus + (", ".join(parts) or f"zero {mains}")
+    return minus + decimal(match["int"], match["frac"])
 
 
-def _expand_number(match: re.Match[str]) -> str:
-    raw = match["int"]
-    integer = raw.replace(",", "")
-    minus = "minus " if match["minus"] else ""
-    if match["ord"]:
-        return minus + _words(int(integer), to="ordinal")
-    plain = raw == integer and not (match["frac"] or match["pct"] or minus)
-    if plain and (len(integer) >= _DIGITWISE_MIN_LEN or (len(integer) > 1 and integer[0] == "0")):
-        spelled = _digits(integer)
-    elif plain and 1000 < int(integer) < 3000:
-        # NVIDIA's range for year-style reading: "1984" -> "nineteen eighty-four".
-        spelled = _words(int(integer), to="year")
+def fraction(num: int, den: int) -> str:
+    """Spell ``num/den``: "one half", "three quarters", "five eighths"."""
+    if den in _FRACTION_NAMES:
+        name = _FRACTION_NAMES[den][0 if num == 1 else 1]
+    elif den == 1:
+        return cardinal(num)
     else:
-        spelled = _decimal(integer, match["frac"])
-    return minus + spelled + (" percent" if match["pct"] else "")
+        name = ordinal(den) + ("" if num == 1 else "s")
+    return f"{cardinal(num)} {name}"
 
 
-def expand_currency(text: str) -> str:
-    """Spell amounts of money: "$3.50" -> "three dollars, fifty cents".
+def _expand_fraction(match: re.Match[str]) -> str:
+    num, den = int(match["num"]), int(match["den"])
+    if match[0] == "24/7":
+        return "twenty-four seven"
+    if den == 0:
+        return f"{cardinal(num)} slash zero"
+    spoken = fraction(num, den)
+    if match["whole"]:
+        article = "a " if num == 1 and den in _FRACTION_NAMES else ""
+        spoken = f"{cardinal(int(match['whole']))} and {article}{spoken if not article else _FRACTION_NAMES[den][0]}"
+    return spoken
 
-    Handles "$", "£" and "€" before the amount, comma grouping, a leading minus and a
-    following scale word ("$2.5 million" -> "two point five million dollars"). Must run
-    before the ASCII transliteration, which rewrites the pound and euro signs.
 
-    Args:
-        text: Raw text; the currency signs must still be the Unicode characters.
+def _expand_range(match: re.Match[str]) -> str:
+    a, b = match["a"], match["b"]
+    if len(a) == 4 and len(b) in (2, 4) and a.isdigit() and b.isdigit() and 1000 <= int(a) < 2100:
+        # "1990-95", "2020-2026": years.
+        second = year(int(b)) if len(b) == 4 else cardinal(int(b))
+        return f"{year(int(a))} to {second}"
+    return f"{number(a)} to {number(b)}"
 
-    Returns:
-        ``text`` with every amount of money spelled out; everything else untouched.
+
+def _expand_decade(match: re.Match[str]) -> str:
+    if match["short"]:
+        tens = cardinal(int(match["short"]))
+        return tens[:-1] + "ies"  # "ninety" -> "nineties"
+    spoken = year(int(match["full"]))
+    return spoken[:-1] + "ies" if spoken.endswith("y") else spoken + "s"  # "nineteen nineties", "... hundreds"
+
+
+def _is_year(text: str, match: re.Match[str]) -> bool:
+    """Whether a bare four-digit number reads as a year: "in 1984" but not "1984 people"."""
+    previous = _PREV_WORD_RE.search(text, max(0, match.start() - 24), match.start())
+    if previous is not None and previous[1].lower() in _YEAR_CUES:
+        return True
+    following = _NEXT_WORD_RE.match(text, match.end())
+    return following is None or following[1].lower() in _NOT_COUNT_WORDS or following[1][0].isupper()
+
+
+def _expand_number(text: str) -> str:
+    def spell(match: re.Match[str]) -> str:
+        raw, frac, minus = match["int"], match["frac"] or match["frac2"], match["minus"]
+        sign = "minus " if minus else ""
+        if raw is not None and frac is None and not minus and "," not in raw:
+            if len(raw) >= _DIGITWISE_MIN_LEN or (len(raw) > 1 and raw[0] == "0"):
+                return digits(raw)
+            if len(raw) == 4 and 1000 < int(raw) < 3000 and _is_year(text, match):
+                return year(int(raw))
+        return sign + decimal(raw, frac)
+
+    return _NUMBER_RE.sub(spell, text)
+
+
+def expand_decades(text: str) -> str:
+    """Read decades: "the 1990s" -> "the nineteen nineties", "the '80s" -> "the eighties".
+
+    Runs before the measures, which would read the "s" as seconds.
     """
-    return _CURRENCY_RE.sub(_expand_currency, text)
+    return _DECADE_RE.sub(_expand_decade, text)
 
 
 def expand_numbers(text: str) -> str:
-    """Spell cardinals, decimals, ordinals, percentages and negative numbers.
+    """Spell whatever numbers the semiotic classes left: ranges, fractions, ordinals, decimals.
 
     "1,000,000" -> "one million", "3.5" -> "three point five", "22nd" -> "twenty-second",
-    "50%" -> "fifty percent", "-4" -> "minus four", and bare numbers between 1000 and
-    3000 are read as years ("1984" -> "nineteen eighty-four"), as NVIDIA's cleaners do.
+    "3/4" -> "three quarters", "5-10" -> "five to ten", "-4" -> "minus four", "1990s" ->
+    "nineteen nineties"; a bare four-digit number between 1000 and 3000 is a year ("in 1984"
+    -> "nineteen eighty-four") unless a count noun follows ("1984 people").
 
     Args:
-        text: ASCII text, lowercased (ordinal suffixes are matched in lowercase).
+        text: Cased ASCII text (the year test looks at the words around a number).
 
     Returns:
         ``text`` without any digits left.
     """
-    return _NUMBER_RE.sub(_expand_number, text)
+    text = expand_decades(text)
+    text = _ORDINAL_RE.sub(lambda m: ordinal(to_int(m["int"])), text)
+    text = _FRACTION_RE.sub(_expand_fraction, text)
+    text = _RANGE_RE.sub(_expand_range, text)
+    text = _DOTTED_RE.sub(lambda m: " dot ".join(cardinal(int(p)) for p in m[0].split(".")), text)
+    text = _expand_number(text)
+    return re.sub(r"\d+", lambda m: digits(m[0]), text)  # whatever is left ("1.2.3"), digit by digit

@@ -12,13 +12,13 @@ import re
 from collections.abc import Callable
 from typing import Final
 
-from rtvoice.text.cleaners import ABBREVIATIONS
-
 __all__ = ["split_sentences"]
 
-#: Words whose trailing dot does not end a sentence ("Dr. Smith"): NVIDIA's and a few more.
+#: Words whose trailing dot does not end a sentence ("Dr. Smith"): titles and the like.
+#: Not "no." or "min.", which end sentences as often as they abbreviate.
 _NO_STOP_WORDS: Final = frozenset(
-    [*(short for short, _ in ABBREVIATIONS), "ms", "sr", "prof", "vs", "mt"]
+    "mrs mr dr st co jr maj gen drs rev lt hon sgt capt esq ltd col ft ms sr prof vs mt inc corp dept approx ave "
+    "rd blvd jan feb mar apr jun jul aug sep sept oct nov dec".split()
 )
 #: How far back from a dot to look for the word it ends; keeps splitting linear in length.
 _WORD_WINDOW: Final = 32

@@ -19,12 +19,12 @@ from rtvoice.text import decode_utf8, normalize
         ),
         (
             "St. Louis, Ft. Worth, Acme Co. Ltd., John Jr., Esq.",
-            "saint louis, fort worth, acme company limited, john junior, esquire",
+            "saint louis, fort worth, acme company limited, john junior, esquire.",
         ),
         ("Drs. Hon.", "doctors honorable"),
         ("café naïve Ærø", "cafe naive aero"),
         ("\u201cquoted\u201d \u2018single\u2019", "quoted 'single'"),
-        ("wait\u2026 \u2014 then", "wait... - then"),
+        ("wait\u2026 \u2014 then", "wait..., then"),
         ("salt & pepper [sic]", "salt and pepper (sic)"),
     ],
 )
@@ -39,7 +39,7 @@ def test_control_characters_are_removed() -> None:
 
 def test_emoji_are_dropped_not_named() -> None:
     # anyascii alone would give ":grinning:".
-    assert normalize("Great \U0001f600 news \U0001f44d\U0001f3fd!") == "great news !"
+    assert normalize("Great \U0001f600 news \U0001f44d\U0001f3fd!") == "great news!"
 
 
 def test_money_is_spelled_before_transliteration() -> None:

@@ -89,7 +89,7 @@ def test_currency(raw: str, spoken: str) -> None:
 
 
 def test_hyphen_between_numbers_is_not_a_minus() -> None:
-    assert normalize("pages 3-5") == "pages three-five"
+    assert normalize("pages 3-5") == "pages three to five"
 
 
 def test_numbers_inside_a_sentence() -> None:

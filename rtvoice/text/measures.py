@@ -1,0 +1,77 @@
+"""Measures: a number and its unit, "5 km" -> "five kilometers", "72°F" -> "seventy-two degrees fahrenheit".
+
+A unit symbol alone is ambiguous ("m" is meters after a number and a letter elsewhere),
+so units are read only right after a number, in the singular for exactly one.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from rtvoice.text.numbers import INT, number
+
+__all__ = ["expand_measures"]
+
+#: Unit symbol -> (singular, plural). Case matters: "mb" is not "MB", "M" is not "m".
+_UNITS: Final[dict[str, tuple[str, str]]] = {
+    "km": ("kilometer", "kilometers"), "m": ("meter", "meters"), "cm": ("centimeter", "centimeters"),
+    "mm": ("millimeter", "millimeters"), "nm": ("nanometer", "nanometers"), "mi": ("mile", "miles"),
+    "ft": ("foot", "feet"), "yd": ("yard", "yards"), "kg": ("kilogram", "kilograms"), "g": ("gram", "grams"),
+    "mg": ("milligram", "milligrams"), "lb": ("pound", "pounds"),
+    "lbs": ("pound", "pounds"), "oz": ("ounce", "ounces"), "l": ("liter", "liters"), "L": ("liter", "liters"),
+    "ml": ("milliliter", "milliliters"), "mL": ("milliliter", "milliliters"), "gal": ("gallon", "gallons"),
+    "mph": ("mile per hour", "miles per hour"), "km/h": ("kilometer per hour", "kilometers per hour"),
+    "kph": ("kilometer per hour", "kilometers per hour"), "kmh": ("kilometer per hour", "kilometers per hour"),
+    "m/s": ("meter per second", "meters per second"), "Hz": ("hertz", "hertz"), "kHz": ("kilohertz", "kilohertz"),
+    "MHz": ("megahertz", "megahertz"), "GHz": ("gigahertz", "gigahertz"),
+    "KB": ("kilobyte", "kilobytes"), "kB": ("kilobyte", "kilobytes"), "MB": ("megabyte", "megabytes"),
+    "GB": ("gigabyte", "gigabytes"), "TB": ("terabyte", "terabytes"), "Mbps": ("megabit per second",
+    "megabits per second"), "Gbps": ("gigabit per second", "gigabits per second"), "W": ("watt", "watts"),
+    "kW": ("kilowatt", "kilowatts"), "MW": ("megawatt", "megawatts"), "kWh": ("kilowatt hour", "kilowatt hours"),
+    "V": ("volt", "volts"), "mA": ("milliamp", "milliamps"), "mAh": ("milliamp hour", "milliamp hours"),
+    "dB": ("decibel", "decibels"), "ms": ("millisecond", "milliseconds"), "s": ("second", "seconds"),
+    "sec": ("second", "seconds"), "min": ("minute", "minutes"), "mins": ("minute", "minutes"),
+    "h": ("hour", "hours"), "hr": ("hour", "hours"), "hrs": ("hour", "hours"), "ha": ("hectare", "hectares"),
+    "km²": ("square kilometer", "square kilometers"), "m²": ("square meter", "square meters"),
+    "sq ft": ("square foot", "square feet"), "m³": ("cubic meter", "cubic meters"), "kcal": ("calorie", "calories"),
+    "°C": ("degree celsius", "degrees celsius"), "°F": ("degree fahrenheit", "degrees fahrenheit"),
+    "°K": ("kelvin", "kelvin"), "°": ("degree", "degrees"), "tsp": ("teaspoon", "teaspoons"),
+    "tbsp": ("tablespoon", "tablespoons"),
+    "%": ("percent", "percent"), "x": ("times", "times"),
+}
+_NO_SPACE_ONLY: Final = frozenset({"x", "°", "s", "h", "V", "W", "L"})
+"""Units read only when glued to the number ("5x", "3h"): spaced, they are usually words ("5 s" aside)."""
+
+_UNIT_ALT: Final = "|".join(re.escape(unit) for unit in sorted(_UNITS, key=len, reverse=True))
+_NUMBER: Final = r"(?P<minus>(?<![\w-])[-−])?(?P<value>(?:" + INT + r")(?:\.\d+)?|\.\d+)"
+_MEASURE_RE: Final = re.compile(
+    r"(?<![\w.])" + _NUMBER + r"(?P<space>\s?)(?P<unit>" + _UNIT_ALT + r")(?![\w²³])"
+)
+_DIMENSIONS_RE: Final = re.compile(r"(?<![\w.])(?P<a>\d+(?:\.\d+)?)\s?[x×]\s?(?P<b>\d+(?:\.\d+)?)(?![\w.]\w)")
+_DEGREES_WORD_RE: Final = re.compile(r"(?<=\d)\s?°\s?(?P<scale>[CF])\b")
+
+
+def _speak(match: re.Match[str]) -> str:
+    unit = match["unit"]
+    if match["space"] and unit in _NO_SPACE_ONLY and unit not in ("°", "s", "h"):
+        return match[0]
+    value = match["value"]
+    singular, plural = _UNITS[unit]
+    one = value in ("1", "1.0") and not match["minus"]
+    spoken = ("minus " if match["minus"] else "") + number(value)
+    if unit == "x":
+        return f"{spoken} times"
+    return f"{spoken} {singular if one else plural}"
+
+
+def expand_measures(text: str) -> str:
+    """Read a number with its unit: "5 km", "-5 °C", "3.2GHz", "60 mph", "50%", "2x4".
+
+    Units are matched case-sensitively ("MB" megabytes, "mb" left alone) and only after a
+    number, so words that look like units ("I am 5 m away" aside) stay words.
+    """
+    text = text.replace("º", "°").replace("˚", "°")
+    text = _DEGREES_WORD_RE.sub(lambda m: f"°{m['scale']}", text)
+    text = _DIMENSIONS_RE.sub(lambda m: f"{number(m['a'])} by {number(m['b'])}", text)
+    return _MEASURE_RE.sub(_speak, text)

@@ -1,0 +1,150 @@
+"""Times and dates: "8:15" -> "eight fifteen", "Dec. 25th, 2026" -> "december twenty-fifth, twenty twenty-six".
+
+Announcements are full of both, and digits with colons and slashes are what a generic
+number reader gets most wrong ("eight:fifteen", "twelve/zero six").
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from rtvoice.text.numbers import cardinal, ordinal, year
+
+__all__ = ["expand_dates", "expand_times"]
+
+MONTHS: Final = ("january", "february", "march", "april", "may", "june", "july", "august", "september",
+                 "october", "november", "december")
+_MONTH_ABBREVIATIONS: Final = {"jan": 1, "feb": 2, "mar": 3, "apr": 4, "jun": 6, "jul": 7, "aug": 8, "sep": 9,
+                               "sept": 9, "oct": 10, "nov": 11, "dec": 12}
+_MONTH_NUMBER: Final = {**{name: i + 1 for i, name in enumerate(MONTHS)}, **_MONTH_ABBREVIATIONS}
+_MONTH: Final = r"(?P<month>" + "|".join(sorted(_MONTH_NUMBER, key=len, reverse=True)) + r")\b\.?"
+
+_MERIDIEM: Final = r"(?:\s?(?P<ampm>[ap])(?:\.\s?m\.(?P<stop>(?=\s*$|(?-i:\s+[A-Z])))?|\s?m\b))"
+_MERIDIEM_AHEAD: Final = r"\s?[ap]\.?\s?m\b"
+_ZONE: Final = r"(?:\s(?P<zone>UTC|GMT|CET|CEST|BST|EST|EDT|CST|CDT|MST|MDT|PST|PDT)\b)?"
+# "8:15", "08:05", "23:59:30", "10:30 PM", "8:15pm", "8.15 p.m." (a dot only with am/pm).
+_TIME_RE: Final = re.compile(
+    r"(?<![\w:.])(?P<h>[01]?\d|2[0-4])(?:(?P<sep>:)(?P<m>[0-5]\d)(?::(?P<s>[0-5]\d))?"
+    r"|\.(?P<dm>[0-5]\d)(?=" + _MERIDIEM_AHEAD + r"))" + _MERIDIEM + r"?" + _ZONE + r"(?![\w:]|\.\d)",
+    re.IGNORECASE,
+)
+_HOUR_RE: Final = re.compile(r"(?<![\w:.])(?P<h>1[0-2]|0?[1-9])" + _MERIDIEM + _ZONE, re.IGNORECASE)
+_TIME_RANGE_RE: Final = re.compile(r"(?<=\d:\d\d)\s?[-\u2013]\s?(?=\d{1,2}:\d\d)")
+_RATIO_RE: Final = re.compile(r"(?<![\w:])(?P<a>\d+):(?P<b>\d+)(?![\w:])")
+
+# Numeric dates: 2026-12-06 (ISO), 12/06/2026, 12.06.2026, 12-06-26.
+_ISO_RE: Final = re.compile(r"(?<![\w-])(?P<y>\d{4})-(?P<m>0?[1-9]|1[0-2])-(?P<d>0?[1-9]|[12]\d|3[01])(?![\w-])")
+_NUMERIC_RE: Final = re.compile(
+    r"(?<![\w/.-])(?P<a>\d{1,2})(?P<sep>[/.-])(?P<b>\d{1,2})(?P=sep)(?P<y>\d{4}|\d{2})(?![\w/-]|\.\d)"
+)
+_DAY: Final = r"(?P<day>[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
+_YEAR: Final = r"(?:,?\s(?P<year>\d{4}))?"
+# "Dec. 25th, 2026", "December 25 2026", "March 3rd"; "25 December 2026", "25th of Dec".
+_MONTH_DAY_RE: Final = re.compile(r"\b" + _MONTH + r"\s" + _DAY + r"\b" + _YEAR + r"(?!\d)", re.IGNORECASE)
+_DAY_MONTH_RE: Final = re.compile(r"\b" + _DAY + r"(?:\sof)?\s" + _MONTH + _YEAR + r"(?!\d)", re.IGNORECASE)
+_MONTH_YEAR_RE: Final = re.compile(r"\b" + _MONTH + r",?\s(?P<year>\d{4})\b", re.IGNORECASE)
+
+
+def _hour_words(hour: int) -> str:
+    return cardinal(hour)
+
+
+def _expand_time(match: re.Match[str]) -> str:
+    hour = int(match["h"])
+    minute = int(match["m"] if match["m"] is not None else match["dm"])
+    ampm = match["ampm"]
+    if hour > 24 or (ampm and not 1 <= hour <= 12):
+        return match[0]
+    if minute == 0:
+        if ampm:
+            spoken = _hour_words(hour)
+        elif hour > 12 or match["h"].startswith("0"):  # 24-hour "17:00", "08:00", "00:00"
+            spoken = f"{'oh ' if 0 < hour < 10 else ''}{_hour_words(hour) if hour else 'zero'} hundred"
+        else:
+            spoken = f"{_hour_words(hour)} o'clock"
+    else:
+        spoken = f"{_hour_words(hour) if hour else 'zero'} {'oh ' if minute < 10 else ''}{cardinal(minute)}"
+    if match["s"] is not None and int(match["s"]):
+        seconds = int(match["s"])
+        spoken += f" and {cardinal(seconds)} second{'s' if seconds != 1 else ''}"
+    if ampm:
+        spoken += f" {ampm.lower()} m"
+    if match["zone"]:
+        spoken += " " + " ".join(match["zone"].lower())
+    return spoken + ("." if match["stop"] is not None else "")
+
+
+def _expand_hour(match: re.Match[str]) -> str:
+    spoken = f"{cardinal(int(match['h']))} {match['ampm'].lower()} m"
+    spoken += " " + " ".join(match["zone"].lower()) if match["zone"] else ""
+    return spoken + ("." if match["stop"] is not None else "")
+
+
+def expand_times(text: str) -> str:
+    """Read clock times: "8:15" -> "eight fifteen", "08:05" -> "eight oh five".
+
+    "10:30 PM" -> "ten thirty p m", "9am" -> "nine a m", "17:00" -> "seventeen hundred",
+    "8:00" -> "eight o'clock", "12:30:15" -> "twelve thirty and fifteen seconds". A colon
+    between other numbers is a ratio or score: "3:1" -> "three to one".
+    """
+    text = _TIME_RANGE_RE.sub(" to ", text)
+    text = _TIME_RE.sub(_expand_time, text)
+    text = _HOUR_RE.sub(_expand_hour, text)
+    return _RATIO_RE.sub(lambda m: f"{cardinal(int(m['a']))} to {cardinal(int(m['b']))}", text)
+
+
+def _year_words(text: str) -> str:
+    number = int(text)
+    return year(2000 + number if number < 50 else 1900 + number) if len(text) == 2 else year(number)
+
+
+def _date(month: int, day: int, year_text: str | None) -> str:
+    spoken = f"{MONTHS[month - 1]} {ordinal(day)}"
+    return spoken + (f", {_year_words(year_text)}" if year_text else "")
+
+
+def _expand_numeric(match: re.Match[str], day_first: bool) -> str:
+    a, b = int(match["a"]), int(match["b"])
+    month, day = (b, a) if day_first or match["sep"] == "." else (a, b)
+    if month > 12 and day <= 12:
+        month, day = day, month  # "25/12/2026" is unambiguous whatever the default order
+    if not (1 <= month <= 12 and 1 <= day <= 31):
+        return match[0]
+    if match["sep"] == "." and len(match["y"]) == 2:
+        return match[0]  # "1.2.26" looks more like a version than a date
+    return _date(month, day, match["y"])
+
+
+def _expand_month_day(match: re.Match[str]) -> str:
+    month_word = match["month"].lower()
+    if month_word == "may" and match[0][0].islower():
+        return match[0]  # "may 5" is a verb and a number more often than a date
+    return _date(_MONTH_NUMBER[month_word], int(match["day"]), match["year"])
+
+
+def _expand_day_month(match: re.Match[str]) -> str:
+    month = MONTHS[_MONTH_NUMBER[match["month"].lower()] - 1]
+    article = "" if match.string[max(0, match.start() - 4):match.start()].lower() == "the " else "the "
+    spoken = f"{article}{ordinal(int(match['day']))} of {month}"
+    return spoken + (f", {year(int(match['year']))}" if match["year"] else "")
+
+
+def expand_dates(text: str, day_first: bool = False) -> str:
+    """Read dates: "2026-12-06" and "12/06/2026" -> "december sixth, twenty twenty-six".
+
+    Written forms too: "Dec. 25th, 2026" -> "december twenty-fifth, twenty twenty-six",
+    "25 December 2026" -> "the twenty-fifth of december, twenty twenty-six", "March 2026"
+    -> "march twenty twenty-six".
+
+    Args:
+        text: Cased ASCII text.
+        day_first: Read ambiguous numeric dates as day/month (Europe) rather than
+            month/day (United States); the voice's ``text.date_order`` decides.
+    """
+    text = _ISO_RE.sub(lambda m: _date(int(m["m"]), int(m["d"]), m["y"]), text)
+    text = _NUMERIC_RE.sub(lambda m: _expand_numeric(m, day_first), text)
+    text = _MONTH_DAY_RE.sub(_expand_month_day, text)
+    text = _DAY_MONTH_RE.sub(_expand_day_month, text)
+    return _MONTH_YEAR_RE.sub(lambda m: f"{MONTHS[_MONTH_NUMBER[m['month'].lower()] - 1]} {year(int(m['year']))}",
+                              text)

@@ -1,0 +1,204 @@
+"""Abbreviations in context, acronyms, letters with digits, and symbols.
+
+"St." is "Street" after a name and "Saint" before one; "Dr." is "Doctor" before a name
+and "Drive" after one. Capitals are spelled ("BBC" -> "b b c") unless they read as a word
+("NASA"), and "221B" is a house number with a letter. These rules need the text's case,
+so they run before it is lowercased.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from rtvoice.text.numbers import cardinal, digits
+
+__all__ = ["ABBREVIATIONS", "expand_abbreviations", "expand_acronyms", "expand_alphanumerics", "expand_symbols"]
+
+#: NVIDIA's abbreviations (matched with their dot, any case) and what they are read as, plus a few more.
+ABBREVIATIONS: Final[tuple[tuple[str, str], ...]] = (
+    ("mrs", "misess"), ("mr", "mister"), ("dr", "doctor"), ("st", "saint"), ("co", "company"),
+    ("jr", "junior"), ("maj", "major"), ("gen", "general"), ("drs", "doctors"), ("rev", "reverend"),
+    ("lt", "lieutenant"), ("hon", "honorable"), ("sgt", "sergeant"), ("capt", "captain"), ("esq", "esquire"),
+    ("ltd", "limited"), ("col", "colonel"), ("ft", "fort"),
+    ("ms", "miz"), ("prof", "professor"), ("sr", "senior"), ("vs", "versus"), ("etc", "et cetera"),
+    ("inc", "incorporated"), ("corp", "corporation"), ("dept", "department"), ("approx", "approximately"),
+    ("ave", "avenue"), ("rd", "road"), ("blvd", "boulevard"), ("ln", "lane"), ("mt", "mount"), ("sq", "square"),
+    ("hwy", "highway"), ("pl", "place"), ("no", "number"), ("nos", "numbers"), ("tel", "telephone"),
+    ("est", "established"), ("min", "minutes"), ("hrs", "hours"), ("sec", "seconds"),
+)
+#: Abbreviations that stand after a name (street types, company forms): their dot may also end the sentence.
+_SUFFIXES: Final = frozenset({"jr", "sr", "esq", "co", "inc", "ltd", "corp", "ave", "rd", "blvd", "ln", "hwy", "pl",
+                              "etc"})
+#: Abbreviations read so only right before a number ("No. 5" but "no." is "no").
+_BEFORE_NUMBER: Final = frozenset({"no", "nos", "tel", "min", "sec", "hrs", "est", "pl", "sq"})
+_TABLE: Final = dict(ABBREVIATIONS)
+_ABBREVIATION_RE: Final = re.compile(r"(?<![\w.'])(?P<word>" + "|".join(_TABLE) + r")\.(?!\w)", re.IGNORECASE)
+_CONTEXT_RE: Final = re.compile(r"(?<![\w.'])(?P<word>St|Dr)(?P<dot>\.?)(?!\w)")
+_NUMBER_SIGN_RE: Final = re.compile(r"#\s?(?=\d)")
+_PREV_CAP_RE: Final = re.compile(r"(?:[A-Z][\w'-]*|\d+\w*)\s+$")
+_NEXT_CAP_RE: Final = re.compile(r"\s+[A-Z]")
+#: Words that, capitalized after an abbreviation's dot, show that the dot also ended the sentence.
+_STARTERS: Final = frozenset("The He She It We They I This That There These Those A An Then But And So You Our His Her "
+                             "Its Their Please Next Now If When Trains All No Yes".split())
+_NEXT_STARTER_RE: Final = re.compile(r"\s+(?P<word>[A-Z][a-z]*)\b")
+_LATIN: Final = ((re.compile(r"\be\.g\.(?!\w)", re.IGNORECASE), "for example"),
+                 (re.compile(r"\bi\.e\.(?!\w)", re.IGNORECASE), "that is"),
+                 (re.compile(r"\ba\.k\.a\.?(?!\w)", re.IGNORECASE), "also known as"))
+
+#: All-capital words read as words, not letter by letter.
+_ACRONYM_WORDS: Final = frozenset(
+    "NASA NATO UNESCO UNICEF AIDS LASER RADAR SCUBA NASDAQ FIFA OPEC IKEA LEGO COVID GIF JPEG PIN SIM NAFTA OSHA "
+    "FEMA ASCII CAPTCHA WIFI SARS ISIS INTERPOL DARPA SWAT WASP POTUS SCOTUS ANSI ASAP RAM ROM LAN WAN NIC TED".split()
+)
+_SPECIAL: Final = {"OK": "okay", "Wi-Fi": "wifi", "WiFi": "wifi", "iOS": "i o s", "macOS": "mac o s", "TV": "t v",
+                   "AM": "a m", "PM": "p m"}
+_CAPS_RE: Final = re.compile(r"(?<![\w'])(?P<caps>[A-Z]{2,})(?P<plural>s|'s)?(?![\w'])")
+_DOTTED_CAPS_RE: Final = re.compile(r"(?<![\w.])(?P<letters>(?:[A-Za-z]\.){2,})(?!\w)")
+_INITIAL_RE: Final = re.compile(r"(?<![\w.])(?P<letter>[A-Z])\.(?=\s+[A-Z])")
+_VOWELS: Final = frozenset("AEIOUY")
+
+# "221B", "A4", "M25", "MP3", "COVID-19", "4K", "B2B", "3D", "BA123".
+_ALNUM_RE: Final = re.compile(r"(?<![\w.'-])(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*(?![\w'])")
+_RUN_RE: Final = re.compile(r"[A-Za-z]+|\d+")
+
+_SYMBOLS: Final = (
+    (re.compile(r"#\s?(?=\d)"), " number "),
+    (re.compile(r"(?<=\w)/(?=\w)"), " slash "),
+    (re.compile(r"\s&\s|&"), " and "),
+    (re.compile(r"(?<!\w)@(?=\w)"), " at "),
+    (re.compile(r"#(?=[A-Za-z])"), " hashtag "),
+    (re.compile(r"\+"), " plus "),
+    (re.compile(r"="), " equals "),
+    (re.compile(r"\s[x×*]\s|×"), " times "),
+    (re.compile(r"<"), " less than "),
+    (re.compile(r">"), " greater than "),
+    (re.compile(r"~"), " about "),
+    (re.compile(r"(?<=\w)_(?=\w)"), " underscore "),
+    (re.compile(r"\\"), " backslash "),
+    (re.compile(r"@"), " at "),
+    (re.compile(r"#"), " number "),
+    (re.compile(r"\$"), " dollars "),
+    (re.compile(r"%"), " percent "),
+    (re.compile(r"\*"), " star "),
+    (re.compile(r"\|"), ", "),
+    (re.compile(r"(?<=\w)/|/(?=\w)|/"), " "),
+    (re.compile(r"[\[{]"), "("),
+    (re.compile(r"[\]}]"), ")"),
+    (re.compile(r"\s[-\u2013\u2014]{1,2}\s|\u2013|\u2014"), ", "),
+    (re.compile(r"[\"`^_]"), ""),
+)
+
+
+def _spell(letters: str) -> str:
+    return " ".join(letters.lower())
+
+
+def _ends_sentence(text: str, end: int) -> bool:
+    """Whether an abbreviation's dot ending at ``end`` also ends the sentence (the text, or before "The")."""
+    if not text[end:].strip():
+        return True
+    following = _NEXT_STARTER_RE.match(text, end)
+    return following is not None and following["word"] in _STARTERS
+
+
+def _context(match: re.Match[str], text: str) -> str:
+    """St./Dr. before a capitalized name are titles; after a name or number, street types."""
+    word, dot = match["word"], match["dot"]
+    after_name = _PREV_CAP_RE.search(text, max(0, match.start() - 40), match.start()) is not None
+    before_name = _NEXT_CAP_RE.match(text, match.end()) is not None
+    if not dot and not (after_name or before_name):
+        return match[0]  # "St" or "Dr" without a dot and no name near: leave it
+    if after_name and (not before_name or dot and match.end() == len(text.rstrip())):
+        street = "street" if word == "St" else "drive"
+        ends = dot and _ends_sentence(text, match.end())
+        return street + ("." if ends else "")
+    return "saint" if word == "St" else "doctor"
+
+
+def _abbreviation(match: re.Match[str], text: str) -> str:
+    word = match["word"].lower()
+    rest = text[match.end():]
+    if word in _BEFORE_NUMBER and not re.match(r"\s*\d", rest):
+        return match[0]
+    spoken = _TABLE[word]
+    if word in _SUFFIXES and _ends_sentence(text, match.end()):
+        return spoken + "."  # "Acme Inc. Then ..." / "... Baker Rd." ends a sentence
+    return spoken
+
+
+def expand_abbreviations(text: str) -> str:
+    """Expand abbreviations with a dot: "Dr. Smith" -> "doctor Smith", "12 Oak Dr." -> "12 Oak drive.".
+
+    A street-type abbreviation at the end of the text, or before a capital, keeps its dot
+    as a full stop.
+    """
+    for regex, spoken in _LATIN:
+        text = regex.sub(spoken, text)
+    text = _NUMBER_SIGN_RE.sub("number ", text)
+    text = _CONTEXT_RE.sub(lambda m: _context(m, text), text)
+    return _ABBREVIATION_RE.sub(lambda m: _abbreviation(m, text), text)
+
+
+def _acronym(match: re.Match[str], shouting: bool) -> str:
+    caps, plural = match["caps"], match["plural"] or ""
+    if caps in _SPECIAL:
+        return _SPECIAL[caps] + ("s" if plural else "")
+    has_vowel = any(c in _VOWELS for c in caps)
+    if caps in _ACRONYM_WORDS or (shouting and has_vowel) or (
+            len(caps) >= 5 and sum(c in _VOWELS for c in caps) * 3 >= len(caps)):
+        return caps.lower() + plural.replace("'", "")
+    return _spell(caps) + (" s" if plural else "")
+
+
+def expand_acronyms(text: str) -> str:
+    """Spell capital initialisms ("BBC" -> "b b c", "U.S." -> "u s"), read word-like ones ("NASA").
+
+    In text written all in capitals ("PLEASE STAND CLEAR") only short words are spelled.
+    """
+    text = _DOTTED_CAPS_RE.sub(lambda m: _spell(m["letters"].replace(".", "")) + " ", text)
+    text = _INITIAL_RE.sub(lambda m: m["letter"], text)
+    for word, spoken in _SPECIAL.items():
+        if not word.isupper():
+            text = re.sub(rf"(?<!\w){re.escape(word)}(?!\w)", spoken, text)
+    letters = [c for c in text if c.isalpha()]
+    shouting = len(letters) >= 12 and sum(c.isupper() for c in letters) > 0.6 * len(letters)
+    return _CAPS_RE.sub(lambda m: _acronym(m, shouting), text)
+
+
+def _alphanumeric(match: re.Match[str]) -> str:
+    token = match[0]
+    words: list[str] = []
+    for part in token.split("-"):
+        runs = _RUN_RE.findall(part)
+        for index, run in enumerate(runs):
+            if run.isdigit():
+                if len(run) == 3 and index == 0 and run[0] != "0":  # house numbers: "221B" -> "two twenty-one b"
+                    tail = cardinal(int(run[1:])) if run[1] != "0" else "oh " + cardinal(int(run[2]))
+                    words.append(f"{cardinal(int(run[0]))} {tail}")
+                elif len(run) <= 2 or (len(run) == 4 and run[0] != "0"):
+                    words.append(cardinal(int(run)))
+                else:
+                    words.append(digits(run))
+            elif run.isupper() or len(run) == 1:
+                words.append(run.lower() if run in _ACRONYM_WORDS or run.lower() == "covid" else _spell(run))
+            elif run.lower() in ("st", "nd", "rd", "th") and index > 0:
+                words.append(run.lower())  # an ordinal the number reader will see
+            else:
+                words.append(run.lower())
+    return " ".join(words)
+
+
+def expand_alphanumerics(text: str) -> str:
+    """Read tokens mixing letters and digits: "221B" -> "two twenty-one b", "MP3" -> "m p three".
+
+    Ordinals ("22nd") and units glued to numbers were read before this runs.
+    """
+    return _ALNUM_RE.sub(lambda m: m[0] if re.fullmatch(r"\d+(?:st|nd|rd|th|s)", m[0]) else _alphanumeric(m), text)
+
+
+def expand_symbols(text: str) -> str:
+    """Name the symbols left after the semiotic classes: "&" -> "and", "+" -> "plus", "@" -> "at"."""
+    for regex, spoken in _SYMBOLS:
+        text = regex.sub(spoken, text)
+    return text
