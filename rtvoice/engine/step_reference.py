@@ -44,7 +44,8 @@ def location_features(loc: F32Array, weights: F32Array, cum: F32Array) -> F32Arr
     padded = np.pad(stacked, ((0, 0), (0, 0), (pad, pad)))
     t = weights.shape[1]
     windows = np.stack([padded[:, :, j : j + t] for j in range(k)], axis=-1)  # (B, 2, T, K)
-    return np.einsum("ack,bctk->bta", loc, windows).astype(np.float32)
+    out: F32Array = np.einsum("ack,bctk->bta", loc, windows).astype(np.float32)
+    return out
 
 
 def reference_step(packed: PackedStep, inputs: Mapping[str, npt.NDArray[Any]]) -> dict[str, F32Array]:
@@ -59,7 +60,7 @@ def reference_step(packed: PackedStep, inputs: Mapping[str, npt.NDArray[Any]]) -
     frame = np.asarray(inputs["decoder_input"], np.float32)[:, -d.n_mel :]
 
     x = np.maximum(frame @ p.pre0, 0) * drop[:, 0]
-    x = np.maximum(x @ p.pre1, 0) * drop[:, 1]
+    x = np.maximum(x @ p.pre1.T, 0) * drop[:, 1]
     ah, ac = lstm_cell(p.att_w, p.att_b, np.concatenate([x, s["attention_context"]], axis=1),
                        s["attention_hidden"], s["attention_cell"])
     query = ah @ p.query.T  # (B, A)

@@ -11,7 +11,7 @@ float16 on the device, float32 for the CPU reference's exact check):
 name       shape                 what
 ========== ===================== ===================================================
 pre0       (n_mel, P)            prenet layer 1, ``x @ pre0`` (columns contiguous)
-pre1       (P, P)                prenet layer 2
+pre1       (P, P)                prenet layer 2, transposed: (out, in), one row per output
 att_w      (Ha, 4, P + E + Ha)   attention LSTM: hidden unit j's four gate rows
                                  (ONNX order i, o, f, c), each ``[W | R]``, so one
                                  warp reads one unit's weights contiguously
@@ -190,7 +190,7 @@ def pack(w: dict[str, F32Array], dtype: type[np.generic] = np.float16) -> Packed
         return np.ascontiguousarray(a, dtype=t)
 
     return PackedStep(
-        dims=dims, pre0=c(w["prenet0.0"]), pre1=c(w["prenet1.0"]), att_w=att_w, att_b=att_b,
+        dims=dims, pre0=c(w["prenet0.0"]), pre1=c(w["prenet1.0"].T), att_w=att_w, att_b=att_b,
         query=c(w["query.0"].T), loc=c(loc), v=c(w["v.0"][:, 0]), dec_w=dec_w, dec_b=dec_b,
         out_w=c(np.concatenate([w["projection.0"], w["gate.0"]], axis=0)),
         out_b=c(np.concatenate([w["projection.1"], w["gate.1"]]), np.float32),

@@ -1,0 +1,235 @@
+"""The fused decoder step as a :class:`~.gpu_runner.GraphRunner`: our kernels on our buffers.
+
+The GPU engine's batched decoder (:mod:`.gpu_decoder`) binds one run per ring step with
+the addresses of its rows; here a bound run is a ready :class:`StepParams` and the
+launches that read it, and launches only enqueue, so the decoder captures a batch's
+``k`` steps as one CUDA graph. Two modes (``kernels/decoder_step.cu``):
+
+- ``phases``: seven kernel launches a step, no grid-wide barrier (the safe default);
+- ``fused``: one launch a step, phases separated by a grid-wide barrier, grid at most one
+  block per SM so that every block is resident.
+
+Weights: the packed fp16 arrays (:mod:`.step_weights`) in one device buffer, uploaded at
+open. Scratch (prenet output, query, energies) per runner, allocated when a batch bucket
+first needs it, never inside the step loop. Decoder thread only.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+
+from ..cuda import DeviceBuffer, Stream, copy_async, memset_async
+from ..errors import BackendError, InternalError
+from .gpu_runner import DeviceTensor
+from .graphs import STATE_NAMES
+from .step_weights import PackedStep, StepDims
+
+KERNEL_SOURCE = Path(__file__).parent / "kernels" / "decoder_step.cu"
+PHASES = ("k_prenet", "k_att_lstm", "k_query", "k_energy", "k_context", "k_dec_lstm", "k_project")
+KERNELS = (*PHASES, "k_fused")
+THREADS = 256
+"""Threads per block; the kernel's THREADS."""
+TILE = 32
+"""Attention positions per energy work item; the kernel's TILE."""
+DATA = 32
+"""Floats of shared memory before a phase's data; the kernel's DATA."""
+MAX_SMEM = 48 * 1024
+"""Dynamic shared memory a launch may use without opting in."""
+ALIGN = 256
+"""Byte alignment of each packed weight array inside the weights buffer."""
+
+Mode = Literal["phases", "fused"]
+_P = ctypes.c_uint64
+_I = ctypes.c_int64
+
+
+class StepParams(ctypes.Structure):
+    """The kernel's ``struct StepParams``, field for field (a test checks the C source)."""
+
+    _fields_ = [
+        *((name, _P) for name in ("pre0", "pre1", "att_w", "att_b", "query", "loc", "v", "dec_w", "dec_b",
+                                  "out_w", "out_b", "frame", "mel", "gate", "drop", "memory", "processed",
+                                  "mask")),
+        ("state", (_P * 7) * 2),
+        *((name, _P) for name in ("x_pre", "pq", "energy", "barrier", "row_done", "steps_done")),
+        *((name, _I) for name in ("B", "T", "n_mel", "r", "P", "E", "Ha", "Hd", "A", "K",
+                                  "steps", "frame_step", "gate_step", "drop_step", "stop_on_gate")),
+        ("gate_logit", ctypes.c_double),
+    ]
+
+
+class Launcher(Protocol):
+    """What launches the kernels: :class:`rtvoice.cuda.module.CudaModule` (a fake in CPU tests)."""
+
+    def launch(self, kernel: str, grid: int, threads: int, smem: int, stream: int, params: ctypes.Structure,
+               *, cooperative: bool = False) -> None: ...
+
+    def max_blocks_per_sm(self, kernel: str, threads: int, smem: int) -> int: ...
+
+
+def smem_bytes(dims: StepDims, text_length: int) -> int:
+    """Dynamic shared memory of every launch: the largest phase's (see the kernel's phases)."""
+    prenet = dims.n_mel + dims.prenet
+    energy = 2 * (TILE + dims.location_kernel - 1) + 2 * dims.attention
+    return 4 * (DATA + max(prenet, energy, text_length))
+
+
+def phase_grids(dims: StepDims, batch: int, text_length: int) -> dict[str, int]:
+    """Blocks per phase kernel: one per work item (each phase loops over items if given fewer)."""
+    warps = THREADS // 32
+    return {
+        "k_prenet": batch * math.ceil(dims.prenet / 32),
+        "k_att_lstm": math.ceil(dims.attention_rnn / warps),
+        "k_query": math.ceil(dims.attention / warps),
+        "k_energy": batch * math.ceil(text_length / TILE),
+        "k_context": batch * math.ceil(dims.encoder / THREADS),
+        "k_dec_lstm": math.ceil(dims.decoder_rnn / warps),
+        "k_project": math.ceil(dims.outputs / warps),
+    }
+
+
+def gate_logit(threshold: float) -> float:
+    """sigmoid(x) > threshold  <=>  x > log(threshold / (1 - threshold))."""
+    if threshold <= 0.0:
+        return -math.inf
+    if threshold >= 1.0:
+        return math.inf
+    return math.log(threshold / (1.0 - threshold))
+
+
+class DeviceWeights:
+    """The packed weights in one device buffer; ``ptrs[name]`` is each array's address."""
+
+    def __init__(self, packed: PackedStep, stream: Stream) -> None:
+        if packed.att_w.dtype != np.float16:
+            raise InternalError("the kernel reads fp16 weights: pack with dtype=np.float16")
+        arrays = packed.arrays()
+        offsets, total = {}, 0
+        for name, array in arrays.items():
+            offsets[name] = total
+            total += -(-array.nbytes // ALIGN) * ALIGN
+        self.buffer = DeviceBuffer(total)
+        self.ptrs = {name: self.buffer.ptr + offset for name, offset in offsets.items()}
+        for name, array in arrays.items():
+            copy_async(self.ptrs[name], int(array.ctypes.data), array.nbytes, stream)
+        stream.synchronize()  # the host arrays may go once the copies have run
+        self.nbytes = total
+
+    def close(self) -> None:
+        self.buffer.close()
+
+
+class StepKernels:
+    """One engine's decoder-step kernels: the weights on the device and the launcher."""
+
+    def __init__(self, packed: PackedStep, launcher: Launcher, stream: Stream, *, mode: Mode = "phases",
+                 sm_count: int = 1) -> None:
+        self.dims = packed.dims
+        self.launcher = launcher
+        self.mode: Mode = mode
+        self.sm_count = sm_count
+        self.weights = DeviceWeights(packed, stream)
+
+    def runner(self, rows: int, text_length: int, stream: Stream) -> StepRunner:
+        """A runner for ``rows`` rows of ``text_length`` symbols (one per batch bucket)."""
+        return StepRunner(self, rows, text_length, stream)
+
+    def fused_grid(self, rows: int, text_length: int) -> int:
+        """Blocks of a fused launch: at most what is resident at once, at most the work there is."""
+        smem = smem_bytes(self.dims, text_length)
+        resident = self.sm_count * self.launcher.max_blocks_per_sm("k_fused", THREADS, smem)
+        if resident < 1:
+            raise BackendError("The fused decoder kernel does not fit on an SM of this GPU. "
+                               "Hint: use RTVOICE_CUDA_STEP=phases.", backend="cuda")
+        return max(1, min(resident, max(phase_grids(self.dims, rows, text_length).values())))
+
+    def close(self) -> None:
+        self.weights.close()
+
+
+class StepRunner:
+    """A :class:`~.gpu_runner.GraphRunner` for the decoder step at ``rows`` rows."""
+
+    enqueue_only = True
+    """Launches only enqueue: the decoder may capture them as a CUDA graph."""
+
+    def __init__(self, kernels: StepKernels, rows: int, text_length: int, stream: Stream) -> None:
+        d = kernels.dims
+        self.kernels, self.rows, self.text_length, self.stream = kernels, rows, text_length, stream
+        self.smem = smem_bytes(d, text_length)
+        if self.smem > MAX_SMEM:
+            raise BackendError(f"A text length of {text_length} needs {self.smem} bytes of shared memory per "
+                               f"block; the decoder kernel takes at most {MAX_SMEM}. Hint: lower "
+                               "profiles.text_length.max in voice.json.", backend="cuda")
+        self.scratch = {name: DeviceBuffer(4 * n) for name, n in
+                        (("x_pre", rows * d.prenet), ("pq", rows * d.attention), ("energy", rows * text_length),
+                         ("barrier", 2), ("row_done", rows), ("steps_done", 1))}
+        for buffer in self.scratch.values():
+            buffer.memset(0, stream)  # the grid barrier starts at zero, and stays consistent after each launch
+        self.grid = kernels.fused_grid(rows, text_length) if kernels.mode == "fused" else 0
+        self.grids = phase_grids(d, rows, text_length)
+
+    def params(self, inputs: Mapping[str, DeviceTensor], outputs: Mapping[str, DeviceTensor]) -> StepParams:
+        """The launch parameters of one step with these addresses (state parity 0 in, 1 out)."""
+        d, w = self.kernels.dims, self.kernels.weights.ptrs
+        rows, width = inputs["decoder_input"].shape
+        if rows != self.rows or width != d.r * d.n_mel or inputs["memory"].shape[1] != self.text_length:
+            raise InternalError(f"decoder step bound with {inputs['decoder_input'].shape} rows of "
+                                f"{inputs['memory'].shape[1]} symbols; the runner has {self.rows} of "
+                                f"{self.text_length}")
+        p = StepParams(**{name: w[name] for name in w})
+        p.frame, p.mel, p.gate = inputs["decoder_input"].ptr, outputs["mel_frame"].ptr, outputs["gate"].ptr
+        p.drop, p.memory = inputs["prenet_masks"].ptr, inputs["memory"].ptr
+        p.processed, p.mask = inputs["processed_memory"].ptr, inputs["mask"].ptr
+        for i, name in enumerate(STATE_NAMES):
+            p.state[0][i] = inputs[name].ptr
+            p.state[1][i] = outputs[f"next_{name}"].ptr
+        for name in ("x_pre", "pq", "energy", "barrier", "row_done", "steps_done"):
+            setattr(p, name, self.scratch[name].ptr)
+        p.B, p.T, p.n_mel, p.r, p.P, p.E = rows, self.text_length, d.n_mel, d.r, d.prenet, d.encoder
+        p.Ha, p.Hd, p.A, p.K = d.attention_rnn, d.decoder_rnn, d.attention, d.location_kernel
+        p.steps, p.stop_on_gate, p.gate_logit = 1, 0, math.inf
+        return p
+
+    def bind(self, inputs: Mapping[str, DeviceTensor], outputs: Mapping[str, DeviceTensor]) -> BoundStep:
+        return BoundStep(self, self.params(inputs, outputs))
+
+    def run(self, inputs: Mapping[str, DeviceTensor], outputs: Mapping[str, DeviceTensor]) -> None:
+        self.bind(inputs, outputs).run()
+
+    def launch(self, params: StepParams) -> None:
+        """Enqueue one step (or ``params.steps`` fused steps) on the runner's stream."""
+        k, stream = self.kernels, self.stream.handle
+        if k.mode == "fused" or params.steps != 1:
+            k.launcher.launch("k_fused", self.grid or k.fused_grid(self.rows, self.text_length), THREADS,
+                              self.smem, stream, params)
+            return
+        for name in PHASES:
+            k.launcher.launch(name, self.grids[name], THREADS, self.smem, stream, params)
+
+    def zero_row_done(self) -> None:
+        """Before a fused launch that stops on the gate: no row has finished yet."""
+        memset_async(self.scratch["row_done"].ptr, 0, 4 * self.rows, self.stream)
+
+    def close(self) -> None:
+        for buffer in self.scratch.values():
+            buffer.close()
+        self.scratch = {}
+
+
+@dataclass
+class BoundStep:
+    """A step with every address fixed: ``run()`` only launches (so it can be captured)."""
+
+    runner: StepRunner
+    params: StepParams
+
+    def run(self) -> None:
+        self.runner.launch(self.params)

@@ -1,0 +1,126 @@
+"""The cuda backend's host side on the CPU: KernelEngine over the fake device (issue 26).
+
+The kernels are emulated phase by phase in numpy (numpy_launcher.py) on host memory, and
+the encoder, postnet and WaveGlow run as ONNX Runtime CPU sessions (tests/engine/
+fake_device.py). Everything else is the real engine: weight upload, launch parameters,
+scratch buffers, rows, continuous batching, parking, CUDA-graph capture. Sentences must
+come out as the CPU engine decodes them alone, within fp16 weight error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy_launcher import NumpyLauncher  # tests/cuda_backend/numpy_launcher.py
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
+from fake_device import FakeBuffer, FakeGraph, FakeRunner, FakeStream, install  # noqa: E402
+
+from rtvoice.config import BatchingConfig, EngineProfile, VoiceConfig  # noqa: E402
+from rtvoice.engine import cuda_engine, cuda_step  # noqa: E402
+from rtvoice.engine.cuda_engine import KernelEngine  # noqa: E402
+from rtvoice.engine.step_weights import load_packed  # noqa: E402
+from rtvoice.ort.cpu_engine import CpuEngine  # noqa: E402
+
+
+def _install(monkeypatch: pytest.MonkeyPatch) -> None:
+    install(monkeypatch)
+    from fake_device import copy_async, memset_async
+
+    for module in (cuda_step, cuda_engine):
+        for name, fake in {"DeviceBuffer": FakeBuffer, "Stream": FakeStream, "copy_async": copy_async,
+                           "memset_async": memset_async, "set_device": lambda index: None}.items():
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, fake)
+
+
+def _engine(folder: Path, monkeypatch: pytest.MonkeyPatch, mode: str, **batching: object
+            ) -> tuple[KernelEngine, NumpyLauncher]:
+    _install(monkeypatch)
+    config = VoiceConfig.load(folder)
+    profiles = dataclasses.replace(config.profiles, text_length=EngineProfile(1, 48, 48))
+    config = dataclasses.replace(config, profiles=profiles, batching=BatchingConfig(**batching))  # type: ignore[arg-type]
+    launcher = NumpyLauncher(load_packed(folder / "decoder_step.onnx").dims)
+    engine = KernelEngine(folder, config, 0, runner_factory=lambda graph, path, stream: FakeRunner(path),
+                          launcher=launcher, sm_count=4, mode=mode)  # type: ignore[arg-type]
+    return engine, launcher
+
+
+def _masks(seed: int, steps: int, prenet: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.random((steps, 1, 2, prenet)) > 0.5).astype(np.float32) * 2.0
+
+
+IDS = [list(range(3, 3 + n)) for n in (11, 5, 23)]
+
+
+@pytest.mark.parametrize(("mode", "voice"), [("phases", "tiny_voice_dir"), ("fused", "tiny_voice_dir"),
+                                             ("phases", "tiny_r2_voice_dir")])
+def test_kernel_engine_decodes_batched_rows_like_the_cpu_engine_alone(
+        mode: str, voice: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    folder: Path = request.getfixturevalue(voice)
+    engine, launcher = _engine(folder, monkeypatch, mode, max_rows=4, max_batch=4, buckets=(1, 2, 4))
+    r, prenet = engine.config.decoder.frames_per_step, engine.config.decoder.prenet_dim
+    steps = 20
+    masks = [_masks(i, steps, prenet) for i in range(len(IDS))]
+    try:
+        assert engine.name == "cuda"
+        utterances = [engine.open_utterance(ids, steps * r) for ids in IDS]
+        gates: list[list[np.ndarray]] = [[], [], []]
+        done = [0, 0, 0]
+        # rounds of 8, 8 and 4 steps; sentence 1 sits out the second round (its row is parked),
+        # then makes up its 8 steps in two rounds alone
+        for rnd, k in enumerate((8, 8, 4, 4, 4)):
+            items = [i for i in range(3) if done[i] < steps and not (rnd == 1 and i == 1)]
+            out = engine.decode_batch([(utterances[i], masks[i][done[i]:done[i] + k]) for i in items])
+            for i, g in zip(items, out, strict=True):
+                gates[i].append(g)
+                done[i] += k
+        assert done == [steps] * 3
+        mels = [u.mel(0, steps * r) for u in utterances]
+        for u in utterances:
+            u.close()
+    finally:
+        engine.close()
+    assert engine.kernels is None  # weights freed
+    expected = {"phases": {k: launcher.launches[k] for k in cuda_step.PHASES}, "fused": {}}[mode]
+    if mode == "phases":
+        assert len(set(expected.values())) == 1 and launcher.launches["k_fused"] == 0
+    else:
+        assert launcher.launches["k_fused"] > 0 and not any(launcher.launches[k] for k in cuda_step.PHASES)
+    assert FakeGraph.captured and sum(g.launches for g in FakeGraph.captured) > 0  # steps replayed as graphs
+    cpu = CpuEngine(folder, VoiceConfig.load(folder))
+    for i, ids in enumerate(IDS):
+        u = cpu.open_utterance(ids, steps * r)
+        want_gates = u.decode(masks[i])
+        want_mel = u.mel(0, steps * r)
+        got_gates = np.concatenate(gates[i])
+        assert got_gates.shape == want_gates.shape
+        # fp16 weights: close to the fp32 graph, never equal to a wrong row's
+        np.testing.assert_allclose(got_gates, want_gates, atol=3e-2 * np.abs(want_gates).max())
+        np.testing.assert_allclose(mels[i], want_mel, atol=3e-2 * np.abs(want_mel).max() + 1e-3)
+
+
+def test_step_params_match_the_kernel_struct() -> None:
+    """The ctypes struct and the C struct list the same fields, in the same order."""
+    import re
+
+    source = cuda_step.KERNEL_SOURCE.read_text()
+    body = source[source.index("struct StepParams {"): source.index("};", source.index("struct StepParams {"))]
+    body = re.sub(r"//[^\n]*", "", body).replace("struct StepParams {", "")
+    names = []
+    for decl in body.split(";"):
+        decl = decl.strip()
+        if not decl:
+            continue
+        for part in decl.split(","):
+            name = re.sub(r"\[.*", "", part.strip().split()[-1].lstrip("*"))
+            names.append(name)
+    assert names == [name for name, _ in cuda_step.StepParams._fields_]
+    assert cuda_step.StepParams.state.size == 2 * 7 * 8
+    for name, value in (("THREADS", cuda_step.THREADS), ("TILE", cuda_step.TILE), ("DATA", cuda_step.DATA)):
+        assert re.search(rf"#define {name} {value}\b", source), name
