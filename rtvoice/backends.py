@@ -1,6 +1,9 @@
 """Choosing a backend, and saying which one was taken and why.
 
-``auto`` takes TensorRT engines when present, then ONNX Runtime CUDA, then the CPU.
+``auto`` takes TensorRT engines when present, then the ``cuda`` backend (our fused decoder
+kernels, compiled by NVRTC, with ONNX Runtime CUDA for the other graphs), then ONNX Runtime
+CUDA, then the CPU. If the ``cuda`` backend was chosen by ``auto`` and cannot open (its
+kernels do not compile or load on this GPU), ONNX Runtime CUDA is opened instead.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from .errors import BackendError
 
 log = logging.getLogger("rtvoice.backend")
 
-BackendName = Literal["auto", "tensorrt", "onnxruntime"]
-BACKENDS: tuple[str, ...] = ("auto", "tensorrt", "onnxruntime")
+BackendName = Literal["auto", "cuda", "tensorrt", "onnxruntime"]
+BACKENDS: tuple[str, ...] = ("auto", "cuda", "tensorrt", "onnxruntime")
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,8 @@ class Choice:
     backend: str
     device: str
     reason: str
+    auto: bool = False
+    """Chosen by ``auto``: :func:`open_engine` may fall back to ONNX Runtime CUDA."""
 
 
 def parse_device(device: str) -> tuple[str, int]:
@@ -57,6 +62,22 @@ def _ort_cuda_ready() -> tuple[bool, str]:
     return _cuda_ready()
 
 
+def _kernel_ready() -> tuple[bool, str]:
+    """The cuda backend: NVRTC loads, onnx reads the weights, ONNX Runtime CUDA runs the other graphs."""
+    if importlib.util.find_spec("onnx") is None:
+        return False, "the onnx package is not installed (pip install 'rtvoice[gpu]')"
+    ok, why = _ort_cuda_ready()
+    if not ok:
+        return False, why
+    from .cuda.nvrtc import version
+
+    try:
+        major, minor = version()
+    except BackendError as exc:
+        return False, str(exc)
+    return True, f"CUDA GPU and NVRTC {major}.{minor} found"
+
+
 def _trt_ready(folder: Path) -> tuple[bool, str]:
     if importlib.util.find_spec("tensorrt") is None:
         return False, "TensorRT is not installed"
@@ -76,6 +97,12 @@ def choose(folder: Path, backend: str = "auto", device: str = "auto") -> Choice:
             raise BackendError(f"TensorRT backend unavailable: {why if not ok else 'it needs a CUDA device'}.",
                                backend="tensorrt")
         return Choice("tensorrt", f"cuda:{index}", why)
+    if backend == "cuda":
+        ok, why = _kernel_ready()
+        if not ok or kind == "cpu":
+            raise BackendError(f"cuda backend unavailable: {why if not ok else 'it needs a CUDA device'}.",
+                               backend="cuda")
+        return Choice("cuda", f"cuda:{index}", why)
     if kind == "cpu":
         return Choice("onnxruntime", "cpu", "CPU requested")
     if backend == "auto":
@@ -83,6 +110,9 @@ def choose(folder: Path, backend: str = "auto", device: str = "auto") -> Choice:
         if ok:
             return Choice("tensorrt", f"cuda:{index}", "TensorRT engines present")
         trt_why = why
+        ok, why = _kernel_ready()
+        if ok:
+            return Choice("cuda", f"cuda:{index}", f"{trt_why}; {why}", auto=True)
     else:
         trt_why = "onnxruntime requested"
     ok, why = _ort_cuda_ready()
@@ -95,6 +125,16 @@ def choose(folder: Path, backend: str = "auto", device: str = "auto") -> Choice:
 
 def open_engine(folder: Path, config: VoiceConfig, choice: Choice) -> Engine:
     """Open the chosen backend on the chosen device."""
+    if choice.backend == "cuda":
+        from .engine.cuda_engine import KernelEngine
+
+        try:
+            return KernelEngine(folder, config, int(choice.device.split(":")[1]))
+        except BackendError:
+            if not choice.auto:
+                raise
+            log.warning("the cuda backend could not open; using ONNX Runtime CUDA", exc_info=True)
+            choice = Choice("onnxruntime", choice.device, "cuda backend failed to open")
     if choice.backend == "tensorrt":
         from .trt.engine import TrtEngine
 

@@ -2,7 +2,8 @@
 
 Each subcommand lives in ``rtvoice/commands/<name>.py`` with ``register(subparsers)``,
 which sets ``func`` to a ``(args) -> int`` handler. Errors rtvoice reports (RtvoiceError)
-become one line on stderr and exit status 2; no traceback.
+and usage errors (a bad option, a number out of range) become one line on stderr and exit
+status 2; no traceback.
 """
 
 from __future__ import annotations
@@ -11,26 +12,63 @@ import argparse
 import importlib
 import logging
 import sys
+from typing import NoReturn
 
 from .errors import RtvoiceError
 
-COMMANDS = ("say", "info", "devices", "repl", "mqtt", "serve", "bench")
+COMMANDS = ("say", "info", "devices", "voices", "repl", "mqtt", "serve", "bench")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``rtvoice say: error: argument --seed: ...``), exit 2.
+
+    Subparsers made by ``add_parser`` are of the same class, so every command gets this.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        line = " ".join(message.split())  # argparse's messages may span lines; ours stay one
+        self.exit(2, f"{self.prog}: error: {line} (see: {self.prog} --help)\n")
 
 
 def add_voice_options(p: argparse.ArgumentParser) -> None:
     """The options every command that loads a voice shares."""
-    p.add_argument("--voice", help="voice folder (default: the voice shipped with rtvoice)")
-    p.add_argument("--backend", default="auto", choices=("auto", "tensorrt", "onnxruntime"),
-                   help="auto takes TensorRT engines when present, then ONNX Runtime CUDA, then the CPU")
+    from .commands.options import voice
+
+    p.add_argument("--voice", type=voice, metavar="NAME|DIR",
+                   help="an installed voice's name (see: rtvoice voices) or a voice folder "
+                        "(default: the voice shipped with rtvoice)")
+    p.add_argument("--backend", default="auto", choices=("auto", "cuda", "tensorrt", "onnxruntime"),
+                   help="auto: TensorRT engines if present, then cuda (our fused decoder), ONNX Runtime CUDA, the CPU")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
 
 
 def add_synthesis_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0, help="seed for the prenet dropout and WaveGlow noise")
-    p.add_argument("--chunk-frames", type=int, help="mel frames per streamed chunk (voice default if unset)")
-    p.add_argument("--sigma", type=float, help="WaveGlow noise scale (voice default if unset)")
-    p.add_argument("--max-steps", type=int,
-                   help="most mel frames per sentence, the decoder's limit (voice default if unset)")
+    """``--seed``, ``--chunk-frames``, ``--sigma``, ``--max-steps``, ``--rate``: ranges from SynthesisConfig."""
+    from .commands.options import config_number
+    from .config import (
+        CHUNK_FRAMES_RANGE,
+        MAX_DECODER_STEPS_RANGE,
+        RATE_RANGE,
+        SEED_RANGE,
+        SIGMA_RANGE,
+        SynthesisConfig,
+    )
+
+    def span(r: tuple[float, float]) -> str:
+        return f"{r[0]:g}-{r[1]:g}"
+
+    p.add_argument("--seed", type=config_number(SynthesisConfig, "seed"), default=0,
+                   help=f"seed for the prenet dropout and WaveGlow noise, {span(SEED_RANGE)} (default 0)")
+    p.add_argument("--chunk-frames", type=config_number(SynthesisConfig, "chunk_frames"),
+                   help=f"mel frames per streamed chunk, {span(CHUNK_FRAMES_RANGE)} (voice default if unset)")
+    p.add_argument("--sigma", type=config_number(SynthesisConfig, "sigma", float),
+                   help=f"WaveGlow noise scale, {span(SIGMA_RANGE)} (voice default if unset)")
+    p.add_argument("--max-steps", type=config_number(SynthesisConfig, "max_decoder_steps"),
+                   help=f"most mel frames per sentence, the decoder's limit, {span(MAX_DECODER_STEPS_RANGE)} "
+                        "(voice default if unset)")
+    p.add_argument("--rate", type=config_number(SynthesisConfig, "rate", float),
+                   help=f"speaking rate, {span(RATE_RANGE)}: 2 says it in half the time at the same pitch "
+                        "(voice default if unset, usually 1)")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -39,8 +77,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     With ``only``, a command never pays for importing the others (the server's web stack,
     prompt_toolkit...).
     """
-    parser = argparse.ArgumentParser(prog="rtvoice", description="Streaming Tacotron 2 + WaveGlow text-to-speech.")
+    parser = Parser(prog="rtvoice", description="Streaming Tacotron 2 + WaveGlow text-to-speech.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS if only not in COMMANDS else (only,):
         try:
@@ -52,6 +91,16 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             continue
         module.register(sub)
     return parser
+
+
+def _version() -> str:
+    """The installed distribution's version (the source tree's pyproject when run from a checkout)."""
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("rtvoice")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _register_missing(sub: argparse._SubParsersAction, name: str, missing: str) -> None:  # type: ignore[type-arg]
