@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import AudioDeviceError
 from ..playback import MAX_VOLUME, list_output_devices
 
 
@@ -11,7 +12,8 @@ def add_playback_options(p: argparse.ArgumentParser) -> None:
     """``--audio-device`` and ``--volume``, shared by every command that plays (say, repl)."""
     p.add_argument("--audio-device", metavar="NAME|INDEX",
                    help="output device: an index or (part of) a name from `rtvoice devices`; default: the system's")
-    p.add_argument("--volume", type=volume, default=1.0, help=f"playback gain, 0.0-{MAX_VOLUME:.1f} (default 1.0)")
+    p.add_argument("--volume", type=volume, default=1.0,
+                   help=f"gain on the audio written, streamed and played, 0.0-{MAX_VOLUME:.1f} (default 1.0)")
 
 
 def volume(text: str) -> float:
@@ -34,9 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     devices = list_output_devices()
-    if not devices:
-        print("no audio output device found")
-        return 0
+    if not devices:  # scripts check `rtvoice devices` before --play: no device is a failure
+        raise AudioDeviceError("No audio output device found. Hint: check that PortAudio sees a sound card "
+                               "(ALSA: aplay -l), or write files with --out instead of --play.")
     width = max(len(d.name) for d in devices)
     for d in devices:
         mark = "*" if d.is_default else " "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from ..cli import add_synthesis_options, add_voice_options
@@ -18,6 +19,7 @@ from ..server.config import (
     LimitsConfig,
     ServerConfig,
 )
+from .options import config_number, port
 
 TOKEN_ENV = "RTVOICE_TOKEN"
 
@@ -26,18 +28,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "serve", help="serve voices over HTTP (OpenAI API), WebSocket and Wyoming",
         description="Serve voices: POST /v1/audio/speech (OpenAI-compatible), GET /v1/audio/voices, "
-                    "WebSocket /v1/audio/stream, GET /health, GET /metrics, and Wyoming on --wyoming-port.")
-    p.add_argument("--host", default=DEFAULT_HOST,
-                   help=f"address to listen on (default {DEFAULT_HOST}: this machine only)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"HTTP/WebSocket port (default {DEFAULT_PORT})")
-    p.add_argument("--wyoming-port", type=int, help="also serve the Wyoming protocol on this port (e.g. 10200)")
+                    "WebSocket /v1/audio/stream, GET /health, GET /metrics, and Wyoming on --wyoming-port.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (127.0.0.1: this machine only)")
+    p.add_argument("--port", type=port, default=DEFAULT_PORT, help="HTTP/WebSocket port")
+    p.add_argument("--wyoming-port", type=port, help="also serve the Wyoming protocol on this port (e.g. 10200)")
     p.add_argument("--token", default=os.environ.get(TOKEN_ENV),
                    help=f"require 'Authorization: Bearer TOKEN' on HTTP and WebSocket (default: ${TOKEN_ENV})")
     p.add_argument("--voices-dir", type=Path, help="serve every voice folder in DIR, each by its folder name")
-    p.add_argument("--max-input-chars", type=int, default=MAX_INPUT_CHARS, help="longest text of one request")
-    p.add_argument("--max-streams-per-client", type=int, default=MAX_STREAMS_PER_CLIENT,
-                   help="open streams per client address; more get 429")
-    p.add_argument("--max-active-streams", type=int, default=MAX_ACTIVE_STREAMS,
+    p.add_argument("--max-input-chars", type=config_number(LimitsConfig, "max_input_chars"), default=MAX_INPUT_CHARS,
+                   help="longest text of one request")
+    p.add_argument("--max-streams-per-client", type=config_number(LimitsConfig, "max_streams_per_client"),
+                   default=MAX_STREAMS_PER_CLIENT, help="open streams per client address; more get 429")
+    p.add_argument("--max-active-streams", type=config_number(LimitsConfig, "max_active_streams"),
+                   default=MAX_ACTIVE_STREAMS,
                    help="syntheses running at once; more wait in a queue")
     add_voice_options(p)
     add_synthesis_options(p)
@@ -49,7 +53,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     return ServerConfig(
         voice=Path(args.voice) if args.voice else None, voices_dir=args.voices_dir, backend=args.backend,
         device=args.device, host=args.host, port=args.port, wyoming_port=args.wyoming_port, token=args.token or None,
-        synthesis=SynthesisConfig(seed=args.seed, chunk_frames=args.chunk_frames, sigma=args.sigma,
+        synthesis=SynthesisConfig(seed=args.seed, chunk_frames=args.chunk_frames, sigma=args.sigma, rate=args.rate,
                                   max_decoder_steps=args.max_steps),
         limits=LimitsConfig(max_input_chars=args.max_input_chars, max_streams_per_client=args.max_streams_per_client,
                             max_active_streams=args.max_active_streams),
@@ -62,5 +66,24 @@ def run(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as exc:
         raise RtvoiceError(f"rtvoice serve needs {exc.name}, which is not installed. "
                            "Hint: pip install 'rtvoice[server]'.") from exc
-    serve(server_config(args), log_level="warning" if args.verbose == 0 else "info")
+    config = server_config(args)
+    print(banner(config), file=sys.stderr, flush=True)
+    serve(config, log_level="warning" if args.verbose == 0 else "info")
     return 0
+
+
+def banner(config: ServerConfig) -> str:
+    """What ``rtvoice serve`` is about to listen on, and with which voices and backend, for the log."""
+    from ..backends import choose
+    from ..server.voices import discover
+
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    voices = discover(config)
+    choice = choose(voices[0][1], config.backend, config.device)
+    lines = [f"rtvoice serve: HTTP      http://{host}:{config.port}/v1/audio/speech",
+             f"rtvoice serve: WebSocket ws://{host}:{config.port}/v1/audio/stream"]
+    if config.wyoming_port is not None:
+        lines.append(f"rtvoice serve: Wyoming   tcp://{host}:{config.wyoming_port}")
+    lines.append(f"rtvoice serve: voices    {', '.join(name for name, _ in voices)} (default {voices[0][0]}); "
+                 f"backend {choice.backend} on {choice.device}{'; token required' if config.token else ''}")
+    return "\n".join(lines)

@@ -26,10 +26,14 @@ def test_bench_json_schema_and_sanity(tiny_voice_dir: Path) -> None:
     assert s["runs"] == 3 * 2 and len(report["runs"]) == 6 and s["concurrency"] == 2
     assert s["decoder_steps"] == s["mel_frames"] == 40
     assert s["audio_s"] == pytest.approx(40 * 256 / 22050)
-    for key in ("time_to_first_audio_s", "latency_s", "rtf", "decoder_us_per_step", "waveglow_us_per_audio_s",
+    for key in ("time_to_first_audio_s", "latency_s", "decoder_us_per_step", "waveglow_us_per_audio_s",
                 "vocoder_batch_mean"):
         assert set(s[key]) == {"median", "p99", "min", "max"}
         assert 0 < s[key]["min"] <= s[key]["median"] <= s[key]["p99"] <= s[key]["max"]
+    # Issue 24: a real-time factor is faster when higher, so its slow tail is p1 and the minimum.
+    assert set(s["rtf"]) == {"median", "p1", "min", "max"}
+    assert 0 < s["rtf"]["min"] <= s["rtf"]["p1"] <= s["rtf"]["median"] <= s["rtf"]["max"]
+    assert s["rtf"]["min"] == pytest.approx(min(r["rtf"] for r in report["runs"]))
     for r in report["runs"]:
         assert 0 < r["time_to_first_audio_s"] <= r["latency_s"]
         assert r["rtf"] == pytest.approx(r["audio_s"] / r["latency_s"])
@@ -48,7 +52,7 @@ def test_bench_vocoder_batch_switch(tiny_voice_dir: Path) -> None:
     assert table.returncode == 0, table.stderr
     assert "vocoder chunks per call" in table.stdout and "(limit 8)" in table.stdout
     bad = _bench(tiny_voice_dir, "--vocoder-batch", "0")
-    assert bad.returncode == 2 and "--vocoder-batch must be at least 1" in bad.stderr
+    assert bad.returncode == 2 and "argument --vocoder-batch: must be from 1 to" in bad.stderr
 
 
 def test_bench_compare_torch_gives_a_ratio(tiny_voice_dir: Path) -> None:
@@ -80,3 +84,33 @@ def test_bench_counts_steps_and_frames_of_a_two_frame_voice(tiny_r2_voice_dir: P
     s = json.loads(run.stdout)["summary"]
     assert (s["decoder_steps"], s["mel_frames"]) == (21, 41)  # the last step's second frame is not heard
     assert s["audio_s"] == pytest.approx(41 * 256 / 22050)
+
+
+def test_bench_text_from_an_argument_or_a_file_and_the_table_labels(tiny_voice_dir: Path, tmp_path: Path) -> None:
+    """Issue 24 part 6: --text takes text or @file; the table names the GPU and the RTF's slow tail."""
+    words = _bench(tiny_voice_dir, "--text", "Short.", "--steps", "20", "--runs", "2", "--warmup", "0", "--json")
+    assert words.returncode == 0, words.stderr
+    assert json.loads(words.stdout)["summary"]["text_chars"] == len("Short.")
+    book = tmp_path / "text.txt"
+    book.write_text("A longer text, from a file.\n", encoding="utf-8")
+    table = _bench(tiny_voice_dir, "--text", f"@{book}", "--steps", "20", "--runs", "2", "--warmup", "0")
+    assert table.returncode == 0, table.stderr
+    lines = dict(line.split(None, 1) for line in table.stdout.splitlines() if line.split())
+    assert lines["gpu"].strip() == "none"
+    assert "p1" in lines["rtf"] and "worst" in lines["rtf"] and "slow tail" in lines["rtf"]
+    assert "chars" in table.stdout and f"{len('A longer text, from a file.')} chars" in table.stdout
+    missing = _bench(tiny_voice_dir, "--text", f"@{tmp_path / 'nope.txt'}")
+    assert missing.returncode == 2 and missing.stderr.startswith("error: Cannot read --text")
+
+
+@pytest.mark.parametrize("command", ["bench", "serve"])
+def test_help_shows_defaults(command: str) -> None:
+    """Issue 24 part 6: --help of bench and serve says each option's default."""
+    run = subprocess.run([sys.executable, "-m", "rtvoice", command, "--help"], capture_output=True, text=True,
+                         timeout=60, cwd=REPO)
+    assert run.returncode == 0, run.stderr
+    text = " ".join(run.stdout.split())
+    expected = {"bench": ["timed runs (after --warmup) (default: 6)", "(default: 1)"],
+                "serve": ["(default: 8000)", "(default: 127.0.0.1)"]}[command]
+    for needle in expected:
+        assert needle in text, text

@@ -66,7 +66,9 @@ def test_no_output_device_is_exit_2(make_card: MakeCard, tiny_voice_dir: Path, t
     assert result.stderr.startswith("error: No audio output device found.")
     assert not wav.exists()  # the device is checked before anything is written
     listing = run_rtvoice(card, "devices")
-    assert (listing.returncode, listing.stdout) == (0, "no audio output device found\n")
+    # Issue 24: no output device is a failure a script can test for.
+    assert (listing.returncode, listing.stdout) == (2, "")
+    assert listing.stderr.startswith("error: No audio output device found.")
 
 
 def test_bad_volume_is_a_usage_error(make_card: MakeCard) -> None:
