@@ -122,7 +122,7 @@ class VocoderConfig:
 
 @dataclass(frozen=True)
 class StreamingConfig:
-    """How decoded mel is cut into chunks for the vocoder (chosen from the SNR curve in the README)."""
+    """How decoded mel is cut into chunks for the vocoder (chosen from the SNR curve in docs/benchmarks.md)."""
 
     first_chunk_frames: int = field(default=16, metadata=bounded(*CHUNK_FRAMES_RANGE))
     """Small first chunk: time to first audio."""

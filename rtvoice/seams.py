@@ -2,7 +2,7 @@
 
 For each (chunk frames, context frames) the same text, seed and decoder length are spoken
 whole and streamed; the report gives the SNR of streamed against whole, the time to first
-audio, and the number of chunks. ``rtvoice bench --seams`` prints it; the README's curve
+audio, and the number of chunks. ``rtvoice bench --seams`` prints it; the curve in docs/benchmarks.md
 and the voice defaults were chosen from it.
 """
 

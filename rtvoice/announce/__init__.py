@@ -3,7 +3,7 @@
 ``async with Announcer(voice, AnnouncerConfig(BrokerSettings.from_url(url))) as a:``
 serves ``<prefix>say`` / ``<prefix>cancel`` (and Rhasspy Hermes ``hermes/tts/say``),
 speaks one announcement at a time by priority, and publishes status events and audio.
-See the README section "MQTT announcements" for the topics and payloads.
+See docs/mqtt.md for the topics and payloads.
 """
 
 from .announcer import Announcer

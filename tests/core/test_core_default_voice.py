@@ -58,5 +58,5 @@ def test_a_recognizer_understands_the_default_voice_on_held_out_sentences() -> N
         for text in texts:
             samples, rate, _ = speak(text)
             hyps.append(asr(to_asr_rate(samples, rate)))
-    # The whole 300-sentence evaluation is in the README; a random or broken voice scores about 1.
+    # The whole 300-sentence evaluation is in docs/voices.md; a random or broken voice scores about 1.
     assert wer(texts, hyps) < 0.5, list(zip(texts, hyps, strict=True))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What the lead runs on the GPU machine (see README "GPU measurements"): installs the
+# What the lead runs on the GPU machine (see docs/benchmarks.md, "GPU: NVIDIA H100"): installs the
 # carried onnxruntime-gpu and small wheels into /tmp/site, then tests and benchmarks.
 set -uo pipefail
 cd "$(dirname "$0")/../.."

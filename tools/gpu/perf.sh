@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Issue #7's GPU session (ORT CUDA): GPU tests, then the bench matrix for the README's
-# "GPU measurements". Needs the carried onnxruntime-gpu parts in /tmp (tools/gpu/device-run.sh).
+# Issue #7's GPU session (ORT CUDA): GPU tests, then the bench matrix for docs/benchmarks.md,
+# "GPU: NVIDIA H100, ONNX Runtime CUDA". Needs the carried onnxruntime-gpu parts in /tmp (tools/gpu/device-run.sh).
 # Writes $OUT/perf.txt (the log) and $OUT/bench.tar (one JSON per run).
 set -u
 cd "$(dirname "$0")/../.."

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One GPU session's measurements (ORT CUDA): see README "GPU measurements". Writes to $OUT.
+# One GPU session's measurements (ORT CUDA): see docs/benchmarks.md, "GPU: NVIDIA H200, before batching". Writes to $OUT.
 set -u
 cd "$(dirname "$0")/../.."
 bash tools/gpu/device-run.sh true > /dev/null
