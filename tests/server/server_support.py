@@ -6,6 +6,7 @@ the whole suite runs (tests/mqtt has a conftest too).
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -96,3 +97,52 @@ def stop_server(live: LiveServer) -> None:
     live.server.should_exit = True
     live.thread.join(timeout=30)
     assert not live.thread.is_alive(), "server did not stop"
+
+
+class ServerLog(logging.Handler):
+    """Collect what the servers of this process log (uvicorn's and rtvoice's loggers).
+
+    Attach it after the server started: uvicorn's logging setup drops handlers it did
+    not make.
+    """
+
+    LOGGERS = ("uvicorn", "rtvoice")
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def __enter__(self) -> ServerLog:
+        for name in self.LOGGERS:
+            logging.getLogger(name).addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for name in self.LOGGERS:
+            logging.getLogger(name).removeHandler(self)
+
+    def errors(self) -> list[str]:
+        """Every record at ERROR or above, or with a traceback, as text."""
+        return [f"{r.name}: {r.getMessage()}" for r in self.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+def read_until_closed(sock: socket.socket, limit_s: float) -> tuple[bytes, float]:
+    """Read ``sock`` until the server closes it; returns the bytes and the seconds it took.
+
+    Fails when the server still holds the connection after ``limit_s``.
+    """
+    start = time.monotonic()
+    sock.settimeout(limit_s)
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+            sock.settimeout(max(0.01, limit_s - (time.monotonic() - start)))
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        raise AssertionError(f"the server still held the connection after {limit_s} s") from None
+    return received, time.monotonic() - start
