@@ -155,16 +155,17 @@ def scratch(tmp_path_factory: pytest.TempPathFactory, tiny_voice_dir: Path) -> P
 class Server:
     """``rtvoice serve`` as the command starts it, with the tiny voice as ljspeech and tiny."""
 
-    def __init__(self, voices: Path) -> None:
+    def __init__(self, voices: Path, log: Path) -> None:
         self.port, self.wyoming_port = _free_port(), _free_port()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "rtvoice", "serve", "--voices-dir", str(voices), "--device", "cpu",
-             "--port", str(self.port), "--wyoming-port", str(self.wyoming_port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env())
+        with log.open("wb") as out:  # a file, not a pipe: a full pipe would stall the server
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "rtvoice", "serve", "--voices-dir", str(voices), "--device", "cpu",
+                 "--port", str(self.port), "--wyoming-port", str(self.wyoming_port)],
+                stdout=out, stderr=subprocess.STDOUT, env=_env())
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"rtvoice serve exited: {self.process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+                raise RuntimeError(f"rtvoice serve exited: {log.read_text(errors='replace')[-2000:]}")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1) as response:
                     if response.status == 200:
@@ -182,6 +183,7 @@ class MqttDaemon:
     """Mosquitto on a free port, and ``rtvoice mqtt --no-play --hermes --site-id kitchen``."""
 
     def __init__(self, folder: Path, voice: Path) -> None:
+        self.log = folder / "rtvoice-mqtt.log"
         assert MOSQUITTO is not None
         self.port = _free_port()
         config = folder / "mosquitto.conf"
@@ -191,10 +193,11 @@ class MqttDaemon:
         self.daemon: subprocess.Popen[bytes] | None = None
         try:
             self._wait_for_port()
-            self.daemon = subprocess.Popen(
-                [sys.executable, "-m", "rtvoice", "mqtt", "--broker", f"mqtt://127.0.0.1:{self.port}",
-                 "--voice", str(voice), "--device", "cpu", "--no-play", "--hermes", "--site-id", "kitchen"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env())
+            with self.log.open("wb") as out:  # a file, not a pipe: a full pipe would stall the daemon
+                self.daemon = subprocess.Popen(
+                    [sys.executable, "-m", "rtvoice", "mqtt", "--broker", f"mqtt://127.0.0.1:{self.port}",
+                     "--voice", str(voice), "--device", "cpu", "--no-play", "--hermes", "--site-id", "kitchen"],
+                    stdout=out, stderr=subprocess.STDOUT, env=_env())
             self._wait_online()
         except BaseException:
             self.close()
@@ -215,7 +218,7 @@ class MqttDaemon:
         while time.monotonic() < deadline:
             assert self.daemon is not None
             if self.daemon.poll() is not None:
-                raise RuntimeError(f"rtvoice mqtt exited: {self.daemon.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+                raise RuntimeError(f"rtvoice mqtt exited: {self.log.read_text(errors='replace')[-2000:]}")
             status = subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(self.port), "-t",
                                      "rtvoice/status", "-C", "1", "-W", "1"], capture_output=True, text=True)
             if status.stdout.strip() == "online":
@@ -234,8 +237,8 @@ class MqttDaemon:
 
 
 @pytest.fixture(scope="module")
-def server(scratch: Path) -> Iterator[Server]:
-    running = Server(scratch / "engines")
+def server(scratch: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    running = Server(scratch / "engines", tmp_path_factory.mktemp("server") / "rtvoice-serve.log")
     try:
         yield running
     finally:
