@@ -1,0 +1,322 @@
+#!/usr/bin/env python3
+"""Issue 26 on the GPU machine: compile, parity and timing of the cuda backend's decoder kernels.
+
+    python3 tools/gpu/cuda_backend_check.py STAGE [--dry-run] [--out DIR]
+
+Stages (tools/gpu/cuda_backend_check.sh runs each under its own timeout):
+  env      GPU name, NVRTC version, compile times (cold and cached) for sm_80, sm_90 and this GPU
+  voices   the tiny random voice and a full-size random decoder (ONNX export, no WaveGlow)
+  parity   kernel vs ONNX Runtime (CPU) and vs the numpy reference with the same fp16 weights:
+           one step from each of ONNX Runtime's states, then 12 steps fed back, per mode
+  bench    µs per decoder step, full-size voice, batch 1/4/16/64, rows of 512 symbols holding
+           130: phase kernels in a CUDA graph, fused kernel per step in a graph, persistent
+           kernel, and PyTorch fp16 autocast with cudnn.benchmark (NVIDIA's way)
+  engine   Voice.load(backend="cuda") end to end against the CPU engine (needs onnxruntime-gpu)
+Each stage writes OUT/<stage>.json as it goes, so a stage cut off by its timeout leaves
+what it had. --dry-run does everything but CUDA calls (what the CPU tests run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "cuda_backend"), str(Path(__file__).parent)]
+
+from rtvoice.engine.cuda_engine import NVRTC_OPTIONS  # noqa: E402
+from rtvoice.engine.cuda_step import KERNEL_SOURCE, KERNELS  # noqa: E402
+from rtvoice.engine.graphs import STATE_NAMES  # noqa: E402
+from rtvoice.engine.step_reference import reference_step  # noqa: E402
+from rtvoice.engine.step_weights import load_packed  # noqa: E402
+
+WORK = Path("/tmp/rtvoice-cuda-check")
+VOICES = {"tiny": WORK / "tiny", "default": ROOT / "rtvoice" / "voices" / "default", "full": WORK / "full"}
+
+
+class Report:
+    """A stage's results, rewritten to OUT/<stage>.json after every addition."""
+
+    def __init__(self, out: Path, stage: str) -> None:
+        self.path = out / f"{stage}.json"
+        self.data: dict[str, Any] = {"stage": stage, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        self.save()
+
+    def add(self, key: str, value: Any) -> None:
+        self.data[key] = value
+        print(f"[{self.data['stage']}] {key}: {json.dumps(value, default=str)[:400]}", flush=True)
+        self.save()
+
+    def save(self) -> None:
+        self.path.write_text(json.dumps(self.data, indent=1, default=str))
+
+
+def _device() -> tuple[Any, int, int, str]:
+    from rtvoice.cuda import get_device_info, set_device
+    from rtvoice.engine.cuda_engine import load_module
+
+    set_device(0)
+    info = get_device_info(0)
+    module, sms = load_module(0)
+    return module, sms, info.compute_capability[0] * 10 + info.compute_capability[1], info.name
+
+
+def stage_env(report: Report, dry: bool) -> None:
+    from rtvoice.cuda import nvrtc
+
+    report.add("nvrtc", list(nvrtc.version()))
+    try:
+        smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20).stdout.strip()
+    except (OSError, subprocess.SubprocessError) as exc:
+        smi = f"nvidia-smi failed: {exc}"
+    report.add("nvidia_smi", smi)
+    source = KERNEL_SOURCE.read_text()
+    archs = [80, 90]
+    if not dry:
+        from rtvoice.cuda import get_device_info
+
+        cc = get_device_info(0).compute_capability
+        report.add("device", {"name": get_device_info(0).name, "compute_capability": list(cc)})
+        archs.append(cc[0] * 10 + cc[1])
+    for arch in dict.fromkeys(archs):
+        cache = WORK / "kernel-cache"
+        for f in cache.glob(f"*sm{arch}-*.cubin"):
+            f.unlink()
+        cold = nvrtc.cached_cubin(source, KERNEL_SOURCE.name, arch, NVRTC_OPTIONS, cache_dir=cache)
+        warm = nvrtc.cached_cubin(source, KERNEL_SOURCE.name, arch, NVRTC_OPTIONS, cache_dir=cache)
+        report.add(f"compile_sm{arch}", {"cold_s": round(cold.seconds, 3), "cached_s": round(warm.seconds, 4),
+                                         "cubin_bytes": len(cold.cubin), "cached": warm.cached})
+    if not dry:
+        module, sms, arch, name = _device()
+        smem = 4 * (32 + 512)
+        report.add("occupancy", {k: module.max_blocks_per_sm(k, 256, smem) for k in KERNELS} | {"sms": sms})
+
+
+def stage_voices(report: Report, dry: bool) -> None:
+    from rtvoice.export.onnx_export import export_tacotron2
+    from rtvoice.export.voice_builder import build_voice, random_models, voice_config
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    if not (VOICES["tiny"] / "voice.json").is_file():
+        tacotron2, waveglow = random_models("tiny", seed=0)
+        build_voice(tacotron2, waveglow, VOICES["tiny"], "tiny", {"random": "tiny", "seed": 0})
+    report.add("tiny_s", round(time.perf_counter() - t0, 2))
+    t0 = time.perf_counter()
+    if not (VOICES["full"] / "voice.json").is_file():
+        tacotron2, waveglow = random_models("full", seed=0)
+        VOICES["full"].mkdir(parents=True, exist_ok=True)
+        export_tacotron2(tacotron2, VOICES["full"])  # the decoder is what is measured: no WaveGlow export
+        voice_config("full-random", tacotron2, waveglow, {"random": "full", "seed": 0}).save(VOICES["full"])
+    report.add("full_s", round(time.perf_counter() - t0, 2))
+
+
+def _errors(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> dict[str, float]:
+    """Max abs error relative to the largest |value| of each output."""
+    return {k: float(np.abs(got[k] - want[k]).max() / (np.abs(want[k]).max() + 1e-6)) for k in want}
+
+
+def _reference_run(packed: Any, inputs: dict[str, np.ndarray], masks: np.ndarray) -> dict[str, np.ndarray]:
+    """The numpy reference fed back for len(masks) steps, as the harness reads its results."""
+    x, mels, gates = dict(inputs), [], []
+    for m in masks:
+        x["prenet_masks"] = m
+        y = reference_step(packed, x)
+        mels.append(y["mel_frame"])
+        gates.append(y["gate"])
+        x = {**x, "decoder_input": y["mel_frame"], **{n: y[f"next_{n}"] for n in STATE_NAMES}}
+    final = {f"next_{n}": x[n] for n in STATE_NAMES}
+    return {"mel": np.stack(mels), "gate": np.stack(gates), **final}
+
+
+def stage_parity(report: Report, dry: bool) -> None:
+    from step_cases import step_cases
+
+    device = None if dry else _device()
+    modes = ("phases", "fused", "persistent")
+    for voice in ("tiny", "default", "full"):
+        folder = VOICES[voice]
+        packed = load_packed(folder / "decoder_step.onnx")
+        lengths = [60] if voice == "full" else [7, 3, 12]
+        cases = step_cases(folder, lengths, steps=12, text_length=64 if voice == "full" else None)
+        t = cases[0].inputs["memory"].shape[1]
+        masks = np.stack([c.inputs["prenet_masks"] for c in cases])
+        ref = _reference_run(packed, cases[0].inputs, masks)
+        onnx_run = {"mel": np.stack([c.outputs["mel_frame"] for c in cases]),
+                    "gate": np.stack([c.outputs["gate"] for c in cases])}
+        report.add(f"{voice}_reference_fp16_vs_onnx_12_steps", _errors(ref, onnx_run))
+        if device is None:
+            continue
+        from kernel_harness import Harness
+
+        module, sms, _, _ = device
+        for mode in modes:
+            try:
+                h = Harness(packed, module, sms, len(lengths), t, len(cases), mode)
+                try:
+                    one = {}
+                    for i, case in enumerate(cases[:4]):  # one step from ONNX Runtime's own state
+                        h.load(case.inputs, case.inputs["prenet_masks"][None])
+                        h.enqueue(1)
+                        got = h.read(1)
+                        want = {"mel": case.outputs["mel_frame"][None], "gate": case.outputs["gate"][None],
+                                **{f"next_{n}": case.outputs[f"next_{n}"] for n in STATE_NAMES}}
+                        one[f"step{i}_vs_onnx"] = max(_errors(got, want).values())
+                        mine = reference_step(packed, case.inputs)
+                        mine = {"mel": mine["mel_frame"][None], "gate": mine["gate"][None],
+                                **{f"next_{n}": mine[f"next_{n}"] for n in STATE_NAMES}}
+                        one[f"step{i}_vs_reference"] = _errors(got, mine)
+                    report.add(f"{voice}_{mode}_one_step", one)
+                    h.load(cases[0].inputs, masks)
+                    h.enqueue(len(cases))
+                    got = h.read(len(cases))
+                    report.add(f"{voice}_{mode}_12_steps_vs_reference", _errors(got, ref))
+                    report.add(f"{voice}_{mode}_12_steps_vs_onnx", _errors(got, onnx_run))
+                    if mode == "persistent":
+                        h.load(cases[0].inputs, masks)
+                        h.enqueue(len(cases), stop_on_gate=1e-9)  # every gate fires at once: one step
+                        report.add(f"{voice}_persistent_gate_stop_steps", int(h.read(1)["steps_done"][0]))
+                finally:
+                    h.close()
+            except Exception as exc:  # one mode failing must not hide the others' results
+                report.add(f"{voice}_{mode}_error", "".join(traceback.format_exception(exc))[-2000:])
+
+
+def stage_bench(report: Report, dry: bool) -> None:
+    from step_cases import encode
+
+    from rtvoice.config import VoiceConfig
+
+    folder = VOICES["full"]
+    packed = load_packed(folder / "decoder_step.onnx")
+    config = VoiceConfig.load(folder)
+    T, L, k = 512, 130, 64
+    report.add("setup", {"voice": "full-size random", "text_length": T, "symbols": L, "steps_per_graph": k})
+    if dry:
+        return
+    from kernel_harness import Harness
+
+    module, sms, _, name = _device()
+    report.add("gpu", name)
+    rng = np.random.default_rng(0)
+    results: dict[str, dict[str, float]] = {}
+    for mode in ("phases", "fused", "persistent"):
+        for B in (1, 4, 16, 64):
+            try:
+                static = encode(folder, config, [L] * B, T)
+                d = packed.dims
+                inputs = {"decoder_input": np.zeros((B, d.r * d.n_mel), np.float32), **static,
+                          **{n: np.zeros((B, e), np.float32) for n, e in {
+                              "attention_hidden": d.attention_rnn, "attention_cell": d.attention_rnn,
+                              "decoder_hidden": d.decoder_rnn, "decoder_cell": d.decoder_rnn,
+                              "attention_weights": T, "attention_weights_cum": T,
+                              "attention_context": d.encoder}.items()}}
+                masks = ((rng.random((k, B, 2, d.prenet)) >= 0.5) * 2.0).astype(np.float32)
+                h = Harness(packed, module, sms, B, T, k, mode)
+                try:
+                    h.load(inputs, masks)
+                    h.capture(k)
+                    h.time_us_per_step(k, 2, graph=True)
+                    results.setdefault(mode, {})[f"b{B}"] = round(h.time_us_per_step(k, 5, graph=True), 2)
+                    if mode != "phases" and B == 1:
+                        results[mode]["b1_no_graph"] = round(h.time_us_per_step(k, 5, graph=False), 2)
+                finally:
+                    h.close()
+            except Exception as exc:
+                results.setdefault(mode, {})[f"b{B}_error"] = str(exc)[-500:]  # type: ignore[assignment]
+            report.add("us_per_step", results)
+    report.add("torch_fp16_us_per_step", _torch_step_us(folder, T=L, steps=k))
+
+
+def _torch_step_us(folder: Path, T: int, steps: int) -> dict[str, float]:
+    """The PyTorch decoder step rtvoice exports, fp16 autocast, cudnn.benchmark, batch 1."""
+    import torch
+
+    from rtvoice.config import VoiceConfig
+    from rtvoice.export.tacotron2 import DecoderState
+    from rtvoice.export.torch_bench import reference_models
+
+    torch.backends.cudnn.benchmark = True
+    model = reference_models(VoiceConfig.load(folder))[0].cuda().eval()
+    p = model.params
+    out: dict[str, float] = {}
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16):
+        text = torch.randint(1, p.n_symbols, (1, T), device="cuda")
+        memory, processed, mask = model.encode(text, torch.tensor([T], device="cuda"))
+        masks = (torch.rand(steps, 1, 2, p.prenet_dim, device="cuda") >= 0.5).float() * 2
+        for run in range(3):
+            state = DecoderState.zeros(p, 1, T, memory)
+            frame = memory.new_zeros(1, p.n_mel_channels)
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for i in range(steps):
+                frames, gate, state = model.decoder.step(frame, state, memory, processed, mask, masks[i])
+                frame = frames[:, -p.n_mel_channels:]
+            end.record()
+            torch.cuda.synchronize()
+            out[f"run{run}"] = round(start.elapsed_time(end) * 1000 / steps, 2)
+    return out
+
+
+def stage_engine(report: Report, dry: bool) -> None:
+    from rtvoice import SynthesisConfig, Voice
+    from rtvoice.audio import concatenate
+    from rtvoice.ort.sessions import available_providers
+
+    if "CUDAExecutionProvider" not in available_providers():
+        report.add("skipped", "onnxruntime has no CUDAExecutionProvider (carry onnxruntime-gpu: device-run.sh)")
+        return
+    if dry:
+        return
+    text = "The forms of printed letters should be beautiful."
+    for voice in ("default", "tiny"):
+        config = SynthesisConfig(seed=1, force_steps=120)
+        with Voice.load(VOICES[voice], backend="onnxruntime", device="cpu") as cpu:
+            want = concatenate(cpu.synthesize(text, config))
+        with Voice.load(VOICES[voice], backend="cuda", device="cuda:0") as gpu:
+            t0 = time.perf_counter()
+            got = concatenate(gpu.synthesize(text, config))
+            seconds = time.perf_counter() - t0
+            got_again = concatenate(gpu.synthesize(text, config))
+            t1 = time.perf_counter()
+            concatenate(gpu.synthesize(text, config))
+            warm = time.perf_counter() - t1
+        err = float(np.sum((want.astype(np.float64) - got) ** 2))
+        snr = float("inf") if err == 0 else 10 * np.log10(float(np.sum(want.astype(np.float64) ** 2)) / err)
+        report.add(f"{voice}", {"samples": [len(want), len(got)], "snr_db_vs_cpu": round(snr, 2),
+                                "repeatable": bool(np.array_equal(got, got_again)),
+                                "first_s": round(seconds, 3), "warm_s": round(warm, 3)})
+
+
+STAGES = {"env": stage_env, "voices": stage_voices, "parity": stage_parity, "bench": stage_bench,
+          "engine": stage_engine}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("stage", choices=STAGES)
+    parser.add_argument("--dry-run", action="store_true", help="no CUDA calls: what the CPU can check")
+    parser.add_argument("--out", type=Path, default=Path("."))
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = Report(args.out, args.stage)
+    try:
+        STAGES[args.stage](report, args.dry_run)
+    except Exception as exc:
+        report.add("error", "".join(traceback.format_exception(exc))[-3000:])
+        return 1
+    report.add("finished", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
