@@ -44,8 +44,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    default=MAX_ACTIVE_STREAMS,
                    help="syntheses running at once; more wait in a queue")
     add_voice_options(p)
+    p.add_argument("--voice-alias", action="append", default=[], type=voice_alias, metavar="NAME=VOICE",
+                   help="requests naming NAME get VOICE (repeatable); OpenAI's voice names (alloy, echo, nova...) "
+                        "are aliases of the default voice unless given here")
     add_synthesis_options(p)
     p.set_defaults(func=run)
+
+
+def voice_alias(text: str) -> tuple[str, str]:
+    """``--voice-alias NAME=VOICE``, both parts non-empty."""
+    name, sep, target = text.partition("=")
+    if not sep or not name.strip() or not target.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VOICE, got {text[:60]!r}")
+    return name.strip(), target.strip()
 
 
 def server_config(args: argparse.Namespace) -> ServerConfig:
@@ -57,6 +68,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
                                   max_decoder_steps=args.max_steps),
         limits=LimitsConfig(max_input_chars=args.max_input_chars, max_streams_per_client=args.max_streams_per_client,
                             max_active_streams=args.max_active_streams),
+        voice_aliases=tuple(args.voice_alias),
     )
 
 
@@ -75,15 +87,17 @@ def run(args: argparse.Namespace) -> int:
 def banner(config: ServerConfig) -> str:
     """What ``rtvoice serve`` is about to listen on, and with which voices and backend, for the log."""
     from ..backends import choose
-    from ..server.voices import discover
+    from ..server.voices import aliases_for, discover
 
     host = f"[{config.host}]" if ":" in config.host else config.host
     voices = discover(config)
+    aliases = aliases_for([name for name, _ in voices], voices[0][0], config.voice_aliases)  # a bad one: exit 2 now
     choice = choose(voices[0][1], config.backend, config.device)
     lines = [f"rtvoice serve: HTTP      http://{host}:{config.port}/v1/audio/speech",
              f"rtvoice serve: WebSocket ws://{host}:{config.port}/v1/audio/stream"]
     if config.wyoming_port is not None:
         lines.append(f"rtvoice serve: Wyoming   tcp://{host}:{config.wyoming_port}")
-    lines.append(f"rtvoice serve: voices    {', '.join(name for name, _ in voices)} (default {voices[0][0]}); "
+    lines.append(f"rtvoice serve: voices    {', '.join(name for name, _ in voices)} (default {voices[0][0]}; "
+                 f"{len(aliases)} aliases such as {next(iter(aliases), '-')}); "
                  f"backend {choice.backend} on {choice.device}{'; token required' if config.token else ''}")
     return "\n".join(lines)

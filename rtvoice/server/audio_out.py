@@ -20,6 +20,7 @@ from typing import Final
 import numpy as np
 
 from ..audio import AudioChunk, to_int16, wav_header
+from ..encode import FORMATS as ENCODED
 
 OPENAI_PCM_RATE: Final = 24000
 """OpenAI's ``pcm`` format is raw 16-bit little-endian mono at 24 kHz; ours is too."""
@@ -35,6 +36,8 @@ class ResponseFormat:
     """Fixed output rate, or ``None`` for the voice's own rate."""
     header: Callable[[int], bytes]
     """Bytes sent before the audio, given the output sample rate."""
+    encoder: str | None = None
+    """Name of the :data:`rtvoice.encode.FORMATS` entry the PCM goes through (mp3, opus, aac, flac)."""
 
 
 def _no_header(sample_rate: int) -> bytes:
@@ -45,11 +48,13 @@ def _streaming_wav_header(sample_rate: int) -> bytes:
     return wav_header(sample_rate, None)  # sizes unknown: the streaming convention
 
 
-#: The formats the speech endpoint can stream. OpenAI's ``mp3``, ``opus``, ``aac`` and
-#: ``flac`` need an encoder rtvoice does not ship; asking for them gets a 400.
+#: The formats the speech endpoint streams: all six of OpenAI's. ``mp3``, ``opus`` (Ogg),
+#: ``aac`` (ADTS) and ``flac`` are encoded by PyAV as the audio comes (:mod:`rtvoice.encode`).
 FORMATS: Final[dict[str, ResponseFormat]] = {
     "wav": ResponseFormat("wav", "audio/wav", None, _streaming_wav_header),
     "pcm": ResponseFormat("pcm", "audio/pcm", OPENAI_PCM_RATE, _no_header),
+    **{name: ResponseFormat(name, ENCODED[name].media_type, None, _no_header, name)
+       for name in ("mp3", "opus", "aac", "flac")},
 }
 OPENAI_FORMATS: Final = ("mp3", "opus", "aac", "flac", "wav", "pcm")
 

@@ -115,6 +115,9 @@ class ServerConfig:
     """Networks (``192.168.1.0/24``, ``10.0.0.5``) whose clients may use Wyoming, which has no
     authentication. ``None``: everyone without ``token``, only this machine (loopback) with it,
     so a token-protected server is not open to anyone through its Wyoming port."""
+    voice_aliases: tuple[tuple[str, str], ...] = ()
+    """``(alias, voice)`` pairs: requests naming ``alias`` get ``voice``. OpenAI's voice names
+    (:data:`rtvoice.server.voices.OPENAI_VOICES`) are aliases of the default voice unless named here."""
 
     def __post_init__(self) -> None:
         for network in self.wyoming_allow or ():

@@ -23,6 +23,8 @@ from starlette.routing import Route
 from ..errors import InputError, TextError
 from ..inputs import check_text, json_type, loads_object
 from ..text import decode_utf8
+from ..encode import FORMATS as ENCODED
+from ..encode import Encoder
 from .audio_out import FORMATS, OPENAI_FORMATS, ResponseFormat
 from .config import SPEED_RANGE, LimitsConfig
 from .errors import ApiError, invalid
@@ -32,7 +34,7 @@ from .state import ServerState, client_id, state_of
 from .voices import VoiceSet
 
 DEFAULT_FORMAT = "wav"
-"""OpenAI defaults to mp3, which rtvoice cannot encode; a request that names no format gets WAV."""
+"""A request that names no format gets WAV (OpenAI's default is mp3, which is served when asked for)."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ def _voice(value: Any, voices: VoiceSet) -> str:
     if voices.get(value) is None:
         raise invalid(f"Voice {_show(value)} is not served here. Note: the voices are {', '.join(voices.names)}. "
                       "Hint: GET /v1/audio/voices lists them.", param="voice", code="voice_not_found")
-    return value
+    return voices.aliases.get(value, value)  # OpenAI's "alloy" is served by (and reported as) the default voice
 
 
 def _format(data: dict[str, Any]) -> ResponseFormat:
@@ -203,12 +205,16 @@ async def create_speech(request: Request) -> Response:
 
 async def _audio_body(state: ServerState, job: SpeechJob, fmt: ResponseFormat,
                       since: float) -> AsyncGenerator[bytes, None]:
-    """The response body: the format's header with the first chunk, then each chunk's PCM."""
+    """The response body: the format's header with the first chunk, then each chunk's PCM (or its encoding)."""
     header = fmt.header(job.out_rate)
-    async with contextlib.aclosing(speak(state, job, since=since)) as pieces:
-        async for piece in pieces:
-            yield header + piece.pcm
-            header = b""
+    with contextlib.ExitStack() as stack:
+        encoder = stack.enter_context(Encoder(ENCODED[fmt.encoder], job.out_rate)) if fmt.encoder else None
+        async with contextlib.aclosing(speak(state, job, since=since)) as pieces:
+            async for piece in pieces:
+                yield header + (piece.pcm if encoder is None else encoder.encode_pcm(piece.pcm))
+                header = b""
+        if encoder is not None:
+            yield encoder.finish()  # the encoder's last frames (and a whole, if empty, file)
     if header:  # no audio at all: still a well-formed (empty) file
         yield header
 

@@ -23,6 +23,27 @@ log = logging.getLogger("rtvoice.server")
 #: Folder names served as voices: short, printable, no path separators.
 VOICE_NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
+#: OpenAI's built-in voice names (openai 2.x ``speech_create_params.Voice``). Drop-in clients
+#: hard-code them, so each is an alias of the default voice unless ``--voice-alias`` says otherwise.
+OPENAI_VOICES: Final = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer",
+                        "verse", "marin", "cedar")
+
+
+def aliases_for(voices: Iterator[str] | list[str], default: str, given: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """Alias -> served voice name: OpenAI's names to ``default``, then ``given``; real voice names win.
+
+    Raises:
+        VoiceError: an alias names a voice that is not served.
+    """
+    served = list(voices)
+    aliases = {name: default for name in OPENAI_VOICES}
+    for alias, target in given:
+        if target not in served:
+            raise VoiceError(f"--voice-alias {alias}={target}: no voice {target!r} is served. "
+                             f"Note: the voices are {', '.join(served)}.")
+        aliases[alias] = target
+    return {alias: target for alias, target in aliases.items() if alias not in served}
+
 
 def discover(config: ServerConfig) -> list[tuple[str, Path]]:
     """List the voices to serve as ``(name, folder)``, the default first.
@@ -73,11 +94,13 @@ class VoiceSet:
     Use :meth:`open`, which loads all or none.
     """
 
-    def __init__(self, voices: dict[str, Voice]) -> None:
+    def __init__(self, voices: dict[str, Voice], aliases: tuple[tuple[str, str], ...] = ()) -> None:
         if not voices:
             raise VoiceError("A server needs at least one voice.")
         self._voices: dict[str, Voice] | None = voices
         self.default_name = next(iter(voices))
+        self.aliases = aliases_for(list(voices), self.default_name, aliases)
+        """Alias -> voice name (OpenAI's voice names, ``--voice-alias``); looked up by :meth:`get`."""
 
     @classmethod
     def open(cls, config: ServerConfig) -> VoiceSet:
@@ -87,16 +110,18 @@ class VoiceSet:
             VoiceError: a folder is missing, incomplete or corrupt.
             BackendError: the backend or device cannot be used.
         """
+        found = discover(config)
+        aliases_for([name for name, _ in found], found[0][0], config.voice_aliases)  # bad aliases: before loading
         voices: dict[str, Voice] = {}
         try:
-            for name, folder in discover(config):
+            for name, folder in found:
                 voices[name] = Voice.load(folder, backend=config.backend, device=config.device)
                 log.info("serving voice %r from %s", name, folder)
         except BaseException:
             for voice in voices.values():
                 voice.close()
             raise
-        return cls(voices)
+        return cls(voices, config.voice_aliases)
 
     @property
     def _open(self) -> dict[str, Voice]:
@@ -110,7 +135,8 @@ class VoiceSet:
 
     def get(self, name: str | None) -> Voice | None:
         """The voice called ``name`` (``None``: the default), or ``None`` if there is none."""
-        return self._open.get(self.default_name if name is None else name)
+        name = self.default_name if name is None else self.aliases.get(name, name)
+        return self._open.get(name)
 
     def items(self) -> Iterator[tuple[str, Voice]]:
         yield from self._open.items()
