@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import sys
 from pathlib import Path
@@ -11,11 +12,16 @@ from ..cli import add_synthesis_options, add_voice_options
 from ..config import SynthesisConfig
 from ..errors import RtvoiceError
 from ..server.config import (
+    BODY_TIMEOUT_S,
     DEFAULT_HOST,
     DEFAULT_PORT,
+    HEADER_TIMEOUT_S,
+    IDLE_TIMEOUT_S,
+    KEEP_ALIVE_TIMEOUT_S,
     MAX_ACTIVE_STREAMS,
     MAX_INPUT_CHARS,
     MAX_STREAMS_PER_CLIENT,
+    SEND_TIMEOUT_S,
     LimitsConfig,
     ServerConfig,
 )
@@ -43,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--max-active-streams", type=config_number(LimitsConfig, "max_active_streams"),
                    default=MAX_ACTIVE_STREAMS,
                    help="syntheses running at once; more wait in a queue")
+    add_timeout_options(p)
     add_voice_options(p)
     p.add_argument("--voice-alias", action="append", default=[], type=voice_alias, metavar="NAME=VOICE",
                    help="requests naming NAME get VOICE (repeatable); OpenAI's voice names (alloy, echo, nova...) "
@@ -59,6 +66,40 @@ def voice_alias(text: str) -> tuple[str, str]:
     return name.strip(), target.strip()
 
 
+def add_timeout_options(p: argparse.ArgumentParser) -> None:
+    """The timeouts of slow and idle clients, and who may use Wyoming (which has no token)."""
+    seconds = {name: config_number(LimitsConfig, name, float) for name in TIMEOUTS.values()}
+    p.add_argument("--header-timeout", type=seconds["header_timeout_s"], default=HEADER_TIMEOUT_S, metavar="S",
+                   help="an HTTP request's headers must arrive within S seconds, else the connection is closed")
+    p.add_argument("--body-timeout", type=seconds["body_timeout_s"], default=BODY_TIMEOUT_S, metavar="S",
+                   help="an HTTP request's body must arrive within S seconds of its headers, else 408")
+    p.add_argument("--keep-alive-timeout", type=seconds["keep_alive_timeout_s"], default=KEEP_ALIVE_TIMEOUT_S,
+                   metavar="S", help="close an HTTP connection idle for S seconds between requests")
+    p.add_argument("--idle-timeout", type=seconds["idle_timeout_s"], default=IDLE_TIMEOUT_S, metavar="S",
+                   help="close a WebSocket or Wyoming connection that sends nothing for S seconds while "
+                        "nothing is spoken for it")
+    p.add_argument("--send-timeout", type=seconds["send_timeout_s"], default=SEND_TIMEOUT_S, metavar="S",
+                   help="drop a client that takes over S seconds to accept a chunk of audio")
+    p.add_argument("--wyoming-allow", action="append", type=network, metavar="NET",
+                   help="let Wyoming clients from NET (e.g. 192.168.1.0/24) in, repeatable; default: everyone, "
+                        "but only this machine when --token is set (Wyoming has no authentication)")
+
+
+TIMEOUTS = {"header_timeout": "header_timeout_s", "body_timeout": "body_timeout_s",
+            "keep_alive_timeout": "keep_alive_timeout_s", "idle_timeout": "idle_timeout_s",
+            "send_timeout": "send_timeout_s"}
+"""Command-line option (as argparse names it) -> :class:`LimitsConfig` field."""
+
+
+def network(text: str) -> str:
+    """``--wyoming-allow``: an address or network, as ``ipaddress`` reads it."""
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an address or network (e.g. 192.168.1.0/24): {text[:60]!r}") from None
+    return text
+
+
 def server_config(args: argparse.Namespace) -> ServerConfig:
     """The server settings named on the command line."""
     return ServerConfig(
@@ -67,7 +108,9 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         synthesis=SynthesisConfig(seed=args.seed, chunk_frames=args.chunk_frames, sigma=args.sigma, rate=args.rate,
                                   max_decoder_steps=args.max_steps),
         limits=LimitsConfig(max_input_chars=args.max_input_chars, max_streams_per_client=args.max_streams_per_client,
-                            max_active_streams=args.max_active_streams),
+                            max_active_streams=args.max_active_streams,
+                            **{field: getattr(args, option) for option, field in TIMEOUTS.items()}),
+        wyoming_allow=tuple(args.wyoming_allow) if args.wyoming_allow else None,
         voice_aliases=tuple(args.voice_alias),
     )
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
-from server_support import free_port
+from server_support import free_port, read_until_closed
 
 
 def test_serve_command_serves_http_and_stops_cleanly(tiny_voice_dir: Path) -> None:
@@ -18,7 +19,7 @@ def test_serve_command_serves_http_and_stops_cleanly(tiny_voice_dir: Path) -> No
     env = {**os.environ, "RTVOICE_TOKEN": "from-env"}
     process = subprocess.Popen(
         [sys.executable, "-m", "rtvoice", "serve", "--voice", str(tiny_voice_dir), "--port", str(port),
-         "--backend", "onnxruntime", "--device", "cpu", "--max-steps", "8"],
+         "--backend", "onnxruntime", "--device", "cpu", "--max-steps", "8", "--header-timeout", "1"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
@@ -36,6 +37,9 @@ def test_serve_command_serves_http_and_stops_cleanly(tiny_voice_dir: Path) -> No
                               json={"input": "Hello.", "voice": tiny_voice_dir.name, "response_format": "pcm"})
         assert response.status_code == 200 and len(response.content) > 0
         assert httpx.post(f"http://127.0.0.1:{port}/v1/audio/speech", json={"input": "Hi."}).status_code == 401
+        with socket.create_connection(("127.0.0.1", port)) as silent:  # --header-timeout 1 reached the server
+            _, elapsed = read_until_closed(silent, 5)
+        assert elapsed < 3
     finally:
         process.send_signal(signal.SIGTERM)
         output = process.communicate(timeout=30)[0].decode()
@@ -49,3 +53,26 @@ def test_serve_command_reports_a_missing_voices_folder_in_one_line(tmp_path: Pat
                              "--port", str(free_port())], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: Voices folder") and "Traceback" not in result.stderr
+
+
+def test_serve_options_set_every_timeout_and_the_wyoming_allow_list() -> None:
+    from rtvoice.cli import build_parser
+    from rtvoice.commands.serve import server_config
+
+    args = build_parser().parse_args([
+        "serve", "--header-timeout", "2", "--body-timeout", "3", "--keep-alive-timeout", "4", "--idle-timeout", "5",
+        "--send-timeout", "6", "--wyoming-allow", "192.168.1.0/24", "--wyoming-allow", "10.0.0.5"])
+    config = server_config(args)
+    limits = config.limits
+    assert (limits.header_timeout_s, limits.body_timeout_s, limits.keep_alive_timeout_s, limits.idle_timeout_s,
+            limits.send_timeout_s) == (2, 3, 4, 5, 6)
+    assert config.wyoming_allow == ("192.168.1.0/24", "10.0.0.5")
+    assert server_config(build_parser().parse_args(["serve"])).wyoming_allow is None
+
+
+def test_serve_refuses_a_bad_timeout_or_network_in_one_line() -> None:
+    for option, value in [("--idle-timeout", "0"), ("--body-timeout", "nan"), ("--wyoming-allow", "kitchen")]:
+        result = subprocess.run([sys.executable, "-m", "rtvoice", "serve", option, value], capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) <= 3 and option in result.stderr, result.stderr
