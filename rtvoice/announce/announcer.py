@@ -21,19 +21,21 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal
 
 from ..voice import Voice
 from . import hermes
+from .audio_out import AudioPublishing
 from .config import AnnouncerConfig, Topics
 from .errors import MessageError, Reason
 from .events import Events
 from .link import OFFLINE, BrokerLink, Incoming
 from .messages import Announcement, Priority, parse_cancel, parse_say
 from .queue import AnnouncementQueue
+from .refusals import RefusalLog
 from .sinks import NullSink, Sink
 from .speaker import Speaker, check_text
 
@@ -89,10 +91,12 @@ class Announcer:
         self._play_finished = hermes.PlayFinished()
         self._link = BrokerLink(config.broker, subscriptions=self._subscriptions(), status_topic=self.topics.status,
                                 inbox=self._inbox, max_outbox_bytes=config.max_outbox_bytes)
-        self._events = Events(self._link, self.topics, site_id=config.site_id)
+        self._events = Events(self._link, self.topics, site_id=config.default_site)
+        self._refusals = RefusalLog(log, burst=config.refusal_log_burst, window_s=config.refusal_log_window_s)
         self._speaker = Speaker(self._voices, self._sink, self._events, synthesis=config.synthesis,
                                 publish_audio=config.publish_audio, play_finished=self._play_finished,
-                                play_finished_extra_s=config.hermes_play_finished_extra_s)
+                                play_finished_extra_s=config.hermes_play_finished_extra_s,
+                                audio=AudioPublishing.of(config))
         self._current: _Current | None = None
         self._idle = asyncio.Event()
         self._idle.set()
@@ -109,7 +113,7 @@ class Announcer:
     def _subscriptions(self) -> list[str]:
         topics = [*self._say_topics(), self.topics.cancel]
         if self.config.hermes and not self._sink.audible:
-            topics.append(hermes.play_finished_topic(self.config.site_id))
+            topics += [hermes.play_finished_topic(site) for site in self.config.site_ids or ("+",)]
         return topics
 
     @property
@@ -198,6 +202,7 @@ class Announcer:
             self._handle(self._inbox.get_nowait())
         for item in self._queue.drain():
             self._events.failed(item, Reason.SHUTDOWN, "The announcer shut down before it was spoken.")
+        self._refusals.flush()
         current = self._current
         if current is not None:
             await asyncio.wait({current.task}, timeout=grace_s)
@@ -212,44 +217,46 @@ class Announcer:
 
     async def _dispatch(self) -> None:
         while True:
-            message = await self._inbox.get()
-            try:
-                self._handle(message)
-            except Exception:  # one bad message must not stop the daemon
-                log.exception("could not handle a message on %s", message.topic)
+            self._handle(await self._inbox.get())
 
     def _handle(self, message: Incoming) -> None:
+        """Act on one message; whatever happens, a ``say`` or ``cancel`` gets its one answer."""
         topic, cfg = message.topic, self.config
         is_hermes_say = cfg.hermes and topic == hermes.SAY
-        if topic in (self.topics.say, self.topics.cancel) or is_hermes_say:
-            if message.retain:
-                log.warning("ignored a retained message on %s: announcements must not be retained", topic)
-                return
-        if topic == self.topics.say:
-            self._receive_say(lambda: parse_say(message.payload, max_bytes=cfg.max_payload_bytes), hermes_topic=False)
-        elif is_hermes_say:
-            self._receive_say(lambda: hermes.parse_say(message.payload, site_id=cfg.site_id,
-                                                       max_bytes=cfg.max_payload_bytes), hermes_topic=True)
-        elif topic == self.topics.cancel:
-            try:
-                self.cancel(parse_cancel(message.payload, max_bytes=cfg.max_payload_bytes))
-            except MessageError as exc:
-                log.warning("ignored a bad cancel message: %s", exc)
-        elif cfg.hermes and topic == hermes.play_finished_topic(cfg.site_id):
-            request_id = hermes.parse_play_finished(message.payload)
-            if request_id is not None:
-                self._play_finished.finished(request_id)
-        else:
-            log.debug("ignored a message on %s", topic)
-
-    def _receive_say(self, parse: Callable[[], Announcement | None], *, hermes_topic: bool) -> None:
+        is_say, is_cancel = topic == self.topics.say or is_hermes_say, topic == self.topics.cancel
+        if (is_say or is_cancel) and message.retain:
+            log.warning("ignored a retained message on %s: announcements must not be retained", topic)
+            return
         try:
-            announcement = parse()
-            if announcement is not None:  # None: a Hermes request for another site
-                self._accept(announcement)
-        except MessageError as exc:
-            log.info("refused an announcement (%s): %s", exc.reason, exc)
-            self._events.failed(None, exc.reason, str(exc), id=exc.id, request=exc.hermes, hermes_topic=hermes_topic)
+            if topic == self.topics.say:
+                self._accept(parse_say(message.payload, max_bytes=cfg.max_payload_bytes))
+            elif is_hermes_say:
+                announcement = hermes.parse_say(message.payload, site_ids=cfg.site_ids,
+                                                max_bytes=cfg.max_payload_bytes)
+                if announcement is not None:  # None: a request for a site served by another service
+                    self._accept(announcement)
+            elif is_cancel:
+                self.cancel(parse_cancel(message.payload, max_bytes=cfg.max_payload_bytes))
+            elif cfg.hermes and hermes.is_play_finished(topic):
+                request_id = hermes.parse_play_finished(message.payload, max_bytes=cfg.max_payload_bytes)
+                if request_id is not None:
+                    self._play_finished.finished(request_id)
+            else:
+                log.debug("ignored a message on %s", topic)
+        except MessageError as exc:  # bad input: one line, one answer
+            what = "cancel" if is_cancel else "announcement"
+            self._refusals(logging.WARNING, "refused a%s %s on %s (%s): %s", "" if is_cancel else "n", what,
+                           topic, exc.reason, exc)
+            if is_say or is_cancel:
+                self._events.failed(None, exc.reason, str(exc), id=exc.id, request=exc.hermes,
+                                    hermes_topic=is_hermes_say, cancel=is_cancel)
+        except Exception as exc:  # a bug in rtvoice: the message is still answered, the daemon goes on
+            self._refusals(logging.ERROR, "internal error on a message on %s: %s: %s", topic,
+                           type(exc).__name__, exc)
+            log.debug("internal error on a message on %s", topic, exc_info=True)
+            if is_say or is_cancel:
+                self._events.failed(None, Reason.INTERNAL_ERROR, "Internal error while reading the message; "
+                                    "it was not accepted.", hermes_topic=is_hermes_say, cancel=is_cancel)
 
     def _accept(self, announcement: Announcement) -> None:
         name = announcement.voice or self._default_voice

@@ -20,6 +20,7 @@ from .errors import ConfigError
 DEFAULT_PREFIX: Final = "rtvoice/"
 DEFAULT_PORTS: Final = {"mqtt": 1883, "tcp": 1883, "mqtts": 8883, "ssl": 8883}
 Protocol = Literal["5", "3.1.1"]
+AudioFormat = Literal["wav", "parts"]
 
 
 def default_client_id() -> str:
@@ -117,11 +118,27 @@ class AnnouncerConfig:
     """Share ``say`` topics with other workers of this name (MQTT shared subscriptions):
     each announcement goes to one worker of the group."""
     hermes: bool = False
-    """Also serve Rhasspy Hermes ``hermes/tts/say`` for ``site_id``."""
-    site_id: str = "default"
+    """Also serve Rhasspy Hermes ``hermes/tts/say``."""
+    site_ids: tuple[str, ...] = ()
+    """The Hermes ``siteId`` values served; empty serves every site, as Rhasspy's own
+    services do. A request for a site not listed is left to another service."""
     publish_audio: bool = False
-    """Publish each native announcement's WAV to ``<prefix>audio/<id>`` even when it is
+    """Publish each native announcement's audio to ``<prefix>audio/<id>`` even when it is
     played locally. (Without an audible sink it is always published.)"""
+    audio_format: AudioFormat = "wav"
+    """``wav``: one WAV message on ``<prefix>audio/<id>`` (up to ``max_wav_bytes``).
+    ``parts``: WAV parts on ``<prefix>audio/<id>/<n>`` as the audio is synthesized, then
+    a JSON summary on ``<prefix>audio/<id>/end``; memory stays flat however long it is."""
+    max_wav_bytes: int = 8 * 1024 * 1024
+    """The largest single WAV message (about 190 s of 22.05 kHz audio). Longer native
+    audio is published as parts instead; the ``finished`` event says which was done."""
+    audio_part_bytes: int = 256 * 1024
+    """Size of one part (about 6 s of 22.05 kHz audio; at most ``max_wav_bytes``); the
+    last part may be shorter."""
+    refusal_log_burst: int = 10
+    """Refused messages logged (one line each) per ``refusal_log_window_s``; beyond that,
+    one summary line per window counts those not logged (every one is still answered)."""
+    refusal_log_window_s: float = 60.0
     synthesis: SynthesisConfig = SynthesisConfig()
     """Per-request synthesis settings used for every announcement."""
     max_payload_bytes: int = 64 * 1024
@@ -152,9 +169,22 @@ class AnnouncerConfig:
         if self.group is not None:
             _check_topic_level(self.group, "--group")
             _check_topic_level(self.broker.client_id, "--client-id")  # it names the worker's status topic
-        _check_topic_level(self.site_id, "--site-id")
+        for site in self.site_ids:
+            _check_topic_level(site, "--site-id")
         if self.max_payload_bytes < 1 or self.shutdown_grace_s < 0 or self.flush_timeout_s < 0:
             raise ConfigError("Limits and timeouts must not be negative.")
+        if self.audio_format not in ("wav", "parts"):
+            raise ConfigError(f"Audio format must be 'wav' or 'parts', not {self.audio_format!r}.",
+                              option="--audio-format")
+        if self.audio_part_bytes < 1024 or self.max_wav_bytes < 1024:
+            raise ConfigError("Audio parts and WAV messages must be allowed 1 KiB at least.", option="--max-wav-mb")
+        if self.refusal_log_burst < 1 or self.refusal_log_window_s <= 0:
+            raise ConfigError("The refusal log needs a burst >= 1 and a window > 0.")
+
+    @property
+    def default_site(self) -> str:
+        """The ``siteId`` of an answer to a Hermes request whose own could not be read."""
+        return self.site_ids[0] if self.site_ids else "default"
 
     def with_broker(self, **changes: Any) -> AnnouncerConfig:
         """A copy with some broker settings changed (tests, the CLI)."""
@@ -195,3 +225,7 @@ class Topics:
 
     def audio(self, announcement_id: str) -> str:
         return f"{self.prefix}audio/{announcement_id}"
+
+    def audio_part(self, announcement_id: str, part: int | str) -> str:
+        """``<prefix>audio/<id>/<n>`` (n = 0, 1, ...), and ``<prefix>audio/<id>/end`` after the last."""
+        return f"{self.prefix}audio/{announcement_id}/{part}"

@@ -8,6 +8,7 @@ An announcement that came in over Hermes is also answered the Hermes way:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -64,8 +65,9 @@ class Events:
     def started(self, announcement: Announcement, timings: Timings) -> None:
         self._event("started", announcement, chars=len(announcement.text), timings=timings.as_dict())
 
-    def finished(self, announcement: Announcement, timings: Timings) -> None:
-        self._event("finished", announcement, timings=timings.as_dict())
+    def finished(self, announcement: Announcement, timings: Timings, **fields: Any) -> None:
+        """``finished``, with ``fields`` (such as ``audio``: where its audio was published)."""
+        self._event("finished", announcement, timings=timings.as_dict(), **fields)
         if announcement.hermes is not None:
             self._outbox.publish(hermes.SAY_FINISHED, hermes.say_finished(announcement.hermes))
 
@@ -74,7 +76,7 @@ class Events:
 
     def failed(self, announcement: Announcement | None, reason: Reason, error: str, *,
                id: str | None = None, request: HermesRequest | None = None,
-               timings: Timings | None = None, hermes_topic: bool = False) -> None:
+               timings: Timings | None = None, hermes_topic: bool = False, cancel: bool = False) -> None:
         """Report a failure natively and, for Hermes requests, as Rhasspy's TTS services do.
 
         Args:
@@ -84,25 +86,38 @@ class Events:
             id: The id to report when there is no announcement.
             request: The Hermes request when there is no announcement (a bad ``say``).
             timings: When it failed while being spoken.
-            hermes_topic: The message came in on a Hermes topic (answer on ``hermes/error/tts``
-                even when its ids could not be read).
+            hermes_topic: The message came in on a Hermes topic: it is answered with
+                ``hermes/error/tts`` and ``sayFinished`` even when its ids could not be read.
+            cancel: The refused message was a ``cancel`` (the event says ``"request": "cancel"``).
         """
         request = announcement.hermes if announcement is not None else request
+        if request is None and hermes_topic:
+            request = hermes.fallback_request(self._site_id)
         fields: dict[str, Any] = {"reason": str(reason), "error": error}
         if announcement is None:
             fields["id"] = id
-            fields["source"] = "hermes" if hermes_topic or request else "native"
+            fields["source"] = "hermes" if request else "native"
+        if cancel:
+            fields["request"] = "cancel"
         if timings is not None:
             fields["timings"] = timings.as_dict()
         self._event("failed", announcement, **fields)
-        if request is not None or hermes_topic:
-            self._outbox.publish(hermes.TTS_ERROR, hermes.tts_error(error, site_id=self._site_id, request=request))
         if request is not None:
+            self._outbox.publish(hermes.TTS_ERROR, hermes.tts_error(error, site_id=self._site_id, request=request))
             self._outbox.publish(hermes.SAY_FINISHED, hermes.say_finished(request))
 
     def audio(self, announcement: Announcement, wav: bytes) -> None:
         """The native announcement's WAV on ``<prefix>audio/<id>``."""
         self._outbox.publish(self._topics.audio(announcement.id), wav, droppable=True)
+
+    def audio_part(self, announcement: Announcement, part: int, wav: bytes) -> None:
+        """Part ``part`` (0, 1, ...) of the native announcement's audio, a WAV of its own."""
+        self._outbox.publish(self._topics.audio_part(announcement.id, part), wav, droppable=True)
+
+    def audio_end(self, announcement: Announcement, summary: dict[str, Any]) -> None:
+        """After the last part: how many parts and samples there were (JSON; never dropped)."""
+        self._outbox.publish(self._topics.audio_part(announcement.id, "end"),
+                             json.dumps({"id": announcement.id, **summary}, separators=(",", ":")).encode())
 
     def play_bytes(self, request: HermesRequest, wav: bytes) -> None:
         """A Hermes announcement's WAV for the site's audio server."""

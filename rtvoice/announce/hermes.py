@@ -28,14 +28,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Collection
 from typing import Any, Final
 
 from .errors import MessageError, Reason
 from .messages import (
+    MAX_JSON_DEPTH,
     Announcement,
     HermesRequest,
     decode_payload,
     is_topic_level,
+    json_type,
     load_json_object,
     new_id,
     parse_volume,
@@ -51,43 +54,73 @@ def play_bytes_topic(site_id: str, request_id: str) -> str:
 
 
 def play_finished_topic(site_id: str) -> str:
+    """The audio server's answer topic; ``+`` for ``site_id`` subscribes to every site's."""
     return f"hermes/audioServer/{site_id}/playFinished"
 
 
-def _optional_str(data: dict[str, Any], key: str) -> str | None:
+def is_play_finished(topic: str) -> bool:
+    parts = topic.split("/")
+    return len(parts) == 4 and parts[:2] == ["hermes", "audioServer"] and parts[3] == "playFinished"
+
+
+def _optional_str(data: dict[str, Any], key: str, request: HermesRequest | None = None) -> str | None:
     value = data.get(key)
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    raise MessageError(Reason.INVALID_FIELD, f"Hermes field {key!r} must be a string, not {type(value).__name__}.")
+    raise MessageError(Reason.INVALID_FIELD, f"Hermes field {key!r} must be a string, not {json_type(value)}.",
+                       id=request.request_id if request else None, hermes=request)
 
 
-def parse_say(payload: bytes, *, site_id: str, max_bytes: int) -> Announcement | None:
-    """Read ``hermes/tts/say``; ``None`` when it is for another site.
+def _lenient_str(data: dict[str, Any], key: str) -> str | None:
+    """A field read only to address the answer: a wrong type is not used (and refused later)."""
+    try:
+        return _optional_str(data, key)
+    except MessageError:
+        return None
+
+
+def fallback_request(site_id: str) -> HermesRequest:
+    """Whom to answer when a request's own ids could not be read: ``site_id``, no id, no session."""
+    return HermesRequest(site_id=site_id, id=None, session_id=None, lang=None, request_id=new_id())
+
+
+def parse_say(payload: bytes, *, site_ids: Collection[str] = (), max_bytes: int,
+              max_depth: int = MAX_JSON_DEPTH) -> Announcement | None:
+    """Read ``hermes/tts/say``; ``None`` when it is for a site this service does not serve.
 
     Args:
         payload: The MQTT payload (a JSON object).
-        site_id: This service's site; requests for other sites are not ours.
+        site_ids: The sites served; empty serves every site (as Rhasspy's services do).
         max_bytes: Larger payloads are refused before decoding.
+        max_depth: Deeper JSON is refused before it is parsed.
 
     Raises:
-        MessageError: Bad payload; ``hermes`` is set once the request's ids are known, so
-            that ``hermes/error/tts`` and ``sayFinished`` can still answer it.
+        MessageError: Bad payload. ``hermes`` is always set (to the first of ``site_ids``,
+            or ``default``, and no ids when they could not be read), so that
+            ``hermes/error/tts`` and ``sayFinished`` still answer it and a Rhasspy dialogue
+            never waits for ever.
     """
-    data = load_json_object(decode_payload(payload, max_bytes))
-    site = _optional_str(data, "siteId") or "default"
-    if site != site_id:
+    try:
+        data = load_json_object(decode_payload(payload, max_bytes), max_depth)
+    except MessageError as exc:
+        exc.hermes = fallback_request(next(iter(site_ids), "default"))
+        raise
+    site = _lenient_str(data, "siteId") or "default"
+    if site_ids and site not in site_ids:
         return None
-    ident = _optional_str(data, "id")
+    ident = _lenient_str(data, "id")
     request = HermesRequest(
         site_id=site,
         id=ident,
-        session_id=_optional_str(data, "sessionId"),
-        lang=_optional_str(data, "lang"),
+        session_id=_lenient_str(data, "sessionId"),
+        lang=_lenient_str(data, "lang"),
         request_id=ident if ident is not None and is_topic_level(ident) else new_id(),
     )
     own_id = request.request_id
+    for key in ("siteId", "id", "sessionId", "lang"):
+        _optional_str(data, key, request)
     text = data.get("text")
     if not isinstance(text, str):
         raise MessageError(Reason.INVALID_FIELD, "Hermes field 'text' must be a string.", id=own_id, hermes=request)
@@ -114,13 +147,13 @@ def tts_error(error: str, *, site_id: str, request: HermesRequest | None) -> byt
     })
 
 
-def parse_play_finished(payload: bytes) -> str | None:
+def parse_play_finished(payload: bytes, *, max_bytes: int) -> str | None:
     """The ``id`` of a ``playFinished`` message (our ``requestId``); ``None`` if unreadable."""
     try:
-        data = json.loads(payload)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        data = load_json_object(decode_payload(payload, max_bytes))
+    except MessageError:
         return None
-    value = data.get("id") if isinstance(data, dict) else None
+    value = data.get("id")
     return value if isinstance(value, str) else None
 
 

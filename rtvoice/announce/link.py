@@ -30,6 +30,7 @@ from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from .audio_out import release_memory
 from .config import BrokerSettings
 
 log = logging.getLogger("rtvoice.announce")
@@ -37,6 +38,8 @@ log = logging.getLogger("rtvoice.announce")
 QOS = 1
 ONLINE = b"online"
 OFFLINE = b"offline"
+RELEASE_AFTER_BYTES = 1024 * 1024
+"""Once a message this large has reached the broker, freed heap is returned to the system."""
 REDELIVERY_MEMORY = 256
 """Received QoS 1 messages remembered to recognise a redelivery: far more than a broker keeps
 unacknowledged in flight to one client (Mosquitto: 20)."""
@@ -253,7 +256,11 @@ class BrokerLink:
             await client.publish(item.topic, item.payload, qos=QOS, retain=item.retain)
             # PUBACK received: it is the broker's now. (A failure above leaves it first in line.)
             self._outbox.popleft()
-            self._outbox_bytes -= len(item.payload)
+            size = len(item.payload)
+            self._outbox_bytes -= size
+            del item
+            if size >= RELEASE_AFTER_BYTES:
+                release_memory()
             if not self._outbox:
                 self._outbox_empty.set()
 

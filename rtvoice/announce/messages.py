@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -26,6 +27,10 @@ from .errors import MessageError, Reason
 
 MAX_ID_CHARS: Final = 128
 MAX_VOLUME: Final = 2.0
+MAX_JSON_DEPTH: Final = 16
+"""Deeper JSON is refused before it is parsed (an announcement's fields are flat)."""
+MAX_INT_DIGITS: Final = 20
+"""Longer integers are refused while parsing (an integer ``id`` fits in 20 digits)."""
 SAY_FIELDS: Final = frozenset({"text", "id", "priority", "voice", "volume", "chime"})
 
 
@@ -94,14 +99,88 @@ def decode_payload(payload: bytes, max_bytes: int) -> str:
         raise MessageError(Reason.INVALID_UTF8, str(exc)) from exc
 
 
-def load_json_object(text: str) -> dict[str, Any]:
+_TOKENS: Final = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
+"""A JSON string (to its closing quote, or to the end when unterminated) or a bracket:
+one linear pass finds the nesting depth without being fooled by brackets inside strings."""
+
+
+def json_depth(text: str) -> int:
+    """How deeply ``text``'s arrays and objects nest (for malformed JSON, an upper bound)."""
+    depth = deepest = 0
+    for match in _TOKENS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in "]}":
+            depth -= 1
+    return deepest
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+        raise MessageError(Reason.INVALID_FIELD, f"A number has {len(digits)} digits; at most {MAX_INT_DIGITS} "
+                           "are accepted.")
+    return int(digits)
+
+
+def _no_constant(name: str) -> float:
+    raise MessageError(Reason.INVALID_JSON, f"Payload is not valid JSON: {name} is not a JSON number.")
+
+
+def _check_strings(value: Any) -> None:
+    """Refuse a lone surrogate escape anywhere (a high or low half not in a pair), as HTTP and WebSocket do."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        for part in (key, item):
+            if isinstance(part, str):
+                try:
+                    part.encode("utf-8")
+                except UnicodeEncodeError as exc:
+                    raise MessageError(Reason.INVALID_TEXT, "Payload holds a lone surrogate escape (\\ud800-\\udfff "
+                                       f"not in a pair) at offset {exc.start} of a string, which is not valid "
+                                       "Unicode.") from None
+            elif isinstance(part, dict | list):
+                _check_strings(part)
+
+
+def load_json_object(text: str, max_depth: int = MAX_JSON_DEPTH) -> dict[str, Any]:
+    """Parse a JSON object; anything malformed is a :class:`MessageError`, nothing else.
+
+    The standard parser recurses (20,000 nested ``[`` raise ``RecursionError``), parses
+    integers of any length (``ValueError`` past 4300 digits) and accepts ``NaN`` and lone
+    surrogates; each is bounded or refused here before or while it parses.
+    """
+    if json_depth(text) > max_depth:
+        raise MessageError(Reason.INVALID_JSON, f"Payload nests arrays or objects deeper than {max_depth} levels.")
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_int=_bounded_int, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
-        raise MessageError(Reason.INVALID_JSON, f"Payload is not valid JSON: {exc}.") from exc
+        raise MessageError(Reason.INVALID_JSON, f"Payload is not valid JSON: {exc}.") from None
     if not isinstance(data, dict):
-        raise MessageError(Reason.INVALID_FIELD, f"JSON payload must be an object, not {type(data).__name__}.")
+        raise MessageError(Reason.INVALID_FIELD, f"JSON payload must be an object, not {json_type(data)}.")
+    _check_strings(data)
     return data
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type (``null``, not Python's ``NoneType``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def describe(value: Any) -> str:
+    """A short, safe picture of a received value for an error message (never a deep repr)."""
+    if isinstance(value, str | int | float | bool) or value is None:
+        return f"{value!r:.60}"
+    return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
 
 
 def looks_like_json(text: str) -> bool:
@@ -150,13 +229,13 @@ def _id(value: Any) -> str:
         value = str(value)
     if not isinstance(value, str) or not is_topic_level(value):
         raise MessageError(Reason.INVALID_FIELD, f"Field 'id' must be a string of 1-{MAX_ID_CHARS} characters "
-                           f"without '/', '+' or '#'; got {value!r:.60}.")
+                           f"without '/', '+' or '#'; got {describe(value)}.")
     return value
 
 
 def _text(value: Any, ident: str | None) -> str:
     if not isinstance(value, str):
-        raise MessageError(Reason.INVALID_FIELD, f"Field 'text' must be a string, not {type(value).__name__}.",
+        raise MessageError(Reason.INVALID_FIELD, f"Field 'text' must be a string, not {json_type(value)}.",
                            id=ident)
     if not value.strip():
         raise MessageError(Reason.EMPTY_TEXT, "Text is empty: there is nothing to say.", id=ident)
@@ -168,7 +247,7 @@ def parse_priority(value: Any, ident: str | None) -> Priority:
         return Priority.NORMAL
     names = [p.label for p in Priority]
     if not isinstance(value, str) or value.lower() not in names:
-        raise MessageError(Reason.INVALID_FIELD, f"Field 'priority' must be one of {names}; got {value!r:.40}.",
+        raise MessageError(Reason.INVALID_FIELD, f"Field 'priority' must be one of {names}; got {describe(value)}.",
                            id=ident)
     return Priority[value.upper()]
 
@@ -179,14 +258,14 @@ def parse_volume(value: Any, ident: str | None) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
             or not 0.0 <= value <= MAX_VOLUME:
         raise MessageError(Reason.INVALID_FIELD, f"Field 'volume' must be a number from 0 to {MAX_VOLUME}; "
-                           f"got {value!r:.40}.", id=ident)
+                           f"got {describe(value)}.", id=ident)
     return float(value)
 
 
 def _optional_str(data: dict[str, Any], key: str, ident: str | None) -> str | None:
     value = data.get(key)
     if value is not None and not isinstance(value, str):
-        raise MessageError(Reason.INVALID_FIELD, f"Field {key!r} must be a string, not {type(value).__name__}.",
+        raise MessageError(Reason.INVALID_FIELD, f"Field {key!r} must be a string, not {json_type(value)}.",
                            id=ident)
     return value
 
@@ -194,7 +273,7 @@ def _optional_str(data: dict[str, Any], key: str, ident: str | None) -> str | No
 def _bool(data: dict[str, Any], key: str, ident: str | None) -> bool:
     value = data.get(key, False)
     if not isinstance(value, bool):
-        raise MessageError(Reason.INVALID_FIELD, f"Field {key!r} must be true or false, not {value!r:.40}.",
+        raise MessageError(Reason.INVALID_FIELD, f"Field {key!r} must be true or false, not {describe(value)}.",
                            id=ident)
     return value
 

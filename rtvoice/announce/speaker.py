@@ -12,17 +12,17 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, Mapping
+from typing import Any
 
-import numpy as np
-
-from ..audio import AudioChunk, Float32Array, wav_bytes
+from ..audio import AudioChunk
 from ..config import SynthesisConfig
 from ..errors import AudioDeviceError, RtvoiceError, TextError
 from ..voice import Voice
+from .audio_out import AudioOut, AudioPublishing, release_memory
 from .errors import MessageError, Reason
 from .events import Events, Timings
 from .hermes import PlayFinished
-from .messages import Announcement
+from .messages import Announcement, HermesRequest
 from .sinks import Sink, chime_chunk
 
 log = logging.getLogger("rtvoice.announce")
@@ -62,20 +62,21 @@ def check_text(voice: Voice, announcement: Announcement, synthesis: SynthesisCon
 
 
 class _Take:
-    """One announcement's audio as it streams by: timings, and the samples when kept."""
+    """One announcement's audio as it streams by: timings, and the audio when published."""
 
-    def __init__(self, start: float, *, keep: bool) -> None:
+    def __init__(self, start: float, *, out: AudioOut | None) -> None:
         self.start = start
-        self.keep = keep
-        self.parts: list[Float32Array] = []
+        self.out = out
         self.audio_s = 0.0
         self.first_s: float | None = None
         self.synthesis_s: float | None = None
+        self.truncated = 0
+        """Sentences the decoder's step limit cut short (their end may be unspoken)."""
 
     def _add(self, chunk: AudioChunk) -> None:
         self.audio_s += chunk.duration_s
-        if self.keep:
-            self.parts.append(chunk.samples)
+        if self.out is not None:
+            self.out.add(chunk.samples)
 
     async def chunks(self, voice: Voice, item: Announcement,
                      synthesis: SynthesisConfig) -> AsyncGenerator[AudioChunk, None]:
@@ -90,12 +91,9 @@ class _Take:
                 if self.first_s is None:
                     self.first_s = time.monotonic() - self.start
                 self._add(chunk)
+                self.truncated += chunk.truncated
                 yield chunk
         self.synthesis_s = time.monotonic() - self.start
-
-    def samples(self, volume: float) -> Float32Array:
-        audio = np.concatenate(self.parts) if self.parts else np.zeros(0, np.float32)
-        return (audio * np.float32(volume)).astype(np.float32)
 
     def timings(self, queued_s: float, *, done: bool) -> Timings:
         return Timings(queued_s, self.first_s, self.synthesis_s, self.audio_s,
@@ -113,10 +111,13 @@ class Speaker:
         publish_audio: Publish native audio even when the sink is audible.
         play_finished: Hermes ``playFinished`` waiters (set by the dispatcher).
         play_finished_extra_s: Wait for ``playFinished`` up to the audio's length plus this.
+        audio: How audio is published (one WAV, or parts).
     """
 
     def __init__(self, voices: Mapping[str, Voice], sink: Sink, events: Events, *, synthesis: SynthesisConfig,
-                 publish_audio: bool, play_finished: PlayFinished, play_finished_extra_s: float) -> None:
+                 publish_audio: bool, play_finished: PlayFinished, play_finished_extra_s: float,
+                 audio: AudioPublishing | None = None) -> None:
+        self._audio = audio or AudioPublishing()
         self._voices = voices
         self._sink = sink
         self._events = events
@@ -137,30 +138,43 @@ class Speaker:
         queued_s = start - item.received_at
         self._events.started(item, Timings(queued_s))
         publish = not self._sink.audible or (self._publish_audio and item.hermes is None)
-        take = _Take(start, keep=publish)
+        out = AudioOut(self._events, item, voice.sample_rate, self._audio) if publish else None
+        take = _Take(start, out=out)
         try:
             async with contextlib.aclosing(take.chunks(voice, item, self._synthesis)) as chunks:
                 await self._sink.play(chunks, voice.sample_rate, item.volume)
+        except asyncio.CancelledError:
+            if out is not None:
+                out.end(complete=False)  # tells part subscribers that no more parts come
+            raise
         except Exception as exc:  # one announcement fails; the daemon goes on with the next
+            if out is not None:
+                out.end(complete=False)
             reason = failure_reason(exc, item.text)
             if reason is Reason.INTERNAL_ERROR:
                 log.exception("announcement %s failed unexpectedly", item.id)
             error = str(exc) if isinstance(exc, RtvoiceError) else f"{type(exc).__name__}: {exc}"
             self._events.failed(item, reason, error, timings=take.timings(queued_s, done=True))
             return
-        if publish:
-            await self._publish(item, wav_bytes(take.samples(item.volume), voice.sample_rate), take.audio_s)
-        self._events.finished(item, take.timings(queued_s, done=True))
+        fields: dict[str, Any] = {}
+        if take.truncated:  # never silently: the listener's app learns that words may be missing
+            fields["warning"] = (f"{take.truncated} sentence(s) reached the decoder's step limit; "
+                                 "their end may be unspoken.")
+        if out is not None:
+            if item.hermes is None:
+                fields["audio"] = out.finish()
+            else:
+                await self._play(item.hermes, out.wav(), take.audio_s)
+            if out.samples * 2 > self._audio.part_bytes:
+                release_memory()
+        self._events.finished(item, take.timings(queued_s, done=True), **fields)
 
-    async def _publish(self, item: Announcement, wav: bytes, audio_s: float) -> None:
-        request = item.hermes
-        if request is None:
-            self._events.audio(item, wav)
-            return
-        # As rhasspy-tts-cli-hermes does: playBytes, then wait (bounded) for playFinished.
+    async def _play(self, request: HermesRequest, wav: bytes, audio_s: float) -> None:
+        """As rhasspy-tts-cli-hermes does: playBytes, then wait (bounded) for playFinished."""
         waiter = self._play_finished.expect(request.request_id)
         try:
             self._events.play_bytes(request, wav)
+            del wav  # the outbox holds it until the broker has it
             await asyncio.wait_for(waiter.wait(), audio_s + self._play_finished_extra_s)
         except TimeoutError:
             log.debug("no playFinished for %s within %.2f s", request.request_id, audio_s)

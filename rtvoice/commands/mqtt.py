@@ -51,12 +51,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     api.add_argument("--group", help="share <prefix>say with other workers of this group "
                                      "(MQTT shared subscription $share/GROUP/...): each announcement is spoken once")
     api.add_argument("--hermes", action="store_true", help="also serve Rhasspy Hermes hermes/tts/say")
-    api.add_argument("--site-id", default="default", help="Hermes siteId served (default: %(default)s)")
+    api.add_argument("--site-id", action="append", default=[], metavar="SITE",
+                     help="serve Hermes requests for this siteId only (repeatable; default: every site, "
+                          "as Rhasspy's own services do)")
     out = p.add_argument_group("output")
     out.add_argument("--no-play", action="store_true",
                      help="do not play locally: publish WAV to <prefix>audio/<id> and Hermes playBytes")
     out.add_argument("--publish-audio", action="store_true",
                      help="publish <prefix>audio/<id> WAV even when playing locally")
+    out.add_argument("--audio-format", choices=("wav", "parts"), default="wav",
+                     help="published audio: one WAV on <prefix>audio/<id> (longer than --max-wav-mb: parts "
+                          "instead), or parts: WAVs on <prefix>audio/<id>/<n> as they are synthesized, then "
+                          "<prefix>audio/<id>/end (default: %(default)s)")
+    out.add_argument("--max-wav-mb", type=float, default=8.0, metavar="MB",
+                     help="largest single WAV message in MiB (default: %(default)s, about 190 s at 22.05 kHz)")
     out.add_argument("--audio-device", help="output device name or index (see: rtvoice devices)")
     out.add_argument("--shutdown-grace", type=float, default=10.0, metavar="S",
                      help="on shutdown, seconds the current announcement may take to finish (default: %(default)s)")
@@ -77,11 +85,20 @@ def announcer_config(args: argparse.Namespace) -> AnnouncerConfig:
         protocol=args.protocol, session_expiry_s=args.session_expiry)
     optional: dict[str, Any] = {"prefix": args.prefix} if args.prefix is not None else {}
     return AnnouncerConfig(
-        broker, **optional, group=args.group, hermes=args.hermes, site_id=args.site_id,
-        publish_audio=args.publish_audio, shutdown_grace_s=args.shutdown_grace,
+        broker, **optional, group=args.group, hermes=args.hermes, site_ids=tuple(dict.fromkeys(args.site_id)),
+        publish_audio=args.publish_audio, audio_format=args.audio_format,
+        max_wav_bytes=_mib(args.max_wav_mb), shutdown_grace_s=args.shutdown_grace,
         keep_session=args.client_id is not None,
         synthesis=SynthesisConfig(seed=args.seed, chunk_frames=args.chunk_frames, sigma=args.sigma,
-                                  max_decoder_steps=args.max_steps))
+                                  max_decoder_steps=args.max_steps, rate=args.rate))
+
+
+def _mib(value: float) -> int:
+    from ..announce import ConfigError
+
+    if not 0.01 <= value <= 256:
+        raise ConfigError(f"--max-wav-mb {value} is out of range (0.01 to 256).", option="--max-wav-mb")
+    return int(value * 1024 * 1024)
 
 
 def _extra_voices(specs: list[str]) -> dict[str, Path]:

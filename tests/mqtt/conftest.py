@@ -102,6 +102,19 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def module_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """One broker for a whole module (for property tests that run many examples against one daemon)."""
+    if MOSQUITTO is None:
+        pytest.skip("mosquitto is not installed (apt-get install -y mosquitto mosquitto-clients)")
+    server = Mosquitto(tmp_path_factory.mktemp("broker"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @dataclass(frozen=True)
 class Received:
     topic: str

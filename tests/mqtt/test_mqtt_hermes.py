@@ -80,7 +80,7 @@ async def mosquitto_pub(broker: Mosquitto, topic: str, message: str) -> None:
 async def test_hermes_say_publishes_play_bytes_then_say_finished(
         tiny_voice: Voice, broker: Mosquitto, announcer_config: Callable[..., AnnouncerConfig]) -> None:
     # A long playFinished timeout: sayFinished arriving promptly shows the wait ended on playFinished.
-    config = announcer_config(hermes=True, site_id="kitchen", hermes_play_finished_extra_s=60.0)
+    config = announcer_config(hermes=True, site_ids=("kitchen",), hermes_play_finished_extra_s=60.0)
     async with MosquittoSub(broker, "hermes/tts/sayFinished", "hermes/audioServer/+/playBytes/#",
                             "hermes/error/tts") as sub, Announcer(tiny_voice, config) as announcer:
         await asyncio.wait_for(announcer.wait_connected(), 10)

@@ -85,7 +85,7 @@ def test_cancel_payloads() -> None:
 
 def test_hermes_say_fields_follow_rhasspy_hermes() -> None:
     payload = {"text": "Hello.", "siteId": "kitchen", "id": "r1", "sessionId": "s1", "lang": "en_US"}
-    a = hermes.parse_say(json.dumps(payload).encode(), site_id="kitchen", max_bytes=LIMIT)
+    a = hermes.parse_say(json.dumps(payload).encode(), site_ids=("kitchen",), max_bytes=LIMIT)
     assert a is not None and a.source == "hermes" and a.text == "Hello." and a.id == "r1"
     assert a.hermes == HermesRequest("kitchen", "r1", "s1", "en_US", "r1")
     assert json.loads(hermes.say_finished(a.hermes)) == {"id": "r1", "siteId": "kitchen", "sessionId": "s1"}
@@ -95,26 +95,27 @@ def test_hermes_say_fields_follow_rhasspy_hermes() -> None:
 
 
 def test_hermes_say_defaults_and_other_sites() -> None:
-    assert hermes.parse_say(b'{"text": "Hi.", "siteId": "bedroom"}', site_id="kitchen", max_bytes=LIMIT) is None
-    a = hermes.parse_say(b'{"text": "Hi."}', site_id="default", max_bytes=LIMIT)
+    assert hermes.parse_say(b'{"text": "Hi.", "siteId": "bedroom"}', site_ids=("kitchen",), max_bytes=LIMIT) is None
+    a = hermes.parse_say(b'{"text": "Hi."}', site_ids=("default",), max_bytes=LIMIT)
     assert a is not None and a.hermes is not None
     assert a.hermes.id is None and a.hermes.session_id is None and a.hermes.request_id == a.id
     assert json.loads(hermes.say_finished(a.hermes)) == {"id": None, "siteId": "default", "sessionId": None}
-    slash = hermes.parse_say(b'{"text": "Hi.", "id": "a/b"}', site_id="default", max_bytes=LIMIT)
+    slash = hermes.parse_say(b'{"text": "Hi.", "id": "a/b"}', site_ids=("default",), max_bytes=LIMIT)
     assert slash is not None and slash.hermes is not None
     assert slash.hermes.id == "a/b" and "/" not in slash.hermes.request_id  # id echoed, topic kept valid
 
 
 def test_hermes_bad_say_keeps_the_request_for_the_answer() -> None:
     with pytest.raises(MessageError) as info:
-        hermes.parse_say(b'{"siteId": "default", "id": "r9", "sessionId": "s"}', site_id="default", max_bytes=LIMIT)
+        hermes.parse_say(b'{"siteId": "default", "id": "r9", "sessionId": "s"}', site_ids=("default",), max_bytes=LIMIT)
     assert info.value.reason is Reason.INVALID_FIELD
     assert info.value.hermes is not None and info.value.hermes.id == "r9"
     with pytest.raises(MessageError) as info:
-        hermes.parse_say(b"not json", site_id="default", max_bytes=LIMIT)
-    assert info.value.reason is Reason.INVALID_JSON and info.value.hermes is None
-    assert hermes.parse_play_finished(b'{"id": "r1", "siteId": "default"}') == "r1"
-    assert hermes.parse_play_finished(b"\xff") is None
+        hermes.parse_say(b"not json", site_ids=("default",), max_bytes=LIMIT)
+    assert info.value.reason is Reason.INVALID_JSON
+    assert info.value.hermes is not None and info.value.hermes.id is None  # still answered, to siteId default
+    assert hermes.parse_play_finished(b'{"id": "r1", "siteId": "default"}', max_bytes=LIMIT) == "r1"
+    assert hermes.parse_play_finished(b"\xff", max_bytes=LIMIT) is None
 
 
 def test_queue_orders_by_priority_then_arrival_and_requeues_in_place() -> None:
@@ -163,7 +164,8 @@ def test_config_and_topics() -> None:
     g = Topics.of(AnnouncerConfig(broker, prefix="home/pa/", group="speakers"))
     assert g.shared(g.say) == "$share/speakers/home/pa/say"
     assert g.status == "home/pa/status/w1"
-    for bad in ({"prefix": "rtvoice"}, {"prefix": "a/#/"}, {"group": "a/b"}, {"site_id": ""}):
+    for bad in ({"prefix": "rtvoice"}, {"prefix": "a/#/"}, {"group": "a/b"}, {"site_ids": ("",)},
+                {"site_ids": ("a", "b/c")}):
         with pytest.raises(ConfigError):
             AnnouncerConfig(broker, **bad)  # type: ignore[arg-type]
 
