@@ -29,7 +29,8 @@ from .audio import AudioChunk
 from .batching import DecodeBatcher, VocodeBatcher
 from .config import BatchingConfig, ResolvedSynthesis, SynthesisConfig
 from .engine.protocol import Engine, Utterance
-from .synthesizer import ChunkVocoder, Clock, Progress, Sentence, SentenceDecoder, plan
+from .script import prepare
+from .synthesizer import ChunkVocoder, Clock, Progress, Sentence, SentenceDecoder
 
 T = TypeVar("T")
 _END = object()
@@ -77,7 +78,8 @@ async def stream(engine: Engine, workers: Workers, text: str, config: SynthesisC
     ``finally`` cancels and awaits both tasks.
     """
     settings = (config or SynthesisConfig()).resolve(engine.config)
-    sentences = plan(text, engine.config)
+    script = prepare(text, engine.config, settings)
+    sentences = script.sentences
     clock = Clock(engine.config.audio.sample_rate)
     depth = engine.config.streaming.queue_chunks
     progress_q: asyncio.Queue[object] = asyncio.Queue(depth)
@@ -87,7 +89,8 @@ async def stream(engine: Engine, workers: Workers, text: str, config: SynthesisC
     tasks = [
         asyncio.create_task(_produce(engine, workers, sentences, settings, progress_q, opened),
                             name="rtvoice[pipeline].decoder"),
-        asyncio.create_task(_consume(engine, workers, ChunkVocoder(engine.config, settings, len(sentences), clock),
+        asyncio.create_task(_consume(engine, workers, ChunkVocoder(engine.config, settings, len(sentences), clock,
+                                                                  script.prosody),
                                      progress_q, out_q, closed),
                             name="rtvoice[pipeline].vocoder"),
     ]

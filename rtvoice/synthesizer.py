@@ -7,7 +7,8 @@ threads):
 - :func:`decode_sentence` steps the decoder in batches and reports how many frames are
   ready, reading the gate once per batch and trimming the overshoot.
 - :class:`ChunkVocoder` cuts ready frames into chunks (small first, larger later), vocodes
-  each with context on both sides, and cross-fades the seams.
+  each with context on both sides, and cross-fades the seams. At a rate other than 1 it
+  cuts the sentence's time-scaled frames instead (:mod:`rtvoice.timescale`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from .config import ResolvedSynthesis, SynthesisConfig, VoiceConfig
 from .engine.protocol import Engine, Utterance, VocodeItem
 from .engine.randomness import PrenetMasks, noise
 from .errors import TextError
+from .prosody import Prosody
 from .text import split_sentences, text_to_ids
+from .timescale import TimeScale
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,11 @@ class Clock:
 
 @dataclass(frozen=True)
 class Window:
-    """One chunk of a sentence: frames [a, b), vocoded over [lo, hi) (its context around it)."""
+    """One chunk of a sentence: frames [a, b), vocoded over [lo, hi) (its context around it).
+
+    Frame numbers count the sentence's frames at its rate (the decoder's own at rate 1);
+    ``limit`` is how many of those were ready when the window was cut.
+    """
 
     progress: Progress
     a: int
@@ -160,6 +167,7 @@ class Window:
     lo: int
     hi: int
     last_of_sentence: bool
+    limit: int = 0
 
 
 class ChunkVocoder:
@@ -169,13 +177,18 @@ class ChunkVocoder:
     exactly those absolute positions, so it equals whole-utterance audio up to WaveGlow's
     (long, decaying) receptive field; ``crossfade_samples`` of the previous chunk's right
     context are blended into the next chunk's head.
+
+    Each sentence's :class:`~rtvoice.prosody.Prosody` (default: the request's rate and
+    volume) sets its time scale, its gain and the silence around it.
     """
 
-    def __init__(self, voice: VoiceConfig, settings: ResolvedSynthesis, n_sentences: int, clock: Clock) -> None:
+    def __init__(self, voice: VoiceConfig, settings: ResolvedSynthesis, n_sentences: int, clock: Clock,
+                 prosody: list[Prosody] | None = None) -> None:
         self._voice = voice
         self._s = settings
         self._n_sentences = n_sentences
         self._clock = clock
+        self._prosody = prosody or [Prosody(settings.rate, settings.volume)] * n_sentences
         self._hop = voice.audio.hop_length
         self._group = voice.vocoder.n_group
         self._offset = 0  # samples emitted for the whole request
@@ -203,25 +216,40 @@ class ChunkVocoder:
             self._sentence, self._start, self._tail = progress.sentence.index, 0, None
         ctx = self._s.context_frames
         need = ctx + self._voice.decoder.postnet_context_frames
+        frames = self._scale(progress).frames(progress.ready, progress.final)
         ready: list[Window] = []
-        while self._start < progress.ready:
+        while self._start < frames:
             end = self._chunk_end(self._start)
             if progress.final:
-                end = min(end, progress.ready)
-            elif end + need > progress.ready:
+                end = min(end, frames)
+            elif end + need > frames:
                 break
-            last_of_sentence = progress.final and end >= progress.ready
-            lo, hi = max(0, self._start - ctx), min(progress.ready, end + ctx)
-            ready.append(Window(progress, self._start, end, lo, hi, last_of_sentence))
+            last_of_sentence = progress.final and end >= frames
+            lo, hi = max(0, self._start - ctx), min(frames, end + ctx)
+            ready.append(Window(progress, self._start, end, lo, hi, last_of_sentence, frames))
             self._start = end
         return ready
+
+    def _scale(self, progress: Progress) -> TimeScale:
+        return TimeScale(self._prosody[progress.sentence.index].rate)
+
+    def _scaled_mel(self, window: Window) -> npt.NDArray[np.float32] | None:
+        """The postnet's input frames of ``window`` at its sentence's rate; None at rate 1 (the engine's own)."""
+        scale = self._scale(window.progress)
+        if scale.identity:
+            return None
+        c = self._voice.decoder.postnet_context_frames
+        start, stop = max(0, window.lo - c), min(window.limit, window.hi + c)
+        p = window.progress
+        s0, s1 = scale.source_span(start, stop, p.ready)
+        return scale.scale(np.ascontiguousarray(p.utterance.mel(s0, s1).T), s0, start, stop, p.ready)
 
     def item(self, window: Window) -> VocodeItem:
         """The vocoder's input for ``window``, with its noise (reads only settings: any thread)."""
         cols = self._hop // self._group
         p = window.progress
         z = noise(self._s.seed, p.sentence.index, self._group, window.lo * cols, window.hi * cols, self._s.sigma)
-        return VocodeItem(p.utterance, window.lo, window.hi, p.ready, z)
+        return VocodeItem(p.utterance, window.lo, window.hi, window.limit or p.ready, z, self._scaled_mel(window))
 
     def finish(self, window: Window, audio: Float32Array) -> AudioChunk:
         """Cut ``window``'s audio to its chunk and cross-fade the seam; call in window order."""
@@ -235,9 +263,18 @@ class ChunkVocoder:
             body[: len(tail)] = tail * (1 - ramp[: len(tail)]) + body[: len(tail)] * ramp[: len(tail)]
         self._tail = audio[head + (b - a) * self._hop : head + (b - a) * self._hop + self._s.crossfade_samples]
         is_last = window.last_of_sentence and progress.sentence.index == self._n_sentences - 1
-        if window.last_of_sentence and not is_last and self._s.sentence_pause_s > 0:
-            pause = np.zeros(int(self._s.sentence_pause_s * self._voice.audio.sample_rate), np.float32)
-            body = np.concatenate((body, pause))
+        prosody = self._prosody[progress.sentence.index]
+        if prosody.gain != 1.0:
+            body *= np.float32(prosody.gain)
+        sr = self._voice.audio.sample_rate
+        if a == 0 and prosody.pause_before_s > 0:
+            body = np.concatenate((np.zeros(int(prosody.pause_before_s * sr), np.float32), body))
+        if window.last_of_sentence:
+            after = prosody.pause_after_s
+            if after is None:  # the voice's pause between sentences, as quick as the speech around it
+                after = 0.0 if is_last else self._s.sentence_pause_s / prosody.rate
+            if after > 0:
+                body = np.concatenate((body, np.zeros(int(after * sr), np.float32)))
         chunk = AudioChunk(body, self._voice.audio.sample_rate, progress.sentence.index, self._offset, is_last,
                            self._clock.stamp(len(body)))
         self._offset += len(body)
@@ -247,16 +284,20 @@ class ChunkVocoder:
 def synthesize(engine: Engine, text: str, config: SynthesisConfig | None = None) -> Iterator[AudioChunk]:
     """Speak ``text`` with ``engine``: validates eagerly, then yields chunks lazily.
 
-    Raises TextError (before the first chunk) for empty, too long or unspeakable text.
+    Raises TextError (before the first chunk) for empty, too long or unspeakable text, and
+    SsmlError for bad SSML (``config.ssml``, or text starting with ``<speak``).
     """
+    from .script import prepare  # it plans with plan() above
+
     settings = (config or SynthesisConfig()).resolve(engine.config)
-    sentences = plan(text, engine.config)
-    return _run(engine, sentences, settings)
+    script = prepare(text, engine.config, settings)
+    return _run(engine, script.sentences, settings, script.prosody)
 
 
-def _run(engine: Engine, sentences: list[Sentence], settings: ResolvedSynthesis) -> Iterator[AudioChunk]:
+def _run(engine: Engine, sentences: list[Sentence], settings: ResolvedSynthesis,
+         prosody: list[Prosody] | None = None) -> Iterator[AudioChunk]:
     clock = Clock(engine.config.audio.sample_rate)
-    vocoder = ChunkVocoder(engine.config, settings, len(sentences), clock)
+    vocoder = ChunkVocoder(engine.config, settings, len(sentences), clock, prosody)
     for sentence in sentences:
         utterance = engine.open_utterance(sentence.ids, settings.max_decoder_steps)
         try:

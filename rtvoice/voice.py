@@ -14,7 +14,8 @@ from .backends import Choice, choose, open_engine
 from .config import BatchingConfig, SynthesisConfig, VoiceConfig
 from .engine.protocol import Engine
 from .errors import EngineError, VoiceError
-from .synthesizer import plan, synthesize
+from .script import prepare
+from .synthesizer import synthesize
 
 log = logging.getLogger("rtvoice")
 
@@ -95,8 +96,8 @@ class Voice:
             TextError: empty, too long, or nothing speakable.
             ValueError: an invalid setting in ``config``.
         """
-        (config or SynthesisConfig()).resolve(self.config)
-        plan(text, self.config)
+        settings = (config or SynthesisConfig()).resolve(self.config)
+        prepare(text, self.config, settings)
 
     @property
     def sample_rate(self) -> int:

@@ -127,11 +127,12 @@ class GpuUtterance:
             stream.synchronize()
         return np.ascontiguousarray(out.T)
 
-    def vocode(self, start: int, stop: int, limit: int, noise: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    def vocode(self, start: int, stop: int, limit: int, noise: npt.NDArray[np.float32],
+               mel: npt.NDArray[np.float32] | None = None) -> npt.NDArray[np.float32]:
         if self._engine.vocoder is None:
             raise InternalError("engine closed while an utterance was in flight")
         with capture_guard.shared():
-            return self._engine.vocoder.vocode(self._live(), start, stop, limit, noise)
+            return self._engine.vocoder.vocode(self._live(), start, stop, limit, noise, mel)
 
     def close(self) -> None:
         """Give the row and slot back; any thread (the pipeline closes on the vocoder thread)."""
@@ -226,7 +227,7 @@ class GpuEngine:
         """Chunks of several utterances in batched runs: see :class:`Vocoder` (vocoder thread)."""
         if self.vocoder is None:
             raise InternalError("engine used after close()")
-        jobs = [VocoderJob(self._own(i.utterance, "vocode_batch")._live(), i.start, i.stop, i.limit, i.noise)
+        jobs = [VocoderJob(self._own(i.utterance, "vocode_batch")._live(), i.start, i.stop, i.limit, i.noise, i.mel)
                 for i in items]
         with capture_guard.shared():  # our copies and waits on stream B, too
             return self.vocoder.vocode_batch(jobs)

@@ -29,6 +29,8 @@ class VocoderJob:
     stop: int
     limit: int
     noise: npt.NDArray[np.float32]
+    mel: npt.NDArray[np.float32] | None = None
+    """Host frames (frames, n_mel) of the postnet's span in place of the slot's (a time-scaled sentence)."""
 
 
 def _power_of_two_at_least(n: int) -> int:
@@ -96,9 +98,9 @@ class Vocoder:
                                           e.factory("waveglow", folder / graphs["waveglow"], e.stream_b))
         return self.runners[bucket, rows]
 
-    def vocode(self, slot: _Slot, start: int, stop: int, limit: int,
-               noise: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        return self._run(self.bucket(stop - start), [VocoderJob(slot, start, stop, limit, noise)])[0]
+    def vocode(self, slot: _Slot, start: int, stop: int, limit: int, noise: npt.NDArray[np.float32],
+               mel: npt.NDArray[np.float32] | None = None) -> npt.NDArray[np.float32]:
+        return self._run(self.bucket(stop - start), [VocoderJob(slot, start, stop, limit, noise, mel)])[0]
 
     def vocode_batch(self, jobs: Sequence[VocoderJob]) -> list[npt.NDArray[np.float32]]:
         """One run per window bucket and up to ``max_batch`` chunks; the audio of each job."""
@@ -137,8 +139,9 @@ class Vocoder:
         self.postnet_in.memset(0, b, F32 * rows * m * t)
         spans = [(max(0, j.start - ctx), min(j.limit, j.stop + ctx)) for j in jobs]
         for row, (job, (lo, hi)) in enumerate(zip(jobs, spans, strict=True)):
-            copy_async(self.postnet_in.ptr + F32 * row * m * t, job.slot.mel.ptr + F32 * m * lo,
-                       F32 * m * (hi - lo), b)
+            # A time-scaled sentence's frames come from the host (pageable: copied before this returns).
+            source = job.slot.mel.ptr + F32 * m * lo if job.mel is None else int(job.mel.ctypes.data)
+            copy_async(self.postnet_in.ptr + F32 * row * m * t, source, F32 * m * (hi - lo), b)
         postnet.run({"mel_frames": DeviceTensor(self.postnet_in.ptr, (rows, t, m))},
                     {"mel_postnet": DeviceTensor(self.postnet_out.ptr, (rows, m, t))})
         self.window.memset(0, b, F32 * rows * m * bucket)

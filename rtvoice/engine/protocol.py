@@ -36,12 +36,15 @@ class Utterance(Protocol):
     def mel(self, start: int, stop: int) -> npt.NDArray[np.float32]:
         """A host copy of decoder frames [start, stop) as (n_mel, stop - start) (before the postnet)."""
 
-    def vocode(self, start: int, stop: int, limit: int, noise: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    def vocode(self, start: int, stop: int, limit: int, noise: npt.NDArray[np.float32],
+               mel: npt.NDArray[np.float32] | None = None) -> npt.NDArray[np.float32]:
         """Postnet + WaveGlow for frames [start, stop) -> audio, (stop - start) * hop samples.
 
         The postnet sees frames [start - c, stop + c) clipped to [0, limit), where c is its
         receptive field, so a window is exact when ``limit`` is the utterance's final length
-        or ``stop + c <= limit``. ``noise`` covers exactly [start, stop).
+        or ``stop + c <= limit``. ``noise`` covers exactly [start, stop). ``mel``, when
+        given, replaces the utterance's own frames of that clipped span, as (frames, n_mel):
+        a time-scaled sentence (:mod:`rtvoice.timescale`), whose frame numbers these are.
         """
 
     def close(self) -> None:
@@ -57,10 +60,14 @@ class VocodeItem:
     stop: int
     limit: int
     noise: npt.NDArray[np.float32]
+    mel: npt.NDArray[np.float32] | None = None
+    """The postnet's input frames in place of the utterance's own (see ``Utterance.vocode``)."""
 
     def vocode(self) -> npt.NDArray[np.float32]:
         """This chunk alone (what a backend that cannot batch does for each item)."""
-        return self.utterance.vocode(self.start, self.stop, self.limit, self.noise)
+        if self.mel is None:
+            return self.utterance.vocode(self.start, self.stop, self.limit, self.noise)
+        return self.utterance.vocode(self.start, self.stop, self.limit, self.noise, self.mel)
 
 
 K = TypeVar("K", bound=Hashable)

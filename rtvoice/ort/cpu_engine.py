@@ -69,16 +69,22 @@ class CpuUtterance:
     def mel(self, start: int, stop: int) -> Array:
         return np.ascontiguousarray(self._mel[start:stop].T)
 
-    def vocode(self, start: int, stop: int, limit: int, noise: Array) -> Array:
+    def vocode(self, start: int, stop: int, limit: int, noise: Array, mel: Array | None = None) -> Array:
         c = self._config.decoder.postnet_context_frames
         lo, hi = max(0, start - c), min(limit, stop + c)
-        refined = self._sessions.postnet.run(None, {"mel_frames": self._mel[None, lo:hi]})[0]
+        frames = self._mel[lo:hi] if mel is None else mel
+        refined = self._sessions.postnet.run(None, {"mel_frames": frames[None]})[0]
         window = np.ascontiguousarray(refined[:, :, start - lo : stop - lo])
         audio: Array = self._sessions.waveglow.run(None, {"mel": window, "noise": noise})[0][0]
         return audio
 
     def close(self) -> None:
         self._closed = True
+
+
+def _frames(utterance: CpuUtterance, item: VocodeItem, lo: int, hi: int) -> Array:
+    """The postnet's input of ``item``: its own frames (a time-scaled sentence) or the utterance's."""
+    return utterance._mel[lo:hi] if item.mel is None else item.mel
 
 
 def _pad(arrays: list[npt.NDArray[Any]], width: int, fill: object) -> npt.NDArray[Any]:
@@ -181,7 +187,7 @@ class CpuEngine:
         spans = [(max(0, i.start - c), min(i.limit, i.stop + c)) for i in items]
         windows: list[Array] = [np.empty(0, np.float32)] * len(items)
         for rows in group_indices([hi - lo for lo, hi in spans]).values():
-            mel = np.stack([ours[j]._mel[spans[j][0] : spans[j][1]] for j in rows])
+            mel = np.stack([_frames(ours[j], items[j], *spans[j]) for j in rows])
             refined = self._sessions.postnet.run(None, {"mel_frames": mel})[0]
             for row, j in enumerate(rows):
                 lo = spans[j][0]
