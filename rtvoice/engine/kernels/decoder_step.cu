@@ -9,6 +9,8 @@
 //                between phases (all blocks must be resident: grid <= SMs x occupancy),
 //                optionally stopping on the device once every row's gate has fired.
 // No headers: NVRTC compiles this alone (fp16 is converted with one PTX instruction).
+// RTVOICE_EMULATE: compiled as C++ on the CPU by tests/cuda_backend/kernel_emulation.cpp, one
+// host thread per CUDA thread, so the CPU suite runs this very code.
 // Data written inside a launch is never read through the non-coherent (__ldg) path;
 // only the weights are.
 
@@ -22,7 +24,16 @@ typedef long long i64;
 #define RED 0         // smem floats [0, 16): block reductions
 #define SLOT 16       // smem int slot: a row's text length
 #define DATA 32       // smem floats from here: the phase's own data
+#ifndef INFINITY
 #define INFINITY __int_as_float(0x7f800000)
+#endif
+#ifdef RTVOICE_EMULATE
+#define DYNAMIC_SMEM(name) float* name = emu_smem()
+#define SPIN_PAUSE() emu_yield()
+#else
+#define DYNAMIC_SMEM(name) extern __shared__ float name[]
+#define SPIN_PAUSE()
+#endif
 
 // The parameters of one launch, passed by value. Field order and types must match
 // StepParams in rtvoice/engine/cuda_step.py (a test compares the two).
@@ -71,9 +82,13 @@ __device__ __forceinline__ Step step_of(const StepParams& p, i64 s) {
 }
 
 __device__ __forceinline__ float h2f(half_t h) {
+#ifdef RTVOICE_EMULATE
+    return emu_h2f(h);
+#else
     float f;
     asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
     return f;
+#endif
 }
 
 __device__ __forceinline__ float ldh(const half_t* p) { return h2f(__ldg(p)); }
@@ -151,6 +166,7 @@ __device__ void grid_barrier(unsigned int* bar) {
             atomicAdd(bar + 1, 1u);
         } else {
             while (*gen == seen) {
+                SPIN_PAUSE();
             }
         }
         __threadfence();
@@ -390,7 +406,7 @@ __device__ bool all_done(const StepParams& p, const Step& s) {
 extern "C" {
 
 __global__ void __launch_bounds__(THREADS) k_prenet(StepParams p) {
-    extern __shared__ float smem[];
+    DYNAMIC_SMEM(smem);
     phase_prenet(p, step_of(p, 0), smem);
 }
 
@@ -399,12 +415,12 @@ __global__ void __launch_bounds__(THREADS) k_att_lstm(StepParams p) { phase_att_
 __global__ void __launch_bounds__(THREADS) k_query(StepParams p) { phase_query(p, step_of(p, 0)); }
 
 __global__ void __launch_bounds__(THREADS) k_energy(StepParams p) {
-    extern __shared__ float smem[];
+    DYNAMIC_SMEM(smem);
     phase_energy(p, step_of(p, 0), smem);
 }
 
 __global__ void __launch_bounds__(THREADS) k_context(StepParams p) {
-    extern __shared__ float smem[];
+    DYNAMIC_SMEM(smem);
     phase_context(p, step_of(p, 0), smem);
 }
 
@@ -415,7 +431,7 @@ __global__ void __launch_bounds__(THREADS) k_project(StepParams p) { phase_proje
 // Every phase of p.steps steps in one launch; step s reads parity s % 2 and the frames
 // step s - 1 wrote. With stop_on_gate it returns after the step where every row is done.
 __global__ void __launch_bounds__(THREADS) k_fused(StepParams p) {
-    extern __shared__ float smem[];
+    DYNAMIC_SMEM(smem);
     i64 s = 0;
     for (; s < p.steps; ++s) {
         const Step st = step_of(p, s);
