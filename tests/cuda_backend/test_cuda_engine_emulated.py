@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -38,13 +39,13 @@ def _install(monkeypatch: pytest.MonkeyPatch) -> None:
                 monkeypatch.setattr(module, name, fake)
 
 
-def _engine(folder: Path, monkeypatch: pytest.MonkeyPatch, mode: str, **batching: object
-            ) -> tuple[KernelEngine, NumpyLauncher]:
+def _engine(folder: Path, monkeypatch: pytest.MonkeyPatch, mode: str, launcher: object = None, **batching: object
+            ) -> tuple[KernelEngine, Any]:
     _install(monkeypatch)
     config = VoiceConfig.load(folder)
     profiles = dataclasses.replace(config.profiles, text_length=EngineProfile(1, 48, 48))
     config = dataclasses.replace(config, profiles=profiles, batching=BatchingConfig(**batching))  # type: ignore[arg-type]
-    launcher = NumpyLauncher(load_packed(folder / "decoder_step.onnx").dims)
+    launcher = launcher or NumpyLauncher(load_packed(folder / "decoder_step.onnx").dims)
     engine = KernelEngine(folder, config, 0, runner_factory=lambda graph, path, stream: FakeRunner(path),
                           launcher=launcher, sm_count=4, mode=mode)  # type: ignore[arg-type]
     return engine, launcher
@@ -124,3 +125,32 @@ def test_step_params_match_the_kernel_struct() -> None:
     assert cuda_step.StepParams.state.size == 2 * 7 * 8
     for name, value in (("THREADS", cuda_step.THREADS), ("TILE", cuda_step.TILE), ("DATA", cuda_step.DATA)):
         assert re.search(rf"#define {name} {value}\b", source), name
+
+
+def test_kernel_engine_runs_the_cuda_source_itself(monkeypatch: pytest.MonkeyPatch, tiny_voice_dir: Path,
+                                                   tmp_path: Path) -> None:
+    """The engine's rows, ring and graphs driving decoder_step.cu compiled for the CPU (kernel_emulation.cpp)."""
+    from kernel_emulation import EmulatedLauncher, build
+
+    launcher = EmulatedLauncher(build(tmp_path))
+    engine, _ = _engine(tiny_voice_dir, monkeypatch, "fused", launcher, max_rows=2, max_batch=2, buckets=(1, 2))
+    steps, prenet = 6, engine.config.decoder.prenet_dim
+    masks = [_masks(i, steps, prenet) for i in range(2)]
+    try:
+        utterances = [engine.open_utterance(ids, steps) for ids in IDS[:2]]
+        first = engine.decode_batch([(u, m[:3]) for u, m in zip(utterances, masks, strict=True)])
+        second = engine.decode_batch([(u, m[3:]) for u, m in zip(utterances, masks, strict=True)])
+        mels = [u.mel(0, steps) for u in utterances]
+        for u in utterances:
+            u.close()
+    finally:
+        engine.close()
+    assert launcher.launches == {"k_fused": 6}  # three steps a batch, captured once, replayed once
+    cpu = CpuEngine(tiny_voice_dir, VoiceConfig.load(tiny_voice_dir))
+    for i, ids in enumerate(IDS[:2]):
+        u = cpu.open_utterance(ids, steps)
+        want = u.decode(masks[i])
+        got = np.concatenate([first[i], second[i]])
+        np.testing.assert_allclose(got, want, atol=3e-2 * np.abs(want).max())
+        want_mel = u.mel(0, steps)
+        np.testing.assert_allclose(mels[i], want_mel, atol=3e-2 * np.abs(want_mel).max() + 1e-3)
