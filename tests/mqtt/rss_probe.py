@@ -45,7 +45,7 @@ def long_text(chars: int) -> str:
     return (SENTENCE * (chars // len(SENTENCE) + 1))[:chars].rstrip() + "."
 
 
-async def probe(voice: Voice, port: int, chars: int, audio_format: str) -> dict[str, Any]:
+async def probe(voice: Voice, port: int, chars: int, audio_format: str, repeat: int = 1) -> dict[str, Any]:
     prefix = f"p{uuid.uuid4().hex[:6]}/"
     settings = BrokerSettings.from_url(f"mqtt://127.0.0.1:{port}", client_id=f"probe-{uuid.uuid4().hex[:6]}")
     config = AnnouncerConfig(settings, prefix=prefix, synthesis=SynthesisConfig(seed=0),
@@ -64,25 +64,28 @@ async def probe(voice: Voice, port: int, chars: int, audio_format: str) -> dict[
         gc.collect()
         before = status_kib("VmRSS")
         reset_peak()
-        start = time.monotonic()
-        await rec.publish(f"{prefix}say", json.dumps({"text": long_text(chars), "id": "long"}))
-        await rec.wait_events(prefix, "finished", {"long"}, timeout=600)
-        wall = time.monotonic() - start
-        finished = next(e for e in rec.events(prefix, "finished") if e["id"] == "long")
-        await asyncio.sleep(1.0)  # let the outbox drain and the broker acknowledge
-        gc.collect()
+        afters = []
+        for n in range(repeat):
+            start = time.monotonic()
+            await rec.publish(f"{prefix}say", json.dumps({"text": long_text(chars), "id": f"long{n}"}))
+            await rec.wait_events(prefix, "finished", {f"long{n}"}, timeout=600)
+            wall = time.monotonic() - start
+            await asyncio.sleep(1.0)  # let the outbox drain and the broker acknowledge
+            gc.collect()
+            afters.append(round(status_kib("VmRSS") / 1024, 1))
+        finished = next(e for e in rec.events(prefix, "finished") if e["id"] == "long0")
         peak, after = status_kib("VmHWM"), status_kib("VmRSS")
     sub.terminate()
     out, _ = await sub.communicate()
     audio = [(t, int(n)) for t, n in (line.split() for line in out.decode().splitlines())
-             if t.startswith(f"{prefix}audio/long")]
+             if t.startswith(f"{prefix}audio/long0")]
     return {
         "chars": chars, "audio_format": audio_format, "wall_s": round(wall, 1),
         "audio_s": finished["timings"]["audio_s"], "messages": len(audio),
         "largest_message_bytes": max((n for _, n in audio), default=0),
         "audio_bytes": sum(n for _, n in audio),
         "rss_before_mib": round(before / 1024, 1), "rss_peak_mib": round(peak / 1024, 1),
-        "rss_after_mib": round(after / 1024, 1),
+        "rss_after_mib": round(after / 1024, 1), "rss_after_each_mib": afters,
     }
 
 
@@ -91,12 +94,13 @@ def main() -> int:
     parser.add_argument("--voice", default=str(Path(__file__).parents[2] / "rtvoice" / "voices" / "default"))
     parser.add_argument("--chars", type=int, default=4999)
     parser.add_argument("--audio-format", default="wav")
+    parser.add_argument("--repeat", type=int, default=1, help="announcements in a row (RSS after each)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder, Voice.load(args.voice) as voice:
         broker = Mosquitto(Path(folder))
         broker.start()
         try:
-            result = asyncio.run(probe(voice, broker.port, args.chars, args.audio_format))
+            result = asyncio.run(probe(voice, broker.port, args.chars, args.audio_format, args.repeat))
         finally:
             broker.stop()
     json.dump(result, sys.stdout)
