@@ -51,6 +51,9 @@ class AudioChunk:
     is_last: bool
     """True on the final chunk of the request."""
     timing: Timing
+    truncated: bool = False
+    """True on the last chunk of a sentence the decoder's step limit cut short (its gate never
+    fired, so its end may be unspoken). Servers count it; the core also logs a warning."""
 
     @property
     def duration_s(self) -> float:

@@ -13,6 +13,7 @@ threads):
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Iterator
@@ -27,8 +28,11 @@ from .engine.protocol import Engine, Utterance, VocodeItem
 from .engine.randomness import PrenetMasks, noise
 from .errors import TextError
 from .prosody import Prosody
-from .text import split_sentences, text_to_ids
+from .text import text_to_ids
+from .text.pieces import piece_budget, speakable_pieces
 from .timescale import TimeScale
+
+_log = logging.getLogger("rtvoice.synthesis")
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,12 @@ class Sentence:
 
 
 def plan(text: str, voice: VoiceConfig) -> list[Sentence]:
-    """Validate ``text`` and split it into sentences of symbol ids; raises TextError."""
+    """Validate ``text``, normalize it, and split it into pieces of symbol ids; raises TextError.
+
+    Split after normalization, into pieces the decoder's step limit can say whole
+    (:mod:`rtvoice.text.pieces`): numbers grow when spoken, and a piece cut short by the
+    limit would lose its end.
+    """
     if not isinstance(text, str):
         raise TextError(f"text must be str, not {type(text).__name__}")
     limit = voice.text.max_chars
@@ -48,7 +57,8 @@ def plan(text: str, voice: VoiceConfig) -> list[Sentence]:
     if not text.strip():
         raise TextError("Text is empty: there is nothing to say.", length=len(text))
     sentences: list[Sentence] = []
-    for piece in split_sentences(text, voice.text.sentence_max_chars):
+    budget = piece_budget(voice.decoder.max_decoder_steps, voice.text.frames_per_char, voice.text.sentence_max_chars)
+    for piece in speakable_pieces(text, budget):
         try:
             ids = text_to_ids(piece, voice.text.symbols)
         except TextError:
@@ -69,6 +79,12 @@ class Progress:
     """Frames [0, ready) are decoded and final."""
     final: bool
     """True once the gate fired or the step limit was reached; ``ready`` is then the length."""
+    truncated: bool = False
+    """True when the step limit, not the gate, ended the sentence (never with ``force_steps``)."""
+
+
+def _preview(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _gate_logit(threshold: float) -> float:
@@ -122,7 +138,13 @@ class SentenceDecoder:
             return Progress(self.sentence, self.utterance, self._before + int(fired[0]) + 1, True)
         frames = min(self.utterance.frames, limit)
         self.done = frames >= limit
-        return Progress(self.sentence, self.utterance, frames, self.done)
+        truncated = self.done and not self._settings.force_steps
+        if truncated:
+            _log.warning("Sentence %d reached the decoder's step limit (%d frames) before its end, which may be "
+                         "unspoken: %r. Hint: raise --max-steps, or the voice's text.frames_per_char so that pieces "
+                         "are shorter.", self.sentence.index + 1, limit,
+                         _preview(self.sentence.text))
+        return Progress(self.sentence, self.utterance, frames, self.done, truncated)
 
 
 def decode_sentence(utterance: Utterance, sentence: Sentence, voice: VoiceConfig,
@@ -276,7 +298,7 @@ class ChunkVocoder:
             if after > 0:
                 body = np.concatenate((body, np.zeros(int(after * sr), np.float32)))
         chunk = AudioChunk(body, self._voice.audio.sample_rate, progress.sentence.index, self._offset, is_last,
-                           self._clock.stamp(len(body)))
+                           self._clock.stamp(len(body)), window.last_of_sentence and progress.truncated)
         self._offset += len(body)
         return chunk
 

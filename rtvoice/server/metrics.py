@@ -12,6 +12,8 @@ Exposed at ``GET /metrics``:
 - ``rtvoice_realtime_factor{protocol}``: seconds of audio per second of synthesis, per
   finished synthesis (higher is faster; below 1 a listener would hear gaps).
 - ``rtvoice_audio_seconds_total{protocol}``: seconds of audio sent.
+- ``rtvoice_truncated_sentences_total{protocol}``: sentences the decoder's step limit cut
+  short (their end may be unspoken; each is also logged as a warning).
 - ``rtvoice_active_streams`` / ``rtvoice_queued_streams``: syntheses running / waiting.
 - ``rtvoice_gpu_memory_used_bytes{device}`` / ``rtvoice_gpu_memory_total_bytes{device}``:
   only when a voice runs on a CUDA GPU and cuda-python is usable.
@@ -54,6 +56,8 @@ class Metrics:
             "rtvoice_realtime_factor", "Seconds of audio per second of synthesis, per finished synthesis.",
             ["protocol"], buckets=RTF_BUCKETS, registry=r)
         self.audio_seconds = Counter("rtvoice_audio_seconds", "Seconds of audio sent.", ["protocol"], registry=r)
+        self.truncated_sentences = Counter(
+            "rtvoice_truncated_sentences", "Sentences the decoder's step limit cut short.", ["protocol"], registry=r)
         active = Gauge("rtvoice_active_streams", "Syntheses running now.", registry=r)
         active.set_function(lambda: admission.active)
         queued = Gauge("rtvoice_queued_streams", "Syntheses waiting for a free slot.", registry=r)

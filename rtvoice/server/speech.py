@@ -84,6 +84,8 @@ async def speak(state: ServerState, job: SpeechJob, *, since: float | None = Non
                     last = chunk
                     pcm = converter.convert(chunk)
                     metrics.audio_seconds.labels(job.protocol).inc(len(pcm) / 2 / job.out_rate)
+                    if chunk.truncated:  # the core logged it; count it too
+                        metrics.truncated_sentences.labels(job.protocol).inc()
                     yield Piece(chunk, pcm)
             if last is not None:
                 metrics.realtime_factor.labels(job.protocol).observe(last.timing.rtf)
