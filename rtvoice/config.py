@@ -80,7 +80,7 @@ class DecoderConfig:
     decoder_rnn_dim: int = field(default=1024, metadata=bounded(1, 8192))
     attention_dim: int = field(default=128, metadata=bounded(1, 8192))
     prenet_dim: int = field(default=256, metadata=bounded(1, 8192))
-    prenet_dropout: float = field(default=0.5, metadata=bounded(0.0, 1.0))
+    prenet_dropout: float = field(default=0.5, metadata=bounded(0.0, 0.9))
     """NVIDIA keeps prenet dropout on at inference; masks are drawn from the request seed."""
     frames_per_step: int = field(default=1, metadata=bounded(1, 16))
     """Mel frames each decoder step makes (Tacotron 2's reduction factor r; NVIDIA's is 1).

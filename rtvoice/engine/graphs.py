@@ -41,3 +41,27 @@ def state_shapes(config: VoiceConfig, batch: int, text_length: int) -> dict[str,
         "attention_weights_cum": (batch, text_length),
         "attention_context": (batch, d.encoder_embedding_dim),
     }
+
+
+def fixed_dims(config: VoiceConfig) -> dict[tuple[str, str], dict[int, int]]:
+    """The sizes ``config`` promises for the graphs' fixed axes: ``(graph, input) -> {axis: size}``.
+
+    Checked against the ONNX graphs when a voice opens, so a voice.json that disagrees with
+    its graphs (``attention_rnn_dim: 7``) is a VoiceError then, not an ONNX Runtime error
+    mid-sentence. (``audio.hop_length`` is baked into WaveGlow's upsampling, not an input.)
+    """
+    d, n_mel, n_group = config.decoder, config.decoder.n_mel_channels, config.vocoder.n_group
+    return {
+        ("decoder_step", "decoder_input"): {1: d.step_width},
+        ("decoder_step", "attention_hidden"): {1: d.attention_rnn_dim},
+        ("decoder_step", "attention_cell"): {1: d.attention_rnn_dim},
+        ("decoder_step", "decoder_hidden"): {1: d.decoder_rnn_dim},
+        ("decoder_step", "decoder_cell"): {1: d.decoder_rnn_dim},
+        ("decoder_step", "attention_context"): {1: d.encoder_embedding_dim},
+        ("decoder_step", "memory"): {2: d.encoder_embedding_dim},
+        ("decoder_step", "processed_memory"): {2: d.attention_dim},
+        ("decoder_step", "prenet_masks"): {2: d.prenet_dim},
+        ("postnet", "mel_frames"): {2: n_mel},
+        ("waveglow", "mel"): {1: config.audio.n_mel_channels},
+        ("waveglow", "noise"): {1: n_group},
+    }

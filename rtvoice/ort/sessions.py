@@ -13,7 +13,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from ..config import VoiceConfig
-from ..engine.graphs import GRAPH_INPUTS, STATE_NAMES, state_shapes
+from ..engine.graphs import GRAPH_INPUTS, STATE_NAMES, fixed_dims, state_shapes
 from ..errors import VoiceError
 
 log = logging.getLogger("rtvoice.ort")
@@ -73,12 +73,23 @@ def open_session(path: Path, providers: Sequence[str | tuple[str, dict[str, Any]
         raise VoiceError(f"Voice graph {path} cannot be loaded: {first}", path=str(path)) from exc
 
 
-def check_inputs(session: ort.InferenceSession, graph: str, path: Path) -> None:
+def check_inputs(session: ort.InferenceSession, graph: str, path: Path, config: VoiceConfig | None = None) -> None:
+    """The graph has the inputs rtvoice feeds, and (given ``config``) the fixed sizes voice.json says."""
     found = tuple(i.name for i in session.get_inputs())
     if sorted(found) != sorted(GRAPH_INPUTS[graph]):
         raise VoiceError(
             f"Voice graph {path} has inputs {list(found)}, but this rtvoice expects {list(GRAPH_INPUTS[graph])}. "
             "Hint: rebuild the voice with this version's build_engines.py.", path=str(path))
+    if config is None:
+        return
+    expected = fixed_dims(config)
+    for node in session.get_inputs():
+        for axis, size in expected.get((graph, node.name), {}).items():
+            actual = node.shape[axis] if axis < len(node.shape) else None
+            if isinstance(actual, int) and actual != size:
+                raise VoiceError(f"Voice graph {path} takes {node.name} with {actual} on axis {axis}, but voice.json "
+                                 f"says {size}. Hint: voice.json does not belong to these graphs; rebuild the voice.",
+                                 path=str(path))
 
 
 def open_sessions(folder: Path, config: VoiceConfig,
@@ -98,5 +109,5 @@ def open_sessions(folder: Path, config: VoiceConfig,
         waveglow=open_session(folder / graphs["waveglow"], vocoder),
     )
     for graph in GRAPH_INPUTS:
-        check_inputs(getattr(sessions, graph), graph, folder / graphs[graph])
+        check_inputs(getattr(sessions, graph), graph, folder / graphs[graph], config)
     return sessions

@@ -115,6 +115,23 @@ def test_a_failed_run_keeps_the_earlier_file(tiny_voice_dir: Path, tmp_path: Pat
     assert out.read_bytes() == b"an earlier take"
 
 
+@pytest.mark.parametrize(("section", "key", "value", "needle"), [
+    ("decoder", "attention_rnn_dim", 7, "attention_hidden"),
+    ("decoder", "frames_per_step", 2, "decoder_input"),
+    ("decoder", "prenet_dim", 3, "prenet_masks"),
+    ("vocoder", "n_group", 4, "noise"),
+    ("audio", "n_mel_channels", 40, "mel"),
+])
+def test_voice_json_that_disagrees_with_its_graphs_is_refused_at_load(section: str, key: str, value: int, needle: str,
+                                                                      tiny_voice_dir: Path, tmp_path: Path) -> None:
+    """These were ONNX Runtime errors (a traceback) at the first sentence."""
+    voice = _voice_copy(tiny_voice_dir, tmp_path, {section: {key: value}})
+    out = tmp_path / "x.wav"
+    run = rtvoice("say", "Hello.", "--out", str(out), *cpu(voice), "--max-steps", "8")
+    assert_one_line_error(run, needle, "voice.json")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("graph", ["../../../../etc/passwd", "/etc/passwd", "sub/../../x.onnx", ""])
 def test_graph_paths_outside_the_voice_folder_are_refused(graph: str, tiny_voice_dir: Path, tmp_path: Path) -> None:
     voice = _voice_copy(tiny_voice_dir, tmp_path, {"graphs": {"encoder": graph}})
