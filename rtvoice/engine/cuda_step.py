@@ -36,8 +36,10 @@ PHASES = ("k_prenet", "k_att_lstm", "k_query", "k_energy", "k_context", "k_dec_l
 KERNELS = (*PHASES, "k_fused")
 THREADS = 256
 """Threads per block; the kernel's THREADS."""
-TILE = 32
+TILE = 16
 """Attention positions per energy work item; the kernel's TILE."""
+CTX_CH = 64
+"""Encoder channels per context work item; the kernel's CTX_CH."""
 DATA = 32
 """Floats of shared memory before a phase's data; the kernel's DATA."""
 MAX_SMEM = 48 * 1024
@@ -77,8 +79,8 @@ class Launcher(Protocol):
 def smem_bytes(dims: StepDims, text_length: int) -> int:
     """Dynamic shared memory of every launch: the largest phase's (see the kernel's phases)."""
     prenet = dims.n_mel + dims.prenet
-    energy = 2 * (TILE + dims.location_kernel - 1) + 2 * dims.attention
-    return 4 * (DATA + max(prenet, energy, text_length))
+    energy = 2 * (TILE + dims.location_kernel - 1) + 2 * dims.attention + TILE * dims.attention
+    return 4 * (DATA + max(prenet, energy, text_length + THREADS))
 
 
 def phase_grids(dims: StepDims, batch: int, text_length: int) -> dict[str, int]:
@@ -89,7 +91,7 @@ def phase_grids(dims: StepDims, batch: int, text_length: int) -> dict[str, int]:
         "k_att_lstm": math.ceil(dims.attention_rnn / warps),
         "k_query": math.ceil(dims.attention / warps),
         "k_energy": batch * math.ceil(text_length / TILE),
-        "k_context": batch * math.ceil(dims.encoder / THREADS),
+        "k_context": batch * math.ceil(dims.encoder / CTX_CH),
         "k_dec_lstm": math.ceil(dims.decoder_rnn / warps),
         "k_project": math.ceil(dims.outputs / warps),
     }

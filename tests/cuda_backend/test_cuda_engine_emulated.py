@@ -123,7 +123,8 @@ def test_step_params_match_the_kernel_struct() -> None:
             names.append(name)
     assert names == [name for name, _ in cuda_step.StepParams._fields_]
     assert cuda_step.StepParams.state.size == 2 * 7 * 8
-    for name, value in (("THREADS", cuda_step.THREADS), ("TILE", cuda_step.TILE), ("DATA", cuda_step.DATA)):
+    for name, value in (("THREADS", cuda_step.THREADS), ("TILE", cuda_step.TILE), ("DATA", cuda_step.DATA),
+                        ("CTX_CH", cuda_step.CTX_CH)):
         assert re.search(rf"#define {name} {value}\b", source), name
 
 

@@ -19,7 +19,9 @@ typedef long long i64;
 
 #define THREADS 256
 #define WARPS (THREADS / 32)
-#define TILE 32       // attention positions per energy work item
+#define TILE 16       // attention positions per energy work item
+#define QUAD 4        // consecutive positions one thread computes (TILE % QUAD == 0)
+#define CTX_CH 64     // encoder channels per context work item (THREADS % CTX_CH == 0)
 #define ROWS 4        // batch rows an LSTM warp accumulates at once
 #define RED 0         // smem floats [0, 16): block reductions
 #define SLOT 16       // smem int slot: a row's text length
@@ -284,12 +286,16 @@ __device__ void phase_query(const StepParams& p, const Step& s) {
     }
 }
 
-// 4. Energies: item = (row, TILE positions); the folded location conv, tanh, v.
+// 4. Energies: item = (row, TILE positions). A unit of work is one attention channel a and
+// QUAD consecutive positions: the folded location conv slides over them, so each weight and
+// each window value is loaded once per QUAD products. Each (position, channel) term goes to
+// shared memory, then one warp per position sums them in a fixed order (deterministic).
 __device__ void phase_energy(const StepParams& p, const Step& s, float* smem) {
     const i64 T = p.T, A = p.A, K = p.K, pad = K / 2, tiles = (T + TILE - 1) / TILE, span = TILE + K - 1;
     float* win = smem + DATA;        // (2, span): weights and cumulative weights around the tile
     float* pq = win + 2 * span;      // (A)
     float* v = pq + A;               // (A)
+    float* terms = v + A;            // (TILE, A): v[a] * tanh(...) per position and channel
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     for (i64 item = blockIdx.x; item < p.B * tiles; item += gridDim.x) {
         const i64 b = item / tiles, t0 = (item % tiles) * TILE;
@@ -304,27 +310,50 @@ __device__ void phase_energy(const StepParams& p, const Step& s, float* smem) {
             v[a] = ldh(p.v + a);
         }
         __syncthreads();
-        for (i64 tl = warp; tl < TILE; tl += WARPS) {
-            const i64 t = t0 + tl;
-            if (t >= L) break;  // uniform across the warp
-            float acc = 0.f;
-            for (i64 a = lane; a < A; a += 32) {
-                const half_t* la = p.loc + a * 2 * K;
-                float loc = 0.f;
-                for (i64 k = 0; k < K; ++k) loc += ldh(la + k) * win[tl + k] + ldh(la + K + k) * win[span + tl + k];
-                acc += v[a] * tanhf(pq[a] + loc + p.processed[(b * T + t) * A + a]);
+        for (i64 u = threadIdx.x; u < A * (TILE / QUAD); u += THREADS) {
+            const i64 a = u % A, tl = (u / A) * QUAD;
+            const half_t* la = p.loc + a * 2 * K;
+            float acc[QUAD];
+#pragma unroll
+            for (int j = 0; j < QUAD; ++j) acc[j] = 0.f;
+            for (i64 c = 0; c < 2; ++c) {
+                const float* x = win + c * span + tl;
+                float r[QUAD];
+#pragma unroll
+                for (int j = 0; j < QUAD - 1; ++j) r[j] = x[j];
+                for (i64 k = 0; k < K; ++k) {
+                    r[QUAD - 1] = x[k + QUAD - 1];
+                    const float w = ldh(la + c * K + k);
+#pragma unroll
+                    for (int j = 0; j < QUAD; ++j) acc[j] += w * r[j];
+#pragma unroll
+                    for (int j = 0; j < QUAD - 1; ++j) r[j] = r[j + 1];
+                }
             }
-            acc = warp_sum(acc);
-            if (lane == 0) p.energy[b * T + t] = p.mask[b * T + t] ? -INFINITY : acc;
+#pragma unroll
+            for (int j = 0; j < QUAD; ++j) {
+                const i64 t = t0 + tl + j;
+                terms[(tl + j) * A + a] = t < L ? v[a] * tanhf(pq[a] + acc[j] + p.processed[(b * T + t) * A + a]) : 0.f;
+            }
+        }
+        __syncthreads();
+        for (i64 tl = warp; tl < TILE; tl += WARPS) {
+            float sum = 0.f;
+            for (i64 a = lane; a < A; a += 32) sum += terms[tl * A + a];
+            sum = warp_sum(sum);
+            const i64 t = t0 + tl;
+            if (lane == 0 && t < L) p.energy[b * T + t] = p.mask[b * T + t] ? -INFINITY : sum;
         }
         __syncthreads();
     }
 }
 
-// 5. Softmax over [0, L) and context: item = (row, THREADS encoder channels).
+// 5. Softmax over [0, L) and context: item = (row, CTX_CH encoder channels); the block's
+// THREADS / CTX_CH thread groups each sum every (THREADS / CTX_CH)-th position.
 __device__ void phase_context(const StepParams& p, const Step& s, float* smem) {
-    const i64 T = p.T, E = p.E, chunks = (E + THREADS - 1) / THREADS;
+    const i64 T = p.T, E = p.E, chunks = (E + CTX_CH - 1) / CTX_CH, groups = THREADS / CTX_CH;
     float* w = smem + DATA;  // (T)
+    float* part = w + T;     // (THREADS)
     for (i64 item = blockIdx.x; item < p.B * chunks; item += gridDim.x) {
         const i64 b = item / chunks, chunk = item % chunks;
         const int L = row_length(p, b, smem);
@@ -333,8 +362,7 @@ __device__ void phase_context(const StepParams& p, const Step& s, float* smem) {
         top = block_max(top, smem);
         float total = 0.f;
         for (i64 t = threadIdx.x; t < L; t += THREADS) {
-            const float e = p.energy[b * T + t];
-            const float x = e == -INFINITY ? 0.f : expf(e - top);
+            const float x = p.energy[b * T + t] == -INFINITY ? 0.f : expf(p.energy[b * T + t] - top);
             w[t] = x;
             total += x;
         }
@@ -347,10 +375,14 @@ __device__ void phase_context(const StepParams& p, const Step& s, float* smem) {
                 s.out[AWC][b * T + t] = s.in[AWC][b * T + t] + x;
             }
         }
-        const i64 e = chunk * THREADS + threadIdx.x;
-        if (e < E) {
-            float acc = 0.f;
-            for (i64 t = 0; t < L; ++t) acc += w[t] * p.memory[(b * T + t) * E + e];
+        const i64 c = threadIdx.x % CTX_CH, g = threadIdx.x / CTX_CH, e = chunk * CTX_CH + c;
+        float acc = 0.f;
+        if (e < E)
+            for (i64 t = g; t < L; t += groups) acc += w[t] * p.memory[(b * T + t) * E + e];
+        part[threadIdx.x] = acc;
+        __syncthreads();
+        if (g == 0 && e < E) {
+            for (i64 k = 1; k < groups; ++k) acc += part[k * CTX_CH + c];
             s.out[CTX][b * E + e] = acc * inv;
         }
         __syncthreads();
