@@ -29,7 +29,7 @@ from .ssml_sayas import INTERPRETATIONS, SayAsError, say_as
 
 __all__ = ["Break", "Segment", "Speech", "is_ssml", "parse"]
 
-_LEADING_SPEAK: Final = re.compile(r"\s*(?:<\?xml[^>]*\?>\s*)?<speak[\s>/]")
+_LEADING_SPEAK: Final = re.compile(r"\s*(?:<speak[\s>/]|<\?xml[\s?]|<!DOCTYPE\s)")
 _CONTENT_ONLY: Final = frozenset({"phoneme", "lang", "voice", "w", "token", "mark", "audio"})
 _TIME: Final = re.compile(r"\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s)\s*")
 
@@ -58,7 +58,11 @@ Segment = Speech | Break
 
 
 def is_ssml(text: str) -> bool:
-    """True when ``text`` starts with ``<speak`` (after an optional XML declaration)."""
+    """True when ``text`` starts with ``<speak``, an XML declaration or a DOCTYPE.
+
+    An XML prologue counts too, so that a document with a DTD is parsed (and refused)
+    rather than read aloud as text.
+    """
     return _LEADING_SPEAK.match(text) is not None
 
 

@@ -7,7 +7,7 @@ Pure functions over bytes, so each rule is tested without a broker. Every refusa
 non-blank character is ``{`` or ``[`` is read as JSON)::
 
     {"text": "Platform two.", "id": "a1", "priority": "urgent", "voice": "tiny",
-     "volume": 0.8, "chime": true}
+     "volume": 0.8, "chime": true, "rate": 1.2, "ssml": false}
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ import math
 import re
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Any, Final, Literal
 
+from ..config import RATE_RANGE, SynthesisConfig
 from ..errors import TextError
 from ..text import decode_utf8
 from .errors import MessageError, Reason
@@ -31,7 +32,7 @@ MAX_JSON_DEPTH: Final = 16
 """Deeper JSON is refused before it is parsed (an announcement's fields are flat)."""
 MAX_INT_DIGITS: Final = 20
 """Longer integers are refused while parsing (an integer ``id`` fits in 20 digits)."""
-SAY_FIELDS: Final = frozenset({"text", "id", "priority", "voice", "volume", "chime"})
+SAY_FIELDS: Final = frozenset({"text", "id", "priority", "voice", "volume", "chime", "rate", "ssml"})
 
 
 class Priority(IntEnum):
@@ -72,6 +73,10 @@ class Announcement:
     volume: float = 1.0
     chime: bool = False
     """Play a short two-tone chime before the speech."""
+    rate: float | None = None
+    """Speaking rate (pitch kept); ``None``: the daemon's ``--rate``, else the voice's."""
+    ssml: bool | None = None
+    """Read ``text`` as SSML; ``None``: when it starts with ``<speak``."""
     source: Literal["native", "hermes"] = "native"
     hermes: HermesRequest | None = None
     received_at: float = field(default_factory=time.monotonic)
@@ -183,6 +188,12 @@ def describe(value: Any) -> str:
     return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
 
 
+def synthesis_for(item: Announcement, base: SynthesisConfig) -> SynthesisConfig:
+    """The daemon's settings with the announcement's own rate and SSML choice."""
+    return replace(base, rate=base.rate if item.rate is None else item.rate,
+                   ssml=base.ssml if item.ssml is None else item.ssml)
+
+
 def looks_like_json(text: str) -> bool:
     return text.lstrip().startswith(("{", "["))
 
@@ -219,6 +230,8 @@ def parse_say(payload: bytes, *, max_bytes: int) -> Announcement:
         voice=_optional_str(data, "voice", ident),
         volume=parse_volume(data.get("volume"), ident),
         chime=_bool(data, "chime", ident),
+        rate=parse_rate(data.get("rate"), ident),
+        ssml=_bool(data, "ssml", ident) if "ssml" in data else None,
     )
 
 
@@ -258,6 +271,17 @@ def parse_volume(value: Any, ident: str | None) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
             or not 0.0 <= value <= MAX_VOLUME:
         raise MessageError(Reason.INVALID_FIELD, f"Field 'volume' must be a number from 0 to {MAX_VOLUME}; "
+                           f"got {describe(value)}.", id=ident)
+    return float(value)
+
+
+def parse_rate(value: Any, ident: str | None) -> float | None:
+    if value is None:
+        return None
+    low, high = RATE_RANGE
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            or not low <= value <= high:
+        raise MessageError(Reason.INVALID_FIELD, f"Field 'rate' must be a number from {low:g} to {high:g}; "
                            f"got {describe(value)}.", id=ident)
     return float(value)
 

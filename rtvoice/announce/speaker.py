@@ -22,7 +22,7 @@ from .audio_out import AudioOut, AudioPublishing, release_memory
 from .errors import MessageError, Reason
 from .events import Events, Timings
 from .hermes import PlayFinished
-from .messages import Announcement, HermesRequest
+from .messages import Announcement, HermesRequest, synthesis_for
 from .sinks import Sink, chime_chunk
 
 log = logging.getLogger("rtvoice.announce")
@@ -55,7 +55,7 @@ def check_text(voice: Voice, announcement: Announcement, synthesis: SynthesisCon
         MessageError: ``text_too_long``, ``empty_text`` or ``invalid_text``.
     """
     try:
-        voice.synthesize(announcement.text, synthesis)
+        voice.synthesize(announcement.text, synthesis_for(announcement, synthesis))
     except TextError as exc:
         raise MessageError(text_reason(exc, announcement.text), str(exc), id=announcement.id,
                            hermes=announcement.hermes) from exc
@@ -85,7 +85,7 @@ class _Take:
             self._add(chime)
             yield chime
         # Voice.stream is an async generator: close it when we stop.
-        stream = voice.stream(item.text, synthesis)
+        stream = voice.stream(item.text, synthesis_for(item, synthesis))
         async with contextlib.aclosing(stream):
             async for chunk in stream:
                 if self.first_s is None:

@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description=f"Speak each line as soon as it is entered; lines typed meanwhile are queued. {KEYS}. "
                     "With stdin not a terminal (printf 'Hi.\\nBye.\\n' | rtvoice repl) the lines are read "
                     "without a prompt, blank lines are skipped, and it exits once everything has played.")
+    p.add_argument("--ssml", action="store_true", help="read each line as SSML (default: when it starts with <speak>)")
     add_playback_options(p)
     add_voice_options(p)
     add_synthesis_options(p)
@@ -30,4 +31,5 @@ def run(args: argparse.Namespace) -> int:
     # sound at all) is an immediate error, exit status 2. Later device errors keep the prompt.
     resolve_output_device(args.audio_device)
     with Voice.load(args.voice, backend=args.backend, device=args.device) as voice:
-        return asyncio.run(repl(voice, device=args.audio_device, volume=args.volume, config=synthesis_config(args)))
+        # --volume is in the samples (synthesis_config): the player adds no second gain.
+        return asyncio.run(repl(voice, device=args.audio_device, volume=1.0, config=synthesis_config(args)))

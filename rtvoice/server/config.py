@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from ..config import SynthesisConfig
+from ..config import RATE_RANGE, SynthesisConfig
 
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8000
@@ -32,8 +32,9 @@ HEADER_TIMEOUT_S: Final = 10.0
 BODY_TIMEOUT_S: Final = 10.0
 KEEP_ALIVE_TIMEOUT_S: Final = 5.0
 IDLE_TIMEOUT_S: Final = 60.0
-SPEED_RANGE: Final = (0.25, 4.0)
-"""OpenAI's range for ``speed``."""
+SPEED_RANGE: Final = RATE_RANGE
+"""``speed`` is the speaking rate (the mel is time-scaled, the pitch stays): rtvoice's range,
+narrower than OpenAI's 0.25-4, where phonemes would lose their frames or smear."""
 
 
 @dataclass(frozen=True)

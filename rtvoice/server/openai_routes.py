@@ -20,11 +20,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..encode import FORMATS as ENCODED
+from ..encode import Encoder
 from ..errors import InputError, TextError
 from ..inputs import check_text, json_type, loads_object
 from ..text import decode_utf8
-from ..encode import FORMATS as ENCODED
-from ..encode import Encoder
 from .audio_out import FORMATS, OPENAI_FORMATS, ResponseFormat
 from .config import SPEED_RANGE, LimitsConfig
 from .errors import ApiError, invalid
@@ -44,7 +44,7 @@ class SpeechRequest:
     input: str
     voice: str
     format: ResponseFormat
-    speed: float
+    speed: float | None
 
 
 def _show(value: Any) -> str:
@@ -80,7 +80,7 @@ def parse_speech_request(body: bytes, voices: VoiceSet, limits: LimitsConfig) ->
         limits: ``max_input_chars`` bounds ``input`` and ``instructions``.
 
     Returns:
-        The request, with defaults applied: format ``wav``, speed 1.0.
+        The request, with defaults applied: format ``wav``; speed ``None`` (the server's rate).
 
     Raises:
         ApiError: 400 with ``param`` and ``code`` naming what is wrong.
@@ -132,9 +132,9 @@ def _format(data: dict[str, Any]) -> ResponseFormat:
     return FORMATS[name]
 
 
-def _speed(value: Any) -> float:
+def _speed(value: Any) -> float | None:
     if value is None:
-        return 1.0
+        return None  # the server's --rate, else the voice's default
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise invalid(f"Invalid type for 'speed': expected a number, got {json_type(value)}.", param="speed",
                       code="invalid_type")

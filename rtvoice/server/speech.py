@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -32,8 +33,8 @@ class SpeechJob:
     config: SynthesisConfig
     out_rate: int
     """Sample rate of the PCM to send."""
-    speed: float = 1.0
-    """Tempo factor, done by resampling (see :mod:`rtvoice.server.audio_out`)."""
+    speed: float | None = None
+    """Speaking rate, by time-scaling the mel (pitch stays); ``None``: ``config.rate``."""
     protocol: str = "http"
     """Metrics label: ``http``, ``websocket`` or ``wyoming``."""
     client: str | None = None
@@ -71,12 +72,13 @@ async def speak(state: ServerState, job: SpeechJob, *, since: float | None = Non
         if job.client is not None:
             held.enter_context(state.admission.client(job.client))
         await held.enter_async_context(state.admission.synthesis())
-        converter = PcmConverter(job.voice.sample_rate, job.out_rate, job.speed)
+        converter = PcmConverter(job.voice.sample_rate, job.out_rate)
+        config = job.config if job.speed is None else dataclasses.replace(job.config, rate=job.speed)
         outcome = "error"
         try:
             last: AudioChunk | None = None
             # Voice.stream is an async generator: close it when we stop.
-            stream = job.voice.stream(job.text, job.config)
+            stream = job.voice.stream(job.text, config)
             async with contextlib.aclosing(stream) as chunks:
                 async for chunk in chunks:
                     if last is None:

@@ -36,6 +36,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..errors import InputError, RtvoiceError, TextError
 from ..inputs import check_text, loads
+from ..ssml import is_ssml
 from .audio_out import silence_pcm
 from .config import SPEED_RANGE
 from .errors import ApiError
@@ -204,6 +205,9 @@ class SpeechSession:
         if pending + len(text) > limit:
             raise ApiError(429, f"Too much text waiting to be spoken. Note: {pending} characters wait; the limit is "
                            f"{limit}. Hint: send less ahead of the speech, or cancel.", code="backlog_full")
+        if not len(self._buffer) and is_ssml(text):  # an SSML document comes whole, in one message
+            self._enqueue([text])
+            return
         self._enqueue(self._buffer.add(text))
 
     def _enqueue(self, sentences: list[str]) -> None:

@@ -1,6 +1,8 @@
-"""A time-scaled sentence on the GPU engine (CUDA emulated in host memory, as in
-test_gpu_vocoder_emulated.py): its host frames reach the postnet, batched or alone, and the
-audio equals the CPU engine's."""
+"""A time-scaled sentence on the GPU engine, CUDA emulated in host memory.
+
+As in test_gpu_vocoder_emulated.py: its host frames reach the postnet, batched or alone,
+and the audio equals the CPU engine's.
+"""
 
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ from rtvoice.voice import DEFAULT_VOICE
 def test_is_ssml_needs_a_leading_speak() -> None:
     assert is_ssml("<speak>Hi.</speak>")
     assert is_ssml('  <?xml version="1.0"?>\n<speak version="1.1">Hi.</speak>')
+    assert is_ssml('<!DOCTYPE speak [<!ENTITY a "b">]><speak>&a;</speak>')
     assert not is_ssml("Say <speak> aloud.")
     assert not is_ssml("<speaker>Hi.</speaker>")
 
