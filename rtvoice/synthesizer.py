@@ -60,7 +60,7 @@ def plan(text: str, voice: VoiceConfig) -> list[Sentence]:
     budget = piece_budget(voice.decoder.max_decoder_steps, voice.text.frames_per_char, voice.text.sentence_max_chars)
     for piece in speakable_pieces(text, budget):
         try:
-            ids = text_to_ids(piece, voice.text.symbols)
+            ids = text_to_ids(piece, voice.text.symbols, normalized=True)
         except TextError:
             continue  # a piece with nothing speakable (e.g. "...") is skipped, not fatal
         sentences.append(Sentence(len(sentences), piece, tuple(ids)))

@@ -103,7 +103,7 @@ def normalize_fragment(text: str, day_first: bool = False) -> str:
     text = expand_alphanumerics(text)
     text = expand_acronyms(text)
     text = expand_numbers(text)
-    text = expand_symbols(anyascii(text)).lower()
+    text = anyascii(expand_symbols(text)).lower()
     text = _LEFTOVER_RE.sub(" ", text)
     text = _REPEATED_COMMA_RE.sub(",", _WHITESPACE_RE.sub(" ", text))
     return _SPACE_BEFORE_PUNCT_RE.sub("", text)
@@ -124,7 +124,9 @@ def normalize(text: str, day_first: bool = False) -> str:
 
     Returns:
         Lowercase ASCII text without digits, holding only :data:`SPEAKABLE` characters.
-        Normalizing it again changes nothing.
+        Normalizing it again changes nothing for ordinary text (the case table checks it),
+        though glued-together oddities ("0Dr.") may read differently a second time;
+        :func:`rtvoice.synthesizer.plan` normalizes once.
     """
     return normalize_fragment(text, day_first).strip()
 

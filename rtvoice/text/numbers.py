@@ -50,7 +50,7 @@ _FRACTION_RE: Final = re.compile(
     r"(?<![\w/.])(?:(?P<whole>\d+)\s+)?(?P<num>\d{1,3})/(?P<den>\d{1,3})(?![\w/]|\.\d)"
 )
 _RANGE_RE: Final = re.compile(r"(?<![\w.,-])(?P<a>\d+(?:\.\d+)?)\s?-\s?(?P<b>\d+(?:\.\d+)?)(?![\w.]*\d|-)")
-_ORDINAL_RE: Final = re.compile(r"(?P<int>" + INT + r")(?P<suf>st|nd|rd|th)\b", re.IGNORECASE)
+_ORDINAL_RE: Final = re.compile(r"(?<![\d,])(?P<int>" + INT + r")(?P<suf>st|nd|rd|th)\b", re.IGNORECASE)
 _DECADE_RE: Final = re.compile(r"(?<![\w'])(?:'(?P<short>\d0)|(?P<full>1\d\d0|20\d0))'?s\b")
 _NUMBER_RE: Final = re.compile(
     r"(?<!\w)" + _MINUS + r"(?:(?P<int>" + INT + r")(?:\.(?P<frac>\d+))?|\.(?P<frac2>\d+))(?![\d.]\d|\d)"

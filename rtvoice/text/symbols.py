@@ -45,15 +45,16 @@ SYMBOLS: Final[tuple[str, ...]] = (
 _ARPABET_RE: Final = re.compile(r"\{([^{}]*)\}")
 
 
-def _tokens(text: str) -> list[str]:
+def _tokens(text: str, normalized: bool) -> list[str]:
     """Split ``text`` into symbol strings: cleaned characters, and "@XX" for {braced} ARPAbet."""
+    clean = (lambda fragment: fragment) if normalized else normalize_fragment
     tokens: list[str] = []
     start = 0
     for match in _ARPABET_RE.finditer(text):
-        tokens += normalize_fragment(text[start : match.start()])
+        tokens += clean(text[start : match.start()])
         tokens += (f"@{phoneme.upper()}" for phoneme in match[1].split())
         start = match.end()
-    tokens += normalize_fragment(text[start:])
+    tokens += clean(text[start:])
     return tokens
 
 
@@ -81,7 +82,7 @@ def _speakable(symbol: str) -> bool:
     return symbol.lstrip("@").isalnum()
 
 
-def text_to_ids(text: str, symbols: Sequence[str] = SYMBOLS) -> list[int]:
+def text_to_ids(text: str, symbols: Sequence[str] = SYMBOLS, *, normalized: bool = False) -> list[int]:
     """Clean ``text`` with :func:`normalize` and map it to the model's symbol ids.
 
     ARPAbet in curly braces is passed through as phonemes, as in NVIDIA's code:
@@ -92,6 +93,7 @@ def text_to_ids(text: str, symbols: Sequence[str] = SYMBOLS) -> list[int]:
     Args:
         text: Raw or already normalized text; normalizing twice changes nothing.
         symbols: The model's symbol table, index = id. The pad symbol "_" is never emitted.
+        normalized: ``text`` is already normalized (:mod:`rtvoice.text.pieces`): map it as is.
 
     Returns:
         The symbol ids, in text order.
@@ -100,7 +102,7 @@ def text_to_ids(text: str, symbols: Sequence[str] = SYMBOLS) -> list[int]:
         TextError: Nothing speakable (no letter or phoneme) is left after cleaning.
     """
     ids_of = {symbol: index for index, symbol in enumerate(symbols) if symbol != PAD}
-    tokens = _tokens(text)
+    tokens = _tokens(text, normalized)
     # A dict keeps each dropped token once, in order of first appearance.
     dropped = {_as_written(token): None for token in tokens if token not in ids_of}
     ids = [ids_of[token] for token in _squeeze_spaces([t for t in tokens if t in ids_of])]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rtvoice.config import VoiceConfig
+from rtvoice.errors import TextError
 from rtvoice.synthesizer import plan
 from rtvoice.text import normalize
 from rtvoice.text.pieces import normalize_keeping_arpabet, piece_budget, speakable_pieces
@@ -70,3 +73,27 @@ def test_every_piece_fits_and_every_letter_is_kept(words: list[str], budget: int
     pieces = speakable_pieces(text, budget)
     assert all(0 < len(piece) <= budget for piece in pieces)
     assert _letters("".join(pieces)) == _letters(normalize_keeping_arpabet(text))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([*"0123456789 .,:;-/$£€%°@#&+'()AaBbDdMmPpSsTtKkx\n!?", "Dr.", "St.", "km", "PM",
+                                 "Dec", "th", ".com", "http://", "www.", "USD", "½", "é", "{HH AH0}"]), max_size=60)
+       .map("".join))
+def test_any_text_plans_into_speakable_pieces(text: str) -> None:
+    symbols = set(VOICE.text.symbols)
+    try:
+        sentences = plan(text, VOICE)
+    except TextError:
+        return  # nothing speakable: refused with a clear error
+    for sentence in sentences:
+        assert set(sentence.text.replace("{HH AH0}", "")) <= symbols
+        assert sentence.ids
+
+
+@pytest.mark.parametrize("unit", ["1", "1 ", "1.", "1,", "1/", "$1", "A1", "a@", "+1 ", "12:30 ", "x.com/", "St. A "])
+def test_pathological_long_texts_plan_quickly(unit: str) -> None:
+    # Normalization runs per request: 5000 characters of anything must not backtrack for seconds.
+    text = (unit * (5000 // len(unit)))[:5000]
+    start = time.perf_counter()
+    plan(text, VOICE)
+    assert time.perf_counter() - start < 2.0  # ~0.1-0.2 s measured on 2 CPU cores
