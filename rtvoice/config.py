@@ -68,6 +68,13 @@ class TextConfig:
     """A generous estimate of the mel frames one normalized character takes to say, so that
     every piece fits the decoder's step limit: pieces get at most max_decoder_steps /
     frames_per_char characters. The default voice takes 4.6-5.8; 8 leaves ~40% headroom."""
+    date_order: str = "mdy"
+    """How ambiguous numeric dates read: ``mdy`` ("04/05/2026" is April 5th, as in the US) or
+    ``dmy`` (May 4th, as in Europe). "25/12/2026" and "12.06.2026" read right either way."""
+
+    def __post_init__(self) -> None:
+        if self.date_order not in ("mdy", "dmy"):
+            raise ValueError(f"text.date_order must be 'mdy' or 'dmy', got {self.date_order!r}.")
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rtvoice.config import VoiceConfig
-from rtvoice.errors import TextError
+from rtvoice.errors import TextError, VoiceError
 from rtvoice.synthesizer import plan
 from rtvoice.text import normalize
 from rtvoice.text.pieces import normalize_keeping_arpabet, piece_budget, speakable_pieces
@@ -97,3 +99,18 @@ def test_pathological_long_texts_plan_quickly(unit: str) -> None:
     start = time.perf_counter()
     plan(text, VOICE)
     assert time.perf_counter() - start < 2.0  # ~0.1-0.2 s measured on 2 CPU cores
+
+
+def test_the_voice_date_order_reads_ambiguous_numeric_dates() -> None:
+    british = dataclasses.replace(VOICE, text=dataclasses.replace(VOICE.text, date_order="dmy"))
+    assert plan("Due 04/05/2026.", VOICE)[0].text == "due april fifth, twenty twenty-six."
+    assert plan("Due 04/05/2026.", british)[0].text == "due may fourth, twenty twenty-six."
+    assert plan("Due 25/12/2026.", VOICE)[0].text == "due december twenty-fifth, twenty twenty-six."
+
+
+def test_a_bad_date_order_is_a_voice_error(tmp_path: Path) -> None:
+    data = json.loads((DEFAULT_VOICE / "voice.json").read_text())
+    data["text"]["date_order"] = "ymd"
+    (tmp_path / "voice.json").write_text(json.dumps(data))
+    with pytest.raises(VoiceError, match="date_order"):
+        VoiceConfig.load(tmp_path)
