@@ -124,15 +124,37 @@ def iteration_of(folder: Path, name: str) -> int:
     return int(load(path)["iteration"]) if exists(path) else -1
 
 
+def save_half(src: Path, name: str, dst: Path) -> list[Path]:
+    """Write ``src/NAME.pt`` to ``dst/NAME.pt`` with its float weights as float16 (half the bytes).
+
+    For what a GPU call sends back and carries: a run resumed from it loads the float16 values
+    into its float32 parameters (``load_state_dict`` casts), losing only their rounding.
+    """
+    model = load(src / f"{name}.pt")
+    model["state_dict"] = {k: v.half() if torch.is_tensor(v) and v.dtype == torch.float32 else v
+                           for k, v in model["state_dict"].items()}
+    model["weights_dtype"] = "float16"
+    dst.mkdir(parents=True, exist_ok=True)
+    return save(model, dst / f"{name}.pt")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m training.checkpoint newest NAME DIR...``: print the DIR holding the latest NAME."""
+    """``python -m training.checkpoint newest NAME DIR...``: print the DIR holding the latest NAME.
+
+    ``python -m training.checkpoint half NAME SRC DST``: SRC's NAME.pt with float16 weights into DST.
+    """
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m training.checkpoint")
-    p.add_argument("command", choices=("newest",))
+    p.add_argument("command", choices=("newest", "half"))
     p.add_argument("name")
     p.add_argument("folders", nargs="+", type=Path)
     args = p.parse_args(argv)
+    if args.command == "half":
+        if len(args.folders) != 2:
+            p.error("half takes NAME SRC DST")
+        print(sizes(save_half(args.folders[0], args.name, args.folders[1])))
+        return 0
     found = [(iteration_of(f, args.name), -i, f) for i, f in enumerate(args.folders)]
     best = max(found)
     for it, _, folder in found:

@@ -30,6 +30,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -130,14 +131,21 @@ def _speak_shard(job: tuple[str, Teacher, list[str]]) -> tuple[str, list[np.ndar
     return name, clips, time.perf_counter() - start
 
 
-def make(out: Path, rows: list[Row], teacher: Teacher, jobs: int, shard_size: int, device: str) -> dict:
-    """Generate the missing shards of ``rows`` into ``out``; returns the manifest."""
+def make(out: Path, rows: list[Row], teacher: Teacher | Any, jobs: int, shard_size: int, device: str,
+         deadline: float | None = None) -> dict | None:
+    """Generate the missing shards of ``rows`` into ``out``; returns the manifest.
+
+    With ``deadline`` (a ``time.monotonic()`` value), stops there and returns None if shards
+    are still missing: the finished ones stay, and the next call makes only the rest.
+    """
     import torch
 
     from training.mel import MelSpectrogram, int16_to_float
 
     out.mkdir(parents=True, exist_ok=True)
-    settings = {"teacher": asdict(teacher) | {"espeak": None}, "sample_rate": SAMPLE_RATE,
+    # A teacher with settings() (training.teacher.PiperTeacher) records those; espeak-ng its fields.
+    described = teacher.settings() if hasattr(teacher, "settings") else asdict(teacher) | {"espeak": None}
+    settings = {"teacher": described, "sample_rate": SAMPLE_RATE,
                 "mel": "training.mel v1 (rtvoice AudioConfig)"}
     path = out / MANIFEST
     if path.exists():
@@ -161,11 +169,16 @@ def make(out: Path, rows: list[Row], teacher: Teacher, jobs: int, shard_size: in
                 save_shard(out / name, [r.index for r in chunk], clips, mels, [symbol_ids(r.text) for r in chunk])
                 if done % 10 == 0 or done == len(todo):
                     log.info("  %d/%d shards, %.0f s", done, len(todo), time.perf_counter() - start)
+                if deadline is not None and time.monotonic() > deadline and done < len(todo):
+                    pool.terminate()  # (shards in flight are lost; each takes seconds)
+                    log.warning("out of time: %d of %d shards made this time; the next call makes the rest", done,
+                                len(todo))
+                    return None
     manifest = {"settings": settings, "shards": sorted(shards), "heldout": [r.index for r in rows
                                                                              if r.split == "heldout"]}
     path.write_text(json.dumps(manifest, indent=1) + "\n")
     if todo:
-        log.info("espeak-ng: %.1f ms of one core per sentence; wall %.0f s for %d sentences",
+        log.info("teacher: %.1f ms of one core per sentence; wall %.0f s for %d sentences",
                  1000 * cpu / sum(len(t[2]) for t in todo), time.perf_counter() - start, sum(len(t[2]) for t in todo))
     return manifest
 

@@ -2,6 +2,7 @@
 # One GPU call of the default voice's training: set up, make the data, train, send back.
 #
 #   bash training/stretch.sh RUNS MINUTES [extra training flags...]
+#   TEACHER=piper bash training/stretch.sh RUNS MINUTES      # the natural voice (issue 22; see below)
 #
 # RUNS names what trains, at once, in parallel processes on the one GPU: tacotron2,
 # waveglow, both (= "tacotron2 waveglow"), or a space-separated list of MODEL[:VARIANT],
@@ -45,21 +46,52 @@ dups=$(printf '%s\n' "${runs[@]}" | sort | uniq -d)
 export PYTHONUNBUFFERED=1
 
 tools=/tmp/rtvoice-tools
-RUN="${RUN:-/tmp/rtvoice-run}"
-CHECKPOINTS="${CHECKPOINTS:-training/checkpoints}"  # where committed checkpoints are read from
-DATA="${DATA:-training/data}"  # DATA and DATA_ARGS (e.g. "--limit 40 --max-chars 50") serve tiny checks
-if [ ! -x "$tools/espeak/espeak-ng" ]; then
+# TEACHER=piper: the natural voice of issue 22 (training/teacher.py). Its runs, committed-checkpoint
+# folder and data are apart from espeak-ng's, so neither ever resumes the other's.
+TEACHER="${TEACHER:-espeak}"
+case "$TEACHER" in
+  espeak) run_default=/tmp/rtvoice-run checkpoints_default=training/checkpoints data_default=training/data ;;
+  piper) run_default=/tmp/rtvoice-natural checkpoints_default=training/checkpoints-natural data_default=training/data-piper ;;
+  *) echo "error: TEACHER is espeak or piper, not '$TEACHER'" >&2; exit 2 ;;
+esac
+RUN="${RUN:-$run_default}"
+CHECKPOINTS="${CHECKPOINTS:-$checkpoints_default}"  # where committed (landed) checkpoints are read from
+DATA="${DATA:-$data_default}"  # DATA and DATA_ARGS (e.g. "--limit 40 --max-chars 50") serve tiny checks
+if [ ! -d "$tools/site" ]; then
+  compgen -G "training/carry/wheels/*.whl" > /dev/null || { echo "error: training/carry/wheels is missing. Hint: run bash training/fetch_espeak.sh where apt-get works, and carry training/carry (or, for TEACHER=piper, training/carry/wheels)" >&2; exit 2; }
+  PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q --no-index --no-deps --no-compile --target "$tools/site" training/carry/wheels/*.whl
+fi
+if [ "$TEACHER" = espeak ] && [ ! -x "$tools/espeak/espeak-ng" ]; then
   [ -f training/carry/espeak.tar.xz ] || { echo "error: training/carry/ is missing. Hint: run bash training/fetch_espeak.sh where apt-get works, and carry training/carry" >&2; exit 2; }
   mkdir -p "$tools"
   tar -C "$tools" -xJf training/carry/espeak.tar.xz
-  PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q --no-index --no-deps --no-compile --target "$tools/site" training/carry/wheels/*.whl
 fi
 export PYTHONPATH="$tools/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
-"$tools/espeak/espeak-ng" --version
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
 
-# shellcheck disable=SC2086
-python3 -m training.data make --espeak "$tools/espeak/espeak-ng" --jobs "$(nproc)" --out "$DATA" ${DATA_ARGS:-}
+if [ "$TEACHER" = piper ]; then
+  # The teacher travels as float16 parts (python -m training.teacher pack, here); parts carried by
+  # earlier calls wait in TEACHER_DIR while the machine stays warm. The corpus is made in resumable
+  # shards until TEACHER_MINUTES into the call (default: all but 2 minutes of it); a corpus still
+  # incomplete then trains nothing, and the next call on the warm machine makes the rest.
+  TEACHER_DIR="${TEACHER_DIR:-/tmp/rtvoice-teacher}"
+  rc=0
+  python3 -m training.teacher unpack --src "${TEACHER_CARRY:-training/carry/teacher}" --out "$TEACHER_DIR" || rc=$?
+  if [ "$rc" = 3 ]; then echo "teacher incomplete: carry the missing parts next (this call trained nothing)"; exit 0; fi
+  [ "$rc" = 0 ] || exit "$rc"
+  synth_minutes="${TEACHER_MINUTES:-$(python3 -c "print(max(0.5, $minutes - 2 - ($(date +%s) - $start) / 60))")}"
+  rc=0
+  # shellcheck disable=SC2086
+  python3 -m training.teacher make --model "$TEACHER_DIR/joe.onnx" --phonemes "$TEACHER_DIR/phonemes.npz" \
+    --jobs "${TEACHER_JOBS:-$(nproc)}" --out "$DATA" --minutes "$synth_minutes" ${DATA_ARGS:-} || rc=$?
+  if [ "$rc" = 4 ]; then echo "corpus incomplete after $synth_minutes minutes: call again on the warm machine (this call trained nothing)"; exit 0; fi
+  [ "$rc" = 0 ] || exit "$rc"
+  [ "${SYNTH_ONLY:-0}" = 1 ] && { echo "SYNTH_ONLY=1: the corpus is made; nothing trains"; exit 0; }
+else
+  "$tools/espeak/espeak-ng" --version
+  # shellcheck disable=SC2086
+  python3 -m training.data make --espeak "$tools/espeak/espeak-ng" --jobs "$(nproc)" --out "$DATA" ${DATA_ARGS:-}
+fi
 
 # run_dir RUN -> where it trains; out_dir RUN -> where its files go back
 run_dir() { [[ "$1" == *:* ]] && echo "$RUN/${1#*:}" || echo "$RUN"; }
@@ -152,7 +184,14 @@ if [ -n "${OUT:-}" ]; then
   for r in "${runs[@]}"; do
     m="${r%%:*}" dir="$(run_dir "$r")" out="$(out_dir "$r")"
     mkdir -p "$out"
-    cp "$dir/$m".pt* "$dir/$m".optimizer.pt* "$out"/ 2>/dev/null || true
+    if [ "${HALF_OUT:-$([ "$TEACHER" = piper ] && echo 1 || echo 0)}" = 1 ] && [ -n "$(ls "$dir/$m".pt* 2>/dev/null)" ]; then
+      # The natural voice's weights go back as float16: both models and their optimizer states
+      # then fit the 63 MiB (training/checkpoint.py save_half; a resume casts them back).
+      python3 -m training.checkpoint half "$m" "$dir" "$out"
+      cp "$dir/$m".optimizer.pt* "$out"/ 2>/dev/null || true
+    else
+      cp "$dir/$m".pt* "$dir/$m".optimizer.pt* "$out"/ 2>/dev/null || true
+    fi
     report=()
     for f in "$dir/${m}"_*.png "$dir/$m.log"; do [ -f "$f" ] && report+=("$(basename "$f")"); done
     # Appending: two runs without a variant (tacotron2 and waveglow) share $OUT and its report.tar.

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from rtvoice.export.tacotron2 import Tacotron2, Tacotron2Params
-from training import checkpoint, plots
+from training import checkpoint, plots, warm_start
 from training.data import DATA, Dataset, max_decoder_steps
 from training.decoder_graphs import DecoderGraphs, graph_shapes
 from training.loop import (
@@ -64,6 +64,13 @@ PRESETS = {
     # 3.2 M parameters, 12.9 MB of ONNX: see training/README.md for the budget.
     "default": Tacotron2Params(symbols_embedding_dim=128, encoder_embedding_dim=256, attention_rnn_dim=256,
                                attention_dim=128, decoder_rnn_dim=256, prenet_dim=128, postnet_embedding_dim=128),
+    # The natural voice (issue 22): a teacher with real prosody needs bigger RNNs and postnet. The
+    # encoder keeps the default's sizes, so a warm start (training/warm_start.py) reuses it whole.
+    # The RNNs stop at 384/512: a decoder step's CPU time grows with them (512/768 cost 4.5 times
+    # the default's step, 384/512 2.1 times; training/eval/natural-decoder-sweep.json), and the
+    # voice must stay faster than its teacher on 2 cores. 6.6 M parameters at r = 3.
+    "natural": Tacotron2Params(symbols_embedding_dim=128, encoder_embedding_dim=256, attention_rnn_dim=384,
+                               attention_dim=128, decoder_rnn_dim=512, prenet_dim=256, postnet_embedding_dim=256),
     # For checking the recipe end to end on a CPU in a minute.
     "tiny": Tacotron2Params(symbols_embedding_dim=32, encoder_embedding_dim=32, attention_rnn_dim=64,
                             attention_dim=16, attention_location_n_filters=4, attention_location_kernel_size=7,
@@ -101,6 +108,17 @@ def batches(items: np.ndarray, lengths: np.ndarray, size: int, rng: np.random.Ge
         out += [chunk[j : j + size] for j in range(0, len(chunk), size)]
     rng.shuffle(out)  # type: ignore[arg-type]
     return out
+
+
+def guide_scale(iteration: int, until: int) -> float:
+    """The guided-attention loss's share at ``iteration``: whole until ``until``, then fading to 0.
+
+    The diagonal prior helps while the alignment forms; once it has, it only pulls against
+    the teacher's real timing (pauses, lengthened words). ``until`` 0 keeps it whole.
+    """
+    if until <= 0 or iteration <= until:
+        return 1.0
+    return max(0.0, 1.0 - (iteration - until) / until)
 
 
 def convert_frames_per_step(state: dict[str, torch.Tensor], params: Tacotron2Params, r: int,
@@ -152,6 +170,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rollback-ratio", type=float, default=1.5,
                    help="a checkpoint whose val mel is over this many times the last one's is not saved: training "
                         "goes back to the last checkpoint instead (0: always save)")
+    p.add_argument("--warm-start", type=Path, help="a run that starts afresh first copies every tensor of this file "
+                   "whose name and shape fit (training/warm_start.py)")
+    p.add_argument("--guide-until", type=int, default=0,
+                   help="iteration after which the guided-attention loss fades out (over as many iterations "
+                        "again); 0 keeps --guide-weight for good")
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--seed", type=int, default=0)
     return p
@@ -192,6 +215,8 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
     model = Tacotron2(params).to(device)
     if saved is not None:
         model.load_state_dict(saved["state_dict"])
+    elif args.warm_start is not None:
+        warm_start.apply(model, args.warm_start)
     n_params = sum(p.numel() for p in model.parameters())
     log.info("Tacotron 2: %.2f M parameters (%.1f MB float32), %s on %s; %s", n_params / 1e6, n_params * 4e-6,
              precision, device, params)
@@ -286,7 +311,8 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
                 with ctx():
                     out = teacher_forced(model, batch, masks, drop, graphs)
                 parts = losses(out, batch, args.gate_pos_weight, args.guide_sigma)
-                loss = parts["mel"] + parts["mel_postnet"] + parts["gate"] + args.guide_weight * parts["guide"]
+                guide = args.guide_weight * guide_scale(iteration, args.guide_until)
+                loss = parts["mel"] + parts["mel_postnet"] + parts["gate"] + guide * parts["guide"]
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
             except torch.OutOfMemoryError:

@@ -24,7 +24,7 @@ import torch
 
 from rtvoice.export.checkpoint import fold_weight_norm
 from rtvoice.export.waveglow import WaveGlow, WaveGlowParams
-from training import checkpoint, plots
+from training import checkpoint, plots, warm_start
 from training.data import DATA, Dataset
 from training.loop import (
     Budget,
@@ -73,6 +73,11 @@ PRESETS = {
                               n_channels=32, upsample_kernel=256),
     "tiny": WaveGlowParams(n_flows=4, n_group=8, n_early_every=2, n_early_size=2, n_layers=2, kernel_size=3,
                            n_channels=16, upsample_kernel=256),
+    # The natural voice (issue 22): the frame layout with half again the channels, for a teacher's
+    # audio with breath and pitch detail. 128 channels cost 2.6 times the frame preset's CPU time
+    # (training/eval/natural-sizes.json), more than the speed goal leaves. 3.4 M parameters.
+    "natural": WaveGlowParams(n_flows=8, n_group=256, n_early_every=4, n_early_size=64, n_layers=4, kernel_size=3,
+                              n_channels=96, upsample_kernel=0),
     # Frame-rate conditioning (rtvoice.export.waveglow): one WN step per mel frame, no upsampler.
     # 1.9 M parameters; 116x real time on one CPU thread, against 8x for "default".
     "frame": WaveGlowParams(n_flows=8, n_group=256, n_early_every=4, n_early_size=64, n_layers=4, kernel_size=3,
@@ -136,6 +141,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--only-preset", action="store_true",
                    help="resume only a checkpoint of --preset's sizes; over any other, start afresh (so a stretch "
                         "can switch architecture and pass the same flags on every call)")
+    p.add_argument("--warm-start", type=Path, help="a run that starts afresh first copies every tensor of this file "
+                   "whose name and shape fit (training/warm_start.py)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--segment-frames", type=int, default=64, help="mel frames per segment (x256 samples)")
     p.add_argument("--lr", type=float, default=3e-4)
@@ -207,6 +214,8 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
             standardize_conditioning(model, sample.mean(0).to(device), float(sample.std()))
             log.info("conditioning standardized for log mel of mean %.2f, std %.2f", float(sample.mean()),
                      float(sample.std()))
+        if args.warm_start is not None:
+            warm_start.apply(model, args.warm_start)
     elif not keeps_g_v:  # plain weights (a weight-normed checkpoint folds exactly into them)
         model.load_state_dict(fold_weight_norm(saved["state_dict"]))
     if normed:

@@ -1,0 +1,195 @@
+"""Command line of the Piper teacher (``python -m training.teacher ...``); see training/teacher.py.
+
+phonemize  corpus texts -> Piper phoneme ids (here: needs the ``teacher`` extra)
+pack       the Piper model -> float16 parts + config (here: needs the ``teacher`` extra)
+unpack     float16 parts -> float32 model (anywhere with ``onnx``)
+make       phoneme ids + model -> dataset shards (anywhere with onnxruntime and torch)
+bench      real-time factor of the model on this CPU
+check      the rebuilt model's audio against the original's (noise scales 0: deterministic)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from training.corpus_extra import EXTRA, read_extra
+from training.data import CORPUS, DATA, Dataset, Row, make, read_corpus, select
+from training.espeak import SAMPLE_RATE
+from training.teacher import (
+    CARRY,
+    PHONEMES,
+    PiperTeacher,
+    check_config,
+    model_files,
+    pack,
+    phonemize,
+    save_phonemes,
+    unpack,
+)
+
+log = logging.getLogger("training.teacher")
+
+
+def corpus_rows(corpus: Path = CORPUS, extra: Path | None = EXTRA) -> list[Row]:
+    """LJSpeech's rows (their 300 held out as training.data defines them) and ours, in index order."""
+    rows = read_corpus(corpus)
+    if extra is not None and extra.exists():
+        rows += read_extra(extra)
+    return rows
+
+
+def _phonemize(args: argparse.Namespace) -> None:
+    rows = corpus_rows(args.corpus, args.extra)
+    texts = sorted({r.text for r in rows})
+    start = time.perf_counter()
+    ids = phonemize(texts)
+    save_phonemes(args.out, texts, ids)
+    log.info("%d texts -> %s (%.0f kB) in %.0f s; %d Piper sentences, %d ids", len(texts), args.out,
+             args.out.stat().st_size / 1e3, time.perf_counter() - start, sum(len(s) for s in ids),
+             sum(len(x) for s in ids for x in s))
+
+
+def _make(args: argparse.Namespace) -> int:
+    check_config(Path(str(args.model) + ".json"))
+    rows = select(corpus_rows(args.corpus, args.extra), args.limit, args.max_chars)
+    teacher = PiperTeacher(model=str(args.model), phonemes=str(args.phonemes), noise_scale=args.noise_scale,
+                           noise_w=args.noise_w, length_scale=args.length_scale)
+    deadline = time.monotonic() + 60 * args.minutes if args.minutes else None
+    device = args.device or ("cuda" if _cuda() else "cpu")
+    if make(args.out, rows, teacher, args.jobs, args.shard_size, device, deadline) is None:
+        return 4
+    data = Dataset.load(args.out, with_audio=False)
+    log.info("%s: %s", args.out, data.describe())
+    return 0
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def _bench(args: argparse.Namespace) -> None:
+    rows = [r for r in corpus_rows(args.corpus, None) if r.split == "train"][: args.sentences]
+    teacher = PiperTeacher(model=str(args.model), phonemes=str(args.phonemes), threads=args.threads)
+    teacher.speak(rows[0].text)  # load and warm up
+    start, cpu0 = time.perf_counter(), time.process_time()
+    seconds = sum(teacher.speak(r.text).size for r in rows) / SAMPLE_RATE
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
+    print(json.dumps({"sentences": len(rows), "audio_s": round(seconds, 1), "wall_s": round(wall, 2),
+                      "cpu_s": round(cpu, 2), "threads": args.threads, "rtf": round(seconds / wall, 1),
+                      "rtf_per_cpu_second": round(seconds / cpu, 1), "cpu_count": os.cpu_count()}))
+
+
+def _check(args: argparse.Namespace) -> int:
+    """Deterministic (noise 0) audio of the original and the rebuilt model on a few sentences.
+
+    Passes when every sentence's mean absolute log-mel difference is at most ``--max-mel-diff``.
+    """
+    rows = [r for r in corpus_rows(args.corpus, None) if r.split == "train"][: args.sentences]
+    original, _ = model_files()
+    a = PiperTeacher(model=str(original), phonemes=str(args.phonemes), noise_scale=0.0, noise_w=0.0)
+    b = PiperTeacher(model=str(args.model), phonemes=str(args.phonemes), noise_scale=0.0, noise_w=0.0)
+    # For scale: the original against itself at Piper's default noise_scale (durations kept fixed).
+    c = PiperTeacher(model=str(original), phonemes=str(args.phonemes), noise_scale=0.667, noise_w=0.0)
+    worst_snr, worst_mel, noise_mel = float("inf"), 0.0, []
+    from training.mel import MelSpectrogram, int16_to_float
+
+    mel = MelSpectrogram()
+
+    def log_mel(clip: np.ndarray) -> np.ndarray:
+        return np.asarray(mel(int16_to_float(clip)[None])[0].numpy())
+
+    for r in rows:
+        x, y = a.speak(r.text), b.speak(r.text)
+        if x.size != y.size:
+            log.error("lengths differ: %d vs %d samples on %r", x.size, y.size, r.text[:50])
+            return 1
+        xf, yf = x.astype(np.float64), y.astype(np.float64)
+        snr = 10 * np.log10(np.sum(xf**2) / max(np.sum((xf - yf) ** 2), 1e-9))
+        diff = float(np.abs(log_mel(x) - log_mel(y)).mean())
+        n1, n2 = c.speak(r.text), c.speak(r.text)
+        noise = float(np.abs(log_mel(n1) - log_mel(n2)).mean()) if n1.size == n2.size else float("nan")
+        worst_snr, worst_mel = min(worst_snr, snr), max(worst_mel, diff)
+        noise_mel.append(noise)
+        print(f"{x.size / SAMPLE_RATE:5.2f} s  SNR {snr:5.1f} dB  mean |log mel diff| {diff:.4f} "
+              f"(two default-noise runs: {noise:.4f})  {r.text[:40]}")
+    print(f"worst of {len(rows)} sentences: SNR {worst_snr:.1f} dB, mean |log mel diff| {worst_mel:.4f}; "
+          f"two runs of the original at noise_scale 0.667 differ by {np.nanmean(noise_mel):.4f} on average")
+    return 0 if worst_mel <= args.max_mel_diff else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.teacher", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def corpus_args(s: argparse.ArgumentParser) -> None:
+        s.add_argument("--corpus", type=Path, default=CORPUS)
+        s.add_argument("--extra", type=Path, default=EXTRA, help="our sentences (training/corpus_extra.py)")
+
+    s = sub.add_parser("phonemize", help="corpus texts -> Piper phoneme ids (needs the teacher extra)")
+    corpus_args(s)
+    s.add_argument("--out", type=Path, default=CARRY / PHONEMES)
+    s = sub.add_parser("pack", help="the Piper model as float16 parts (needs the teacher extra)")
+    s.add_argument("--out", type=Path, default=CARRY)
+    s.add_argument("--parts", type=int, default=0, help="number of parts (default: as few as fit 15 MiB each)")
+    s = sub.add_parser("unpack", help="float16 parts -> float32 model; exit 3 while parts are missing")
+    s.add_argument("--src", type=Path, default=CARRY)
+    s.add_argument("--out", type=Path, default=Path("/tmp/rtvoice-teacher"))
+    s = sub.add_parser("make", help="phoneme ids + model -> dataset shards, in --jobs processes (exit 4: incomplete)")
+    corpus_args(s)
+    s.add_argument("--model", type=Path, required=True)
+    s.add_argument("--phonemes", type=Path, default=CARRY / PHONEMES)
+    s.add_argument("--out", type=Path, default=DATA)
+    s.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    s.add_argument("--limit", type=int, help="tiny run: this many training sentences (and a tenth held out)")
+    s.add_argument("--max-chars", type=int)
+    s.add_argument("--shard-size", type=int, default=64)
+    s.add_argument("--device", help="where mels are computed (default: cuda if available)")
+    s.add_argument("--minutes", type=float, help="stop making shards after this long (exit 4: the corpus is "
+                   "incomplete; finished shards stay, the next run makes the rest)")
+    s.add_argument("--noise-scale", type=float, default=0.667)
+    s.add_argument("--noise-w", type=float, default=0.8)
+    s.add_argument("--length-scale", type=float, default=1.0)
+    for name in ("bench", "check"):
+        s = sub.add_parser(name, help=(_bench if name == "bench" else _check).__doc__ or name)
+        corpus_args(s)
+        s.add_argument("--model", type=Path, default=None, help="default: the installed wheel's model")
+        s.add_argument("--phonemes", type=Path, default=CARRY / PHONEMES)
+        s.add_argument("--sentences", type=int, default=20)
+        s.add_argument("--threads", type=int, default=1)
+        s.add_argument("--max-mel-diff", type=float, default=0.05,
+                       help="check: largest mean |log mel difference| (nats) that passes")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.cmd == "phonemize":
+        _phonemize(args)
+    elif args.cmd == "pack":
+        model, config = model_files()
+        check_config(config)
+        pack(model, config, args.out, args.parts)
+    elif args.cmd == "unpack":
+        return 0 if unpack(args.src, args.out) is not None else 3
+    elif args.cmd == "make":
+        return _make(args)
+    else:
+        args.model = args.model or model_files()[0]
+        if args.cmd == "bench":
+            _bench(args)
+            return 0
+        return _check(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
