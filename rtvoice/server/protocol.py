@@ -22,6 +22,7 @@ log as ``ASGI callable returned without completing response``.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, Final
 
 import h11
@@ -45,6 +46,7 @@ class DeadlineH11Protocol(H11Protocol):
     def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
         super().__init__(config, server_state, app_state, _loop)
+        self.logger = _ClientFaults(self.logger)  # type: ignore[assignment]
         self.timeout_keep_alive = self.limits.keep_alive_timeout_s  # type: ignore[assignment]  # call_later takes float
         self._deadline: asyncio.TimerHandle | None = None
         self._phase = "head"
@@ -116,6 +118,26 @@ class DeadlineH11Protocol(H11Protocol):
             cycle.message_event.set()
         self._disarm()
         self.transport.abort()
+
+
+class _ClientFaults(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """uvicorn's logger, with a client's malformed request logged at INFO, not WARNING.
+
+    A broken request is the client's fault and is answered (400); at WARNING any client
+    could write a line to the server's log per connection.
+    """
+
+    CLIENT_FAULTS: Final = frozenset({"Invalid HTTP request received."})
+
+    @property
+    def level(self) -> int:  # H11Protocol reads ``logger.level``
+        return int(self.logger.level)
+
+    def warning(self, msg: object, *args: object, **kwargs: Any) -> None:
+        if msg in self.CLIENT_FAULTS:
+            self.logger.info(msg, *args, **kwargs)
+        else:
+            self.logger.warning(msg, *args, **kwargs)
 
 
 def protocol_class(limits: LimitsConfig) -> type[DeadlineH11Protocol]:

@@ -295,8 +295,9 @@ class WyomingHandler(AsyncEventHandler):
             if started:  # close the audio the client has begun to play
                 await self._write(AudioStop().event())
             raise ApiError(500, str(exc), code="synthesis_failed") from exc
-        if started:
-            await self._write(AudioStop().event())
+        if not started:  # nothing speakable: still a (silent) answer, so the client is not left waiting
+            await self._write(AudioStart(rate=rate, width=2, channels=1).event())
+        await self._write(AudioStop().event())
 
     # -- writing --------------------------------------------------------------------------
 
