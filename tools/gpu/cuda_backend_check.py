@@ -12,6 +12,7 @@ Stages (tools/gpu/cuda_backend_check.sh runs each under its own timeout):
            130: phase kernels in a CUDA graph, fused kernel per step in a graph, persistent
            kernel, and PyTorch fp16 autocast with cudnn.benchmark (NVIDIA's way)
   engine   Voice.load(backend="cuda") end to end against the CPU engine (needs onnxruntime-gpu)
+  summary  the figures that matter from the stages above, in OUT/summary.json
 Each stage writes OUT/<stage>.json as it goes, so a stage cut off by its timeout leaves
 what it had. --dry-run does everything but CUDA calls (what the CPU tests run).
 """
@@ -209,10 +210,11 @@ def stage_bench(report: Report, dry: bool) -> None:
     report.add("gpu", name)
     rng = np.random.default_rng(0)
     results: dict[str, dict[str, float]] = {}
+    statics = {B: encode(folder, config, [L] * B, T) for B in (1, 4, 16, 64)}
     for mode in ("phases", "fused", "persistent"):
         for B in (1, 4, 16, 64):
             try:
-                static = encode(folder, config, [L] * B, T)
+                static = statics[B]
                 d = packed.dims
                 inputs = {"decoder_input": np.zeros((B, d.r * d.n_mel), np.float32), **static,
                           **{n: np.zeros((B, e), np.float32) for n, e in {
@@ -297,8 +299,23 @@ def stage_engine(report: Report, dry: bool) -> None:
                                 "first_s": round(seconds, 3), "warm_s": round(warm, 3)})
 
 
+def stage_summary(report: Report, dry: bool) -> None:
+    """The figures that matter, from the other stages' JSON, in one place."""
+    out = report.path.parent
+    data = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json") if p.stem != "summary"}
+    env, parity, bench = data.get("env", {}), data.get("parity", {}), data.get("bench", {})
+    report.add("gpu", env.get("device") or env.get("nvidia_smi"))
+    report.add("errors", {stage: "error" in d for stage, d in data.items()})
+    worst = {k: (max(v.values()) if isinstance(v, dict) and all(isinstance(x, float) for x in v.values()) else v)
+             for k, v in parity.items() if "12_steps" in k or "gate_stop" in k or k.endswith("_error")}
+    report.add("parity_worst_relative_error", worst)
+    report.add("us_per_step", bench.get("us_per_step"))
+    report.add("torch_fp16_us_per_step", bench.get("torch_fp16_us_per_step"))
+    report.add("engine", {k: v for k, v in data.get("engine", {}).items() if k not in ("stage", "started")})
+
+
 STAGES = {"env": stage_env, "voices": stage_voices, "parity": stage_parity, "bench": stage_bench,
-          "engine": stage_engine}
+          "engine": stage_engine, "summary": stage_summary}
 
 
 def main(argv: list[str] | None = None) -> int:
