@@ -24,5 +24,11 @@ stage parity 75 "$@"
 stage bench 90 "$@"
 stage engine 45 "$@"
 stage summary 15 "$@"
+if [ "${1:-}" != "--dry-run" ]; then  # the same checks as GPU tests (tests/cuda_backend/test_cuda_gpu.py)
+  echo "== pytest (limit 60 s)" >> "$log"
+  timeout -k 5 60 "$PY" -m pytest tests/cuda_backend/test_cuda_gpu.py -q -p no:cacheprovider -o addopts="" \
+    > "$OUT/pytest.txt" 2>&1
+  echo "rc $? (pytest)" >> "$log"; tail -15 "$OUT/pytest.txt" >> "$log"
+fi
 echo finished >> "$log"
 cat "$OUT/summary.json"
