@@ -223,6 +223,7 @@ __device__ void phase_lstm(const StepParams& p, const half_t* W, const float* bi
             for (int rb = 0; rb < ROWS; ++rb)
 #pragma unroll
                 for (int g = 0; g < 4; ++g) acc[rb][g] = 0.f;
+#pragma unroll 2  // two chunks' loads in flight at once: the weights stream from L2/HBM
             for (i64 c = lane; c < chunks; c += 32) {
                 const i64 k = c * 8;
                 float w[4][8];
