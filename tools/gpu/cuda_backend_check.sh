@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Issue 26's GPU run: the cuda backend's kernels compiled, checked and timed (about 4-5 minutes).
+# Issue 26's GPU run: the cuda backend's kernels compiled, checked and timed (limits add up to 5.5 minutes).
 # Each stage has its own timeout and writes $OUT/<stage>.json as it goes; $OUT/cuda_check.log
 # has everything printed. Usage (one device call): bash tools/gpu/cuda_backend_check.sh
-# Pass --dry-run to do everything except CUDA calls (the CPU tests do).
+# Pass --dry-run to do everything except CUDA calls (the CPU tests do). ENGINE_BENCH=1 adds the
+# whole-engine bench (rtvoice bench --backend cuda vs onnxruntime), a few minutes more.
 set -u
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/cuda-check-out}
@@ -19,16 +20,30 @@ stage() {  # name, seconds
   echo "rc $? ($1)" >> "$log"
 }
 stage env 45 "$@"
-stage voices 60 "$@"
-stage parity 75 "$@"
-stage bench 90 "$@"
-stage engine 45 "$@"
+stage voices 40 "$@"
+stage parity 70 "$@"
+stage bench 80 "$@"
+stage engine 40 "$@"
 stage summary 15 "$@"
 if [ "${1:-}" != "--dry-run" ]; then  # the same checks as GPU tests (tests/cuda_backend/test_cuda_gpu.py)
-  echo "== pytest (limit 60 s)" >> "$log"
-  timeout -k 5 60 "$PY" -m pytest tests/cuda_backend/test_cuda_gpu.py -q -p no:cacheprovider -o addopts="" \
+  echo "== pytest (limit 45 s)" >> "$log"
+  timeout -k 5 45 "$PY" -m pytest tests/cuda_backend/test_cuda_gpu.py -q -p no:cacheprovider -o addopts="" \
     > "$OUT/pytest.txt" 2>&1
   echo "rc $? (pytest)" >> "$log"; tail -15 "$OUT/pytest.txt" >> "$log"
+fi
+# Optional (ENGINE_BENCH=1, +2-4 minutes): the issue's table, whole engine, full-size voice with
+# WaveGlow 512, 602 forced frames of the 128-character phrase: cuda against onnxruntime, same card.
+if [ "${ENGINE_BENCH:-0}" = 1 ] && [ "${1:-}" != "--dry-run" ]; then
+  cp ../shared/data/benchmark-phrase-128.txt /tmp/phrase.txt 2>/dev/null ||
+    echo "The forms of printed letters should be beautiful, and that their arrangement on the page should be reasonable and a help to the" > /tmp/phrase.txt
+  [ -f /tmp/full512/waveglow.onnx ] || timeout 150 "$PY" build_engines.py --random full --waveglow-channels 512 \
+    --out /tmp/full512 --no-parity >> "$log" 2>&1
+  for b in cuda onnxruntime; do
+    echo "== rtvoice bench --backend $b" >> "$log"
+    timeout -k 5 120 "$PY" -m rtvoice bench --voice /tmp/full512 --backend "$b" --device cuda:0 \
+      --text @/tmp/phrase.txt --steps 602 --runs 4 --warmup 1 --json > "$OUT/engine_bench_$b.json" 2>> "$log"
+    echo "rc $? (engine bench $b)" >> "$log"
+  done
 fi
 echo finished >> "$log"
 cat "$OUT/summary.json"
