@@ -34,16 +34,20 @@ def snr_db(reference: np.ndarray, other: np.ndarray) -> float:
 
 
 def sweep(voice: Voice, text: str, steps: int, chunks: Sequence[int] = (16, 32, 64),
-          contexts: Sequence[int] = (0, 2, 4, 8, 16, 32), seed: int = 0) -> list[SeamPoint]:
-    """Measure the (chunk, context) grid; the first sentence of ``text`` only."""
-    base = SynthesisConfig(seed=seed, force_steps=steps, sentence_pause_s=0.0)
+          contexts: Sequence[int] = (0, 2, 4, 8, 16, 32), seed: int = 0, rate: float | None = None
+          ) -> list[SeamPoint]:
+    """Measure the (chunk, context) grid; the first sentence of ``text`` only.
+
+    ``rate``: the speaking rate; chunks and context then count time-scaled frames.
+    """
+    base = SynthesisConfig(seed=seed, force_steps=steps, sentence_pause_s=0.0, rate=rate)
     whole = concatenate(voice.synthesize(text, SynthesisConfig(seed=seed, force_steps=steps, whole=True,
-                                                               sentence_pause_s=0.0)))
+                                                               sentence_pause_s=0.0, rate=rate)))
     points = []
     for chunk in chunks:
         for ctx in contexts:
             config = SynthesisConfig(seed=base.seed, force_steps=steps, sentence_pause_s=0.0, chunk_frames=chunk,
-                                     first_chunk_frames=chunk, context_frames=ctx)
+                                     first_chunk_frames=chunk, context_frames=ctx, rate=rate)
             for _ in voice.synthesize(text, config):  # warm-up: first use of a shape is not what we measure
                 pass
             start = time.perf_counter()

@@ -53,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--seams", action="store_true",
                    help="instead: sweep chunk and context sizes, SNR of streamed vs whole audio "
                         "and time to first audio")
+    p.add_argument("--rate", type=config_number(SynthesisConfig, "rate", float),
+                   help="with --seams: the speaking rate to measure the seams at (the mel is time-scaled); "
+                        "default: the voice's")
     p.add_argument("--compare", choices=("torch",), help="also time the PyTorch reference (build extra)")
     p.add_argument("--torch-fp16", action="store_true", help="run the PyTorch reference under fp16 autocast")
     p.add_argument("--checkpoints", nargs=2, type=Path, metavar=("TACOTRON2", "WAVEGLOW"),
@@ -113,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         if args.seams:
             from ..seams import format_points, sweep
 
-            points = sweep(voice, text, args.steps or 200)
+            points = sweep(voice, text, args.steps or 200, rate=args.rate)
             print(json.dumps([p.__dict__ for p in points], indent=2) if args.json else format_points(points))
             return 0
         report = run_bench(voice, text, steps=args.steps, runs=args.runs, warmup=args.warmup,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,12 @@ def test_bad_ssml_and_rates_are_one_line(tmp_path: Path, text: str, options: tup
     assert run.returncode == 2
     assert message in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
     assert not (tmp_path / "out.wav").exists()
+
+
+def test_bench_measures_the_seams_at_a_rate() -> None:
+    run = subprocess.run([sys.executable, "-m", "rtvoice", "bench", "--seams", "--rate", "2", "--steps", "128",
+                          "--json", "--device", "cpu"], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert run.returncode == 0, run.stderr
+    points = {(p["chunk_frames"], p["context_frames"]): p for p in json.loads(run.stdout)}
+    assert points[16, 32]["chunks"] == 4  # 128 decoder frames at rate 2: 64 frames, four chunks of 16
+    assert points[16, 32]["snr_db"] > 90.0 and points[16, 0]["snr_db"] < 30.0  # context matters, as at rate 1

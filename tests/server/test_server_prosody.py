@@ -74,3 +74,15 @@ async def test_websocket_speaks_a_whole_ssml_message(server: LiveServer) -> None
     assert spoken[0]["type"] == "started"
     assert audio_bytes(spoken) == 2 * (2 * SENTENCE // 2 + 22050)
     assert error["code"] == "invalid_text" and "Malformed SSML at line 1, column" in error["message"]
+
+
+def test_ssml_volume_is_a_gain_on_the_samples(server: LiveServer) -> None:
+    import numpy as np
+
+    loud = speech(server, input="Hello.", response_format="pcm")[1]
+    soft = speech(server, input='<speak><prosody volume="x-soft">Hello.</prosody></speak>', response_format="pcm")[1]
+    assert isinstance(loud, bytes) and isinstance(soft, bytes) and len(loud) == len(soft)
+    a, b = (np.frombuffer(x, "<i2").astype(np.float64) for x in (loud, soft))
+    unclipped = np.abs(a) < 30000  # the random voice is loud: 16-bit output clips its peaks at full volume
+    assert unclipped.mean() > 0.5
+    assert np.abs(b - 0.3 * a)[unclipped].max() <= 40  # 0.3 of each sample, up to the 24 kHz resampler's rounding
