@@ -277,7 +277,7 @@ class WyomingHandler(AsyncEventHandler):
         voice = self._state.voices.get(voice_name)
         assert voice is not None
         rate = voice.sample_rate
-        job = SpeechJob(text, voice, self._state.config.synthesis, rate, 1.0, "wyoming", self._client)
+        job = SpeechJob(text, voice, self._state.config.synthesis, rate, None, "wyoming", self._client)  # serve --rate
         started = False
         try:
             async with contextlib.aclosing(speak(self._state, job)) as pieces:
