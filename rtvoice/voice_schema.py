@@ -43,7 +43,9 @@ def range_of(cls: type[Any], name: str) -> tuple[float, float] | None:
 
 
 def describe_range(low: float, high: float) -> str:
-    """``from 1 to 20000``, written the way the numbers were declared."""
+    """``from 1 to 20000`` (or ``at least 0``), written the way the numbers were declared."""
+    if high == math.inf:
+        return f"at least {low:g}"
     return f"from {low:g} to {high:g}" if isinstance(low, float) or isinstance(high, float) else f"from {low} to {high}"
 
 

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib.util
+import math
 import os
 import signal
 import sys
@@ -20,6 +21,10 @@ from ..cli import add_synthesis_options, add_voice_options
 from ..config import SynthesisConfig
 from ..errors import RtvoiceError
 from ..voice import Voice
+from .options import number
+
+SESSION_EXPIRY_RANGE = (0, 2**32 - 1)
+"""MQTT 5's Session Expiry Interval is a four-byte count of seconds."""
 
 if TYPE_CHECKING:
     from ..announce import AnnouncerConfig, Sink
@@ -43,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                                             "announcements published while the daemon is stopped are spoken "
                                             "when it is back (default: rtvoice-<host>-<pid>, a fresh session)")
     broker.add_argument("--protocol", choices=("5", "3.1.1"), default="5", help="MQTT version (default: 5)")
-    broker.add_argument("--session-expiry", type=int, default=3600, metavar="S",
+    broker.add_argument("--session-expiry", type=number(int, *SESSION_EXPIRY_RANGE), default=3600, metavar="S",
                         help="MQTT 5: seconds the broker keeps the session (and queues messages) "
                              "while disconnected (default: %(default)s)")
     api = p.add_argument_group("topics")
@@ -66,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     out.add_argument("--max-wav-mb", type=float, default=8.0, metavar="MB",
                      help="largest single WAV message in MiB (default: %(default)s, about 190 s at 22.05 kHz)")
     out.add_argument("--audio-device", help="output device name or index (see: rtvoice devices)")
-    out.add_argument("--shutdown-grace", type=float, default=10.0, metavar="S",
+    out.add_argument("--shutdown-grace", type=number(float, 0.0, math.inf), default=10.0, metavar="S",
                      help="on shutdown, seconds the current announcement may take to finish (default: %(default)s)")
     add_voice_options(p)
     p.add_argument("--add-voice", action="append", default=[], metavar="NAME=DIR",
