@@ -121,6 +121,8 @@ def _parse_xml(text: str, config: SsmlConfig) -> _Node:
         reason = str(exc).split(":", 1)[0]
         raise SsmlError(f"Malformed SSML at line {line}, column {column + 1}: {reason}.", line=line,
                         column=column + 1) from None
+    except UnicodeEncodeError as exc:  # a lone surrogate ("\ud800") that no XML can carry
+        raise SsmlError(f"SSML is not valid Unicode (a lone surrogate at offset {exc.start}).") from None
     except DefusedXmlException as exc:
         raise SsmlError(f"SSML refused: it declares a DTD or entities ({type(exc).__name__}), which could expand "
                         "without bound or read files; send SSML without <!DOCTYPE>.") from None

@@ -67,12 +67,19 @@ def _digits(text: str, _format: str | None) -> str:
     return digits(found)
 
 
+def _default_order(fields: list[str]) -> str:
+    """Without ``format``: a leading 4-digit field is the year (ISO), else month first (US)."""
+    if len(fields[0]) == 4:
+        return "ymd"[: len(fields)]
+    return "mdy"[: len(fields)]
+
+
 def _date(text: str, fmt: str | None) -> str:
     """Numeric dates ("12/25/2026", "2026-12-25") read in the field order ``format`` names (default mdy, or ymd)."""
     fields = re.split(r"[-/.\s]+", text.strip())
     if not all(f.isdigit() for f in fields) or not fields or not fields[0]:
         raise SayAsError(f"{text.strip()[:40]!r} is not a numeric date")
-    order = fmt or ("ymd" if len(fields[0]) == 4 and len(fields) == 3 else "mdy"[: len(fields)])
+    order = fmt or _default_order(fields)
     if len(order) != len(fields) or set(order) - set("dmy") or len(set(order)) != len(order):
         raise SayAsError(f"{text.strip()[:40]!r} does not match the date format {order!r}")
     parts = dict(zip(order, (int(f) for f in fields), strict=True))

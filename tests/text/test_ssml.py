@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rtvoice.config import SynthesisConfig, VoiceConfig
 from rtvoice.errors import SsmlError, TextError
@@ -184,3 +186,25 @@ def test_ssml_with_nothing_to_say_or_too_long_is_refused(voice_config: VoiceConf
     long = "<speak>" + "word " * 1000 + "</speak>"
     with pytest.raises(TextError, match="limit is 5000"):
         prepare(long, voice_config, settings)
+
+
+@given(st.text(max_size=60), st.sampled_from(["", "<speak>", "<speak><p>", "<speak><say-as interpret-as=\"date\">"]))
+@settings(max_examples=300, deadline=None)
+def test_any_input_gives_segments_or_an_ssml_error(body: str, opening: str) -> None:
+    closing = {"": "", "<speak>": "</speak>", "<speak><p>": "</p></speak>"}.get(opening, "</say-as></speak>")
+    try:
+        segments = parse(opening + body + closing)
+    except SsmlError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert all(isinstance(s, Speech | Break) for s in segments)
+
+
+@pytest.mark.parametrize(("text", "words"), [("2026", "twenty twenty-six"), ("2026-12", "December, twenty twenty-six")])
+def test_a_leading_four_digit_field_is_the_year(text: str, words: str) -> None:
+    assert parse(f'<speak><say-as interpret-as="date">{text}</say-as></speak>') == [Speech(words)]
+
+
+def test_a_lone_surrogate_is_an_ssml_error() -> None:
+    with pytest.raises(SsmlError, match="lone surrogate at offset 7"):
+        parse("<speak>\ud800</speak>")
