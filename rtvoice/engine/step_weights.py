@@ -122,7 +122,24 @@ def read_initializers(path: Path) -> dict[str, F32Array]:
         raise VoiceError(f"Voice graph {path} is missing. Hint: rebuild the voice with build_engines.py.",
                          path=str(path))
     model = onnx.load(str(path))
-    inits = {i.name: numpy_helper.to_array(i).astype(np.float32) for i in model.graph.initializer}
+    inits = {i.name: i for i in model.graph.initializer}
+    producers = {out: n for n in model.graph.node for out in n.output}
+
+    def constant(name: str) -> F32Array | None:
+        """The value behind ``name`` if it is a weight: an initializer, a Constant, or a Cast of one
+        (a voice stored in float16, training/fp16_voice.py); None for an activation."""
+        if name in inits:
+            return np.asarray(numpy_helper.to_array(inits[name]), np.float32)
+        node = producers.get(name)
+        if node is None:
+            return None
+        if node.op_type in ("Cast", "Identity"):
+            return constant(node.input[0])
+        if node.op_type == "Constant":
+            value = next((a.t for a in node.attribute if a.name == "value"), None)
+            return None if value is None else np.asarray(numpy_helper.to_array(value), np.float32)
+        return None
+
     nodes = {n.name: n for n in model.graph.node}
     out: dict[str, F32Array] = {}
     for key, scope in _SCOPES.items():
@@ -131,7 +148,7 @@ def read_initializers(path: Path) -> dict[str, F32Array]:
             raise VoiceError(f"{path} has no node {scope!r}, so the cuda backend cannot find its weights. "
                              "Hint: rebuild the voice with this version's build_engines.py, or use "
                              "--backend onnxruntime.", path=str(path))
-        weights = [inits[name] for name in node.input if name in inits]
+        weights = [w for w in (constant(name) for name in node.input if name) if w is not None]
         for i, w in enumerate(weights):
             out[f"{key}.{i}"] = w
     return out

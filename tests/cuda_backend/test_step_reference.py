@@ -87,3 +87,19 @@ def test_a_graph_without_the_expected_nodes_is_a_clear_voice_error(tmp_path: Pat
         load_packed(tmp_path / "decoder_step.onnx")
     with pytest.raises(VoiceError, match="missing"):
         load_packed(tmp_path / "nothing.onnx")
+
+
+def test_a_voice_stored_in_float16_packs_the_same_weights(tmp_path: Path, tiny_voice_dir: Path) -> None:
+    """training/fp16_voice.py stores weights as float16 initializers behind Casts: followed through."""
+    from training.fp16_voice import convert_folder
+
+    convert_folder(tiny_voice_dir, tmp_path / "half", min_elements=16)
+    half = load_packed(tmp_path / "half" / "decoder_step.onnx", np.float32)
+    full = load_packed(tiny_voice_dir / "decoder_step.onnx", np.float32)
+    assert half.dims == full.dims
+    assert not np.array_equal(half.att_w, full.att_w)  # rounded: the Cast was followed to the float16 values
+    np.testing.assert_allclose(half.att_w, full.att_w, rtol=1e-3, atol=1e-4)
+    for case in step_cases(tmp_path / "half", [7, 3], steps=3):
+        got = reference_step(half, case.inputs)
+        for name, want in case.outputs.items():
+            np.testing.assert_allclose(got[name], want, rtol=1e-4, atol=2e-5, err_msg=name)
