@@ -11,7 +11,7 @@ ls /tmp/full512/waveglow.onnx > /dev/null 2>&1 ||
 cp ../shared/data/benchmark-phrase-128.txt /tmp/phrase.txt 2>/dev/null ||
   echo "The forms of printed letters should be beautiful, and that their arrangement on the page should be reasonable and a help to the" > /tmp/phrase.txt
 mkdir -p /tmp/bench
-B="python3 -m rtvoice bench --voice /tmp/full512 --device cuda:0 --text /tmp/phrase.txt"
+B="python3 -m rtvoice bench --voice /tmp/full512 --device cuda:0 --text @/tmp/phrase.txt"
 log=$OUT/perf.txt
 # name, seconds, bench flags: one JSON per run, and the table in the log.
 bench() {
