@@ -66,3 +66,49 @@ def test_check_script_dry_run_writes_each_stage(tmp_path: Path) -> None:
     env = json.loads((out / "env.json").read_text())
     assert env["compile_sm80"]["cubin_bytes"] > 0 and env["compile_sm90"]["cached"]
     assert "finished" in env
+
+
+class _TimedEvent:
+    """Event(timing=True) stand-in: host clock at record()."""
+
+    def __init__(self, *, timing: bool = False) -> None:
+        self.t = 0.0
+
+    def record(self, stream: object) -> None:
+        import time
+
+        self.t = time.perf_counter()
+
+    def synchronize(self) -> None: ...
+
+    def elapsed_ms(self, end: _TimedEvent) -> float:
+        return (end.t - self.t) * 1000.0
+
+    def close(self) -> None: ...
+
+
+@pytest.mark.parametrize("mode", ["phases", "fused", "persistent"])
+def test_harness_timing_paths_run(mode: str, emulated: EmulatedRuntime, monkeypatch: pytest.MonkeyPatch,
+                                  tiny_voice_dir: Path) -> None:
+    """The bench stage's graph capture, timing and per-phase profile, with a recorded-callable graph."""
+    import kernel_harness
+
+    sys.path.insert(0, str(ROOT / "tests" / "engine"))
+    from fake_device import FakeGraph
+
+    monkeypatch.setattr(kernel_harness, "CudaGraph", FakeGraph)
+    monkeypatch.setattr(kernel_harness, "Event", _TimedEvent)
+    packed = load_packed(tiny_voice_dir / "decoder_step.onnx")
+    case = step_cases(tiny_voice_dir, [6, 4], steps=1)[0]
+    launcher = NumpyLauncher(packed.dims)
+    h = Harness(packed, launcher, 4, 2, case.inputs["memory"].shape[1], 4, mode)
+    try:
+        h.load(case.inputs, np.ones((4, 2, 2, packed.dims.prenet), np.float32))
+        h.capture(4)
+        assert h.time_us_per_step(4, 2, graph=True) > 0
+        assert h.time_us_per_step(4, 1, graph=False) > 0
+        if mode == "phases":
+            assert all(h.phase_us(name, repeats=2) > 0 for name in ("k_prenet", "k_energy", "k_project"))
+    finally:
+        h.close()
+    assert emulated.blocks == {}

@@ -10,7 +10,8 @@ Stages (tools/gpu/cuda_backend_check.sh runs each under its own timeout):
            one step from each of ONNX Runtime's states, then 12 steps fed back, per mode
   bench    µs per decoder step, full-size voice, batch 1/4/16/64, rows of 512 symbols holding
            130: phase kernels in a CUDA graph, fused kernel per step in a graph, persistent
-           kernel, and PyTorch fp16 autocast with cudnn.benchmark (NVIDIA's way)
+           kernel, and PyTorch fp16 autocast with cudnn.benchmark (NVIDIA's way); and each
+           phase kernel alone (64 launches in a graph) at batch 1 and 16: where the time goes
   engine   Voice.load(backend="cuda") end to end against the CPU engine (needs onnxruntime-gpu)
   summary  the figures that matter from the stages above, in OUT/summary.json
 Each stage writes OUT/<stage>.json as it goes, so a stage cut off by its timeout leaves
@@ -34,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "cuda_backend"), str(Path(__file__).parent)]
 
 from rtvoice.engine.cuda_engine import NVRTC_OPTIONS  # noqa: E402
-from rtvoice.engine.cuda_step import KERNEL_SOURCE, KERNELS  # noqa: E402
+from rtvoice.engine.cuda_step import KERNEL_SOURCE, KERNELS, PHASES  # noqa: E402
 from rtvoice.engine.graphs import STATE_NAMES  # noqa: E402
 from rtvoice.engine.step_reference import reference_step  # noqa: E402
 from rtvoice.engine.step_weights import load_packed  # noqa: E402
@@ -231,6 +232,8 @@ def stage_bench(report: Report, dry: bool) -> None:
                     results.setdefault(mode, {})[f"b{B}"] = round(h.time_us_per_step(k, 5, graph=True), 2)
                     if mode != "phases" and B == 1:
                         results[mode]["b1_no_graph"] = round(h.time_us_per_step(k, 5, graph=False), 2)
+                    if mode == "phases" and B in (1, 16):  # where the time goes, phase by phase
+                        report.add(f"phase_us_b{B}", {name: round(h.phase_us(name), 2) for name in PHASES})
                 finally:
                     h.close()
             except Exception as exc:
@@ -310,6 +313,7 @@ def stage_summary(report: Report, dry: bool) -> None:
              for k, v in parity.items() if "12_steps" in k or "gate_stop" in k or k.endswith("_error")}
     report.add("parity_worst_relative_error", worst)
     report.add("us_per_step", bench.get("us_per_step"))
+    report.add("phase_us", {k: v for k, v in bench.items() if k.startswith("phase_us")})
     report.add("torch_fp16_us_per_step", bench.get("torch_fp16_us_per_step"))
     report.add("engine", {k: v for k, v in data.get("engine", {}).items() if k not in ("stage", "started")})
 

@@ -128,6 +128,39 @@ class Harness:
             end.close()
         return float(np.median(times))
 
+    def phase_us(self, kernel: str, repeats: int = 64) -> float:
+        """µs of one launch of a phase kernel, as ``repeats`` launches in a CUDA graph (events).
+
+        Each launch reads step 0's inputs and writes its outputs again, so repeating one phase
+        is idempotent; the sum over phases is the phases mode's step, less launch overlap.
+        """
+        params = self.params(0)
+        grid, threads, smem = self.runner.grids[kernel], 256, self.runner.smem
+        stream = self.stream.handle
+
+        def enqueue() -> None:
+            for _ in range(repeats):
+                self.kernels.launcher.launch(kernel, grid, threads, smem, stream, params)
+
+        enqueue()
+        self.stream.synchronize()
+        graph = CudaGraph.capture(self.stream, enqueue)
+        start, end = Event(timing=True), Event(timing=True)
+        try:
+            graph.launch(self.stream)
+            times = []
+            for _ in range(5):
+                start.record(self.stream)
+                graph.launch(self.stream)
+                end.record(self.stream)
+                end.synchronize()
+                times.append(start.elapsed_ms(end) * 1000.0 / repeats)
+        finally:
+            graph.close()
+            start.close()
+            end.close()
+        return float(np.median(times))
+
     def read(self, steps: int) -> dict[str, np.ndarray]:
         """Frames (steps, B, r * n_mel), gates (steps, B, r) and the state after ``steps`` steps."""
         B, d = self.B, self.d
