@@ -112,3 +112,10 @@ def test_harness_timing_paths_run(mode: str, emulated: EmulatedRuntime, monkeypa
     finally:
         h.close()
     assert emulated.blocks == {}
+
+
+def test_torch_step_timing_runs_on_the_cpu(tiny_voice_dir: Path) -> None:
+    """The bench's PyTorch side (autocast, the exported model's step) runs; on the GPU it is fp16."""
+    pytest.importorskip("torch")
+    out = cuda_backend_check._torch_step_us(tiny_voice_dir, T=9, steps=3, device="cpu")
+    assert set(out) == {"run0", "run1", "run2"} and all(v > 0 for v in out.values())

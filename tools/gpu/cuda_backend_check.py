@@ -242,8 +242,8 @@ def stage_bench(report: Report, dry: bool) -> None:
     report.add("torch_fp16_us_per_step", _torch_step_us(folder, T=L, steps=k))
 
 
-def _torch_step_us(folder: Path, T: int, steps: int) -> dict[str, float]:
-    """The PyTorch decoder step rtvoice exports, fp16 autocast, cudnn.benchmark, batch 1."""
+def _torch_step_us(folder: Path, T: int, steps: int, device: str = "cuda") -> dict[str, float]:
+    """The PyTorch decoder step rtvoice exports, fp16 autocast, cudnn.benchmark, batch 1 (µs per step)."""
     import torch
 
     from rtvoice.config import VoiceConfig
@@ -251,24 +251,26 @@ def _torch_step_us(folder: Path, T: int, steps: int) -> dict[str, float]:
     from rtvoice.export.torch_bench import reference_models
 
     torch.backends.cudnn.benchmark = True
-    model = reference_models(VoiceConfig.load(folder))[0].cuda().eval()
+    model = reference_models(VoiceConfig.load(folder))[0].to(device).eval()
     p = model.params
+    cuda = device.startswith("cuda")
     out: dict[str, float] = {}
-    with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16):
-        text = torch.randint(1, p.n_symbols, (1, T), device="cuda")
-        memory, processed, mask = model.encode(text, torch.tensor([T], device="cuda"))
-        masks = (torch.rand(steps, 1, 2, p.prenet_dim, device="cuda") >= 0.5).float() * 2
+    with torch.no_grad(), torch.autocast("cuda" if cuda else "cpu", dtype=torch.float16 if cuda else torch.bfloat16):
+        text = torch.randint(1, p.n_symbols, (1, T), device=device)
+        memory, processed, mask = model.encode(text, torch.tensor([T], device=device))
+        masks = (torch.rand(steps, 1, 2, p.prenet_dim, device=device) >= 0.5).float() * 2
         for run in range(3):
             state = DecoderState.zeros(p, 1, T, memory)
             frame = memory.new_zeros(1, p.n_mel_channels)
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
+            if cuda:
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
             for i in range(steps):
                 frames, gate, state = model.decoder.step(frame, state, memory, processed, mask, masks[i])
                 frame = frames[:, -p.n_mel_channels:]
-            end.record()
-            torch.cuda.synchronize()
-            out[f"run{run}"] = round(start.elapsed_time(end) * 1000 / steps, 2)
+            if cuda:
+                torch.cuda.synchronize()  # host clock around a synchronized loop: what a caller waits
+            out[f"run{run}"] = round((time.perf_counter() - t0) * 1e6 / steps, 2)
     return out
 
 
