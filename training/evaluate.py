@@ -276,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
         s.add_argument("--out", type=Path, default=REPORTS, help="folder of the reports")
         if name == "voice":
             s.add_argument("--voice", type=Path, required=True, help="rtvoice voice folder")
+            s.add_argument("--teacher-report", type=Path, help="the teacher's report to compare with (default: "
+                           "OUT/teacher.json, espeak-ng's; the natural voice: OUT/teacher-piper.json, written by "
+                           "python -m training.teacher_eval)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # one line per clip otherwise
@@ -308,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
             png = args.out / f"{name}-spectrogram.png"
             spectrogram_png([(f"{t}: {texts[0][1][:80]}", a, rate) for t, a, rate in first], png)
             report["spectrogram"] = str(png)
-        teacher_wer = teacher_wer_on([r.index for r in results], args.out / "teacher.json", asr.info)
+        teacher_wer = teacher_wer_on([r.index for r in results], args.teacher_report or args.out / "teacher.json",
+                                     asr.info)
         report["teacher_wer_same_sentences"] = teacher_wer
         if teacher_wer is not None:
             report["ratio_to_teacher"] = summary(results)["wer"] / teacher_wer if teacher_wer > 0 else None
