@@ -55,7 +55,7 @@ def add_synthesis_options(p: argparse.ArgumentParser) -> None:
     )
 
     def span(r: tuple[float, float]) -> str:
-        return f"{r[0]:g}-{r[1]:g}"
+        return f"{r[0]:g}-{r[1]:g}" if isinstance(r[0], float) else f"{r[0]}-{r[1]}"
 
     p.add_argument("--seed", type=config_number(SynthesisConfig, "seed"), default=0,
                    help=f"seed for the prenet dropout and WaveGlow noise, {span(SEED_RANGE)} (default 0)")

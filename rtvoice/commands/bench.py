@@ -14,7 +14,7 @@ from ..config import MAX_DECODER_STEPS_RANGE, BatchingConfig, SynthesisConfig, V
 from ..errors import RtvoiceError
 from ..text import decode_utf8
 from ..voice import Voice, default_voice_path
-from .options import config_number, number
+from .options import DefaultsHelpFormatter, config_number, number
 
 RUNS_RANGE = (1, 100_000)
 WARMUP_RANGE = (0, 10_000)
@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("bench", help="benchmark a voice on a backend",
                        description="Warm up, run repeatedly through the streaming pipeline, report medians and the "
                                    "slow tail (p99 of times; p1 and worst of the real-time factor).",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsHelpFormatter)
     add_voice_options(p)
     p.add_argument("--text", default=DEFAULT_TEXT, metavar="TEXT|@FILE",
                    help="the text to speak, or @FILE to read it from a UTF-8 file")

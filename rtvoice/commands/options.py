@@ -21,6 +21,22 @@ PORT_RANGE: Final = (1, 65535)
 """TCP ports one can listen on by number (0 would pick a random one nobody could find)."""
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """``--help`` says each option's default, where it has one worth saying.
+
+    Unlike argparse's ArgumentDefaultsHelpFormatter: no "(default: None)", nothing added to
+    a help text that already speaks of its default, and so never the value of a default
+    read from the environment (``--token`` from ``$RTVOICE_TOKEN`` would print the secret).
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (not action.option_strings or "default" in text.lower()
+                or action.default in (None, False, [], argparse.SUPPRESS)):
+            return text
+        return text + " (default: %(default)s)"
+
+
 def config_number(cls: type[Any], name: str, kind: type[int] | type[float] = int) -> Callable[[str], Any]:
     """An argparse type for dataclass field ``cls.name``, checked as the dataclass checks it.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -105,12 +106,13 @@ def test_bench_text_from_an_argument_or_a_file_and_the_table_labels(tiny_voice_d
 
 @pytest.mark.parametrize("command", ["bench", "serve"])
 def test_help_shows_defaults(command: str) -> None:
-    """Issue 24 part 6: --help of bench and serve says each option's default."""
+    """Issue 24 part 6: --help of bench and serve says each option's default, but never a secret's value."""
     run = subprocess.run([sys.executable, "-m", "rtvoice", command, "--help"], capture_output=True, text=True,
-                         timeout=60, cwd=REPO)
+                         timeout=60, cwd=REPO, env={**os.environ, "RTVOICE_TOKEN": "sekrit-from-env"})
     assert run.returncode == 0, run.stderr
     text = " ".join(run.stdout.split())
     expected = {"bench": ["timed runs (after --warmup) (default: 6)", "(default: 1)"],
                 "serve": ["(default: 8000)", "(default: 127.0.0.1)"]}[command]
     for needle in expected:
         assert needle in text, text
+    assert "sekrit" not in text and "(default: None)" not in text
