@@ -28,6 +28,7 @@ MAX_PENDING_CHARS: Final = 16 * 1024
 MAX_MESSAGE_BYTES: Final = 64 * 1024
 SEND_TIMEOUT_S: Final = 30.0
 MAX_CONNECTIONS: Final = 256
+MAX_CONNECTIONS_PER_CLIENT: Final = 32
 HEADER_TIMEOUT_S: Final = 10.0
 BODY_TIMEOUT_S: Final = 10.0
 KEEP_ALIVE_TIMEOUT_S: Final = 5.0
@@ -60,6 +61,9 @@ class LimitsConfig:
     """A client that takes longer than this to accept one chunk of audio is dropped."""
     max_connections: int = MAX_CONNECTIONS
     """Open HTTP and WebSocket connections; uvicorn answers 503 beyond (``limit_concurrency``)."""
+    max_connections_per_client: int = MAX_CONNECTIONS_PER_CLIENT
+    """Open connections from one address to the HTTP/WebSocket port, and apart to the Wyoming
+    port; more are closed at once, so one address cannot take all ``max_connections``."""
     header_timeout_s: float = HEADER_TIMEOUT_S
     """An HTTP request's line and headers must arrive within this of the connection opening
     (or of the previous response); else the connection is closed."""
@@ -73,7 +77,7 @@ class LimitsConfig:
 
     def __post_init__(self) -> None:
         for name in ("max_input_chars", "max_body_bytes", "max_streams_per_client", "max_active_streams",
-                     "max_pending_chars", "max_message_bytes", "max_connections"):
+                     "max_pending_chars", "max_message_bytes", "max_connections", "max_connections_per_client"):
             if getattr(self, name) < 1:
                 raise ValueError(f"LimitsConfig.{name} must be at least 1, got {getattr(self, name)}.")
         if self.max_queued_streams < 0:

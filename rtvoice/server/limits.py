@@ -3,8 +3,10 @@
 Every protocol (HTTP, WebSocket, Wyoming) goes through one :class:`Admission`, owned by
 the app and used only on the event loop thread:
 
-- :meth:`Admission.client` counts a client's open streams and refuses the one over
+- :meth:`Admission.client` counts a client's running syntheses and refuses the one over
   ``max_streams_per_client`` with 429, before any work is done.
+- :meth:`Admission.connection` counts a client's open Wyoming connections (HTTP ones are
+  counted by :mod:`rtvoice.server.protocol`) and refuses the one over ``max_connections_per_client``.
 - :meth:`Admission.synthesis` holds one of ``max_active_streams`` slots while a synthesis
   runs (all of them share the voice's decoder and vocoder threads, so the cap keeps
   each stream's latency bounded); later ones wait, and beyond ``max_queued_streams``
@@ -28,6 +30,7 @@ class Admission:
     def __init__(self, limits: LimitsConfig) -> None:
         self._limits = limits
         self._per_client: Counter[str] = Counter()
+        self._connections: Counter[str] = Counter()
         self._slots = asyncio.Semaphore(limits.max_active_streams)
         self._idle = asyncio.Event()
         self._idle.set()
@@ -60,6 +63,25 @@ class Admission:
             self._per_client[client] -= 1
             if self._per_client[client] <= 0:
                 del self._per_client[client]
+
+    @contextlib.contextmanager
+    def connection(self, client: str) -> Iterator[None]:
+        """Count one open Wyoming connection of ``client`` for the duration of the ``with``.
+
+        Raises:
+            ApiError: 429 when ``client`` already has ``max_connections_per_client`` open.
+        """
+        limit = self._limits.max_connections_per_client
+        if self._connections[client] >= limit:
+            raise ApiError(429, f"Too many open connections from this client. Note: the limit is {limit}. "
+                           "Hint: close idle connections.", code="too_many_connections", type="requests")
+        self._connections[client] += 1
+        try:
+            yield
+        finally:
+            self._connections[client] -= 1
+            if self._connections[client] <= 0:
+                del self._connections[client]
 
     @contextlib.asynccontextmanager
     async def synthesis(self) -> AsyncIterator[None]:

@@ -13,7 +13,11 @@ adds one deadline per phase of a request:
   ``body_timeout_s`` when it is reading the body (:class:`~rtvoice.server.middleware.BodyDeadline`);
   this deadline catches bodies nobody reads.
 
-It also gives each request the ASGI extension ``rtvoice.abort``: a callable that drops
+It also caps the connections one address holds open (``max_connections_per_client``,
+WebSocket connections included until they close): more are closed at once, so one
+address cannot take all of uvicorn's ``limit_concurrency`` places.
+
+And it gives each request the ASGI extension ``rtvoice.abort``: a callable that drops
 the connection at once (without flushing). A response that cannot be completed (its
 client stopped reading) calls it instead of returning half-sent, which uvicorn would
 log as ``ASGI callable returned without completing response``.
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from typing import Any, Final
 
 import h11
@@ -42,6 +47,8 @@ class DeadlineH11Protocol(H11Protocol):
 
     limits: LimitsConfig = LimitsConfig()
     """Set on a subclass by :func:`protocol_class`."""
+    open_by_client: Counter[str] = Counter()
+    """Open connections per address, of the server this subclass serves (see :func:`protocol_class`)."""
 
     def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -50,14 +57,46 @@ class DeadlineH11Protocol(H11Protocol):
         self.timeout_keep_alive = self.limits.keep_alive_timeout_s  # type: ignore[assignment]  # call_later takes float
         self._deadline: asyncio.TimerHandle | None = None
         self._phase = "head"
+        self._counted: str | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        host = self.client[0] if self.client else "unknown"
+        self._counted = host
+        self.open_by_client[host] += 1
+        if self.open_by_client[host] > self.limits.max_connections_per_client:
+            self.logger.info("closing a connection from %s: it has %d open", host,
+                             self.limits.max_connections_per_client)
+            transport.close()
+            return
         self._watch()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._release()
         super().connection_lost(exc)
+
+    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        """Hand the connection to the WebSocket protocol; it stays counted until that one ends."""
+        super().handle_websocket_upgrade(event)
+        websocket = self.transport.get_protocol()
+        if websocket is self:
+            return
+        ws_connection_lost = websocket.connection_lost
+
+        def connection_lost(exc: Exception | None) -> None:
+            self._release()
+            ws_connection_lost(exc)
+
+        websocket.connection_lost = connection_lost  # type: ignore[method-assign]
+
+    def _release(self) -> None:
+        """Stop counting this connection against its address (once)."""
+        host, self._counted = self._counted, None
+        if host is not None:
+            self.open_by_client[host] -= 1
+            if self.open_by_client[host] <= 0:
+                del self.open_by_client[host]
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -142,4 +181,4 @@ class _ClientFaults(logging.LoggerAdapter):  # type: ignore[type-arg]
 
 def protocol_class(limits: LimitsConfig) -> type[DeadlineH11Protocol]:
     """A :class:`DeadlineH11Protocol` bound to ``limits`` (uvicorn takes a class, not an instance)."""
-    return type("RtvoiceH11Protocol", (DeadlineH11Protocol,), {"limits": limits})
+    return type("RtvoiceH11Protocol", (DeadlineH11Protocol,), {"limits": limits, "open_by_client": Counter()})

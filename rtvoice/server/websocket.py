@@ -138,8 +138,10 @@ class SpeechSession:
                     continue
                 if self._last_activity + idle_s > loop.time():  # speech ended meanwhile
                     continue
-                await self._error("idle_timeout", f"No message for {idle_s:g} s; closing. "
-                                  "Hint: connect again when there is text to speak.")
+                waiting = len(self._buffer)
+                unspoken = f"{waiting} characters waiting for a sentence end were not spoken. " if waiting else ""
+                await self._error("idle_timeout", f"No message for {idle_s:g} s; closing. {unspoken}"
+                                  "Hint: send flush or end after the last text; connect again when there is more.")
                 with contextlib.suppress(Exception):
                     await self._ws.close(code=1000, reason="idle timeout")
                 return None

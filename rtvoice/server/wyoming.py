@@ -155,6 +155,11 @@ class WyomingHandler(AsyncEventHandler):
         peer = writer.get_extra_info("peername")
         self._client = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
 
+    def _unspoken(self) -> str:
+        """What a closing connection leaves unspoken, for its last error event."""
+        waiting = len(self._stream.buffer) if self._stream is not None and self._stream.ok else 0
+        return f" {waiting} characters waiting for a sentence end were not spoken." if waiting else ""
+
     def _allowed(self) -> bool:
         """Whether the peer's address is in the allowed networks (Wyoming has no authentication)."""
         try:
@@ -176,14 +181,16 @@ class WyomingHandler(AsyncEventHandler):
             if not self._allowed():
                 raise ApiError(403, f"Wyoming clients from {self._client} are not allowed. Hint: start the server "
                                "with --wyoming-allow naming this client's network.", code="forbidden")
-            while True:
-                try:
-                    async with asyncio.timeout(idle_s):
-                        event = await read_event(self.reader, self._limits.max_message_bytes)
-                except TimeoutError:
-                    raise ApiError(408, f"No whole event for {idle_s:g} s; closing.", code="idle_timeout") from None
-                if event is None or not await self.handle_event(event):
-                    break
+            with self._state.admission.connection(self._client):
+                while True:
+                    try:
+                        async with asyncio.timeout(idle_s):
+                            event = await read_event(self.reader, self._limits.max_message_bytes)
+                    except TimeoutError:
+                        raise ApiError(408, f"No whole event for {idle_s:g} s; closing.{self._unspoken()}",
+                                       code="idle_timeout") from None
+                    if event is None or not await self.handle_event(event):
+                        break
         except ApiError as exc:
             if exc.code == "forbidden":
                 log.warning("refused a Wyoming client from %s (not in --wyoming-allow)", self._client)

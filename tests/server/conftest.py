@@ -70,7 +70,7 @@ DEADLINE_S = 1.0
 def deadline_server(server_config: ServerConfig) -> Iterator[LiveServer]:
     """1 s head, body, keep-alive and idle timeouts, 1.5 s send timeout, Wyoming for 127.0.0.1 only."""
     limits = LimitsConfig(header_timeout_s=DEADLINE_S, body_timeout_s=DEADLINE_S, keep_alive_timeout_s=DEADLINE_S,
-                          idle_timeout_s=DEADLINE_S, send_timeout_s=1.5, max_pending_chars=400)
+                          idle_timeout_s=DEADLINE_S, send_timeout_s=1.5, max_pending_chars=1000)
     live = start_server(replace(server_config, wyoming_port=free_port(), limits=limits, wyoming_allow=("127.0.0.1",)))
     yield live
     stop_server(live)
@@ -80,6 +80,15 @@ def deadline_server(server_config: ServerConfig) -> Iterator[LiveServer]:
 def crowded_server(server_config: ServerConfig) -> Iterator[LiveServer]:
     """Two streams per address and long idle timeouts: room for idle sockets to crowd an address."""
     limits = LimitsConfig(max_streams_per_client=2, idle_timeout_s=60, header_timeout_s=60, keep_alive_timeout_s=60)
+    live = start_server(replace(server_config, wyoming_port=free_port(), limits=limits))
+    yield live
+    stop_server(live)
+
+
+@pytest.fixture(scope="session")
+def capped_server(server_config: ServerConfig) -> Iterator[LiveServer]:
+    """Four open connections per address (HTTP port and Wyoming port each), long idle timeouts."""
+    limits = LimitsConfig(max_connections_per_client=4, idle_timeout_s=60, header_timeout_s=60)
     live = start_server(replace(server_config, wyoming_port=free_port(), limits=limits))
     yield live
     stop_server(live)

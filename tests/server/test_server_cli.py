@@ -61,17 +61,19 @@ def test_serve_options_set_every_timeout_and_the_wyoming_allow_list() -> None:
 
     args = build_parser().parse_args([
         "serve", "--header-timeout", "2", "--body-timeout", "3", "--keep-alive-timeout", "4", "--idle-timeout", "5",
-        "--send-timeout", "6", "--wyoming-allow", "192.168.1.0/24", "--wyoming-allow", "10.0.0.5"])
+        "--send-timeout", "6", "--wyoming-allow", "192.168.1.0/24", "--wyoming-allow", "10.0.0.5",
+        "--max-connections-per-client", "7"])
     config = server_config(args)
     limits = config.limits
     assert (limits.header_timeout_s, limits.body_timeout_s, limits.keep_alive_timeout_s, limits.idle_timeout_s,
-            limits.send_timeout_s) == (2, 3, 4, 5, 6)
+            limits.send_timeout_s, limits.max_connections_per_client) == (2, 3, 4, 5, 6, 7)
     assert config.wyoming_allow == ("192.168.1.0/24", "10.0.0.5")
     assert server_config(build_parser().parse_args(["serve"])).wyoming_allow is None
 
 
 def test_serve_refuses_a_bad_timeout_or_network_in_one_line() -> None:
-    for option, value in [("--idle-timeout", "0"), ("--body-timeout", "nan"), ("--wyoming-allow", "kitchen")]:
+    for option, value in [("--idle-timeout", "0"), ("--body-timeout", "nan"), ("--wyoming-allow", "kitchen"),
+                          ("--max-connections-per-client", "0")]:
         result = subprocess.run([sys.executable, "-m", "rtvoice", "serve", option, value], capture_output=True,
                                 text=True, timeout=60)
         assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -110,9 +110,9 @@ def test_lone_surrogates_are_refused_alike_by_every_protocol(server: LiveServer)
 
 
 def test_wyoming_speaks_a_long_chunk_full_of_sentence_ends(deadline_server: LiveServer) -> None:
-    """A chunk over ``max_pending_chars`` (400) made of whole sentences is spoken, not refused."""
+    """A chunk over ``max_pending_chars`` (1000) made of whole sentences is spoken, not refused."""
     sentence = "This sentence is a fairly long one, full of words."
-    text = " ".join([sentence] * 9) + " "
+    text = " ".join([sentence] * 21) + " "
     assert len(text) > deadline_server.config.limits.max_pending_chars
     assert deadline_server.wyoming_port is not None
     with raw(deadline_server.wyoming_port) as sock:
@@ -122,7 +122,7 @@ def test_wyoming_speaks_a_long_chunk_full_of_sentence_ends(deadline_server: Live
         events = wyoming_events(sock, 30)
     kinds = [e["type"] for e in events]
     assert "error" not in kinds, events
-    assert kinds.count("audio-start") == 9 and kinds[-1] == "synthesize-stopped"
+    assert kinds.count("audio-start") == 21 and kinds[-1] == "synthesize-stopped"
 
 
 def test_shared_json_checks() -> None:

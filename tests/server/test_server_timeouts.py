@@ -19,7 +19,7 @@ from server_support import TOKEN, LiveServer, ServerLog, read_until_closed
 from websockets.exceptions import ConnectionClosedOK
 from websockets.sync.client import connect
 
-SLACK_S = 1.5
+SLACK_S = 2.0
 """How late a timeout may fire on a busy 2-core machine."""
 AUTH = f"Authorization: Bearer {TOKEN}\r\n".encode()
 
@@ -38,7 +38,8 @@ def status_of(reply: bytes) -> int:
 
 
 def assert_on_time(elapsed: float, deadline_s: float) -> None:
-    assert deadline_s - 0.2 <= elapsed <= deadline_s + SLACK_S, f"closed after {elapsed:.2f} s, deadline {deadline_s}"
+    """Not late (a loaded machine may delay the close by up to ``SLACK_S``), and not at once."""
+    assert deadline_s / 2 <= elapsed <= deadline_s + SLACK_S, f"closed after {elapsed:.2f} s, deadline {deadline_s}"
 
 
 # -- HTTP -------------------------------------------------------------------------------
@@ -170,7 +171,7 @@ def test_an_idle_websocket_is_closed_on_time(deadline_server: LiveServer) -> Non
 
 def test_a_websocket_listening_to_long_speech_is_not_idle(deadline_server: LiveServer) -> None:
     """No message for longer than the idle timeout is fine while the server is speaking for the client."""
-    text = " ".join("Go on now." for _ in range(20))  # about 2.4 s of synthesis on 2 cores
+    text = " ".join("Go on now." for _ in range(80))  # 2 to 10 s of synthesis on 2 cores
     with connect(deadline_server.ws_url, additional_headers=deadline_server.headers, open_timeout=5) as ws:
         ws.recv(timeout=5)
         start = time.monotonic()
@@ -184,7 +185,7 @@ def test_a_websocket_listening_to_long_speech_is_not_idle(deadline_server: LiveS
                 if kinds[-1] in ("done", "error"):
                     break
         elapsed = time.monotonic() - start
-    assert kinds.count("finished") == 20 and kinds[-1] == "done", kinds[-5:]
+    assert kinds.count("finished") == 80 and kinds[-1] == "done", kinds[-5:]
     if elapsed <= DEADLINE_S:
         pytest.skip(f"the speech took {elapsed:.2f} s, not longer than the idle timeout")
 
@@ -294,3 +295,48 @@ def test_idle_sockets_do_not_lock_out_an_honest_client_of_the_same_address(crowd
         assert [e["type"] for e in events][0] == "audio-start" and events[-1]["type"] == "audio-stop"
     with httpx.Client(base_url=crowded_server.base_url, timeout=10) as client:
         assert client.get("/health").json()["active_streams"] == 0
+
+
+def test_one_address_cannot_take_every_connection(capped_server: LiveServer) -> None:
+    """Over ``max_connections_per_client`` (4) a connection is closed at once.
+
+    Other addresses, and the same address once one of its connections closes, are served;
+    WebSocket connections count until they close.
+    """
+    assert capped_server.wyoming_port is not None
+    with ExitStack() as held:
+        for _ in range(3):
+            held.enter_context(raw(capped_server.port))
+        websocket = held.enter_context(connect(capped_server.ws_url, additional_headers=capped_server.headers,
+                                               open_timeout=5))
+        time.sleep(0.2)
+        with raw(capped_server.port) as fifth:
+            reply, elapsed = read_until_closed(fifth, 5)
+        assert reply == b"" and elapsed < 1
+        other = httpx.Client(base_url=capped_server.base_url, headers=capped_server.headers, timeout=10,
+                             transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+        with other:
+            assert other.get("/v1/audio/voices").status_code == 200
+        websocket.close()  # a WebSocket that closes frees its place
+        time.sleep(0.3)
+        with capped_server.client() as client:
+            assert client.get("/v1/audio/voices").status_code == 200
+    with ExitStack() as held:
+        for _ in range(4):
+            held.enter_context(raw(capped_server.wyoming_port))
+        time.sleep(0.2)
+        with raw(capped_server.wyoming_port) as fifth:
+            events = wyoming_events(fifth, 5)
+        assert [(e["type"], e.get("code")) for e in events] == [("error", "too_many_connections")]
+        with raw(capped_server.wyoming_port, source="127.0.0.2") as sock:
+            sock.sendall(event_line("describe"))
+            sock.shutdown(socket.SHUT_WR)
+            assert [e["type"] for e in wyoming_events(sock, 5)] == ["info"]
+
+
+def test_an_idle_websocket_says_what_it_leaves_unspoken(deadline_server: LiveServer) -> None:
+    with connect(deadline_server.ws_url, additional_headers=deadline_server.headers, open_timeout=5) as ws:
+        ws.recv(timeout=5)
+        ws.send(json.dumps({"type": "text", "text": "Hello there"}))  # no sentence end, no flush
+        event = json.loads(ws.recv(timeout=DEADLINE_S + SLACK_S + 1))
+    assert event["code"] == "idle_timeout" and "11 characters" in event["message"]
