@@ -132,11 +132,13 @@ class StepKernels:
     """One engine's decoder-step kernels: the weights on the device and the launcher."""
 
     def __init__(self, packed: PackedStep, launcher: Launcher, stream: Stream, *, mode: Mode = "phases",
-                 sm_count: int = 1) -> None:
+                 sm_count: int = 1, cooperative: bool = False) -> None:
+        """Upload the weights; ``cooperative`` launches the fused kernel with CUDA's residency guarantee."""
         self.dims = packed.dims
         self.launcher = launcher
         self.mode: Mode = mode
         self.sm_count = sm_count
+        self.cooperative = cooperative
         self.weights = DeviceWeights(packed, stream)
 
     def runner(self, rows: int, text_length: int, stream: Stream) -> StepRunner:
@@ -211,7 +213,7 @@ class StepRunner:
         k, stream = self.kernels, self.stream.handle
         if k.mode == "fused" or params.steps != 1:
             k.launcher.launch("k_fused", self.grid or k.fused_grid(self.rows, self.text_length), THREADS,
-                              self.smem, stream, params)
+                              self.smem, stream, params, cooperative=k.cooperative)
             return
         for name in PHASES:
             k.launcher.launch(name, self.grids[name], THREADS, self.smem, stream, params)

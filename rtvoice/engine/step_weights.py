@@ -126,8 +126,10 @@ def read_initializers(path: Path) -> dict[str, F32Array]:
     producers = {out: n for n in model.graph.node for out in n.output}
 
     def constant(name: str) -> F32Array | None:
-        """The value behind ``name`` if it is a weight: an initializer, a Constant, or a Cast of one
-        (a voice stored in float16, training/fp16_voice.py); None for an activation."""
+        """The weight behind ``name`` (initializer, Constant, or a Cast of one, as fp16 voices store it).
+
+        None for an activation. float16-stored voices come from training/fp16_voice.py.
+        """
         if name in inits:
             return np.asarray(numpy_helper.to_array(inits[name]), np.float32)
         node = producers.get(name)

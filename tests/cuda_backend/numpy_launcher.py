@@ -35,6 +35,7 @@ class NumpyLauncher:
     def __init__(self, dims: StepDims) -> None:
         self.dims = dims
         self.launches: Counter[str] = Counter()
+        self.cooperative: Counter[str] = Counter()
 
     def max_blocks_per_sm(self, kernel: str, threads: int, smem: int) -> int:
         return 1
@@ -55,6 +56,7 @@ class NumpyLauncher:
                *, cooperative: bool = False) -> None:
         assert isinstance(params, StepParams) and grid >= 1 and threads == 256
         self.launches[kernel] += 1
+        self.cooperative[kernel] += cooperative
         p = params
         if kernel == "k_fused":
             for s in range(p.steps):

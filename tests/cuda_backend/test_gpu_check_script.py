@@ -33,7 +33,7 @@ def emulated(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatedRuntime]:
     yield from emulate(monkeypatch)
 
 
-@pytest.mark.parametrize("mode", ["phases", "fused", "persistent"])
+@pytest.mark.parametrize("mode", ["phases", "fused", "persistent", "persistent_coop"])
 @pytest.mark.parametrize("voice", ["tiny_voice_dir", "tiny_r2_voice_dir"])
 def test_harness_runs_steps_fed_back_like_the_reference(mode: str, voice: str, emulated: EmulatedRuntime,
                                                         request: pytest.FixtureRequest) -> None:
@@ -53,8 +53,9 @@ def test_harness_runs_steps_fed_back_like_the_reference(mode: str, voice: str, e
     assert emulated.blocks == {}  # the harness frees everything
     for name, value in want.items():
         np.testing.assert_allclose(got[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
-    expected = {"phases": 6 * 7, "fused": 6, "persistent": 1}[mode]
+    expected = {"phases": 6 * 7, "fused": 6, "persistent": 1, "persistent_coop": 1}[mode]
     assert sum(launcher.launches.values()) == expected
+    assert sum(launcher.cooperative.values()) == (mode == "persistent_coop")
 
 
 def test_check_script_dry_run_writes_each_stage(tmp_path: Path) -> None:

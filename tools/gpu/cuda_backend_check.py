@@ -144,7 +144,7 @@ def stage_parity(report: Report, dry: bool) -> None:
     from step_cases import step_cases
 
     device = None if dry else _device()
-    modes = ("phases", "fused", "persistent")
+    modes = ("phases", "fused", "persistent", "persistent_coop")
     for voice in ("tiny", "default", "full"):
         folder = VOICES[voice]
         packed = load_packed(folder / "decoder_step.onnx")
@@ -183,10 +183,10 @@ def stage_parity(report: Report, dry: bool) -> None:
                     got = h.read(len(cases))
                     report.add(f"{voice}_{mode}_12_steps_vs_reference", _errors(got, ref))
                     report.add(f"{voice}_{mode}_12_steps_vs_onnx", _errors(got, onnx_run))
-                    if mode == "persistent":
+                    if mode.startswith("persistent"):
                         h.load(cases[0].inputs, masks)
                         h.enqueue(len(cases), stop_on_gate=1e-9)  # every gate fires at once: one step
-                        report.add(f"{voice}_persistent_gate_stop_steps", int(h.read(1)["steps_done"][0]))
+                        report.add(f"{voice}_{mode}_gate_stop_steps", int(h.read(1)["steps_done"][0]))
                 finally:
                     h.close()
             except Exception as exc:  # one mode failing must not hide the others' results
@@ -212,7 +212,7 @@ def stage_bench(report: Report, dry: bool) -> None:
     rng = np.random.default_rng(0)
     results: dict[str, dict[str, float]] = {}
     statics = {B: encode(folder, config, [L] * B, T) for B in (1, 4, 16, 64)}
-    for mode in ("phases", "fused", "persistent"):
+    for mode in ("phases", "fused", "persistent", "persistent_coop"):
         for B in (1, 4, 16, 64):
             try:
                 static = statics[B]
@@ -230,7 +230,7 @@ def stage_bench(report: Report, dry: bool) -> None:
                     h.capture(k)
                     h.time_us_per_step(k, 2, graph=True)
                     results.setdefault(mode, {})[f"b{B}"] = round(h.time_us_per_step(k, 5, graph=True), 2)
-                    if mode != "phases" and B == 1:
+                    if mode != "phases" and B == 1:  # direct launches, no graph
                         results[mode]["b1_no_graph"] = round(h.time_us_per_step(k, 5, graph=False), 2)
                     if mode == "phases" and B in (1, 16):  # where the time goes, phase by phase
                         report.add(f"phase_us_b{B}", {name: round(h.phase_us(name), 2) for name in PHASES})

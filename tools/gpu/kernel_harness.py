@@ -4,7 +4,8 @@ Used by cuda_backend_check.py. Buffers are laid out as the engine's rows and rin
 (rtvoice/engine/gpu_rows.py): frames ring[k + 1][B][r * n_mel], gates[k][B][r],
 masks[k][B][2][P], two parities of state; step i reads ring[i] and parity i % 2. Modes:
 ``phases`` (seven launches a step), ``fused`` (one launch a step), ``persistent`` (one
-launch for all k steps, ``steps = k``).
+launch for all k steps, ``steps = k``), and ``persistent_coop`` (the same, launched
+cooperatively: CUDA guarantees every block is resident, or refuses the launch).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class Harness:
         self.width = d.r * d.n_mel
         self.stream = Stream()
         self.kernels = StepKernels(packed, launcher, self.stream, mode="phases" if mode == "phases" else "fused",
-                                   sm_count=sms)
+                                   sm_count=sms, cooperative=mode.endswith("_coop"))
         self.runner = self.kernels.runner(B, T, self.stream)
         self.dims = {"attention_hidden": d.attention_rnn, "attention_cell": d.attention_rnn,
                      "decoder_hidden": d.decoder_rnn, "decoder_cell": d.decoder_rnn,
@@ -91,7 +92,7 @@ class Harness:
 
     def enqueue(self, steps: int, stop_on_gate: float | None = None) -> None:
         """Queue ``steps`` steps in this harness's mode (no host wait)."""
-        if self.mode == "persistent":
+        if self.mode.startswith("persistent"):
             p = self.params(0)
             p.steps, p.frame_step, p.gate_step = steps, self.B * self.width, self.B * self.d.r
             p.drop_step = self.B * 2 * self.d.prenet
