@@ -19,6 +19,7 @@ from ..server.config import (
     IDLE_TIMEOUT_S,
     KEEP_ALIVE_TIMEOUT_S,
     MAX_ACTIVE_STREAMS,
+    MAX_CONNECTIONS_PER_CLIENT,
     MAX_INPUT_CHARS,
     MAX_STREAMS_PER_CLIENT,
     SEND_TIMEOUT_S,
@@ -49,6 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--max-active-streams", type=config_number(LimitsConfig, "max_active_streams"),
                    default=MAX_ACTIVE_STREAMS,
                    help="syntheses running at once; more wait in a queue")
+    p.add_argument("--max-connections-per-client", type=config_number(LimitsConfig, "max_connections_per_client"),
+                   default=MAX_CONNECTIONS_PER_CLIENT,
+                   help="open connections per client address (HTTP port and Wyoming port each); more are closed")
     add_timeout_options(p)
     add_voice_options(p)
     p.add_argument("--voice-alias", action="append", default=[], type=voice_alias, metavar="NAME=VOICE",
@@ -109,6 +113,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
                                   max_decoder_steps=args.max_steps),
         limits=LimitsConfig(max_input_chars=args.max_input_chars, max_streams_per_client=args.max_streams_per_client,
                             max_active_streams=args.max_active_streams,
+                            max_connections_per_client=args.max_connections_per_client,
                             **{field: getattr(args, option) for option, field in TIMEOUTS.items()}),
         wyoming_allow=tuple(args.wyoming_allow) if args.wyoming_allow else None,
         voice_aliases=tuple(args.voice_alias),
