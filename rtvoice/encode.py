@@ -14,6 +14,7 @@ index, so an ``.m4a`` encoder hands everything over at :meth:`Encoder.finish`.
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -89,6 +90,10 @@ class Encoder:
 
     Use as a context manager (the FFmpeg muxer is closed on exit); call :meth:`finish` once
     for the last bytes. ``wav`` gets a streaming header (sizes unknown) and ``pcm`` none.
+
+    Threads: one caller at a time may encode (the server does it in a worker thread);
+    :meth:`close` may come from another thread (a client gone mid-chunk) and waits for the
+    chunk being encoded, so FFmpeg's context is never freed under it.
     """
 
     def __init__(self, fmt: AudioFormat, sample_rate: int) -> None:
@@ -99,6 +104,7 @@ class Encoder:
         self._container: Any = None
         self._stream: Any = None
         self._pts = 0
+        self._lock = threading.Lock()
         if fmt.container is None:
             return
         import av  # only here: WAV and PCM never need FFmpeg
@@ -115,14 +121,14 @@ class Encoder:
     def encode(self, samples: Float32Array) -> bytes:
         """Encode float samples in [-1, 1] at ``sample_rate``; returns the bytes ready so far."""
         pcm = to_int16(np.asarray(samples, dtype=np.float32))
-        if self._container is None:
+        if self.format.container is None:
             out, self._header = self._header + pcm.astype("<i2").tobytes(), b""
             return out
         return self._encode_int16(pcm)
 
     def encode_pcm(self, data: bytes) -> bytes:
         """Encode 16-bit little-endian mono PCM (what the server's converters give)."""
-        if self._container is None:
+        if self.format.container is None:
             out, self._header = self._header + data, b""
             return out
         return self._encode_int16(np.frombuffer(data, dtype="<i2").astype(np.int16))
@@ -130,6 +136,12 @@ class Encoder:
     def _encode_int16(self, pcm: np.ndarray[Any, np.dtype[np.int16]]) -> bytes:
         if len(pcm) == 0:
             return b""
+        with self._lock:
+            return self._encode_locked(pcm)
+
+    def _encode_locked(self, pcm: np.ndarray[Any, np.dtype[np.int16]]) -> bytes:
+        if self._container is None:
+            raise RtvoiceError(f"The {self.format.name} encoder is closed.")
         import av
 
         frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
@@ -142,9 +154,15 @@ class Encoder:
 
     def finish(self) -> bytes:
         """Flush the encoder and write the trailer; the last bytes of the file."""
-        if self._container is None:
+        if self.format.container is None:
             out, self._header = self._header, b""
             return out
+        with self._lock:
+            return self._finish_locked()
+
+    def _finish_locked(self) -> bytes:
+        if self._container is None:
+            raise RtvoiceError(f"The {self.format.name} encoder is closed.")
         for packet in self._stream.encode(None):
             self._container.mux(packet)
         self._container.close()
@@ -158,9 +176,10 @@ class Encoder:
 
     def close(self) -> None:
         """Release FFmpeg's muxer (idempotent); bytes not yet taken are dropped."""
-        if self._container is not None:
-            container, self._container = self._container, None
-            container.close()
+        with self._lock:
+            if self._container is not None:
+                container, self._container = self._container, None
+                container.close()
 
     def __enter__(self) -> Encoder:
         return self

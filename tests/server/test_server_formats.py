@@ -63,3 +63,19 @@ def test_the_openai_client_gets_mp3_by_its_own_defaults(server: LiveServer) -> N
         data = response.read()
     seconds, rate, codec = decode(data)
     assert (codec, rate) == ("mp3", RATE) and abs(seconds - SECONDS) <= 0.08
+
+
+def test_a_client_leaving_an_mp3_stream_leaves_the_server_serving(server: LiveServer) -> None:
+    """The encoder runs in a worker thread; closing it under a departed client must harm no one."""
+    text = " ".join(f"Sentence number {i}." for i in range(30))
+    for _ in range(3):
+        with server.client() as client, client.stream("POST", "/v1/audio/speech", json={
+                "input": text, "voice": "tiny", "response_format": "mp3"}) as response:
+            assert response.status_code == 200
+            next(response.iter_bytes())  # some audio, then hang up
+    with server.client() as client:
+        after = client.post("/v1/audio/speech", json={"input": "Hello there.", "voice": "tiny",
+                                                      "response_format": "mp3"})
+    assert after.status_code == 200
+    seconds, rate, codec = decode(after.content)
+    assert (codec, rate) == ("mp3", RATE) and abs(seconds - SECONDS) <= 0.11
