@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "models"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
 from fake_device import FakeRunner  # noqa: E402  # tests/engine/fake_device.py: ORT CPU sessions on host memory
 
 from rtvoice import SynthesisConfig, Voice

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from trt_fakes import FakeStream, FakeTensorRT  # tests/trt/trt_fakes.py
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "models"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
 from fake_device import FakeBuffer, FakeEvent, FakeGraph, install  # noqa: E402  # tests/engine/fake_device.py
 
 from rtvoice.config import BatchingConfig, VoiceConfig  # noqa: E402
