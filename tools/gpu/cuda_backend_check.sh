@@ -14,6 +14,10 @@ log=$OUT/cuda_check.log
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 RTVOICE_KERNEL_CACHE=/tmp/rtvoice-cuda-check/kernel-cache
 PY=${PYTHON:-python3}
 { date -u; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1; } >> "$log"
+# rtvoice's own pure-Python dependencies (num2words, anyascii, defusedxml) must import here:
+# the carried .device/wheels provide them on the GPU machine.
+"$PY" -c "import rtvoice, cuda.bindings, onnx, onnxruntime, torch; print('imports ok')" >> "$log" 2>&1 ||
+  echo "PREFLIGHT FAILED: see the import error above (carry the missing wheels in .device/wheels)" >> "$log"
 stage() {  # name, seconds
   echo "== $1 (limit $2 s)" >> "$log"
   timeout -k 5 "$2" "$PY" tools/gpu/cuda_backend_check.py "$1" --out "$OUT" "${@:3}" >> "$log" 2>&1
