@@ -48,7 +48,10 @@ def _run(folder: Path, library: Path, mode: str, steps: int, lengths: list[int],
     masks = np.stack([c.inputs["prenet_masks"] for c in cases])
     want = cuda_backend_check._reference_run(packed, cases[0].inputs, masks)
     launcher = EmulatedLauncher(library)
-    h = Harness(packed, launcher, 4, len(lengths), cases[0].inputs["memory"].shape[1], steps, mode)
+    # fused: a grid as wide as the work (11 blocks on the tiny voice), so some blocks idle in some
+    # phases, as on a GPU; persistent: 4 blocks, each looping over several items per phase
+    sms = 16 if mode == "fused" else 4
+    h = Harness(packed, launcher, sms, len(lengths), cases[0].inputs["memory"].shape[1], steps, mode)
     try:
         h.load(cases[0].inputs, masks)
         h.enqueue(steps, stop_on_gate)
