@@ -117,8 +117,9 @@ def split_sentences(text: str, max_chars: int = 300) -> list[str]:
 
     Args:
         text: The text; ARPAbet groups in {braces} are kept whole where possible.
-        max_chars: Most characters per piece, counted before normalization (which
-            lengthens numbers and abbreviations). Must be at least 1.
+        max_chars: Most characters per piece. Must be at least 1. Synthesis calls this on
+            normalized text (:mod:`rtvoice.text.pieces`), where the count matches what is
+            said; on raw text, numbers and abbreviations grow when normalized.
 
     Returns:
         The pieces in order, stripped, none empty; joined with spaces they hold every
