@@ -47,9 +47,11 @@ OPTIONS = {
     "bench": ["--runs", "--warmup", "--concurrency", "--steps", "--chunk-frames", "--max-batch", "--vocoder-batch",
               "--text", "--voice"],
 }
-VALID = {"--seed": ["0", "7", "1_000", "4294967295"], "--chunk-frames": ["1", "16", "1024"], "--sigma": ["0", "0.3", "1"],
-         "--max-steps": ["1", "8"], "--volume": ["0", "1", "2"], "--format": ["mp3", "wav", "opus", "flac", "pcm"],
-         "--backend": ["onnxruntime"], "--device": ["cpu"]}
+VALID = {
+    "--seed": ["0", "7", "1_000", "4294967295"], "--chunk-frames": ["1", "16", "1024"], "--sigma": ["0", "0.3", "1"],
+    "--max-steps": ["1", "8"], "--volume": ["0", "1", "2"], "--format": ["mp3", "wav", "opus", "flac", "pcm"],
+    "--backend": ["onnxruntime"], "--device": ["cpu"],
+}
 """Values that are fine, so that a good share of the generated lines get past parsing and run."""
 SPEAKABLE = st.sampled_from(["Hello.", "It is 10:30 on 12/06/2026, $5.20 each.", "One. Two! Three?", "Dr. Smith & co."])
 RUNS_FOR_REAL = ("say", "info", "voices")  # the others would start a server, a daemon, a prompt or a benchmark
