@@ -152,8 +152,9 @@ _SEPARATOR = re.compile(r"\s(?:\|\|?|&&?|[;<>])(?=\s|$)|;|\$\(|\s#")
 def command_lines(block: Block) -> list[tuple[str, str | None, list[str]]]:
     """(program, subcommand, --flags) of each rtvoice or build_engines.py command in a block.
 
-    ``program`` is ``rtvoice`` or ``build_engines.py``; ``subcommand`` is None for a
-    command with no subcommand word (``rtvoice --help``, every ``build_engines.py`` line).
+    ``program`` is ``rtvoice`` or ``build_engines.py``; ``subcommand`` is None for options
+    of the program itself (``rtvoice -v``, ``rtvoice --version``, every ``build_engines.py``
+    line). Short options count too: ``-o`` must be in the help as much as ``--out``.
     Python blocks are skipped: their strings are not command lines.
     """
     if block.language == "python":
@@ -166,12 +167,26 @@ def command_lines(block: Block) -> list[tuple[str, str | None, list[str]]]:
             rest = _strip_quoted(rest)
             rest = _SEPARATOR.split(rest, maxsplit=1)[0]
             words = rest.split()
-            sub = None
-            if program == "rtvoice" and words and re.fullmatch(r"[a-z][a-z-]*", words[0]):
-                sub = words[0]
-            flags = re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", rest)
-            found.append((program, sub, flags))
+            if program == "rtvoice":
+                leading = []  # options before the subcommand belong to `rtvoice` itself
+                while words and words[0].startswith("-"):
+                    leading.append(words.pop(0))
+                if leading:
+                    found.append((program, None, _flags(" ".join(leading))))
+                if words and re.fullmatch(r"[a-z][a-z-]*", words[0]):
+                    found.append((program, words[0], _flags(" ".join(words[1:]))))
+                elif not leading:
+                    found.append((program, None, _flags(" ".join(words))))
+            else:
+                found.append((program, None, _flags(rest)))
     return found
+
+
+def _flags(text: str) -> list[str]:
+    """The options in a command's words: ``--long`` ones, and ``-x`` short ones (``-vv`` is ``-v``)."""
+    long = re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", text)
+    short = [f"-{letter}" for letter in re.findall(r"(?<![\w-])-([a-zA-Z])[a-zA-Z]*(?![\w-])", text)]
+    return long + short
 
 
 def _strip_quoted(text: str) -> str:

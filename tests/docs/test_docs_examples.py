@@ -133,7 +133,7 @@ def test_command_lines_exist(block: Block) -> None:
         except LookupError as error:
             problems.append(f"`{where}` is not a command: {error}")
             continue
-        known = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", text))
+        known = set(re.findall(r"(?<![\w-])(--?[a-zA-Z][a-zA-Z0-9-]*)", text))
         problems += [f"`{where}` has no option {flag}" for flag in flags if flag not in known]
     assert not problems, f"{block.name}: " + "; ".join(problems)
 
