@@ -59,6 +59,8 @@ _DOTTED_RE: Final = re.compile(r"(?<![\w.])\d+(?:\.\d+){2,}(?![\w.]\w)")
 _PLAIN_RE: Final = re.compile(
     _MINUS + r"(?P<int>" + INT + r")?(?:\.(?P<frac>\d+))?"
 )
+#: Words after which a number is dialled or keyed, not counted: "call 911", "PIN 1234".
+_DIGIT_CUES: Final = frozenset("call dial ring text pin code extension ext".split())
 _NEXT_WORD_RE: Final = re.compile(r"\s*([A-Za-z]+)")
 _PREV_WORD_RE: Final = re.compile(r"([A-Za-z]+)\W*$")
 
@@ -176,6 +178,9 @@ def _expand_number(text: str) -> str:
         sign = "minus " if minus else ""
         if raw is not None and frac is None and not minus and "," not in raw:
             if len(raw) >= _DIGITWISE_MIN_LEN or (len(raw) > 1 and raw[0] == "0"):
+                return digits(raw)
+            previous = _PREV_WORD_RE.search(text, max(0, match.start() - 24), match.start())
+            if len(raw) > 1 and previous is not None and previous[1].lower() in _DIGIT_CUES:
                 return digits(raw)
             if len(raw) == 4 and 1000 < int(raw) < 3000 and _is_year(text, match):
                 return year(int(raw))

@@ -127,7 +127,11 @@ def _expand_day_month(match: re.Match[str]) -> str:
     month = MONTHS[_MONTH_NUMBER[match["month"].lower()] - 1]
     article = "" if match.string[max(0, match.start() - 4):match.start()].lower() == "the " else "the "
     spoken = f"{article}{ordinal(int(match['day']))} of {month}"
-    return spoken + (f", {year(int(match['year']))}" if match["year"] else "")
+    if match["year"]:
+        return spoken + f", {year(int(match['year']))}"
+    rest = match.string[match.end():].lstrip()
+    ends = match[0].endswith(".") and (not rest or rest[0].isupper())
+    return spoken + ("." if ends else "")  # "... on 14 June." / "until 31 Dec." end the sentence
 
 
 def expand_dates(text: str, day_first: bool = False) -> str:

@@ -26,7 +26,13 @@ ABBREVIATIONS: Final[tuple[tuple[str, str], ...]] = (
     ("ave", "avenue"), ("rd", "road"), ("blvd", "boulevard"), ("ln", "lane"), ("mt", "mount"), ("sq", "square"),
     ("hwy", "highway"), ("pl", "place"), ("no", "number"), ("nos", "numbers"), ("tel", "telephone"),
     ("est", "established"), ("min", "minutes"), ("hrs", "hours"), ("sec", "seconds"),
+    ("apt", "apartment"), ("para", "paragraph"), ("fig", "figure"), ("vol", "volume"), ("bldg", "building"),
 )
+#: Weekdays, read only when capitalized ("Mon."), and able to end a sentence ("ships Mon.").
+_WEEKDAYS: Final = {"Mon": "monday", "Tue": "tuesday", "Tues": "tuesday", "Wed": "wednesday", "Thu": "thursday",
+                    "Thur": "thursday", "Thurs": "thursday", "Fri": "friday", "Sat": "saturday", "Sun": "sunday"}
+_WEEKDAY_RE: Final = re.compile(r"(?<![\w.'])(?P<word>" + "|".join(_WEEKDAYS) + r")\.(?!\w)")
+_VERSION_RE: Final = re.compile(r"(?<![\w.])v(?=\d+(?:\.\d+)+\b)")
 #: Abbreviations that stand after a name (street types, company forms): their dot may also end the sentence.
 _SUFFIXES: Final = frozenset({"jr", "sr", "esq", "co", "inc", "ltd", "corp", "ave", "rd", "blvd", "ln", "hwy", "pl",
                               "etc"})
@@ -35,7 +41,7 @@ _BEFORE_NUMBER: Final = frozenset({"no", "nos", "tel", "min", "sec", "hrs", "est
 _TABLE: Final = dict(ABBREVIATIONS)
 _ABBREVIATION_RE: Final = re.compile(r"(?<![\w.'])(?P<word>" + "|".join(_TABLE) + r")\.(?!\w)", re.IGNORECASE)
 _CONTEXT_RE: Final = re.compile(r"(?<![\w.'])(?P<word>St|Dr)(?P<dot>\.?)(?!\w)")
-_NUMBER_SIGN_RE: Final = re.compile(r"#\s?(?=\d)")
+_NUMBER_SIGN_RE: Final = re.compile(r"#\s?(?=\d|[A-Za-z]{1,3}\d)")
 _PREV_CAP_RE: Final = re.compile(r"(?:[A-Z][\w'-]*|\d+\w*)\s+$")
 _NEXT_CAP_RE: Final = re.compile(r"\s+[A-Z]")
 #: Words that, capitalized after an abbreviation's dot, show that the dot also ended the sentence.
@@ -144,6 +150,8 @@ def expand_abbreviations(text: str) -> str:
     for regex, spoken in _LATIN:
         text = regex.sub(spoken, text)
     text = _NUMBER_SIGN_RE.sub("number ", text)
+    text = _VERSION_RE.sub("version ", text)
+    text = _WEEKDAY_RE.sub(lambda m: _WEEKDAYS[m["word"]] + ("." if _ends_sentence(text, m.end()) else ""), text)
     text = _CONTEXT_RE.sub(lambda m: _context(m, text), text)
     return _ABBREVIATION_RE.sub(lambda m: _abbreviation(m, text), text)
 
@@ -184,7 +192,7 @@ def _alphanumeric(match: re.Match[str]) -> str:
                 if len(run) == 3 and index == 0 and run[0] != "0":  # house numbers: "221B" -> "two twenty-one b"
                     tail = cardinal(int(run[1:])) if run[1] != "0" else "oh " + cardinal(int(run[2]))
                     words.append(f"{cardinal(int(run[0]))} {tail}")
-                elif len(run) <= 2 or (len(run) == 4 and run[0] != "0"):
+                elif len(run) <= 2:
                     words.append(cardinal(int(run)))
                 else:
                     words.append(digits(run))
