@@ -18,9 +18,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description=f"List the voices --voice NAME can name: those in the folders given, in ${VOICES_ENV} "
                     "(folders separated by ':'), in $XDG_DATA_HOME/rtvoice/voices (~/.local/share/rtvoice/voices) "
                     "and the one shipped with rtvoice, first match of a name first.")
-    p.add_argument("folders", nargs="*", type=Path, metavar="DIR", help="more folders of voice folders to search")
+    p.add_argument("folders", nargs="*", type=_folder, metavar="DIR", help="more folders of voice folders to search")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
+
+
+def _folder(text: str) -> Path:
+    """A folder to search, which must exist (a typo should not just list fewer voices)."""
+    if not text or not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text[:100]!r} is not a folder")
+    return Path(text)
 
 
 def run(args: argparse.Namespace) -> int:

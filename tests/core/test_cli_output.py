@@ -109,6 +109,8 @@ def test_voices_lists_every_place_and_names_work(tiny_voice_dir: Path, tmp_path:
     seen = [(r["name"], r["source"], r["shadowed"]) for r in rows]
     assert seen == [("from-given", "given", False), ("from-env", "$RTVOICE_VOICES", False),
                     ("from-env", "XDG data", True), ("from-xdg", "XDG data", False), ("default", "packaged", False)]
+    missing = rtvoice("voices", str(tmp_path / "typo"), env=env)
+    assert missing.returncode == 2 and "is not a folder" in missing.stderr
     table = rtvoice("voices", env=env)
     assert table.returncode == 0 and "from-xdg" in table.stdout and "shadowed" in table.stdout
     out = tmp_path / "x.wav"
