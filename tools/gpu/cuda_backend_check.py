@@ -12,7 +12,8 @@ Stages (tools/gpu/cuda_backend_check.sh runs each under its own timeout):
            130: phase kernels in a CUDA graph, fused kernel per step in a graph, persistent
            kernel, and PyTorch fp16 autocast with cudnn.benchmark (NVIDIA's way); and each
            phase kernel alone (64 launches in a graph) at batch 1 and 16: where the time goes
-  engine   Voice.load(backend="cuda") end to end against the CPU engine (needs onnxruntime-gpu)
+  engine   Voice.load(backend="cuda") end to end against ONNX Runtime CUDA (the same GPU engine,
+           only the decoder step differs) and the CPU engine (needs onnxruntime-gpu)
   summary  the figures that matter from the stages above, in OUT/summary.json
 Each stage writes OUT/<stage>.json as it goes, so a stage cut off by its timeout leaves
 what it had. --dry-run does everything but CUDA calls (what the CPU tests run).
@@ -165,7 +166,7 @@ def stage_parity(report: Report, dry: bool) -> None:
             try:
                 h = Harness(packed, module, sms, len(lengths), t, len(cases), mode)
                 try:
-                    one = {}
+                    one: dict[str, Any] = {}
                     for i, case in enumerate(cases[:4]):  # one step from ONNX Runtime's own state
                         h.load(case.inputs, case.inputs["prenet_masks"][None])
                         h.enqueue(1)
@@ -274,7 +275,15 @@ def _torch_step_us(folder: Path, T: int, steps: int, device: str = "cuda") -> di
     return out
 
 
+def _snr(want: np.ndarray, got: np.ndarray) -> float:
+    if len(want) != len(got):
+        return float("nan")
+    err = float(np.sum((want.astype(np.float64) - got) ** 2))
+    return float("inf") if err == 0 else round(10 * np.log10(float(np.sum(want.astype(np.float64) ** 2)) / err), 2)
+
+
 def stage_engine(report: Report, dry: bool) -> None:
+    """The cuda backend against ONNX Runtime CUDA (same GPU engine, only the step differs) and the CPU."""
     from rtvoice import SynthesisConfig, Voice
     from rtvoice.audio import concatenate
     from rtvoice.ort.sessions import available_providers
@@ -285,23 +294,26 @@ def stage_engine(report: Report, dry: bool) -> None:
     if dry:
         return
     text = "The forms of printed letters should be beautiful."
+    config = SynthesisConfig(seed=1, force_steps=120)
     for voice in ("default", "tiny"):
-        config = SynthesisConfig(seed=1, force_steps=120)
-        with Voice.load(VOICES[voice], backend="onnxruntime", device="cpu") as cpu:
-            want = concatenate(cpu.synthesize(text, config))
-        with Voice.load(VOICES[voice], backend="cuda", device="cuda:0") as gpu:
-            t0 = time.perf_counter()
-            got = concatenate(gpu.synthesize(text, config))
-            seconds = time.perf_counter() - t0
-            got_again = concatenate(gpu.synthesize(text, config))
-            t1 = time.perf_counter()
-            concatenate(gpu.synthesize(text, config))
-            warm = time.perf_counter() - t1
-        err = float(np.sum((want.astype(np.float64) - got) ** 2))
-        snr = float("inf") if err == 0 else 10 * np.log10(float(np.sum(want.astype(np.float64) ** 2)) / err)
-        report.add(f"{voice}", {"samples": [len(want), len(got)], "snr_db_vs_cpu": round(snr, 2),
-                                "repeatable": bool(np.array_equal(got, got_again)),
-                                "first_s": round(seconds, 3), "warm_s": round(warm, 3)})
+        audio: dict[str, np.ndarray] = {}
+        timing: dict[str, float] = {}
+        for backend, device in (("onnxruntime", "cpu"), ("onnxruntime", "cuda:0"), ("cuda", "cuda:0")):
+            name = f"{backend}@{device}"
+            try:
+                with Voice.load(VOICES[voice], backend=backend, device=device) as v:
+                    audio[name] = concatenate(v.synthesize(text, config))
+                    t0 = time.perf_counter()
+                    again = concatenate(v.synthesize(text, config))
+                    timing[name] = round(time.perf_counter() - t0, 4)
+                    timing[f"{name}_repeatable"] = float(np.array_equal(again, audio[name]))
+            except Exception as exc:
+                report.add(f"{voice}_{name}_error", "".join(traceback.format_exception(exc))[-1500:])
+        cpu, ort, ours = (audio.get(k) for k in ("onnxruntime@cpu", "onnxruntime@cuda:0", "cuda@cuda:0"))
+        report.add(voice, {"snr_db_cuda_vs_ort_cuda": _snr(ort, ours) if ort is not None and ours is not None else None,
+                           "snr_db_cuda_vs_cpu": _snr(cpu, ours) if cpu is not None and ours is not None else None,
+                           "snr_db_ort_cuda_vs_cpu": _snr(cpu, ort) if cpu is not None and ort is not None else None,
+                           "warm_s": timing})
 
 
 def stage_summary(report: Report, dry: bool) -> None:
