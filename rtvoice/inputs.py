@@ -8,7 +8,8 @@ clean the same things the same way, with one-line messages free of Python intern
   so they are neither spoken nor echoed back to anyone.
 - :func:`loads_object`: JSON with bounded numbers and nesting, no ``NaN``/``Infinity``,
   and an object at the top.
-- :func:`json_type`: a value's JSON type name (``null``, ``array``, ...) for messages.
+- :func:`json_type` and :func:`shown`: a value's JSON type name (``null``, ``array``, ...)
+  and a short, escaped JSON rendering of it, for messages.
 """
 
 from __future__ import annotations
@@ -60,6 +61,18 @@ def json_type(value: Any) -> str:
     if isinstance(value, dict):
         return "object"
     return "unknown"
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """A client's value for an error message, cut to about ``limit`` characters.
+
+    JSON with every non-ASCII character escaped, so no control character is echoed.
+    """
+    try:
+        text = json.dumps(value, ensure_ascii=True, allow_nan=False)
+    except (TypeError, ValueError):
+        text = json_type(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _parse_int(literal: str) -> int:

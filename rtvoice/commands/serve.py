@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    default=MAX_ACTIVE_STREAMS,
                    help="syntheses running at once; more wait in a queue")
     p.add_argument("--max-connections-per-client", type=config_number(LimitsConfig, "max_connections_per_client"),
-                   default=MAX_CONNECTIONS_PER_CLIENT,
+                   default=MAX_CONNECTIONS_PER_CLIENT, metavar="N",
                    help="open connections per client address (HTTP port and Wyoming port each); more are closed")
     add_timeout_options(p)
     add_voice_options(p)

@@ -24,7 +24,7 @@ from starlette.routing import Route
 from ..encode import FORMATS as ENCODED
 from ..encode import Encoder
 from ..errors import InputError, TextError
-from ..inputs import check_text, json_type, loads_object
+from ..inputs import check_text, json_type, loads_object, shown
 from ..text import decode_utf8
 from .audio_out import FORMATS, OPENAI_FORMATS, ResponseFormat
 from .config import SPEED_RANGE, LimitsConfig
@@ -49,9 +49,8 @@ class SpeechRequest:
 
 
 def _show(value: Any) -> str:
-    """A short repr of a client's value for an error message (never the whole body)."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    """A short rendering of a client's value for an error message (never the whole body)."""
+    return shown(value)
 
 
 def _string(data: dict[str, Any], name: str, *, required: bool, max_chars: int) -> str | None:

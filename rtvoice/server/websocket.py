@@ -35,7 +35,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..errors import InputError, RtvoiceError, TextError
-from ..inputs import check_text, loads
+from ..inputs import check_text, loads, shown
 from ..ssml import is_ssml
 from .audio_out import silence_pcm
 from .config import SPEED_RANGE
@@ -192,7 +192,7 @@ class SpeechSession:
             await self._send_json({"type": "config", "voice": self._voice, "speed": self._speed,
                                    "sample_rate": self._sample_rate()})
         else:
-            raise ApiError(400, f"Unknown message type {kind[:40]!r}. Hint: text, flush, end, cancel or config.",
+            raise ApiError(400, f"Unknown message type {shown(kind)}. Hint: text, flush, end, cancel or config.",
                            code="invalid_message")
 
     def _add_text(self, text: Any) -> None:
@@ -221,7 +221,7 @@ class SpeechSession:
     def _configure(self, data: dict[str, Any]) -> None:
         voice, speed = data.get("voice", self._voice), data.get("speed", self._speed)
         if not isinstance(voice, str) or self._state.voices.get(voice) is None:
-            raise ApiError(400, f"Voice {str(voice)[:40]!r} is not served here. Note: the voices are "
+            raise ApiError(400, f"Voice {shown(voice)} is not served here. Note: the voices are "
                            f"{', '.join(self._state.voices.names)}.", code="voice_not_found", param="voice")
         low, high = SPEED_RANGE
         if isinstance(speed, bool) or not isinstance(speed, int | float) or not (

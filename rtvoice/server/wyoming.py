@@ -36,7 +36,7 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 
 from .. import __version__
 from ..errors import RtvoiceError, TextError
-from ..inputs import check_text
+from ..inputs import check_text, shown
 from .errors import ApiError
 from .incremental import SentenceBuffer
 from .speech import SpeechJob, speak
@@ -236,7 +236,7 @@ class WyomingHandler(AsyncEventHandler):
         if name is None:
             return None  # no name (or only a language): the default voice
         if not isinstance(name, str) or self._state.voices.get(name) is None:
-            raise ApiError(400, f"Voice {str(name)[:40]!r} is not served here. Note: the voices are "
+            raise ApiError(400, f"Voice {shown(name)} is not served here. Note: the voices are "
                            f"{', '.join(self._state.voices.names)}.", code="voice_not_found")
         return name
 

@@ -68,10 +68,11 @@ DEADLINE_S = 1.0
 
 @pytest.fixture(scope="session")
 def deadline_server(server_config: ServerConfig) -> Iterator[LiveServer]:
-    """1 s head, body, keep-alive and idle timeouts, 1.5 s send timeout, Wyoming for 127.0.0.1 only."""
+    """1 s read and idle timeouts, 1.5 s send timeout, Wyoming for 127.0.0.1 only, 8 KiB send buffers."""
     limits = LimitsConfig(header_timeout_s=DEADLINE_S, body_timeout_s=DEADLINE_S, keep_alive_timeout_s=DEADLINE_S,
                           idle_timeout_s=DEADLINE_S, send_timeout_s=1.5, max_pending_chars=1000)
-    live = start_server(replace(server_config, wyoming_port=free_port(), limits=limits, wyoming_allow=("127.0.0.1",)))
+    live = start_server(replace(server_config, wyoming_port=free_port(), limits=limits, wyoming_allow=("127.0.0.1",)),
+                        send_buffer=8192)
     yield live
     stop_server(live)
 

@@ -73,12 +73,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(config: ServerConfig) -> LiveServer:
-    """Start ``config`` on a free port in a thread; returns once it accepts requests."""
+def start_server(config: ServerConfig, *, send_buffer: int | None = None) -> LiveServer:
+    """Start ``config`` on a free port in a thread; returns once it accepts requests.
+
+    ``send_buffer`` fixes the kernel's send buffer of every accepted HTTP connection (a
+    slow link): a client that stops reading then stalls the server after a few chunks,
+    not after the megabytes loopback's autotuning would buffer.
+    """
     # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say so; without it
     # Nagle and delayed ACKs add 40 ms to every response.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if send_buffer is not None:  # accepted sockets inherit it
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
     sock.bind(("127.0.0.1", 0))
     port = int(sock.getsockname()[1])
     config = replace(config, port=port)

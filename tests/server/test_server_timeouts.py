@@ -132,7 +132,7 @@ def test_a_slow_honest_client_is_not_cut_off(deadline_server: LiveServer) -> Non
 
 def test_a_client_that_stops_reading_is_dropped_without_an_asgi_error(deadline_server: LiveServer) -> None:
     """A stalled reader is dropped after ``send_timeout_s``, and uvicorn logs no "without completing response"."""
-    text = " ".join(f"Sentence number {i}." for i in range(200))
+    text = " ".join(f"Sentence number {i}." for i in range(100))
     body = json.dumps({"input": text}).encode()
     request = (b"POST /v1/audio/speech HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + AUTH
                + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
@@ -143,7 +143,7 @@ def test_a_client_that_stops_reading_is_dropped_without_an_asgi_error(deadline_s
         try:
             sock.connect(("127.0.0.1", deadline_server.port))
             sock.sendall(request)
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 60
             while deadline_server.metric("rtvoice_syntheses_total", protocol="http", outcome="stopped") == slow:
                 assert time.monotonic() < deadline, "the stalled client was never dropped"
                 time.sleep(0.1)
