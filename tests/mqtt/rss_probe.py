@@ -54,7 +54,7 @@ async def probe(voice: Voice, port: int, chars: int, audio_format: str, repeat: 
     sub = await asyncio.create_subprocess_exec(
         "mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-t", f"{prefix}audio/#", "-F", "%t %l",
         stdout=asyncio.subprocess.PIPE)
-    async with Recorder(port, [f"{prefix}finished", f"{prefix}failed"]) as rec, \
+    async with Recorder(port, [f"{prefix}finished", f"{prefix}failed", f"{prefix}audio/+/end"]) as rec, \
             Announcer(voice, config) as announcer:
         await asyncio.wait_for(announcer.wait_connected(), 30)
         # Warm up with a short one, so that "before" includes the runtime's steady state.
@@ -70,7 +70,9 @@ async def probe(voice: Voice, port: int, chars: int, audio_format: str, repeat: 
             await rec.publish(f"{prefix}say", json.dumps({"text": long_text(chars), "id": f"long{n}"}))
             await rec.wait_events(prefix, "finished", {f"long{n}"}, timeout=600)
             wall = time.monotonic() - start
-            await asyncio.sleep(1.0)  # let the outbox drain and the broker acknowledge
+            # The end marker is published after the last part: then the outbox has drained.
+            await rec.wait_for(lambda n=n: bool(rec.on(f"{prefix}audio/long{n}/end")), timeout=600)
+            await asyncio.sleep(0.5)
             gc.collect()
             afters.append(round(status_kib("VmRSS") / 1024, 1))
         finished = next(e for e in rec.events(prefix, "finished") if e["id"] == "long0")
