@@ -98,7 +98,7 @@ def resolve_voice(ref: str, extra: Sequence[Path] = ()) -> Path:
             if voice.name == ref and not voice.shadowed:
                 return voice.folder
     names = sorted({v.name for v in installed(extra)})
-    what = "no such voice folder" if looks_like_path else "no installed voice and no folder of that name"
+    what = "the voice folder does not exist" if looks_like_path else "no installed voice and no folder of that name"
     raise VoiceError(f"{_show(ref)}: {what}. Note: installed voices: {', '.join(names) or 'none'}. "
                      f"Hint: `rtvoice voices` lists them; a folder needs {VOICE_FILE}.", path=ref)
 

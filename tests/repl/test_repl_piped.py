@@ -41,6 +41,9 @@ def test_a_bad_line_is_reported_the_rest_plays_and_the_status_is_2(
 
 def test_no_output_device_is_exit_2_before_loading_the_voice(make_card: MakeCard, tmp_path: Path) -> None:
     card = make_card(no_devices=True)
-    result = run_rtvoice(card, "repl", "--voice", str(tmp_path / "no-such-voice"), input="Hi.\n")
+    unloadable = tmp_path / "unloadable-voice"  # passes --voice's parse-time check, fails if ever loaded
+    unloadable.mkdir()
+    (unloadable / "voice.json").write_text("{}")
+    result = run_rtvoice(card, "repl", "--voice", str(unloadable), input="Hi.\n")
     assert result.returncode == 2
     assert result.stderr.startswith("error: No audio output device found.")
