@@ -59,9 +59,19 @@ class NumpyLauncher:
         self.cooperative[kernel] += cooperative
         p = params
         if kernel == "k_fused":
-            for s in range(p.steps):
+            done = view(p.row_done, (p.B,), np.int32) if p.stop_on_gate else None
+            s = 0
+            while s < p.steps:
                 for phase in PHASES:
                     self.phase(phase, p, s)
+                s += 1
+                if done is not None:  # the kernel's all_done(): every row's gate has fired by now
+                    gates = view(p.gate + 4 * (s - 1) * p.gate_step, (p.B, p.r))
+                    done |= (gates.astype(np.float64) > p.gate_logit).any(axis=1)
+                    if done.all():
+                        break
+            if p.steps_done:
+                view(p.steps_done, (1,), np.int32)[0] = s
         else:
             assert p.steps == 1
             self.phase(kernel, p, 0)

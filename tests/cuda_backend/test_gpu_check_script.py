@@ -120,3 +120,40 @@ def test_torch_step_timing_runs_on_the_cpu(tiny_voice_dir: Path) -> None:
     pytest.importorskip("torch")
     out = cuda_backend_check._torch_step_us(tiny_voice_dir, T=9, steps=3, device="cpu")
     assert set(out) == {"run0", "run1", "run2"} and all(v > 0 for v in out.values())
+
+
+def test_parity_and_bench_stages_run_their_device_paths(tiny_voice_dir: Path, emulated: EmulatedRuntime,
+                                                        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The stages as the GPU runs them, on the tiny voice, with the kernels emulated in numpy.
+
+    Catches errors in the code between the kernels (shapes, keys, report fields) before a GPU
+    run is spent on them; the numbers themselves mean nothing here.
+    """
+    import kernel_harness
+
+    sys.path.insert(0, str(ROOT / "tests" / "engine"))
+    from fake_device import FakeGraph
+
+    dims = load_packed(tiny_voice_dir / "decoder_step.onnx").dims
+    monkeypatch.setattr(cuda_backend_check, "_device", lambda: (NumpyLauncher(dims), 4, 90, "emulated"))
+    monkeypatch.setattr(cuda_backend_check, "VOICES", {"tiny": tiny_voice_dir})
+    monkeypatch.setattr(cuda_backend_check, "BENCH_VOICE", "tiny")
+    monkeypatch.setattr(cuda_backend_check, "BENCH_BATCHES", (1, 2))
+    monkeypatch.setattr(cuda_backend_check, "BENCH", {"text_length": 24, "symbols": 9, "steps": 3})
+    monkeypatch.setattr(cuda_backend_check, "_torch_step_us", lambda folder, T, steps: {"run0": 1.0})
+    monkeypatch.setattr(kernel_harness, "CudaGraph", FakeGraph)
+    monkeypatch.setattr(kernel_harness, "Event", _TimedEvent)
+    for stage in ("parity", "bench", "summary"):
+        assert cuda_backend_check.main([stage, "--out", str(tmp_path)]) == 0, stage
+    parity = json.loads((tmp_path / "parity.json").read_text())
+    assert not [k for k in parity if k.endswith("_error")], parity
+    for mode in ("phases", "fused", "persistent", "persistent_coop"):
+        assert max(parity[f"tiny_{mode}_12_steps_vs_reference"].values()) < 1e-5
+        assert parity[f"tiny_{mode}_one_step"]["step0_vs_onnx"] < 2e-2  # fp16 weights vs the fp32 graph
+    assert parity["tiny_persistent_gate_stop_steps"] == 1
+    bench = json.loads((tmp_path / "bench.json").read_text())
+    assert set(bench["us_per_step"]) == {"phases", "fused", "persistent", "persistent_coop"}
+    assert not [k for v in bench["us_per_step"].values() for k in v if k.endswith("_error")], bench
+    assert set(bench["phase_us_b1"]) == set(cuda_backend_check.PHASES)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["errors"] == {"parity": False, "bench": False}

@@ -43,6 +43,10 @@ from rtvoice.engine.step_weights import load_packed  # noqa: E402
 
 WORK = Path("/tmp/rtvoice-cuda-check")
 VOICES = {"tiny": WORK / "tiny", "default": ROOT / "rtvoice" / "voices" / "default", "full": WORK / "full"}
+BENCH_VOICE = "full"
+BENCH_BATCHES = (1, 4, 16, 64)
+BENCH = {"text_length": 512, "symbols": 130, "steps": 64}
+"""Rows of 512 symbols holding 130 (the 128-character phrase), 64 steps per CUDA graph."""
 
 
 class Report:
@@ -142,27 +146,29 @@ def _reference_run(packed: Any, inputs: dict[str, np.ndarray], masks: np.ndarray
 
 
 def stage_parity(report: Report, dry: bool) -> None:
+    """Every voice in the safe mode first, then each riskier mode (a hang loses the least)."""
     from step_cases import step_cases
 
     device = None if dry else _device()
-    modes = ("phases", "fused", "persistent", "persistent_coop")
-    for voice in ("tiny", "default", "full"):
-        folder = VOICES[voice]
+    setups = {}
+    for voice, folder in VOICES.items():
         packed = load_packed(folder / "decoder_step.onnx")
         lengths = [60] if voice == "full" else [7, 3, 12]
         cases = step_cases(folder, lengths, steps=12, text_length=64 if voice == "full" else None)
-        t = cases[0].inputs["memory"].shape[1]
         masks = np.stack([c.inputs["prenet_masks"] for c in cases])
         ref = _reference_run(packed, cases[0].inputs, masks)
         onnx_run = {"mel": np.stack([c.outputs["mel_frame"] for c in cases]),
                     "gate": np.stack([c.outputs["gate"] for c in cases])}
         report.add(f"{voice}_reference_fp16_vs_onnx_12_steps", _errors(ref, onnx_run))
-        if device is None:
-            continue
-        from kernel_harness import Harness
+        setups[voice] = (packed, lengths, cases, masks, ref, onnx_run)
+    if device is None:
+        return
+    from kernel_harness import Harness
 
-        module, sms, _, _ = device
-        for mode in modes:
+    module, sms, _, _ = device
+    for mode in ("phases", "fused", "persistent", "persistent_coop"):
+        for voice, (packed, lengths, cases, masks, ref, onnx_run) in setups.items():
+            t = cases[0].inputs["memory"].shape[1]
             try:
                 h = Harness(packed, module, sms, len(lengths), t, len(cases), mode)
                 try:
@@ -199,11 +205,11 @@ def stage_bench(report: Report, dry: bool) -> None:
 
     from rtvoice.config import VoiceConfig
 
-    folder = VOICES["full"]
+    folder = VOICES[BENCH_VOICE]
     packed = load_packed(folder / "decoder_step.onnx")
     config = VoiceConfig.load(folder)
-    T, L, k = 512, 130, 64
-    report.add("setup", {"voice": "full-size random", "text_length": T, "symbols": L, "steps_per_graph": k})
+    T, L, k = BENCH["text_length"], BENCH["symbols"], BENCH["steps"]
+    report.add("setup", {"voice": BENCH_VOICE, "text_length": T, "symbols": L, "steps_per_graph": k})
     if dry:
         return
     from kernel_harness import Harness
@@ -212,9 +218,9 @@ def stage_bench(report: Report, dry: bool) -> None:
     report.add("gpu", name)
     rng = np.random.default_rng(0)
     results: dict[str, dict[str, float]] = {}
-    statics = {B: encode(folder, config, [L] * B, T) for B in (1, 4, 16, 64)}
+    statics = {B: encode(folder, config, [L] * B, T) for B in BENCH_BATCHES}
     for mode in ("phases", "fused", "persistent", "persistent_coop"):
-        for B in (1, 4, 16, 64):
+        for B in BENCH_BATCHES:
             try:
                 static = statics[B]
                 d = packed.dims
