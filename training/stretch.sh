@@ -27,6 +27,13 @@
 # report.tar there (the device returns at most 8 files, 64 MiB in all: past OUT_LIMIT_BYTES,
 # 63 MiB, optimizer states stay behind, the last run's first). Land the run you keep with
 # bash training/land.sh FILES_AT[/VARIANT], and commit.
+#
+# TEACHER=piper (issue 22; training/README.md, "The natural voice"): the teacher is Piper's
+# en_US-joe-medium, carried as float16 parts in training/carry/teacher (TEACHER_CARRY) and rebuilt
+# in TEACHER_DIR (/tmp/rtvoice-teacher); the corpus is synthesized into training/data-piper with
+# TEACHER_JOBS (nproc) onnxruntime processes for at most TEACHER_MINUTES; runs live in
+# /tmp/rtvoice-natural and resume training/checkpoints-natural; weights go back as float16
+# (HALF_OUT=1). SYNTH_ONLY=1 makes the corpus and trains nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
