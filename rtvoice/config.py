@@ -71,6 +71,9 @@ class TextConfig:
     date_order: str = "mdy"
     """How ambiguous numeric dates read: ``mdy`` ("04/05/2026" is April 5th, as in the US) or
     ``dmy`` (May 4th, as in Europe). "25/12/2026" and "12.06.2026" read right either way."""
+    letter_names: bool = True
+    """Speak letters read one by one by their names ("BBC" -> "bee bee see", "PM" -> "pee em"):
+    a character-based voice says a lone "b" badly (see :mod:`rtvoice.text.letters`)."""
 
     def __post_init__(self) -> None:
         if self.date_order not in ("mdy", "dmy"):

@@ -58,7 +58,8 @@ def plan(text: str, voice: VoiceConfig) -> list[Sentence]:
         raise TextError("Text is empty: there is nothing to say.", length=len(text))
     sentences: list[Sentence] = []
     budget = piece_budget(voice.decoder.max_decoder_steps, voice.text.frames_per_char, voice.text.sentence_max_chars)
-    for piece in speakable_pieces(text, budget, day_first=voice.text.date_order == "dmy"):
+    for piece in speakable_pieces(text, budget, day_first=voice.text.date_order == "dmy",
+                                  letter_names=voice.text.letter_names):
         try:
             ids = text_to_ids(piece, voice.text.symbols, normalized=True)
         except TextError:

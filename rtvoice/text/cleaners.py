@@ -27,6 +27,7 @@ from typing import Final
 from anyascii import anyascii
 
 from rtvoice.errors import TextError
+from rtvoice.text import letters
 from rtvoice.text.contacts import expand_contacts
 from rtvoice.text.measures import expand_measures
 from rtvoice.text.money import expand_currency
@@ -79,7 +80,7 @@ def _transliterate(match: re.Match[str]) -> str:
     return "" if is_emoji else ascii_text
 
 
-def normalize_fragment(text: str, day_first: bool = False) -> str:
+def normalize_fragment(text: str, day_first: bool = False, letter_names: bool = False) -> str:
     """Normalize a piece of a longer text: like :func:`normalize`, but keep edge spaces.
 
     :func:`rtvoice.text.text_to_ids` cleans the text between ARPAbet groups one piece at
@@ -88,6 +89,7 @@ def normalize_fragment(text: str, day_first: bool = False) -> str:
     Args:
         text: Any Unicode text, without ARPAbet braces.
         day_first: Read ambiguous numeric dates ("04/05/2026") as day/month.
+        letter_names: Write spelled letters as their names ("bee bee see"), as synthesis does.
 
     Returns:
         The normalized text; a leading or trailing space survives as one space.
@@ -104,12 +106,12 @@ def normalize_fragment(text: str, day_first: bool = False) -> str:
     text = expand_acronyms(text)
     text = expand_numbers(text)
     text = anyascii(expand_symbols(text)).lower()
-    text = _LEFTOVER_RE.sub(" ", text)
+    text = _LEFTOVER_RE.sub(" ", letters.finish(text, letter_names))
     text = _REPEATED_COMMA_RE.sub(",", _WHITESPACE_RE.sub(" ", text))
     return _SPACE_BEFORE_PUNCT_RE.sub("", text)
 
 
-def normalize(text: str, day_first: bool = False) -> str:
+def normalize(text: str, day_first: bool = False, letter_names: bool = False) -> str:
     """Normalize English text for speech: what users write -> what the voice should say.
 
     "The 8:15 to Leeds" -> "the eight fifteen to leeds", "Call 555-0123" -> "call five five
@@ -121,6 +123,9 @@ def normalize(text: str, day_first: bool = False) -> str:
         text: Any Unicode text.
         day_first: Read ambiguous numeric dates ("04/05/2026") as day/month (the voice's
             ``text.date_order``); unambiguous ones ("25/12/2026") are read right either way.
+        letter_names: Write letters read one by one as their names: "p m" -> "pee em",
+            "b b c" -> "bee bee see" (the voice's ``text.letter_names``; see
+            :mod:`rtvoice.text.letters` for why synthesis does).
 
     Returns:
         Lowercase ASCII text without digits, holding only :data:`SPEAKABLE` characters.
@@ -128,7 +133,7 @@ def normalize(text: str, day_first: bool = False) -> str:
         though glued-together oddities ("0Dr.") may read differently a second time;
         :func:`rtvoice.synthesizer.plan` normalizes once.
     """
-    return normalize_fragment(text, day_first).strip()
+    return normalize_fragment(text, day_first, letter_names).strip()
 
 
 def decode_utf8(data: bytes) -> str:

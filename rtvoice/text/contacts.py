@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from rtvoice.text.letters import spell
 from rtvoice.text.numbers import digits
 
 __all__ = ["expand_contacts"]
@@ -65,7 +66,7 @@ def _say_address(text: str) -> str:
             words.append(digits(part))
         elif part.isalpha():
             lower = part.lower()
-            words.append(" ".join(lower) if lower in _SPELLED or not any(c in "aeiouy" for c in lower) else lower)
+            words.append(spell(lower) if lower in _SPELLED or not any(c in "aeiouy" for c in lower) else lower)
         elif part in _SYMBOL_WORDS:
             words.append(_SYMBOL_WORDS[part])
     return " ".join(words)

@@ -22,14 +22,14 @@ __all__ = ["normalize_keeping_arpabet", "piece_budget", "speakable_pieces"]
 _ARPABET_RE: Final = re.compile(r"\{[^{}]*\}")
 
 
-def normalize_keeping_arpabet(text: str, day_first: bool = False) -> str:
+def normalize_keeping_arpabet(text: str, day_first: bool = False, letter_names: bool = False) -> str:
     """Normalize ``text`` but pass ARPAbet groups in {braces} through untouched."""
     parts: list[str] = []
     start = 0
     for match in _ARPABET_RE.finditer(text):
-        parts += [normalize_fragment(text[start:match.start()], day_first), match[0]]
+        parts += [normalize_fragment(text[start:match.start()], day_first, letter_names), match[0]]
         start = match.end()
-    parts.append(normalize_fragment(text[start:], day_first))
+    parts.append(normalize_fragment(text[start:], day_first, letter_names))
     return "".join(parts).strip()
 
 
@@ -47,15 +47,16 @@ def piece_budget(max_frames: int, frames_per_char: float, sentence_max_chars: in
     return max(1, min(sentence_max_chars, math.floor(max_frames / frames_per_char)))
 
 
-def speakable_pieces(text: str, max_chars: int, day_first: bool = False) -> list[str]:
+def speakable_pieces(text: str, max_chars: int, day_first: bool = False, letter_names: bool = False) -> list[str]:
     """Normalize ``text``, then split it into sentences and pieces of at most ``max_chars``.
 
     Args:
         text: Raw text; ARPAbet groups in {braces} are kept (and kept whole where possible).
         max_chars: Most characters per piece, of normalized text (see :func:`piece_budget`).
         day_first: Read ambiguous numeric dates as day/month (``text.date_order`` "dmy").
+        letter_names: Speak spelled letters by their names (``text.letter_names``).
 
     Returns:
         Normalized pieces, in order; joined with spaces they are the whole normalized text.
     """
-    return split_sentences(normalize_keeping_arpabet(text, day_first), max_chars)
+    return split_sentences(normalize_keeping_arpabet(text, day_first, letter_names), max_chars)

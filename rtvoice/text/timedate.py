@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from rtvoice.text.letters import spell
 from rtvoice.text.numbers import cardinal, ordinal, year
 
 __all__ = ["expand_dates", "expand_times"]
@@ -69,15 +70,15 @@ def _expand_time(match: re.Match[str]) -> str:
         seconds = int(match["s"])
         spoken += f" and {cardinal(seconds)} second{'s' if seconds != 1 else ''}"
     if ampm:
-        spoken += f" {ampm.lower()} m"
+        spoken += " " + spell(ampm + "m")
     if match["zone"]:
-        spoken += " " + " ".join(match["zone"].lower())
+        spoken += " " + spell(match["zone"])
     return spoken + ("." if match["stop"] is not None else "")
 
 
 def _expand_hour(match: re.Match[str]) -> str:
-    spoken = f"{cardinal(int(match['h']))} {match['ampm'].lower()} m"
-    spoken += " " + " ".join(match["zone"].lower()) if match["zone"] else ""
+    spoken = f"{cardinal(int(match['h']))} {spell(match['ampm'] + 'm')}"
+    spoken += " " + spell(match["zone"]) if match["zone"] else ""
     return spoken + ("." if match["stop"] is not None else "")
 
 

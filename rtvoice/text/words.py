@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from rtvoice.text.letters import spell
 from rtvoice.text.numbers import cardinal, digits
 
 __all__ = ["ABBREVIATIONS", "expand_abbreviations", "expand_acronyms", "expand_alphanumerics", "expand_symbols"]
@@ -57,8 +58,8 @@ _ACRONYM_WORDS: Final = frozenset(
     "NASA NATO UNESCO UNICEF AIDS LASER RADAR SCUBA NASDAQ FIFA OPEC IKEA LEGO COVID GIF JPEG PIN SIM NAFTA OSHA "
     "FEMA ASCII CAPTCHA WIFI SARS ISIS INTERPOL DARPA SWAT WASP POTUS SCOTUS ANSI ASAP RAM ROM LAN WAN NIC TED".split()
 )
-_SPECIAL: Final = {"OK": "okay", "Wi-Fi": "wifi", "WiFi": "wifi", "iOS": "i o s", "macOS": "mac o s", "TV": "t v",
-                   "AM": "a m", "PM": "p m"}
+_SPECIAL: Final = {"OK": "okay", "Wi-Fi": "wifi", "WiFi": "wifi", "iOS": spell("iOS"), "macOS": "mac " + spell("OS"),
+                   "TV": spell("TV"), "AM": spell("AM"), "PM": spell("PM")}
 _CAPS_RE: Final = re.compile(r"(?<![\w'])(?P<caps>[A-Z]{2,})(?P<plural>s|'s)?(?![\w'])")
 _DOTTED_CAPS_RE: Final = re.compile(r"(?<![\w.])(?P<letters>(?:[A-Za-z]\.){2,})(?!\w)")
 _INITIAL_RE: Final = re.compile(r"(?<![\w.])(?P<letter>[A-Z])\.(?=\s+[A-Z])")
@@ -105,7 +106,7 @@ _SYMBOLS: Final = (
 
 
 def _spell(letters: str) -> str:
-    return " ".join(letters.lower())
+    return spell(letters)
 
 
 def _ends_sentence(text: str, end: int) -> bool:
@@ -164,7 +165,7 @@ def _acronym(match: re.Match[str], shouting: bool) -> str:
     if caps in _ACRONYM_WORDS or (shouting and has_vowel) or (
             len(caps) >= 5 and sum(c in _VOWELS for c in caps) * 3 >= len(caps)):
         return caps.lower() + plural.replace("'", "")
-    return _spell(caps) + (" s" if plural else "")
+    return _spell(caps + ("s" if plural else ""))
 
 
 def expand_acronyms(text: str) -> str:
@@ -173,7 +174,7 @@ def expand_acronyms(text: str) -> str:
     In text written all in capitals ("PLEASE STAND CLEAR") only short words are spelled.
     """
     text = _DOTTED_CAPS_RE.sub(lambda m: _spell(m["letters"].replace(".", "")) + " ", text)
-    text = _INITIAL_RE.sub(lambda m: m["letter"], text)
+    text = _INITIAL_RE.sub(lambda m: spell(m["letter"]), text)
     for word, spoken in _SPECIAL.items():
         if not word.isupper():
             text = re.sub(rf"(?<!\w){re.escape(word)}(?!\w)", spoken, text)

@@ -74,3 +74,9 @@ def test_normalization_is_fast_enough_to_run_per_request() -> None:
             normalize(text)
     per_sentence = (time.perf_counter() - start) / (3 * len(texts))
     assert per_sentence < 0.005, per_sentence  # measured ~0.1 ms on 2 CPU cores; NeMo's is ~17 ms
+
+
+@pytest.mark.parametrize(("cls", "raw", "expected"), ROWS, ids=[f"{c}:{r[:40]}" for c, r, _ in ROWS])
+def test_letter_names_output_is_speakable_too(cls: str, raw: str, expected: tuple[str, ...]) -> None:
+    out = normalize(raw, letter_names=True)
+    assert set(out) <= SPEAKABLE and "\x01" not in out

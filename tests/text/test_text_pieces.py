@@ -114,3 +114,18 @@ def test_a_bad_date_order_is_a_voice_error(tmp_path: Path) -> None:
     (tmp_path / "voice.json").write_text(json.dumps(data))
     with pytest.raises(VoiceError, match="date_order"):
         VoiceConfig.load(tmp_path)
+
+
+def test_synthesis_speaks_spelled_letters_by_their_names() -> None:
+    # The default voice says a lone "b" badly; Whisper understood the names (rtvoice.text.letters).
+    assert normalize("The BBC and the FBI met at 9am.", letter_names=True) == (
+        "the bee bee see and the eff bee eye met at nine ay em.")
+    assert normalize("The BBC and the FBI met at 9am.") == "the b b c and the f b i met at nine a m."
+    assert plan("At 10:30 PM, see 221B.", VOICE)[0].text == "at ten thirty pee em, see two twenty-one bee."
+    letters = dataclasses.replace(VOICE, text=dataclasses.replace(VOICE.text, letter_names=False))
+    assert plan("At 10:30 PM, see 221B.", letters)[0].text == "at ten thirty p m, see two twenty-one b."
+
+
+def test_spelled_letters_cannot_be_forged_by_the_input() -> None:
+    # The marker is a control character, which normalization removes from user text first.
+    assert normalize("\x01b and \x01", letter_names=True) == "b and"
