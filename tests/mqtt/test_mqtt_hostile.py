@@ -10,12 +10,14 @@ hypothesis, through the broker; test_mqtt_parsers_hostile.py feeds the pure pars
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as paho
@@ -189,6 +191,45 @@ async def test_hermes_serves_every_site_unless_site_ids_are_given(
         await rec.wait_for(lambda: len(rec.on("hermes/tts/sayFinished")) == 2)
         await asyncio.sleep(0.5)  # garage and default are another service's: no answer comes
     assert [m.json()["id"] for m in rec.on("hermes/tts/sayFinished")] == ["s-kitchen", "s-bedroom"]
+
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise KeyError("VmRSS")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+async def test_memory_stays_flat_over_thousands_of_bad_messages(
+        tiny_voice: Voice, announcer_config: Callable[..., AnnouncerConfig],
+        recorder: Callable[..., Recorder]) -> None:
+    config = announcer_config(hermes=True)
+    p = config.prefix
+    bad = [b for b in bad_payloads(config.max_payload_bytes)
+           if not any(field in str(b) for field in ('"chime"', '"colour"', '"priority"'))]
+    topics = [f"{p}say", "hermes/tts/say", f"{p}cancel"]
+    sent = 0
+
+    async with recorder(f"{p}failed") as rec, Announcer(tiny_voice, config) as announcer:
+        await asyncio.wait_for(announcer.wait_connected(), 10)
+
+        async def send(n: int) -> None:
+            nonlocal sent
+            for i in range(n):
+                await rec.publish(topics[i % len(topics)], bad[i % len(bad)])
+            sent += n
+            await rec.wait_for(lambda: len(rec.messages) >= sent)
+
+        await send(300)  # warm-up: caches, buffers, the broker session
+        gc.collect()
+        before = rss_mib()
+        await send(1500)
+        gc.collect()
+        after = rss_mib()
+    assert len(rec.messages) == sent  # one failed event each (cancel included), no more
+    print(f"RSS over 1500 bad messages: {before:.1f} -> {after:.1f} MiB")
+    assert after - before < 8, (before, after)
 
 
 # --- Property tests through the broker: a daemon on its own thread, driven from hypothesis ---
