@@ -217,7 +217,11 @@ class Announcer:
 
     async def _dispatch(self) -> None:
         while True:
-            self._handle(await self._inbox.get())
+            message = await self._inbox.get()
+            try:
+                self._handle(message)
+            except Exception:  # only a failure to answer lands here (a bug): the daemon goes on
+                log.exception("could not answer a message on %s", message.topic)
 
     def _handle(self, message: Incoming) -> None:
         """Act on one message; whatever happens, a ``say`` or ``cancel`` gets its one answer."""
