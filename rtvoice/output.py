@@ -30,6 +30,7 @@ class AtomicOutput:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._target = Path(os.path.realpath(path))  # through a symlink: replace the file, keep the link
         self.bytes_written = 0
         self._temp: Path | None = None
         self._handle: BinaryIO | None = None
@@ -45,7 +46,8 @@ class AtomicOutput:
             if mode is not None and not stat.S_ISREG(mode):  # a device or FIFO: in place, unbuffered
                 self._handle = open(self.path, "wb", buffering=0)  # noqa: SIM115 - closed by close()
             else:
-                fd, name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name[:100]}.", suffix=".part")
+                fd, name = tempfile.mkstemp(dir=self._target.parent, prefix=f".{self._target.name[:100]}.",
+                                            suffix=".part")
                 self._temp = Path(name)
                 self._handle = os.fdopen(fd, "wb")
         except OSError as exc:
@@ -91,7 +93,7 @@ class AtomicOutput:
                 umask = os.umask(0)
                 os.umask(umask)
                 os.chmod(self._temp, 0o666 & ~umask)  # mkstemp made it 0600; a plain open() would not
-                os.replace(self._temp, self.path)
+                os.replace(self._temp, self._target)
                 self._temp = None
         except OSError as exc:
             raise self._error("could not write", exc) from exc

@@ -176,3 +176,30 @@ def test_a_voice_is_named_or_a_path(tiny_voice_dir: Path, tmp_path: Path) -> Non
     assert by_name.returncode == 0, by_name.stderr
     typo = rtvoice("say", "Hello.", "--out", str(out), "--voice", "tiny-tset", env=env)
     assert_one_line_error(typo, "tiny-tset", "tiny-test", "default")
+
+
+def test_a_write_that_fails_midway_leaves_the_earlier_file_and_no_part(tiny_voice_dir: Path, tmp_path: Path) -> None:
+    """The file system refuses bytes mid-synthesis (here a 20 kB file size limit, as a full disk would)."""
+    import resource
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))  # Python ignores SIGXFSZ: writes get EFBIG
+
+    out = tmp_path / "x.wav"
+    out.write_bytes(b"an earlier take")
+    run = subprocess.run([sys.executable, "-m", "rtvoice", "say", "One. Two. Three. Four.", "--out", str(out),
+                          *cpu(tiny_voice_dir), "--max-steps", "60"], capture_output=True, text=True, timeout=120,
+                         cwd=REPO, preexec_fn=small_files)
+    assert_one_line_error(run, str(out), "File too large")
+    assert out.read_bytes() == b"an earlier take"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.wav"]
+
+
+def test_out_through_a_symlink_replaces_the_file_and_keeps_the_link(tiny_voice_dir: Path, tmp_path: Path) -> None:
+    real = tmp_path / "real.wav"
+    real.write_bytes(b"old")
+    link = tmp_path / "link.wav"
+    link.symlink_to(real)
+    run = rtvoice("say", "Hello.", "--out", str(link), *cpu(tiny_voice_dir), "--max-steps", "12")
+    assert run.returncode == 0, run.stderr
+    assert link.is_symlink() and real.read_bytes()[:4] == b"RIFF"
