@@ -222,14 +222,15 @@ async def _audio_body(state: ServerState, job: SpeechJob, fmt: ResponseFormat,
 
 
 async def list_voices(request: Request) -> Response:
-    """``GET /v1/audio/voices``: the voices served, the default first."""
+    """``GET /v1/audio/voices``: the voices served, the default first, and the names that alias them."""
     state = state_of(request)
     voices = [
         {"id": name, "name": voice.config.name, "sample_rate": voice.sample_rate,
          "default": name == state.voices.default_name}
         for name, voice in state.voices.items()
     ]
-    return JSONResponse({"object": "list", "data": voices, "voices": [v["id"] for v in voices]})
+    return JSONResponse({"object": "list", "data": voices, "voices": [v["id"] for v in voices],
+                         "aliases": state.voices.aliases})
 
 
 ROUTES = [

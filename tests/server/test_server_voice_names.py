@@ -27,6 +27,13 @@ def test_openai_voice_names_get_the_default_voice(server: LiveServer, name: str)
     assert len(response.content) > 0
 
 
+def test_the_voice_list_names_the_aliases(server: LiveServer) -> None:
+    with server.client() as client:
+        listing = client.get("/v1/audio/voices").json()
+    assert listing["voices"] == ["other", "tiny"]
+    assert listing["aliases"] == {name: "other" for name in OPENAI_VOICES}
+
+
 def test_aliases_map_openai_names_and_given_ones_and_never_hide_a_real_voice() -> None:
     aliases = aliases_for(["main", "alt", "nova"], "main", (("echo", "alt"), ("butler", "alt")))
     assert aliases["alloy"] == "main" and aliases["echo"] == "alt" and aliases["butler"] == "alt"
