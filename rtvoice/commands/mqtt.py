@@ -75,7 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                      help="on shutdown, seconds the current announcement may take to finish (default: %(default)s)")
     add_voice_options(p)
     p.add_argument("--add-voice", action="append", default=[], metavar="NAME=DIR",
-                   help="another voice that announcements may name with \"voice\": NAME (repeatable)")
+                   help="another voice (a folder or an installed voice's name) that announcements may name with "
+                        "\"voice\": NAME (repeatable)")
     add_synthesis_options(p)
     p.set_defaults(func=run)
 
@@ -108,13 +109,18 @@ def _mib(value: float) -> int:
 
 def _extra_voices(specs: list[str]) -> dict[str, Path]:
     from ..announce import ConfigError
+    from ..errors import VoiceError
+    from ..voices_dir import resolve_voice
 
     voices: dict[str, Path] = {}
     for spec in specs:
         name, sep, folder = spec.partition("=")
         if not sep or not name or not folder:
             raise ConfigError(f"--add-voice {spec!r} is not NAME=DIR.", option="--add-voice")
-        voices[name] = Path(folder)
+        try:
+            voices[name] = resolve_voice(folder)  # a folder, or an installed voice's name
+        except VoiceError as exc:
+            raise ConfigError(f"--add-voice {spec!r}: {exc}", option="--add-voice") from exc
     return voices
 
 

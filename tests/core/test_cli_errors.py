@@ -203,3 +203,8 @@ def test_out_through_a_symlink_replaces_the_file_and_keeps_the_link(tiny_voice_d
     run = rtvoice("say", "Hello.", "--out", str(link), *cpu(tiny_voice_dir), "--max-steps", "12")
     assert run.returncode == 0, run.stderr
     assert link.is_symlink() and real.read_bytes()[:4] == b"RIFF"
+
+
+def test_mqtt_add_voice_takes_names_and_refuses_unknown_ones_in_one_line(tmp_path: Path) -> None:
+    run = rtvoice("mqtt", "--no-play", "--broker", "mqtt://127.0.0.1:1", "--add-voice", "kitchen=nope", timeout=60)
+    assert_one_line_error(run, "--add-voice 'kitchen=nope'", "no installed voice", "default")
