@@ -25,6 +25,8 @@ from server_support import TOKEN, LiveServer, ServerLog, free_port, read_until_c
 from websockets.sync.client import ClientConnection, connect
 
 from rtvoice.config import SynthesisConfig
+from rtvoice.errors import InputError
+from rtvoice.inputs import loads
 from rtvoice.server import LimitsConfig, ServerConfig
 
 SETTINGS = settings(deadline=None, database=None, suppress_health_check=list(HealthCheck))
@@ -206,8 +208,8 @@ def expected_answers(message: str | bytes) -> tuple[int, int]:
     if isinstance(message, bytes):
         return 1, 1
     try:
-        data = json.loads(message)
-    except ValueError:
+        data = loads(message)  # strict JSON, as the server reads it (no NaN, bounded numbers)
+    except InputError:
         return 1, 1
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         return 1, 1
