@@ -7,7 +7,10 @@ the step loop. The encoder, postnet and WaveGlow run as ONNX Runtime CUDA sessio
 buffers (``rtvoice.ort.cuda_engine``), or through whatever ``runner_factory`` is given.
 
 ``RTVOICE_CUDA_STEP`` picks the kernel mode: ``phases`` (seven launches a step, the
-default) or ``fused`` (one launch a step with grid-wide barriers).
+default) or ``fused`` (one launch a step with grid-wide barriers); with ``fused``,
+``RTVOICE_CUDA_COOPERATIVE=1`` launches it cooperatively (CUDA guarantees every block is
+resident, or refuses the launch). The GPU check (tools/gpu/cuda_backend_check.sh) measures
+which is fastest and whether cooperative launches capture into CUDA graphs there.
 """
 
 from __future__ import annotations
@@ -94,9 +97,10 @@ class KernelEngine(GpuEngine):
         if launcher is None:
             launcher, sm_count = load_module(device_index)
         self._module = launcher if owned else None
+        cooperative = os.environ.get("RTVOICE_CUDA_COOPERATIVE", "0") == "1"
         with Stream() as upload:
             self.kernels: StepKernels | None = StepKernels(packed, launcher, upload, mode=mode or step_mode(),
-                                                           sm_count=sm_count or 1)
+                                                           sm_count=sm_count or 1, cooperative=cooperative)
         try:
             super().__init__(folder, config, device_index, "cuda", runner_factory or _ort_factory(device_index),
                              self._step_runner, capture=True)

@@ -190,3 +190,28 @@ def test_kernel_engine_speaks_like_the_gpu_engine_with_the_onnx_step(voice: str,
     err = float(np.sum((want.astype(np.float64) - got) ** 2))
     snr = 10 * np.log10(float(np.sum(want.astype(np.float64) ** 2)) / err)
     assert snr > 50.0, snr  # measured 2026-12-07: 141.8 dB tiny, 65.1 dB default voice
+
+
+def test_cooperative_fused_launches_come_from_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                                              tiny_voice_dir: Path) -> None:
+    monkeypatch.setenv("RTVOICE_CUDA_STEP", "fused")
+    monkeypatch.setenv("RTVOICE_CUDA_COOPERATIVE", "1")
+    _install(monkeypatch)
+    launcher = NumpyLauncher(load_packed(tiny_voice_dir / "decoder_step.onnx").dims)
+    engine = KernelEngine(tiny_voice_dir, VoiceConfig.load(tiny_voice_dir), 0, launcher=launcher, sm_count=2,
+                          runner_factory=lambda graph, path, stream: FakeRunner(path))
+    try:
+        u = engine.open_utterance([5, 6, 7, 8], 4)
+        u.decode(_masks(0, 4, engine.config.decoder.prenet_dim))
+        u.close()
+    finally:
+        engine.close()
+    assert launcher.launches["k_fused"] == 4 and launcher.cooperative["k_fused"] == 4
+
+
+def test_an_unknown_step_mode_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rtvoice.errors import BackendError
+
+    monkeypatch.setenv("RTVOICE_CUDA_STEP", "turbo")
+    with pytest.raises(BackendError, match="RTVOICE_CUDA_STEP='turbo'; use phases or fused"):
+        cuda_engine.step_mode()
