@@ -62,7 +62,7 @@ def _say_address(text: str) -> str:
     """Speak a host, path or user name: words as words, digits one by one, symbols by name."""
     words: list[str] = []
     for part in _PART_RE.findall(text):
-        if part.isdigit():
+        if part.isascii() and part.isdigit():
             words.append(digits(part))
         elif part.isalpha():
             lower = part.lower()

@@ -102,7 +102,7 @@ def year(number: int) -> str:
 
 def digits(text: str) -> str:
     """Read a digit string one digit at a time ("007" -> "zero zero seven")."""
-    return " ".join(_DIGIT_WORDS[int(digit)] for digit in text if digit.isdigit())
+    return " ".join(_DIGIT_WORDS[ord(digit) - 48] for digit in text if "0" <= digit <= "9")
 
 
 def decimal(integer: str | None, fraction: str | None) -> str:

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rtvoice.text import normalize, text_to_ids
 from rtvoice.text.cleaners import SPEAKABLE
@@ -80,3 +82,16 @@ def test_normalization_is_fast_enough_to_run_per_request() -> None:
 def test_letter_names_output_is_speakable_too(cls: str, raw: str, expected: tuple[str, ...]) -> None:
     out = normalize(raw, letter_names=True)
     assert set(out) <= SPEAKABLE and "\x01" not in out
+
+
+_PIECES = [*"0123456789 .,:;-/$%@#&+'()*<>=~_|\\^`\"AaBbDdMmPpSsTtKkxv\n!?",
+           "£", "€", "¥", "°", "½", "×", "²", "³", "é", "中", "\U0001f600", "\u200b", "\x01",
+           "Dr.", "St.", "PM", "a.m.", "th", "1st", "99999999999999999999", "2026",
+           "http://", "www.", ".com", "+44 ", "(555) ", "USD", "bn", "km", "°C", "Mon."]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=30).map("".join), st.booleans())
+def test_any_text_normalizes_without_error_to_speakable_characters(text: str, letter_names: bool) -> None:
+    out = normalize(text, letter_names=letter_names)
+    assert set(out) <= SPEAKABLE
