@@ -55,6 +55,10 @@ def serve(config: ServerConfig, *, log_level: str = "warning") -> None:
     if not is_loopback(config.host) and config.token is None:
         log.warning("listening on %s without --token: anyone who can reach this address can use the server",
                     config.host)
+    if (config.wyoming_port is not None and config.token is not None and config.wyoming_allow is None
+            and not is_loopback(config.host)):
+        log.warning("Wyoming serves this machine only: it has no authentication and --token is set. "
+                    "Hint: --wyoming-allow NET lets Home Assistant (or others on NET) in.")
     server = uvicorn.Server(uvicorn_config(config, log_level=log_level))
     server.run()
     if not server.started:

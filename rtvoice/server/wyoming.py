@@ -25,7 +25,7 @@ import json
 import logging
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Final
 
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
@@ -108,6 +108,21 @@ def _length(header: dict[str, Any], key: str, max_bytes: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= max_bytes:
         raise MalformedEvent(f"{key} must be an integer from 0 to {max_bytes}")
     return value
+
+
+_REFUSED: set[str] = set()
+MAX_REFUSED_LOGGED: Final = 256
+"""Addresses whose first refusal is logged as a warning; later ones (and beyond this many) at INFO."""
+
+
+def _log_refusal(client: str) -> None:
+    """Warn once per address (a scanner must not flood the log), then log at INFO."""
+    if client in _REFUSED or len(_REFUSED) >= MAX_REFUSED_LOGGED:
+        log.info("refused a Wyoming client from %s (not in --wyoming-allow)", client)
+        return
+    _REFUSED.add(client)
+    log.warning("refused a Wyoming client from %s: not in --wyoming-allow (further refusals of it are logged "
+                "at INFO)", client)
 
 
 def _checked(text: Any, event: str) -> str:
@@ -193,7 +208,7 @@ class WyomingHandler(AsyncEventHandler):
                         break
         except ApiError as exc:
             if exc.code == "forbidden":
-                log.warning("refused a Wyoming client from %s (not in --wyoming-allow)", self._client)
+                _log_refusal(self._client)
             await self._try_error(exc.code, exc.message)
         except MalformedEvent as exc:
             await self._try_error("invalid_event", str(exc))

@@ -78,3 +78,16 @@ def test_serve_refuses_a_bad_timeout_or_network_in_one_line() -> None:
                                 text=True, timeout=60)
         assert result.returncode == 2 and "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) <= 3 and option in result.stderr, result.stderr
+
+
+def test_serve_warns_that_wyoming_serves_this_machine_only_with_a_token(tiny_voice_dir: Path) -> None:
+    """--token on another address leaves Wyoming to loopback unless --wyoming-allow says otherwise."""
+    with socket.socket() as taken:  # a taken port: the server stops right after the warning
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        result = subprocess.run(
+            [sys.executable, "-m", "rtvoice", "serve", "--voice", str(tiny_voice_dir), "--host", "0.0.0.0",
+             "--port", str(taken.getsockname()[1]), "--wyoming-port", str(free_port()), "--token", "t",
+             "--backend", "onnxruntime", "--device", "cpu"], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "Wyoming serves this machine only" in result.stderr and "--wyoming-allow" in result.stderr
