@@ -28,10 +28,12 @@ from training.teacher import (
     PHONEMES,
     PiperTeacher,
     check_config,
+    load_phonemes,
     model_files,
     pack,
     phonemize,
     save_phonemes,
+    text_key,
     unpack,
 )
 
@@ -57,9 +59,21 @@ def _phonemize(args: argparse.Namespace) -> None:
              sum(len(x) for s in ids for x in s))
 
 
+def missing_phonemes(rows: list[Row], phonemes: Path) -> list[str]:
+    """The texts of ``rows`` that ``phonemes`` has no ids for (the corpus changed after phonemize)."""
+    table = load_phonemes(phonemes)
+    return [r.text for r in rows if text_key(r.text) not in table]
+
+
 def _make(args: argparse.Namespace) -> int:
     check_config(Path(str(args.model) + ".json"))
     rows = select(corpus_rows(args.corpus, args.extra), args.limit, args.max_chars)
+    missing = missing_phonemes(rows, args.phonemes)
+    if missing:
+        log.error("%d corpus texts have no phoneme ids in %s (e.g. %r): the corpus changed after it was phonemized. "
+                  "Hint: python -m training.teacher phonemize (here, with the teacher extra), and carry it",
+                  len(missing), args.phonemes, missing[0][:60])
+        return 2
     teacher = PiperTeacher(model=str(args.model), phonemes=str(args.phonemes), noise_scale=args.noise_scale,
                            noise_w=args.noise_w, length_scale=args.length_scale)
     deadline = time.monotonic() + 60 * args.minutes if args.minutes else None
@@ -161,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--noise-scale", type=float, default=0.667)
     s.add_argument("--noise-w", type=float, default=0.8)
     s.add_argument("--length-scale", type=float, default=1.0)
+    s = sub.add_parser("verify", help="every corpus text has phoneme ids (exit 1 if not): run before a GPU call")
+    corpus_args(s)
+    s.add_argument("--phonemes", type=Path, default=CARRY / PHONEMES)
     for name in ("bench", "check"):
         s = sub.add_parser(name, help=(_bench if name == "bench" else _check).__doc__ or name)
         corpus_args(s)
@@ -182,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if unpack(args.src, args.out) is not None else 3
     elif args.cmd == "make":
         return _make(args)
+    elif args.cmd == "verify":
+        missing = missing_phonemes(corpus_rows(args.corpus, args.extra), args.phonemes)
+        print(f"{len(missing)} corpus texts lack phoneme ids in {args.phonemes}" + (f", e.g. {missing[0]!r}"
+                                                                                   if missing else ""))
+        return 1 if missing else 0
     else:
         args.model = args.model or model_files()[0]
         if args.cmd == "bench":

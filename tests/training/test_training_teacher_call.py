@@ -130,3 +130,26 @@ def test_corpus_making_stops_at_its_deadline_and_resumes(tmp_path: Path) -> None
     total = len(manifest["shards"])
     assert set(made) < set(manifest["shards"])
     assert f"{total - len(made)} of {total} shards to make" in done.stderr  # the made ones were skipped
+
+
+def test_a_corpus_changed_after_phonemizing_fails_before_any_synthesis(tmp_path: Path) -> None:
+    """Texts without phoneme ids (the front end changed, phonemize was not re-run): exit 2, one clear line."""
+    import sys
+
+    first, second = _carry(tmp_path)
+    for f in second.iterdir():
+        (first / f.name).write_bytes(f.read_bytes())
+    texts = sorted({r.text for r in corpus_rows()})[:50]
+    save_phonemes(first / "phonemes.npz", texts, [fake_ids(t) for t in texts])
+    teacher = tmp_path / "teacher"
+    subprocess.run([sys.executable, "-m", "training.teacher", "unpack", "--src", str(first), "--out", str(teacher)],
+                   cwd=ROOT, check=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "training.teacher", "make", "--model", str(teacher / "joe.onnx"),
+                           "--phonemes", str(teacher / "phonemes.npz"), "--out", str(tmp_path / "data"), "--jobs",
+                           "1", "--limit", "40", "--device", "cpu"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2 and "have no phoneme ids" in done.stderr and "phonemize" in done.stderr
+    assert not (tmp_path / "data").exists()
+    verify = subprocess.run([sys.executable, "-m", "training.teacher", "verify", "--phonemes",
+                             str(teacher / "phonemes.npz")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert verify.returncode == 1 and "lack phoneme ids" in verify.stdout
