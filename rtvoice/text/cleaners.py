@@ -10,8 +10,8 @@ of, each in its own module, in an order where none can spoil another's input:
 2. money (:mod:`rtvoice.text.money`), before the transliteration turns "£" into "GBP";
 3. times and dates (:mod:`rtvoice.text.timedate`);
 4. measures and units (:mod:`rtvoice.text.measures`);
-5. abbreviations in context, letters with digits, acronyms (:mod:`rtvoice.text.words`),
-   which need the text's case;
+5. abbreviations in context, Roman numerals (:mod:`rtvoice.text.roman`), letters with
+   digits, acronyms (:mod:`rtvoice.text.words`), which need the text's case;
 6. the numbers left (:mod:`rtvoice.text.numbers`), then symbols by name.
 
 The output holds only lowercase letters, spaces and the punctuation every voice's symbol
@@ -32,6 +32,7 @@ from rtvoice.text.contacts import expand_contacts
 from rtvoice.text.measures import expand_measures
 from rtvoice.text.money import expand_currency
 from rtvoice.text.numbers import expand_decades, expand_numbers
+from rtvoice.text.roman import expand_roman
 from rtvoice.text.timedate import expand_dates, expand_times
 from rtvoice.text.words import (
     ABBREVIATIONS,
@@ -101,7 +102,7 @@ def normalize_fragment(text: str, day_first: bool = False, letter_names: bool = 
     text = expand_times(text)
     text = expand_dates(text, day_first)
     text = expand_measures(expand_decades(text))
-    text = expand_abbreviations(text)
+    text = expand_roman(expand_abbreviations(text))
     text = expand_alphanumerics(text)
     text = expand_acronyms(text)
     text = expand_numbers(text)

@@ -77,7 +77,7 @@ _SYMBOLS: Final = (
     (re.compile(r"#(?=[A-Za-z])"), " hashtag "),
     (re.compile(r"\+"), " plus "),
     (re.compile(r"="), " equals "),
-    (re.compile(r"\s[x×*]\s|×"), " times "),
+    (re.compile(r"\s\*\s|×"), " times "),
     (re.compile(r"<"), " less than "),
     (re.compile(r">"), " greater than "),
     (re.compile(r"~"), " about "),
