@@ -4,8 +4,9 @@
 (a full disk, a bad voice) left a 0-byte file behind. :class:`AtomicOutput` creates a
 temporary file beside the target first (so a folder we cannot write to is an error before
 any work), streams into it, and renames it over the target only when everything was
-written. Targets that are not regular files (``/dev/stdout``, a FIFO, ``/dev/full``) are
-written in place, since renaming over them would replace the device.
+written. Targets that are not regular files (a FIFO, ``/dev/full``) and every path under
+``/dev`` or ``/proc`` (``/dev/stdout`` redirected to a file is a regular file seen through a
+link) are written in place: renaming over them would replace the device or the link itself.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ import stat
 import tempfile
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
 from .audio import wav_header
 from .errors import RtvoiceError
+
+IN_PLACE_ROOTS: Final = ("/dev/", "/proc/")
+"""Paths under these are written in place, never replaced by a rename."""
 
 
 class AtomicOutput:
@@ -43,7 +47,9 @@ class AtomicOutput:
         try:
             if mode is not None and stat.S_ISDIR(mode):
                 raise RtvoiceError(f"Cannot write {self.path}: it is a folder.")
-            if mode is not None and not stat.S_ISREG(mode):  # a device or FIFO: in place, unbuffered
+            special = os.path.abspath(self.path).startswith(IN_PLACE_ROOTS) or str(self._target).startswith(
+                IN_PLACE_ROOTS)
+            if mode is not None and (special or not stat.S_ISREG(mode)):  # a device, FIFO or link: in place
                 self._handle = open(self.path, "wb", buffering=0)  # noqa: SIM115 - closed by close()
             else:
                 fd, name = tempfile.mkstemp(dir=self._target.parent, prefix=f".{self._target.name[:100]}.",

@@ -89,6 +89,20 @@ def test_format_option_wins_over_the_extension_and_stdout_works(tiny_voice_dir: 
     assert b"wrote /dev/stdout" in piped.stderr
 
 
+def test_dev_stdout_redirected_to_a_file_is_written_through_and_never_replaced(tiny_voice_dir: Path,
+                                                                              tmp_path: Path) -> None:
+    """/dev/stdout is a link; when stdout is a file, renaming a finished file over it would replace the link."""
+    target = tmp_path / "redirected.wav"
+    with target.open("wb") as stdout:
+        run = subprocess.run([sys.executable, "-m", "rtvoice", "say", "Hello there.", "--out", "/dev/stdout",
+                              "--voice", str(tiny_voice_dir), "--device", "cpu", "--max-steps", str(STEPS)],
+                             stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=120, cwd=REPO)
+    assert run.returncode == 0, run.stderr
+    assert Path("/dev/stdout").is_symlink()
+    seconds, rate, codec = decode(target)
+    assert (codec, rate) == ("pcm_s16le", RATE) and seconds == pytest.approx(SECONDS)
+
+
 def test_unknown_extension_is_a_one_line_error(tmp_path: Path) -> None:
     run = rtvoice("say", "Hi.", "--out", str(tmp_path / "x.wma"))
     assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1
