@@ -3,9 +3,10 @@
 LJSpeech reads 19th- and 20th-century prose; rtvoice also speaks announcements and
 assistant answers. This deterministic generator (one seed) writes times, dates, prices,
 phone numbers, units, addresses, questions, short commands, and one- and two-word
-utterances, then puts each through rtvoice's own text front end (``rtvoice.text``, the
-public ``text_to_ids``) exactly as ``training.data corpus`` does, so the stored ``text`` is
-what the student reads and what the teacher speaks::
+utterances, then puts each through rtvoice's own text front end as synthesis does
+(``training.data.clean``: ``rtvoice.text.normalize`` with the runtime's default reading), as
+``training.data corpus`` does, so the stored ``text`` is what the student reads and what the
+teacher speaks::
 
     python -m training.corpus_extra [--count 3000] [--seed 22]   # -> training/corpus-extra.tsv
 
@@ -208,7 +209,7 @@ def generate(count: int = COUNT, seed: int = SEED) -> list[tuple[str, str]]:
 def build(out: Path = EXTRA, count: int = COUNT, seed: int = SEED, heldout: int = HELDOUT) -> list[Row]:
     """Generate, normalize with rtvoice.text, pick the held-out rows, write ``out``."""
     from rtvoice.errors import TextError
-    from rtvoice.text import SYMBOLS, text_to_ids
+    from training.data import clean
 
     raw = generate(count, seed)
     picked = set(random.Random(seed + 1).sample(range(len(raw)), min(heldout, len(raw))))
@@ -216,13 +217,11 @@ def build(out: Path = EXTRA, count: int = COUNT, seed: int = SEED, heldout: int 
     rows, lines, skipped = [], [], 0
     for i, (kind, text) in enumerate(raw):
         try:
-            symbols = [SYMBOLS[k] for k in text_to_ids(text)]
+            normalized = clean(text)
         except TextError:
             skipped += 1
             continue
-        if any(len(s) != 1 for s in symbols):
-            raise ValueError(f"{text!r} gave ARPAbet; the corpus stores one character per symbol")
-        row = Row(FIRST_INDEX + i, "heldout" if i in picked else "train", "".join(symbols))
+        row = Row(FIRST_INDEX + i, "heldout" if i in picked else "train", normalized)
         rows.append(row)
         lines.append(f"{row.index}\t{row.split}\t{row.text}\t{kind}\t{text}\n")
     with out.open("w", encoding="utf-8") as f:

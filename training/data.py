@@ -54,10 +54,27 @@ class Row:
     text: str
 
 
+def clean(line: str) -> str:
+    """``line`` as synthesis reads it, one character per symbol.
+
+    rtvoice.text's ``normalize`` with the runtime's default reading (``TextConfig``: spelled
+    letters by their names, month-first dates), as ``rtvoice.synthesizer`` normalizes before
+    it maps symbols; the student then reads in training what it will be given at run time.
+    Raises TextError when nothing speakable is left.
+    """
+    from rtvoice.config import TextConfig
+    from rtvoice.text import SYMBOLS, normalize, text_to_ids
+
+    ids = text_to_ids(normalize(line, letter_names=TextConfig().letter_names), normalized=True)
+    symbols = [SYMBOLS[k] for k in ids]
+    if any(len(s) != 1 for s in symbols):
+        raise ValueError(f"{line[:60]!r} holds ARPAbet; the corpus stores one character per symbol.")
+    return "".join(symbols)
+
+
 def build_corpus(transcripts: Path, out: Path, heldout: int = HELDOUT, seed: int = HELDOUT_SEED) -> list[Row]:
-    """Clean every transcript line with rtvoice.text and write ``out`` (see the module doc)."""
+    """Clean every transcript line with rtvoice.text (:func:`clean`) and write ``out`` (see the module doc)."""
     from rtvoice.errors import TextError
-    from rtvoice.text import SYMBOLS, text_to_ids
 
     lines = transcripts.read_text(encoding="utf-8").splitlines()
     picked = set(random.Random(seed).sample(range(len(lines)), heldout))
@@ -66,14 +83,11 @@ def build_corpus(transcripts: Path, out: Path, heldout: int = HELDOUT, seed: int
     skipped = 0
     for i, line in enumerate(lines):
         try:
-            ids = text_to_ids(line)
+            text = clean(line)
         except TextError:
             skipped += 1
             continue
-        symbols = [SYMBOLS[k] for k in ids]
-        if any(len(s) != 1 for s in symbols):
-            raise ValueError(f"Line {i} holds ARPAbet; corpus.tsv stores one character per symbol.")
-        rows.append(Row(i, "heldout" if i in picked else "train", "".join(symbols)))
+        rows.append(Row(i, "heldout" if i in picked else "train", text))
     with out.open("w", encoding="utf-8") as f:
         f.write("index\tsplit\ttext\n")
         for r in rows:
