@@ -162,7 +162,9 @@ def test_generated_voice_json_is_loaded_or_refused_with_a_voice_error(tiny_voice
         for path, value in edits:
             node = data
             for key in path[:-1]:
-                node = node[key] if isinstance(node.get(key), dict) else node.setdefault(key, {})
+                if not isinstance(node.get(key), dict):  # an earlier edit replaced this section
+                    node[key] = {}
+                node = node[key]
             node[path[-1]] = value
         (folder / "voice.json").write_text(json.dumps(data))
         try:
