@@ -125,11 +125,20 @@ def _value(hint: Any, value: Any, where: str) -> Any:
         if not isinstance(value, str):
             raise VoiceError(f"{where}: expected a string, got {_json_type(value)}.")
         return value
+    if origin is typing.Literal:
+        if value not in typing.get_args(hint) or isinstance(value, bool) != any(
+                isinstance(option, bool) for option in typing.get_args(hint)):
+            raise VoiceError(f"{where}: expected one of {list(typing.get_args(hint))}, got {_json_type(value)}.")
+        return value
     if origin is tuple:
-        item = typing.get_args(hint)[0]
+        args = typing.get_args(hint)
         if not isinstance(value, list):
             raise VoiceError(f"{where}: expected a list, got {_json_type(value)}.")
-        return tuple(_value(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+        if len(args) == 2 and args[1] is Ellipsis:  # tuple[X, ...]
+            return tuple(_value(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise VoiceError(f"{where}: expected a list of {len(args)}, got {len(value)} items.")
+        return tuple(_value(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
     if origin is dict:
         item = typing.get_args(hint)[1]
         if not isinstance(value, dict):
