@@ -7,12 +7,16 @@ so audio lengths say how the request was read.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
-from server_support import MAX_STEPS, LiveServer
+from server_support import MAX_STEPS, LiveServer, start_server, stop_server
 from test_server_openai import parse_streaming_wav
 from test_server_websocket import audio_bytes, events_until
 from websockets.asyncio.client import connect
+
+from rtvoice.config import SynthesisConfig
+from rtvoice.server import ServerConfig
 
 HOP = 256
 SENTENCE = MAX_STEPS * HOP
@@ -86,3 +90,19 @@ def test_ssml_volume_is_a_gain_on_the_samples(server: LiveServer) -> None:
     unclipped = np.abs(a) < 30000  # the random voice is loud: 16-bit output clips its peaks at full volume
     assert unclipped.mean() > 0.5
     assert np.abs(b - 0.3 * a)[unclipped].max() <= 40  # 0.3 of each sample, up to the 24 kHz resampler's rounding
+
+
+def test_serve_rate_is_the_default_speed(server_config: ServerConfig) -> None:
+    live = start_server(replace(server_config, wyoming_port=None,
+                                synthesis=SynthesisConfig(max_decoder_steps=MAX_STEPS, rate=2.0)))
+    try:
+        lengths = {}
+        for speed in (None, 1.0):
+            body = {"input": "Hello.", "voice": "tiny"} | ({} if speed is None else {"speed": speed})
+            with live.client() as client:
+                response = client.post("/v1/audio/speech", json=body)
+            assert response.status_code == 200
+            lengths[speed] = len(parse_streaming_wav(response.content)[1])
+    finally:
+        stop_server(live)
+    assert lengths == {None: SENTENCE, 1.0: 2 * SENTENCE}  # 16-bit: bytes = 2 x samples
