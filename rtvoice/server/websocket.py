@@ -60,7 +60,7 @@ class _Sentence:
     id: int
     text: str
     voice: str
-    speed: float
+    speed: float | None
 
 
 def _number(value: float) -> float | None:
@@ -75,7 +75,7 @@ class SpeechSession:
         self._ws = websocket
         self._state = state
         self._voice = state.voices.default_name
-        self._speed = 1.0
+        self._speed: float | None = None  # None: serve --rate, else the voice's own rate
         self._buffer = SentenceBuffer(self._max_sentence_chars())
         self._queue: asyncio.Queue[_Sentence | object] = asyncio.Queue()
         self._queued_chars = 0
@@ -224,10 +224,10 @@ class SpeechSession:
             raise ApiError(400, f"Voice {shown(voice)} is not served here. Note: the voices are "
                            f"{', '.join(self._state.voices.names)}.", code="voice_not_found", param="voice")
         low, high = SPEED_RANGE
-        if isinstance(speed, bool) or not isinstance(speed, int | float) or not (
-                math.isfinite(speed) and low <= speed <= high):
+        if speed is not None and (isinstance(speed, bool) or not isinstance(speed, int | float) or not (
+                math.isfinite(speed) and low <= speed <= high)):
             raise ApiError(400, f"'speed' must be a number from {low} to {high}.", code="invalid_value", param="speed")
-        self._voice, self._speed = voice, float(speed)
+        self._voice, self._speed = voice, None if speed is None else float(speed)
 
     async def _cancel(self) -> None:
         """Barge-in: stop the speech now, drop what waits, then say ``cancelled``."""
@@ -273,7 +273,8 @@ class SpeechSession:
                     if last is None:
                         await self._send_json({"type": "started", "id": sentence.id, "text": sentence.text})
                         if self._spoken_in_turn:  # the pause a whole-text synthesis puts between sentences
-                            pause = state.config.synthesis.resolve(voice.config).sentence_pause_s / sentence.speed
+                            settings = state.config.synthesis.resolve(voice.config)
+                            pause = settings.sentence_pause_s / (sentence.speed or settings.rate)
                             await self._send_bytes(silence_pcm(pause, voice.sample_rate))
                     last = piece
                     await self._send_bytes(piece.pcm)

@@ -92,7 +92,7 @@ def test_ssml_volume_is_a_gain_on_the_samples(server: LiveServer) -> None:
     assert np.abs(b - 0.3 * a)[unclipped].max() <= 40  # 0.3 of each sample, up to the 24 kHz resampler's rounding
 
 
-def test_serve_rate_is_the_default_speed(server_config: ServerConfig) -> None:
+async def test_serve_rate_is_the_default_speed(server_config: ServerConfig) -> None:
     live = start_server(replace(server_config, wyoming_port=None,
                                 synthesis=SynthesisConfig(max_decoder_steps=MAX_STEPS, rate=2.0)))
     try:
@@ -103,6 +103,15 @@ def test_serve_rate_is_the_default_speed(server_config: ServerConfig) -> None:
                 response = client.post("/v1/audio/speech", json=body)
             assert response.status_code == 200
             lengths[speed] = len(parse_streaming_wav(response.content)[1])
+        async with connect(live.ws_url, additional_headers=live.headers) as ws:
+            await ws.recv()
+            await ws.send(json.dumps({"type": "config", "voice": "tiny"}))
+            config = json.loads(await ws.recv())
+            await ws.send(json.dumps({"type": "text", "text": "One. Two."}))
+            await ws.send(json.dumps({"type": "end"}))
+            turn = await events_until(ws, "done")
     finally:
         stop_server(live)
     assert lengths == {None: SENTENCE, 1.0: 2 * SENTENCE}  # 16-bit: bytes = 2 x samples
+    assert config["speed"] is None  # not set: the server's rate
+    assert audio_bytes(turn) == 2 * (SENTENCE // 2) * 2 + 2 * int(0.15 / 2 * 22050)  # two sentences at rate 2
