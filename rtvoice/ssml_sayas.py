@@ -1,9 +1,9 @@
 """``<say-as interpret-as="...">``: the reading SSML asks for, as words the voice can say.
 
-The number words come from the text front end's own functions (:mod:`rtvoice.text.numbers`,
-built on num2words), so a number reads the same inside and outside SSML. What the
-normalizer has no function for (letter names, a date in a stated field order, a clock
-time, a telephone number grouped as written) is here.
+The number words and letter names come from the text front end's own functions
+(:mod:`rtvoice.text.numbers`, built on num2words, and :mod:`rtvoice.text.letters`), so they
+read the same inside and outside SSML. What the normalizer has no function for (a date in a
+stated field order, a clock time or telephone number as one field) is here.
 """
 
 from __future__ import annotations
@@ -12,15 +12,11 @@ import re
 from collections.abc import Callable
 from typing import Final
 
+from .text.letters import finish, spell
 from .text.numbers import cardinal, digits, ordinal, year
 
 __all__ = ["INTERPRETATIONS", "say_as"]
 
-_LETTERS: Final = {
-    "a": "ay", "b": "bee", "c": "see", "d": "dee", "e": "ee", "f": "eff", "g": "gee", "h": "aitch", "i": "eye",
-    "j": "jay", "k": "kay", "l": "ell", "m": "em", "n": "en", "o": "oh", "p": "pee", "q": "cue", "r": "ar",
-    "s": "ess", "t": "tee", "u": "you", "v": "vee", "w": "double you", "x": "ex", "y": "why", "z": "zee",
-}
 _MONTHS: Final = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
                   "October", "November", "December")
 
@@ -36,8 +32,10 @@ def _characters(text: str, _format: str | None) -> str:
             continue
         if ch.isdigit():
             words.append(digits(ch))
+        elif ch.isalpha():
+            words.append(finish(spell(ch), names=True))  # the front end's letter names
         else:
-            words.append(_LETTERS.get(ch.lower(), ch))
+            words.append(ch)
     return " ".join(words)
 
 
@@ -77,7 +75,7 @@ def _default_order(fields: list[str]) -> str:
 def _date(text: str, fmt: str | None) -> str:
     """Numeric dates ("12/25/2026", "2026-12-25") read in the field order ``format`` names (default mdy, or ymd)."""
     fields = re.split(r"[-/.\s]+", text.strip())
-    if not all(f.isdigit() for f in fields) or not fields or not fields[0]:
+    if not all(re.fullmatch(r"\d+", f) for f in fields):  # not str.isdigit: "²" is a digit that int() refuses
         raise SayAsError(f"{text.strip()[:40]!r} is not a numeric date")
     order = fmt or _default_order(fields)
     if len(order) != len(fields) or set(order) - set("dmy") or len(set(order)) != len(order):
@@ -113,7 +111,7 @@ def _time(text: str, _format: str | None) -> str:
     elif not m[4]:
         words.append("hundred" if hour > 12 or hour == 0 else "o'clock")
     if m[4]:
-        words.append(f"{_LETTERS[m[4].lower()]} em")
+        words.append(finish(spell(m[4] + "m"), names=True))
     return " ".join(words)
 
 
