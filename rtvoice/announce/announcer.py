@@ -231,14 +231,15 @@ class Announcer:
         if (is_say or is_cancel) and message.retain:
             log.warning("ignored a retained message on %s: announcements must not be retained", topic)
             return
+        parsed: Announcement | None = None  # once known, an unexpected error is answered with its ids
         try:
             if topic == self.topics.say:
-                self._accept(parse_say(message.payload, max_bytes=cfg.max_payload_bytes))
+                parsed = parse_say(message.payload, max_bytes=cfg.max_payload_bytes)
+                self._accept(parsed)
             elif is_hermes_say:
-                announcement = hermes.parse_say(message.payload, site_ids=cfg.site_ids,
-                                                max_bytes=cfg.max_payload_bytes)
-                if announcement is not None:  # None: a request for a site served by another service
-                    self._accept(announcement)
+                parsed = hermes.parse_say(message.payload, site_ids=cfg.site_ids, max_bytes=cfg.max_payload_bytes)
+                if parsed is not None:  # None: a request for a site served by another service
+                    self._accept(parsed)
             elif is_cancel:
                 self.cancel(parse_cancel(message.payload, max_bytes=cfg.max_payload_bytes))
             elif cfg.hermes and hermes.is_play_finished(topic):
@@ -260,7 +261,9 @@ class Announcer:
             log.debug("internal error on a message on %s", topic, exc_info=True)
             if is_say or is_cancel:
                 self._events.failed(None, Reason.INTERNAL_ERROR, "Internal error while reading the message; "
-                                    "it was not accepted.", hermes_topic=is_hermes_say, cancel=is_cancel)
+                                    "it was not accepted.", id=parsed.id if parsed else None,
+                                    request=parsed.hermes if parsed else None, hermes_topic=is_hermes_say,
+                                    cancel=is_cancel)
 
     def _accept(self, announcement: Announcement) -> None:
         name = announcement.voice or self._default_voice

@@ -193,6 +193,33 @@ async def test_hermes_serves_every_site_unless_site_ids_are_given(
     assert [m.json()["id"] for m in rec.on("hermes/tts/sayFinished")] == ["s-kitchen", "s-bedroom"]
 
 
+async def test_an_unexpected_error_is_still_answered_once(
+        tiny_voice: Voice, announcer_config: Callable[..., AnnouncerConfig], recorder: Callable[..., Recorder],
+        log_lines: LogLines, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A bug (here injected: the text check raises something that is not a refusal) must not leave a
+    # message unanswered: the boundary answers internal_error, on Hermes with error/tts and sayFinished.
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("injected")
+
+    config = announcer_config(hermes=True)
+    p = config.prefix
+    async with recorder(f"{p}failed", "hermes/#") as rec, Announcer(tiny_voice, config) as announcer:
+        await asyncio.wait_for(announcer.wait_connected(), 10)
+        monkeypatch.setattr(tiny_voice, "synthesize", broken)
+        await rec.publish(f"{p}say", '{"text": "Hello.", "id": "n1"}')
+        await rec.publish("hermes/tts/say", '{"text": "Hello.", "id": "h1", "siteId": "hall"}')
+        await rec.wait_for(lambda: len(rec.on(f"{p}failed")) == 2 and bool(rec.on("hermes/tts/sayFinished")))
+        monkeypatch.undo()
+        await asyncio.sleep(0.3)
+    failed = [m.json() for m in rec.on(f"{p}failed")]
+    assert [(f["reason"], f["source"]) for f in failed] == [("internal_error", "native"), ("internal_error", "hermes")]
+    assert "ZeroDivisionError" not in failed[0]["error"]  # no Python internals to the client
+    assert [f["id"] for f in failed] == ["n1", "h1"]
+    assert [m.json()["context"] for m in rec.on("hermes/error/tts")] == ["h1"]
+    assert [m.json() for m in rec.on("hermes/tts/sayFinished")] == [{"id": "h1", "siteId": "hall", "sessionId": None}]
+    assert_quiet(log_lines, 2)
+
+
 def rss_mib() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
