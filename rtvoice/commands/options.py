@@ -70,7 +70,10 @@ def number(kind: type[int] | type[float], low: float, high: float) -> Callable[[
         except ValueError:
             what = "a whole number" if kind is int else "a number"
             raise argparse.ArgumentTypeError(f"expected {what}, got {_show(text)}") from None
-        if (isinstance(value, float) and not math.isfinite(value)) or out_of_range(value, low, high):
+        finite = not isinstance(value, float) or math.isfinite(value)
+        if not finite and not (math.isfinite(low) and math.isfinite(high)):  # no range worth quoting
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {_show(text)}")
+        if not finite or out_of_range(value, low, high):
             raise argparse.ArgumentTypeError(f"must be {describe_range(low, high)}, got {_show(text)}")
         return value
 

@@ -152,6 +152,8 @@ def test_graph_paths_outside_the_voice_folder_are_refused(graph: str, tiny_voice
     ["mqtt", "--session-expiry", "-5"],
     ["mqtt", "--session-expiry", "4294967296"],
     ["mqtt", "--shutdown-grace", "nan"],
+    ["serve", "--header-timeout", "nan"],
+    ["serve", "--idle-timeout", "1e999"],
     ["bench", "--runs", "0"],
     ["bench", "--concurrency", "0"],
     ["bench", "--warmup", "-1"],
