@@ -308,12 +308,13 @@ class Client:
         self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"hostile-{uuid.uuid4().hex[:6]}",
                                    protocol=paho.MQTTv5)
         self._client.on_message = self._on_message
+        subscribed = threading.Event()
+        self._client.on_subscribe = lambda *args: subscribed.set()
         self._client.connect("127.0.0.1", port)
         self._client.loop_start()
-        for topic in topics:
-            result, mid = self._client.subscribe(topic, qos=1)
-            assert result == paho.MQTT_ERR_SUCCESS
-        time.sleep(0.2)  # the SUBACKs
+        result, _ = self._client.subscribe([(topic, 1) for topic in topics])
+        assert result == paho.MQTT_ERR_SUCCESS
+        assert subscribed.wait(WAIT_S), "no SUBACK"
 
     def _on_message(self, client: Any, userdata: Any, message: paho.MQTTMessage) -> None:
         with self._changed:
