@@ -135,7 +135,7 @@ class Vocoder:
             return [_Row(0, job.start, job.stop, bucket, False)]
         if job.start > 0 and bucket <= self.buckets[-1]:  # the left edge is context: pad there
             return [_Row(0, job.start, job.stop, bucket, True)]
-        tail = min(n, self.buckets[-1])
+        tail = min(n, self.buckets[-1])  # whole windows: the rows meet half a bucket from padding
         return [_Row(0, job.start, job.stop, bucket, False),
                 _Row(0, job.stop - tail, job.stop, self.bucket(tail), True)]
 
