@@ -169,6 +169,11 @@ def make(out: Path, rows: list[Row], teacher: Teacher | Any, jobs: int, shard_si
                              "Hint: pass another --out, or delete that folder.")
     shards = {f"shard-{c[0].index:05d}-{c[-1].index:05d}-{len(c)}.npz": c
               for c in (rows[i : i + shard_size] for i in range(0, len(rows), shard_size))}
+    stale = [name for name, chunk in shards.items() if (out / name).exists() and not _holds(out / name, chunk)]
+    for name in stale:  # its rows' texts changed (a rebuilt corpus): made again, not mixed in
+        (out / name).unlink()
+    if stale:
+        log.info("%d shards hold texts the corpus no longer has: made again", len(stale))
     todo = [(name, teacher, [r.text for r in chunk]) for name, chunk in shards.items() if not (out / name).exists()]
     log.info("%d of %d shards to make in %s with %d processes", len(todo), len(shards), out, jobs)
     mel_fn = MelSpectrogram().to(device)
@@ -195,6 +200,17 @@ def make(out: Path, rows: list[Row], teacher: Teacher | Any, jobs: int, shard_si
         log.info("teacher: %.1f ms of one core per sentence; wall %.0f s for %d sentences",
                  1000 * cpu / sum(len(t[2]) for t in todo), time.perf_counter() - start, sum(len(t[2]) for t in todo))
     return manifest
+
+
+def _holds(path: Path, rows: list[Row]) -> bool:
+    """Whether the shard at ``path`` was made from exactly these rows' texts (by their symbol ids)."""
+    try:
+        with np.load(path) as shard:
+            ids, index = shard["ids"], shard["index"]
+    except (OSError, ValueError, KeyError):
+        return False
+    want = [symbol_ids(r.text) for r in rows]
+    return index.tolist() == [r.index for r in rows] and np.array_equal(ids, np.concatenate(want))
 
 
 def save_shard(path: Path, index: list[int], audio: list[np.ndarray], mels: list[np.ndarray],

@@ -117,6 +117,13 @@ def test_training_make_dataset_resumes(tmp_path: Path) -> None:
     make(out, rows, teacher, jobs=1, shard_size=4, device="cpu")  # remakes only the missing shard
     assert all(p.stat().st_mtime_ns == stamps[p] for p in shards[1:]) and shards[0].exists()
     assert json.loads((out / "manifest.json").read_text())["heldout"] == [0, 4, 8]
+    # A rebuilt corpus (one text re-normalized): only its shard is made again, with the new text.
+    stamps = {p: p.stat().st_mtime_ns for p in shards}
+    changed = [*rows[:5], Row(5, rows[5].split, "hello number six."), *rows[6:]]
+    make(out, changed, teacher, jobs=1, shard_size=4, device="cpu")
+    assert [p.stat().st_mtime_ns == stamps[p] for p in shards] == [True, False, True]
+    data = Dataset.load(out)
+    np.testing.assert_array_equal(data.ids[data.ids_off[5] : data.ids_off[6]], symbol_ids("hello number six."))
     with pytest.raises(ValueError, match="other settings"):
         make(out, rows, Teacher(espeak=teacher.espeak, speed=120), jobs=1, shard_size=4, device="cpu")
 
