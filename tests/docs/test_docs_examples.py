@@ -157,6 +157,7 @@ class Server:
 
     def __init__(self, voices: Path, log: Path) -> None:
         self.port, self.wyoming_port = _free_port(), _free_port()
+        self.log = log
         with log.open("wb") as out:  # a file, not a pipe: a full pipe would stall the server
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "rtvoice", "serve", "--voices-dir", str(voices), "--device", "cpu",
@@ -265,10 +266,10 @@ def _without_installs(script: str) -> str:
 @pytest.mark.parametrize("block", RUNNABLE, ids=lambda b: b.name)
 def test_example_runs(block: Block, scratch: Path, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     text = _without_installs(block.text)
-    if block.mode == "server":
-        text = request.getfixturevalue("server").rewrite(text)
-    elif block.mode == "mqtt":
-        text = request.getfixturevalue("mqtt").rewrite(text)
+    log: Path | None = None
+    if block.mode in ("server", "mqtt"):
+        service = request.getfixturevalue(block.mode)
+        text, log = service.rewrite(text), service.log
     workdir = tmp_path / "work"
     shutil.copytree(scratch, workdir, symlinks=True)
     if "build_engines.py" in text:  # it builds its own voices: never into the shared tiny voice
@@ -284,5 +285,7 @@ def test_example_runs(block: Block, scratch: Path, request: pytest.FixtureReques
                                 timeout=EXAMPLE_TIMEOUT_S, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired as error:
         pytest.fail(f"{block.name} ran over {EXAMPLE_TIMEOUT_S:.0f} s: {error.stderr!r}")
+    service_log = f"\n--- {log.name}\n{log.read_text(errors='replace')[-3000:]}" if log else ""
     assert result.returncode == 0, (f"{block.name} failed with status {result.returncode}\n--- script\n{text}"
-                                    f"--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}")
+                                    f"--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}"
+                                    + service_log)
