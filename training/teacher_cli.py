@@ -25,6 +25,7 @@ from training.data import CORPUS, DATA, Dataset, Row, make, read_corpus, select
 from training.espeak import SAMPLE_RATE
 from training.teacher import (
     CARRY,
+    MODEL,
     PHONEMES,
     PiperTeacher,
     check_config,
@@ -57,6 +58,27 @@ def _phonemize(args: argparse.Namespace) -> None:
     log.info("%d texts -> %s (%.0f kB) in %.0f s; %d Piper sentences, %d ids", len(texts), args.out,
              args.out.stat().st_size / 1e3, time.perf_counter() - start, sum(len(s) for s in ids),
              sum(len(x) for s in ids for x in s))
+
+
+def stage_parts(src: Path, out: Path, parts: list[int], with_phonemes: bool, extra: list[Path] | None = None) -> None:
+    """Fill ``out`` with parts ``parts`` of the packed teacher, its manifest and config (a few kB).
+
+    Carried as TEACHER_CARRY over consecutive calls on one warm machine, the parts add up in
+    TEACHER_DIR there; the call that brings the last one rebuilds the model and goes on.
+    """
+    manifest = json.loads((src / f"{MODEL}.parts.json").read_text())
+    if out.exists():
+        for f in out.iterdir():
+            f.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    names = [f"{MODEL}.parts.json", f"{MODEL}.json", *(manifest["parts"][k] for k in parts)]
+    names += [PHONEMES] if with_phonemes else []
+    for name in names:
+        (out / name).write_bytes((src / name).read_bytes())
+    for f in extra or []:
+        (out / f.name).write_bytes(f.read_bytes())
+        names.append(f.name)
+    log.info("%s: %s (%.1f MB)", out, ", ".join(names), sum((out / n).stat().st_size for n in names) / 1e6)
 
 
 def missing_phonemes(rows: list[Row], phonemes: Path) -> list[str]:
@@ -175,6 +197,15 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--noise-scale", type=float, default=0.667)
     s.add_argument("--noise-w", type=float, default=0.8)
     s.add_argument("--length-scale", type=float, default=1.0)
+    s = sub.add_parser("stage", help="copy some parts (and the small files) into a folder to carry in one call, "
+                       "when the whole teacher does not fit beside the tree")
+    s.add_argument("--src", type=Path, default=CARRY)
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--part", type=int, action="append", default=[], help="part number (repeatable)")
+    s.add_argument("--with-phonemes", action="store_true", help="add phonemes.npz (0.66 MB) too")
+    s.add_argument("--with", dest="extra_files", type=Path, action="append", default=[],
+                   help="another file to stage (e.g. training/carry/warm/tacotron2.pt; unpack copies it to "
+                        "TEACHER_DIR)")
     s = sub.add_parser("verify", help="every corpus text has phoneme ids (exit 1 if not): run before a GPU call")
     corpus_args(s)
     s.add_argument("--phonemes", type=Path, default=CARRY / PHONEMES)
@@ -199,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if unpack(args.src, args.out) is not None else 3
     elif args.cmd == "make":
         return _make(args)
+    elif args.cmd == "stage":
+        stage_parts(args.src, args.out, args.part, args.with_phonemes, args.extra_files)
     elif args.cmd == "verify":
         missing = missing_phonemes(corpus_rows(args.corpus, args.extra), args.phonemes)
         print(f"{len(missing)} corpus texts lack phoneme ids in {args.phonemes}" + (f", e.g. {missing[0]!r}"

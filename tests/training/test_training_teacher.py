@@ -103,6 +103,25 @@ def test_pack_stages_parts_over_calls_and_rebuilds_float32(tmp_path: Path) -> No
         unpack(tmp_path / "nothing", stage)
 
 
+def test_staged_parts_carried_one_per_call_rebuild_the_model(tmp_path: Path) -> None:
+    """``teacher stage``: a folder per call, each small enough; the last one completes the model."""
+    from training.teacher_cli import stage_parts
+
+    model = stand_in_model(tmp_path / "piper.onnx")
+    packed = tmp_path / "packed"
+    pack(model, Path(str(model) + ".json"), packed, parts=3)
+    save_phonemes(packed / "phonemes.npz", ["a"], [fake_ids("a")])
+    (tmp_path / "warm.pt").write_bytes(b"warm start")
+    machine = tmp_path / "machine"
+    for k in range(3):
+        call = tmp_path / f"call{k}"
+        stage_parts(packed, call, [k], with_phonemes=k == 0, extra=[tmp_path / "warm.pt"] if k == 1 else [])
+        assert {f.name for f in call.iterdir()} >= {"joe.onnx.parts.json", f"joe.onnx.fp16.xz.part{k}"}
+        assert ("phonemes.npz" in {f.name for f in call.iterdir()}) == (k == 0)
+        assert (unpack(call, machine) is None) == (k < 2)
+    assert (machine / "warm.pt").read_bytes() == b"warm start" and (machine / "phonemes.npz").exists()
+
+
 def test_phoneme_table_round_trips(tmp_path: Path) -> None:
     texts = ["hello.", "two sentences. here.", "x"]
     ids = [fake_ids("hello."), fake_ids("two sentences.") + fake_ids("here."), [[1, 0, 40, 0, 2]]]
