@@ -138,6 +138,9 @@ class StreamingConfig:
     """Small first chunk: time to first audio."""
     chunk_frames: int = field(default=64, metadata=bounded(*CHUNK_FRAMES_RANGE))
     """Later chunks: throughput."""
+    max_chunk_frames: int = field(default=256, metadata=bounded(*CHUNK_FRAMES_RANGE))
+    """Later chunks double from ``chunk_frames`` up to this: each chunk's context is vocoded
+    twice, so fewer, longer chunks cut that repeated work (issue 26; docs/design.md)."""
     context_frames: int = field(default=16, metadata=bounded(*CONTEXT_FRAMES_RANGE))
     """Mel frames of context the vocoder sees on each side of a chunk."""
     crossfade_samples: int = field(default=256, metadata=bounded(0, 65_536))
@@ -367,6 +370,8 @@ class SynthesisConfig:
             force_steps=self.force_steps is not None,
             first_chunk_frames=first,
             chunk_frames=chunk,
+            # A request's own chunk size is kept as is (no doubling): what it asked for.
+            max_chunk_frames=max(chunk, s.max_chunk_frames) if self.chunk_frames is None else chunk,
             context_frames=s.context_frames if self.context_frames is None else self.context_frames,
             crossfade_samples=s.crossfade_samples,
             sentence_pause_s=s.sentence_pause_s if self.sentence_pause_s is None else self.sentence_pause_s,
@@ -394,3 +399,5 @@ class ResolvedSynthesis:
     rate: float = 1.0
     volume: float = 1.0
     ssml: bool | None = None
+    max_chunk_frames: int = 0
+    """Later chunks double from ``chunk_frames`` up to this (0, or at most ``chunk_frames``: no doubling)."""

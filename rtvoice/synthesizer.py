@@ -218,11 +218,12 @@ class ChunkVocoder:
         self._start = 0  # next frame to emit in the current sentence
         self._tail: Float32Array | None = None
         self._sentence = -1
+        self._size = settings.chunk_frames  # the next later chunk's frames: doubles up to max_chunk_frames
 
     def _chunk_end(self, start: int) -> int:
         if self._s.whole:
             return 1 << 62
-        return start + (self._s.first_chunk_frames if start == 0 else self._s.chunk_frames)
+        return start + (self._s.first_chunk_frames if start == 0 else self._size)
 
     def feed(self, progress: Progress) -> Iterator[AudioChunk]:
         """Emit every chunk that ``progress`` makes ready (none, one, or several)."""
@@ -237,6 +238,7 @@ class ChunkVocoder:
         """
         if progress.sentence.index != self._sentence:
             self._sentence, self._start, self._tail = progress.sentence.index, 0, None
+            self._size = self._s.chunk_frames
         ctx = self._s.context_frames
         need = ctx + self._voice.decoder.postnet_context_frames
         frames = self._scale(progress).frames(progress.ready, progress.final)
@@ -250,6 +252,8 @@ class ChunkVocoder:
             last_of_sentence = progress.final and end >= frames
             lo, hi = max(0, self._start - ctx), min(frames, end + ctx)
             ready.append(Window(progress, self._start, end, lo, hi, last_of_sentence, frames))
+            if self._start > 0:
+                self._size = max(self._size, min(2 * self._size, self._s.max_chunk_frames))
             self._start = end
         return ready
 

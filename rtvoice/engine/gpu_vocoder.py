@@ -33,6 +33,14 @@ class VocoderJob:
     """Host frames (frames, n_mel) of the postnet's span in place of the slot's (a time-scaled sentence)."""
 
 
+def chunk_sizes(chunk: int, top: int) -> list[int]:
+    """The later chunks' sizes: ``chunk``, doubling up to ``top`` (the synthesizer's ChunkVocoder)."""
+    sizes = [chunk]
+    while sizes[-1] < top:
+        sizes.append(min(2 * sizes[-1], top))
+    return sizes
+
+
 def _power_of_two_at_least(n: int) -> int:
     return 1 << max(n - 1, 0).bit_length()
 
@@ -92,7 +100,8 @@ class Vocoder:
         self.done = Event()
         c = engine.config
         s = c.streaming
-        self.buckets = sorted({s.first_chunk_frames + s.context_frames, s.chunk_frames + 2 * s.context_frames})
+        later = chunk_sizes(s.chunk_frames, s.max_chunk_frames)
+        self.buckets = sorted({s.first_chunk_frames + s.context_frames, *(n + 2 * s.context_frames for n in later)})
         # TensorRT plans take batches up to profiles.batch.max; ONNX Runtime keeps the same bound.
         limit = max(1, min(c.batching.vocoder_max, c.profiles.batch.max))
         self.max_batch = 1 << (limit.bit_length() - 1)
