@@ -65,7 +65,8 @@ def test_the_seams_sweep_counts_the_repeated_work() -> None:
     voice = VoiceConfig.load(DEFAULT)
     doubling = SynthesisConfig().resolve(voice)
     fixed = SynthesisConfig(chunk_frames=64, first_chunk_frames=16).resolve(voice)
-    # [0,48) [0,112) [48,240) [176,496) [432,600): 840 frames; fixed: [0,48) [0,112), 7 x 128, [496,600) [560,600): 1200.
+    # [0,48) [0,112) [48,240) [176,496) [432,600): 840 frames;
+    # fixed: [0,48) [0,112), 7 x 128, [496,600) [560,600): 1200.
     assert vocoded_per_heard(voice, doubling, 600) == pytest.approx(840 / 600)
     assert vocoded_per_heard(voice, fixed, 600) == pytest.approx(1200 / 600)
     assert vocoded_per_heard(voice, SynthesisConfig(whole=True).resolve(voice), 600) == 1.0
