@@ -56,6 +56,9 @@ _NON_ASCII_RE: Final = re.compile(rf"[^\x00-\x7f{_KEEP}]")
 _VULGAR_FRACTIONS: Final = {"½": " 1/2", "⅓": " 1/3", "⅔": " 2/3", "¼": " 1/4", "¾": " 3/4", "⅕": " 1/5",
                             "⅛": " 1/8", "⅜": " 3/8", "⅝": " 5/8", "⅞": " 7/8"}
 _FRACTIONS_RE: Final = re.compile("[" + "".join(_VULGAR_FRACTIONS) + "]")
+# A colon glued between words ("one:twenty-two", as LJSpeech writes times) is a word break:
+# read as written, a neural voice says "colon" there.
+_GLUED_COLON_RE: Final = re.compile(r"(?<=[a-z]):(?=[a-z])")
 _LEFTOVER_RE: Final = re.compile(r"[^abcdefghijklmnopqrstuvwxyz !'(),.:;?\-]")
 
 
@@ -106,7 +109,7 @@ def normalize_fragment(text: str, day_first: bool = False, letter_names: bool = 
     text = expand_alphanumerics(text)
     text = expand_acronyms(text)
     text = expand_numbers(text)
-    text = anyascii(expand_symbols(text)).lower()
+    text = _GLUED_COLON_RE.sub(" ", anyascii(expand_symbols(text)).lower())
     text = _LEFTOVER_RE.sub(" ", letters.finish(text, letter_names))
     text = _REPEATED_COMMA_RE.sub(",", _WHITESPACE_RE.sub(" ", text))
     return _SPACE_BEFORE_PUNCT_RE.sub("", text)

@@ -73,3 +73,9 @@ def test_decode_utf8_rejects_invalid_bytes(data: bytes, byte: int, offset: int) 
         decode_utf8(data)
     assert isinstance(info.value.__cause__, UnicodeDecodeError)
     assert info.value.length == len(data)
+
+
+def test_a_colon_glued_between_words_is_a_word_break() -> None:
+    # LJSpeech writes times as "one:twenty-two"; a voice reading the colon says "colon".
+    assert normalize("at one:twenty-two p.m.") == "at one twenty-two p m"
+    assert normalize("Note: this stays.") == "note: this stays."
