@@ -24,7 +24,7 @@ packages=(
   libsndfile1 libsystemd0 libvorbis0a libvorbisenc2 libx11-6 libx11-xcb1 libxau6 libxcb1
   libxdmcp6 libzstd1
 )
-wheels=(anyascii==0.3.3 num2words==0.5.14)
+wheels=(anyascii==0.3.3 num2words==0.5.14 defusedxml==0.7.1)  # what `import rtvoice` needs beyond the GPU machine's packages
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
