@@ -120,3 +120,28 @@ def test_bad_requests_are_one_line_errors(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-m", "rtvoice.export.fp16_graphs", str(tmp_path), str(tmp_path / "z")],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and run.stderr.strip().count("\n") == 0 and "no voice.json" in run.stderr
+
+
+def test_the_gpu_engine_runs_the_fp16_voice(tmp_path: Path) -> None:
+    """The GPU engine's code on the fake device (tests/engine/fake_device.py) binds the fp16 graphs' fp32 edges."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
+    import fake_device
+    from fake_device import FakeRunner
+
+    from rtvoice.config import VoiceConfig
+    from rtvoice.engine.gpu_engine import GpuEngine
+    from rtvoice.synthesizer import synthesize
+
+    out = tmp_path / "fp16"
+    convert_voice(DEFAULT, out)
+    monkeypatch = pytest.MonkeyPatch()
+    fake_device.install(monkeypatch)
+    engine = GpuEngine(out, VoiceConfig.load(out), 0, "fake", lambda graph, path, _s: FakeRunner(path))
+    try:
+        config = SynthesisConfig(seed=1, force_steps=120)
+        on_gpu = concatenate(synthesize(engine, TEXT, config))
+    finally:
+        engine.close()
+        monkeypatch.undo()
+    with Voice.load(out, device="cpu") as cpu:
+        assert snr_db(concatenate(cpu.synthesize(TEXT, config)), on_gpu) > 60.0
