@@ -102,6 +102,9 @@ class Vocoder:
         s = c.streaming
         later = chunk_sizes(s.chunk_frames, s.max_chunk_frames)
         self.buckets = sorted({s.first_chunk_frames + s.context_frames, *(n + 2 * s.context_frames for n in later)})
+        self.granule = s.chunk_frames + 2 * s.context_frames
+        """Windows above the largest bucket (whole utterances) take a multiple of this: TensorRT's
+        mel_frames profile (up to 512) fits the same whole windows as before chunks doubled."""
         # TensorRT plans take batches up to profiles.batch.max; ONNX Runtime keeps the same bound.
         limit = max(1, min(c.batching.vocoder_max, c.profiles.batch.max))
         self.max_batch = 1 << (limit.bit_length() - 1)
@@ -113,14 +116,13 @@ class Vocoder:
     def bucket(self, frames: int) -> int:
         """The fixed window size used for ``frames``.
 
-        The smallest bucket that fits, else a multiple of the largest (whole-utterance
+        The smallest bucket that fits, else a multiple of :attr:`granule` (whole-utterance
         windows).
         """
         for b in self.buckets:
             if frames <= b:
                 return b
-        top = self.buckets[-1]
-        return -(-frames // top) * top
+        return -(-frames // self.granule) * self.granule
 
     def _runners(self, bucket: int, rows: int) -> tuple[GraphRunner, GraphRunner]:
         if (bucket, rows) not in self.runners:
