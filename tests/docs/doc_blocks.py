@@ -144,42 +144,46 @@ def links(page: Path) -> list[tuple[int, str]]:
     return found
 
 
-_COMMAND = re.compile(r"(?<![\w/.$-])(rtvoice|build_engines\.py)(?=[ \t]|$)(.*)")
+_COMMAND = re.compile(r"(?<![\w/.$-])(?:(rtvoice|build_engines\.py)|python3? -m ([a-z_][\w.]*))(?=[ \t]|$)(.*)")
+_NOT_OURS = frozenset({"pytest", "pip", "venv", "http.server", "json.tool"})
+"""``python -m`` modules that are not this repository's commands."""
 _SEPARATOR = re.compile(r"\s(?:\|\|?|&&?|[;<>])(?=\s|$)|;|\$\(|\s#")
 """Where one shell command ends; a '|' inside a synopsis (``NAME|INDEX``) has no spaces around it."""
 
 
-def command_lines(block: Block) -> list[tuple[str, str | None, list[str]]]:
-    """(program, subcommand, --flags) of each rtvoice or build_engines.py command in a block.
+@dataclass(frozen=True)
+class Command:
+    """One command line of this repository in a code block: the program and its words."""
 
-    ``program`` is ``rtvoice`` or ``build_engines.py``; ``subcommand`` is None for options
-    of the program itself (``rtvoice -v``, ``rtvoice --version``, every ``build_engines.py``
-    line). Short options count too: ``-o`` must be in the help as much as ``--out``.
-    Python blocks are skipped: their strings are not command lines.
+    program: str
+    """``rtvoice``, ``build_engines.py``, or the module of ``python -m MODULE``."""
+    words: tuple[str, ...]
+    """What follows the program, up to the end of the shell command; quoted strings blanked."""
+
+
+def command_lines(block: Block) -> list[Command]:
+    """Each rtvoice, build_engines.py or ``python -m`` command of this repository in a block.
+
+    Only shell blocks and blocks with no language (synopses) hold command lines; ``text``,
+    ``json`` and Python blocks show output or code. ``python -m rtvoice`` is ``rtvoice``.
     """
-    if block.language == "python":
+    if not (block.language == "sh" or block.info == ""):
         return []
     text = re.sub(r"\\\n", " ", block.text)  # continuation lines
-    found: list[tuple[str, str | None, list[str]]] = []
+    found: list[Command] = []
     for line in text.splitlines():
         for match in _COMMAND.finditer(line):
-            program, rest = match.group(1), match.group(2)
-            rest = _strip_quoted(rest)
-            rest = _SEPARATOR.split(rest, maxsplit=1)[0]
-            words = rest.split()
-            if program == "rtvoice":
-                leading = []  # options before the subcommand belong to `rtvoice` itself
-                while words and words[0].startswith("-"):
-                    leading.append(words.pop(0))
-                if leading:
-                    found.append((program, None, _flags(" ".join(leading))))
-                if words and re.fullmatch(r"[a-z][a-z-]*", words[0]):
-                    found.append((program, words[0], _flags(" ".join(words[1:]))))
-                elif not leading:
-                    found.append((program, None, _flags(" ".join(words))))
-            else:
-                found.append((program, None, _flags(rest)))
+            program = match.group(1) or match.group(2)
+            if program in _NOT_OURS:
+                continue
+            rest = _SEPARATOR.split(_strip_quoted(match.group(3)), maxsplit=1)[0]
+            found.append(Command(program, tuple(rest.split())))
     return found
+
+
+def flags(words: list[str] | tuple[str, ...]) -> list[str]:
+    """The options among a command's words: ``--long`` ones, and ``-x`` short ones (``-vv`` is ``-v``)."""
+    return _flags(" ".join(words))
 
 
 def _flags(text: str) -> list[str]:

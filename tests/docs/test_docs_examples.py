@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from doc_blocks import PAGES, ROOT, Block, all_blocks, anchors, command_lines, links
+from doc_blocks import PAGES, ROOT, Block, Command, all_blocks, anchors, command_lines, flags, links
 
 EXAMPLE_TIMEOUT_S = 60.0
 """Longest one example may run: each should take seconds on 2 CPU cores."""
@@ -113,28 +113,63 @@ def test_links_resolve(page: Path) -> None:
 
 @functools.cache
 def _help(program: str, sub: str | None) -> str:
-    if program == "rtvoice":
-        argv = [sys.executable, "-m", "rtvoice", *([sub] if sub else []), "--help"]
+    """The program's own ``--help`` (of ``sub``, when given); LookupError if it has none."""
+    if program == "build_engines.py":
+        argv = [sys.executable, str(ROOT / "build_engines.py")]
     else:
-        argv = [sys.executable, str(ROOT / "build_engines.py"), "--help"]
+        argv = [sys.executable, "-m", program]
+    argv += [*([sub] if sub else []), "--help"]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=ROOT, env=_env())
     if result.returncode != 0:
         raise LookupError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "no help")
     return result.stdout
 
 
+def _subcommands(help_text: str) -> set[str]:
+    """Subcommands an argparse help lists: ``{a,b} ...`` in its usage, or indented under COMMAND.
+
+    An option's choices (``[--graphs {a,b} [{a,b} ...]]``) are not subcommands.
+    """
+    usage = help_text.split("\n\n", 1)[0]
+    found = {word for group in re.findall(r"(?<!\[)\{([a-z][\w,-]*)\} \.\.\.", usage) for word in group.split(",")}
+    if re.search(r"\b[A-Z]+ \.\.\.", usage):  # metavar COMMAND: the choices are listed one per line
+        found |= set(re.findall(r"^ {4}([a-z][a-z-]*)(?: {2,}|$)", help_text, re.M))
+    return found
+
+
+def _known(help_text: str) -> set[str]:
+    return set(re.findall(r"(?<![\w-])(--?[a-zA-Z][a-zA-Z0-9-]*)", help_text))
+
+
+def _problems(command: Command) -> list[str]:
+    """What in one documented command line its program's own --help does not know."""
+    program = "rtvoice" if command.program == "rtvoice" else command.program
+    words = list(command.words)
+    leading = []  # options before a subcommand belong to the program itself
+    while words and words[0].startswith("-"):
+        leading.append(words.pop(0))
+    try:
+        top = _help(program, None)
+    except LookupError as error:
+        return [f"`{program}` has no --help: {error}"]
+    subs = _subcommands(top)
+    if not subs:
+        return [f"`{program}` has no option {flag}" for flag in flags(leading + words) if flag not in _known(top)]
+    problems = [f"`{program}` has no option {flag}" for flag in flags(leading) if flag not in _known(top)]
+    if not words:
+        return problems
+    if not re.fullmatch(r"[a-z][a-z-]*", words[0]):  # "rtvoice serve: ..." is output, not a command
+        return problems
+    if words[0] not in subs:
+        return [*problems, f"`{program} {words[0]}` is not a command (it has {sorted(subs)})"]
+    sub_help = _help(program, words[0])
+    return problems + [f"`{program} {words[0]}` has no option {flag}" for flag in flags(words[1:])
+                       if flag not in _known(sub_help)]
+
+
 @pytest.mark.parametrize("block", [b for b in BLOCKS if command_lines(b)], ids=lambda b: b.name)
 def test_command_lines_exist(block: Block) -> None:
-    problems = []
-    for program, sub, flags in command_lines(block):
-        where = f"{program} {sub or ''}".strip()
-        try:
-            text = _help(program, sub)
-        except LookupError as error:
-            problems.append(f"`{where}` is not a command: {error}")
-            continue
-        known = set(re.findall(r"(?<![\w-])(--?[a-zA-Z][a-zA-Z0-9-]*)", text))
-        problems += [f"`{where}` has no option {flag}" for flag in flags if flag not in known]
+    problems = [problem for command in command_lines(block) for problem in _problems(command)]
     assert not problems, f"{block.name}: " + "; ".join(problems)
 
 
