@@ -8,8 +8,8 @@ clean the same things the same way, with one-line messages free of Python intern
   so they are neither spoken nor echoed back to anyone.
 - :func:`loads_object`: JSON with bounded numbers and nesting, no ``NaN``/``Infinity``,
   and an object at the top.
-- :func:`json_type` and :func:`shown`: a value's JSON type name (``null``, ``array``, ...)
-  and a short, escaped JSON rendering of it, for messages.
+- :func:`json_type` (:func:`a_json_type` with its article) and :func:`shown`: a value's JSON
+  type name (``null``, ``array``, ...) and a short, escaped JSON rendering of it, for messages.
 """
 
 from __future__ import annotations
@@ -61,6 +61,14 @@ def json_type(value: Any) -> str:
     if isinstance(value, dict):
         return "object"
     return "unknown"
+
+
+def a_json_type(value: Any) -> str:
+    """:func:`json_type` with its article, for prose: ``null``, ``a boolean``, ``an array``, ..."""
+    name = json_type(value)
+    if name == "null":
+        return name
+    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
 
 
 def shown(value: Any, limit: int = 40) -> str:

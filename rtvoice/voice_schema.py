@@ -22,6 +22,7 @@ import typing
 from typing import Any, Final, TypeVar, Union
 
 from .errors import VoiceError
+from .inputs import a_json_type, json_type
 
 RANGE_KEY: Final = "range"
 
@@ -156,15 +157,14 @@ def show(value: Any) -> str:
 
 
 def _json_type(value: Any) -> str:
-    """The JSON name of a parsed value's type, for error messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return f"the number {show(value)}"
-    if isinstance(value, str):
-        return f"the string {show(value)}"
+    """A value's JSON type for an error message.
+
+    As :func:`~rtvoice.inputs.a_json_type`, but a number or a string with its value, an array
+    as "a list" (these messages' word) and a non-JSON value by its Python type.
+    """
     if isinstance(value, list):
         return "a list"
-    return "an object" if isinstance(value, dict) else type(value).__name__
+    name = json_type(value)
+    if name in ("number", "string"):
+        return f"the {name} {show(value)}"
+    return a_json_type(value) if name in ("null", "boolean", "object") else type(value).__name__

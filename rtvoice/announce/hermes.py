@@ -31,6 +31,7 @@ import json
 from collections.abc import Collection
 from typing import Any, Final
 
+from ..inputs import a_json_type
 from .errors import MessageError, Reason
 from .messages import (
     MAX_JSON_DEPTH,
@@ -38,7 +39,6 @@ from .messages import (
     HermesRequest,
     decode_payload,
     is_topic_level,
-    json_type,
     load_json_object,
     new_id,
     parse_volume,
@@ -69,7 +69,7 @@ def _optional_str(data: dict[str, Any], key: str, request: HermesRequest | None 
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    raise MessageError(Reason.INVALID_FIELD, f"Hermes field {key!r} must be a string, not {json_type(value)}.",
+    raise MessageError(Reason.INVALID_FIELD, f"Hermes field {key!r} must be a string, not {a_json_type(value)}.",
                        id=request.request_id if request else None, hermes=request)
 
 

@@ -23,6 +23,7 @@ from typing import Any, Final, Literal
 
 from ..config import RATE_RANGE, SynthesisConfig
 from ..errors import TextError
+from ..inputs import a_json_type
 from ..text import decode_utf8
 from .errors import MessageError, Reason
 
@@ -163,22 +164,9 @@ def load_json_object(text: str, max_depth: int = MAX_JSON_DEPTH) -> dict[str, An
     except json.JSONDecodeError as exc:
         raise MessageError(Reason.INVALID_JSON, f"Payload is not valid JSON: {exc}.") from None
     if not isinstance(data, dict):
-        raise MessageError(Reason.INVALID_FIELD, f"JSON payload must be an object, not {json_type(data)}.")
+        raise MessageError(Reason.INVALID_FIELD, f"JSON payload must be an object, not {a_json_type(data)}.")
     _check_strings(data)
     return data
-
-
-def json_type(value: Any) -> str:
-    """The JSON name of a parsed value's type (``null``, not Python's ``NoneType``)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array" if isinstance(value, list) else "an object"
 
 
 def describe(value: Any) -> str:
@@ -248,7 +236,7 @@ def _id(value: Any) -> str:
 
 def _text(value: Any, ident: str | None) -> str:
     if not isinstance(value, str):
-        raise MessageError(Reason.INVALID_FIELD, f"Field 'text' must be a string, not {json_type(value)}.",
+        raise MessageError(Reason.INVALID_FIELD, f"Field 'text' must be a string, not {a_json_type(value)}.",
                            id=ident)
     if not value.strip():
         raise MessageError(Reason.EMPTY_TEXT, "Text is empty: there is nothing to say.", id=ident)
@@ -289,7 +277,7 @@ def parse_rate(value: Any, ident: str | None) -> float | None:
 def _optional_str(data: dict[str, Any], key: str, ident: str | None) -> str | None:
     value = data.get(key)
     if value is not None and not isinstance(value, str):
-        raise MessageError(Reason.INVALID_FIELD, f"Field {key!r} must be a string, not {json_type(value)}.",
+        raise MessageError(Reason.INVALID_FIELD, f"Field {key!r} must be a string, not {a_json_type(value)}.",
                            id=ident)
     return value
 
