@@ -10,11 +10,9 @@ runs the same code in test_gpu_engine.py.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -22,95 +20,22 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
 from fake_device import FakeRunner  # noqa: E402  # tests/engine/fake_device.py: ORT CPU sessions on host memory
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "cuda_backend"))
+from emulated_runtime import EmulatedRuntime, emulate  # noqa: E402  # tests/cuda_backend/emulated_runtime.py
+
 from rtvoice import SynthesisConfig, Voice
 from rtvoice.audio import concatenate
 from rtvoice.config import BatchingConfig, VoiceConfig
-from rtvoice.cuda import Stream, device, memory, stream
+from rtvoice.cuda import Stream
 from rtvoice.engine.gpu_engine import GpuEngine
 from rtvoice.engine.protocol import VocodeItem
 from rtvoice.engine.randomness import PrenetMasks, noise
 
-runtime = pytest.importorskip("cuda.bindings.runtime")
-OK = runtime.cudaError_t.cudaSuccess
-
-
-class EmulatedRuntime:
-    """The calls rtvoice.cuda makes, done synchronously on host memory."""
-
-    cudaError_t = runtime.cudaError_t
-    cudaMemcpyKind = runtime.cudaMemcpyKind
-    cudaStreamNonBlocking = runtime.cudaStreamNonBlocking
-    cudaEventBlockingSync = runtime.cudaEventBlockingSync
-    cudaEventDisableTiming = runtime.cudaEventDisableTiming
-    cudaEventWaitDefault = runtime.cudaEventWaitDefault
-    cudaHostAllocDefault = runtime.cudaHostAllocDefault
-
-    def __init__(self) -> None:
-        self.blocks: dict[int, ctypes.Array[ctypes.c_char]] = {}
-        self._next = 0x1000
-
-    def _alloc(self, nbytes: int) -> tuple[Any, int]:
-        block = ctypes.create_string_buffer(nbytes)
-        self.blocks[ctypes.addressof(block)] = block
-        return (OK, ctypes.addressof(block))
-
-    def _free(self, ptr: int) -> tuple[Any]:
-        del self.blocks[int(ptr)]
-        return (OK,)
-
-    def _handle(self) -> int:
-        self._next += 1
-        return self._next
-
-    def cudaMalloc(self, nbytes: int) -> tuple[Any, int]:
-        return self._alloc(nbytes)
-
-    def cudaHostAlloc(self, nbytes: int, flags: int) -> tuple[Any, int]:
-        return self._alloc(nbytes)
-
-    def cudaFree(self, ptr: int) -> tuple[Any]:
-        return self._free(ptr)
-
-    def cudaFreeHost(self, ptr: int) -> tuple[Any]:
-        return self._free(ptr)
-
-    def cudaMemcpyAsync(self, dst: int, src: int, nbytes: int, kind: Any, stream: Any) -> tuple[Any]:
-        ctypes.memmove(dst, src, nbytes)
-        return (OK,)
-
-    def cudaMemcpy2DAsync(self, dst: int, dpitch: int, src: int, spitch: int, width: int, height: int,
-                          kind: Any, stream: Any) -> tuple[Any]:
-        for row in range(height):
-            ctypes.memmove(dst + row * dpitch, src + row * spitch, width)
-        return (OK,)
-
-    def cudaMemsetAsync(self, ptr: int, value: int, nbytes: int, stream: Any) -> tuple[Any]:
-        ctypes.memset(ptr, value, nbytes)
-        return (OK,)
-
-    def cudaStreamCreateWithFlags(self, flags: int) -> tuple[Any, Any]:
-        return (OK, runtime.cudaStream_t(self._handle()))
-
-    def cudaEventCreateWithFlags(self, flags: int) -> tuple[Any, Any]:
-        return (OK, runtime.cudaEvent_t(self._handle()))
-
-    def cudaSetDevice(self, index: int) -> tuple[Any]:
-        return (OK,)
-
-    def _nothing(self, *args: Any) -> tuple[Any]:
-        return (OK,)
-
-    cudaStreamDestroy = cudaEventDestroy = cudaStreamSynchronize = cudaStreamWaitEvent = _nothing
-    cudaEventRecord = cudaEventSynchronize = _nothing
-
 
 @pytest.fixture
 def emulated(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatedRuntime]:
-    fake = EmulatedRuntime()
-    for module in (memory, stream, device):
-        monkeypatch.setattr(module, "cudart", fake)
     FakeRunner.shapes.clear()
-    yield fake
+    yield from emulate(monkeypatch)
 
 
 def _engine(folder: Path, vocoder_max: int = 8) -> GpuEngine:
