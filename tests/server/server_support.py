@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 import socket
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 
 import httpx
 import uvicorn
@@ -71,6 +73,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_serving(process: subprocess.Popen[Any], port: int, limit_s: float = 60) -> None:
+    """Wait until the ``rtvoice serve`` in ``process`` answers /health on ``port``.
+
+    Fails with the process's output if it exits first, or after ``limit_s``.
+    """
+    deadline = time.monotonic() + limit_s
+    while True:
+        assert process.poll() is None, process.communicate()
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "rtvoice serve did not come up"
+        time.sleep(0.1)
 
 
 def start_server(config: ServerConfig, *, send_buffer: int | None = None) -> LiveServer:

@@ -7,11 +7,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
-from server_support import free_port, read_until_closed
+from server_support import free_port, read_until_closed, wait_serving
 
 
 def test_serve_command_serves_http_and_stops_cleanly(tiny_voice_dir: Path) -> None:
@@ -22,16 +21,7 @@ def test_serve_command_serves_http_and_stops_cleanly(tiny_voice_dir: Path) -> No
          "--backend", "onnxruntime", "--device", "cpu", "--max-steps", "8", "--header-timeout", "1"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.communicate()[0].decode()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "rtvoice serve did not come up"
-            time.sleep(0.1)
+        wait_serving(process, port)
         headers = {"Authorization": "Bearer from-env"}
         response = httpx.post(f"http://127.0.0.1:{port}/v1/audio/speech", headers=headers, timeout=30,
                               json={"input": "Hello.", "voice": tiny_voice_dir.name, "response_format": "pcm"})

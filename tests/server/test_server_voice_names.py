@@ -6,12 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-from server_support import LiveServer, free_port
+from server_support import LiveServer, free_port, wait_serving
 
 from rtvoice.errors import VoiceError
 from rtvoice.server.voices import OPENAI_VOICES, aliases_for
@@ -54,16 +53,7 @@ def test_serve_prints_what_it_listens_on_and_takes_aliases(tiny_voice_dir: Path)
                      "--backend", "onnxruntime", "--device", "cpu", "--max-steps", "8",
                      "--voice-alias", "butler=" + tiny_voice_dir.name)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.communicate()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "rtvoice serve did not come up"
-            time.sleep(0.1)
+        wait_serving(process, port)
         response = httpx.post(f"http://127.0.0.1:{port}/v1/audio/speech", timeout=30,
                               json={"input": "Hi.", "voice": "butler", "response_format": "pcm"})
         assert response.status_code == 200 and response.headers["x-voice"] == tiny_voice_dir.name
