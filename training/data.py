@@ -318,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--limit", type=int, help="tiny run: this many training sentences (and a tenth held out)")
     m.add_argument("--max-chars", type=int, help="tiny run: only sentences this short")
     m.add_argument("--shard-size", type=int, default=128)
-    m.add_argument("--device", default="cuda" if _cuda() else "cpu", help="where mels are computed")
+    m.add_argument("--device", default="cuda" if cuda_available() else "cpu", help="where mels are computed")
     h = sub.add_parser("heldout", help="print the held-out sentences, one a line")
     h.add_argument("--corpus", type=Path, default=CORPUS)
     args = p.parse_args(argv)
@@ -337,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _cuda() -> bool:
+def cuda_available() -> bool:
+    """Whether torch sees a GPU; False where torch is not installed (so argument defaults work without it)."""
     try:
         import torch
     except ImportError:

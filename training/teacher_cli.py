@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from training.corpus_extra import EXTRA, read_extra
-from training.data import CORPUS, DATA, Dataset, Row, make, read_corpus, select
+from training.data import CORPUS, DATA, Dataset, Row, cuda_available, make, read_corpus, select
 from training.espeak import SAMPLE_RATE
 from training.teacher import (
     CARRY,
@@ -99,20 +99,12 @@ def _make(args: argparse.Namespace) -> int:
     teacher = PiperTeacher(model=str(args.model), phonemes=str(args.phonemes), noise_scale=args.noise_scale,
                            noise_w=args.noise_w, length_scale=args.length_scale)
     deadline = time.monotonic() + 60 * args.minutes if args.minutes else None
-    device = args.device or ("cuda" if _cuda() else "cpu")
+    device = args.device or ("cuda" if cuda_available() else "cpu")
     if make(args.out, rows, teacher, args.jobs, args.shard_size, device, deadline) is None:
         return 4
     data = Dataset.load(args.out, with_audio=False)
     log.info("%s: %s", args.out, data.describe())
     return 0
-
-
-def _cuda() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
 
 
 def _bench(args: argparse.Namespace) -> None:
