@@ -199,7 +199,12 @@ def summary(results: Sequence[Result]) -> dict[str, Any]:
             "rtf": round(audio_s / synth_s, 2) if synth_s > 0 else None}
 
 
-def teacher_speaker(teacher: Teacher) -> Speaker:
+class PcmTeacher(Protocol):
+    def speak(self, text: str) -> np.ndarray:
+        """int16 samples at SAMPLE_RATE (espeak-ng's Teacher, piper's PiperTeacher)."""
+
+
+def teacher_speaker(teacher: PcmTeacher) -> Speaker:
     def speak(text: str) -> tuple[Audio, int, float]:
         start = time.perf_counter()
         samples = teacher.speak(text)

@@ -27,24 +27,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from training.corpus_extra import EXTRA, read_extra
 from training.data import CORPUS, read_corpus, read_heldout
-from training.espeak import SAMPLE_RATE
-from training.evaluate import REPORTS, Audio, evaluate, recognizer, summary
+from training.evaluate import REPORTS, evaluate, recognizer, summary, teacher_speaker
 from training.teacher import CARRY, PHONEMES, PiperTeacher, model_files
 
 log = logging.getLogger("training.teacher_eval")
-
-
-def speaker(teacher: PiperTeacher) -> Any:
-    def speak(text: str) -> tuple[Audio, int, float]:
-        start = time.perf_counter()
-        samples = teacher.speak(text)
-        return (samples / 32768).astype(np.float32), SAMPLE_RATE, time.perf_counter() - start
-
-    return speak
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, texts in sets.items():
         if not texts:
             continue
-        results = evaluate(texts, speaker(teacher), asr)
+        results = evaluate(texts, teacher_speaker(teacher), asr)
         report["sets"][name] = summary(results)
         all_results += [asdict(r) | {"set": name} for r in results]
         log.info("%s: WER %.3f on %d sentences", name, report["sets"][name]["wer"], len(results))
