@@ -7,6 +7,7 @@ tested"); this module is its one implementation.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,11 +102,10 @@ def github_anchor(heading: str) -> str:
     return re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
 
 
-def anchors(page: Path) -> set[str]:
-    """Anchors of every heading of a page (outside code blocks), with GitHub's -1, -2 suffixes."""
-    seen: dict[str, int] = {}
+def _prose_lines(page: Path) -> Iterator[tuple[int, str]]:
+    """(line number, line) of every line of a page outside code blocks and their fences."""
     inside: str | None = None
-    for line in page.read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
         fence = _FENCE.match(line)
         if fence:
             if inside is None:
@@ -113,8 +113,16 @@ def anchors(page: Path) -> set[str]:
             elif fence.group(1).startswith(inside) and not fence.group(2):
                 inside = None
             continue
+        if inside is None:
+            yield number, line
+
+
+def anchors(page: Path) -> set[str]:
+    """Anchors of every heading of a page (outside code blocks), with GitHub's -1, -2 suffixes."""
+    seen: dict[str, int] = {}
+    for _, line in _prose_lines(page):
         heading = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
-        if inside is None and heading:
+        if heading:
             anchor = github_anchor(heading.group(1))
             count = seen.get(anchor, 0)
             seen[anchor] = count + 1
@@ -126,17 +134,7 @@ def anchors(page: Path) -> set[str]:
 def links(page: Path) -> list[tuple[int, str]]:
     """(line, target) of every relative Markdown link of a page, outside code blocks."""
     found: list[tuple[int, str]] = []
-    inside: str | None = None
-    for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
-        fence = _FENCE.match(line)
-        if fence:
-            if inside is None:
-                inside = fence.group(1)
-            elif fence.group(1).startswith(inside) and not fence.group(2):
-                inside = None
-            continue
-        if inside is not None:
-            continue
+    for number, line in _prose_lines(page):
         prose = re.sub(r"`[^`]*`", "", line)
         for target in re.findall(r"\]\(([^)\s]+)\)", prose):
             if not re.match(r"^[a-z][a-z0-9+.-]*:", target):  # http:, https:, mailto: are not ours
