@@ -148,12 +148,12 @@ def _value(hint: Any, value: Any, where: str) -> Any:
     raise TypeError(f"voice_schema cannot check {hint!r} ({where})")  # a field type this module does not know
 
 
-def show(value: Any) -> str:
-    """A short repr for an error message; never the whole of a huge value (nor a 5000-digit int)."""
+def show(value: Any, limit: int = 40) -> str:
+    """A repr for an error message, cut to ``limit`` characters; never a huge value whole (nor a 5000-digit int)."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
         return "a very large integer"
     text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _json_type(value: Any) -> str:

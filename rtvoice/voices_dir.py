@@ -22,6 +22,7 @@ from typing import Final
 
 from .config import VOICE_FILE
 from .errors import VoiceError
+from .voice_schema import show
 
 VOICES_ENV: Final = "RTVOICE_VOICES"
 PACKAGED: Final = Path(__file__).parent / "voices"
@@ -104,5 +105,4 @@ def resolve_voice(ref: str, extra: Sequence[Path] = ()) -> Path:
 
 
 def _show(text: str) -> str:
-    shown = repr(text)
-    return shown if len(shown) <= 60 else shown[:57] + "..."
+    return show(text, 60)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from ..voice_schema import describe_range, out_of_range, range_of
+from ..voice_schema import describe_range, out_of_range, range_of, show
 
 PORT_RANGE: Final = (1, 65535)
 """TCP ports one can listen on by number (0 would pick a random one nobody could find)."""
@@ -120,5 +120,4 @@ def output_file(text: str) -> Path:
 
 def _show(text: str) -> str:
     """A value as typed, shortened, for one line of error."""
-    shown = repr(text)
-    return shown if len(shown) <= 60 else shown[:57] + "..."
+    return show(text, 60)
