@@ -6,6 +6,7 @@ the whole suite runs (tests/mqtt has a conftest too).
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import subprocess
@@ -153,6 +154,24 @@ class ServerLog(logging.Handler):
     def errors(self) -> list[str]:
         """Every record at ERROR or above, or with a traceback, as text."""
         return [f"{r.name}: {r.getMessage()}" for r in self.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+def wyoming_events_in(data: bytes) -> list[dict[str, Any]]:
+    """The Wyoming events framed in ``data``, each a header's type with its data merged in.
+
+    Data given inline and in ``data_length`` bytes are merged; payloads are skipped.
+    """
+    events = []
+    while data:
+        line, _, data = data.partition(b"\n")
+        header = json.loads(line)
+        merged = dict(header.get("data") or {})
+        if header.get("data_length"):
+            merged.update(json.loads(data[:header["data_length"]]))
+            data = data[header["data_length"]:]
+        data = data[header.get("payload_length") or 0:]
+        events.append({"type": header["type"], **merged})
+    return events
 
 
 def read_until_closed(sock: socket.socket, limit_s: float) -> tuple[bytes, float]:

@@ -21,7 +21,16 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from server_support import TOKEN, LiveServer, ServerLog, free_port, read_until_closed, start_server, stop_server
+from server_support import (
+    TOKEN,
+    LiveServer,
+    ServerLog,
+    free_port,
+    read_until_closed,
+    start_server,
+    stop_server,
+    wyoming_events_in,
+)
 from websockets.sync.client import ClientConnection, connect
 
 from rtvoice.config import SynthesisConfig
@@ -282,26 +291,12 @@ def wyoming_events(draw: st.DrawFn) -> tuple[bytes, str]:
     return json.dumps(header).encode() + b"\n" + data + payload, event_type
 
 
-def read_events(data: bytes) -> list[dict[str, Any]]:
-    events = []
-    while data:
-        line, _, data = data.partition(b"\n")
-        header = json.loads(line)
-        merged = dict(header.get("data") or {})
-        if header.get("data_length"):
-            merged.update(json.loads(data[:header["data_length"]]))
-            data = data[header["data_length"]:]
-        data = data[header.get("payload_length") or 0:]
-        events.append({"type": header["type"], **merged})
-    return events
-
-
 @settings(SETTINGS, max_examples=400)
 @given(event=wyoming_events())
 def test_random_wyoming_events(hostile: LiveServer, clean_log: ServerLog, event: tuple[bytes, str]) -> None:
     raw_event, kind = event
     assert hostile.wyoming_port is not None
-    types = [e["type"] for e in read_events(exchange(hostile.wyoming_port, raw_event))]
+    types = [e["type"] for e in wyoming_events_in(exchange(hostile.wyoming_port, raw_event))]
     if kind == "malformed":
         assert types in ([], ["error"]), types  # refused and closed (or an unfinished line at the end)
     elif kind == "maybe-malformed":  # a length may still be a valid one

@@ -16,7 +16,7 @@ from contextlib import ExitStack, contextmanager
 import httpx
 import pytest
 from conftest import DEADLINE_S
-from server_support import TOKEN, LiveServer, ServerLog, read_until_closed
+from server_support import TOKEN, LiveServer, ServerLog, read_until_closed, wyoming_events_in
 from websockets.exceptions import ConnectionClosedOK
 from websockets.sync.client import connect
 
@@ -197,18 +197,7 @@ def test_a_websocket_listening_to_long_speech_is_not_idle(deadline_server: LiveS
 def wyoming_events(sock: socket.socket, limit_s: float) -> list[dict[str, object]]:
     """Every event the server sends until it closes the connection (headers with their data merged)."""
     reply, _ = read_until_closed(sock, limit_s)
-    events = []
-    buffer = reply
-    while buffer:
-        line, _, buffer = buffer.partition(b"\n")
-        header = json.loads(line)
-        data = header.get("data") or {}
-        if header.get("data_length"):
-            data.update(json.loads(buffer[:header["data_length"]]))
-            buffer = buffer[header["data_length"]:]
-        buffer = buffer[header.get("payload_length") or 0:]
-        events.append({"type": header["type"], **data})
-    return events
+    return wyoming_events_in(reply)
 
 
 def event_line(kind: str, **data: object) -> bytes:
