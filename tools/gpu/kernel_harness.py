@@ -10,6 +10,7 @@ cooperatively: CUDA guarantees every block is resident, or refuses the launch).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -112,18 +113,22 @@ class Harness:
 
     def time_us_per_step(self, steps: int, repeats: int, graph: bool) -> float:
         """Median µs per step over ``repeats`` runs of ``steps`` steps, by CUDA events."""
+        captured = self.graph if graph else None
+        if captured is not None:
+            return self._median_us(lambda: captured.launch(self.stream), repeats, steps)
+        return self._median_us(lambda: self.enqueue(steps), repeats, steps)
+
+    def _median_us(self, launch: Callable[[], None], repeats: int, per: int) -> float:
+        """Median µs of ``launch()`` on the stream, divided by ``per``, over ``repeats`` runs timed by CUDA events."""
         start, end = Event(timing=True), Event(timing=True)
         times = []
         try:
             for _ in range(repeats):
                 start.record(self.stream)
-                if graph and self.graph is not None:
-                    self.graph.launch(self.stream)
-                else:
-                    self.enqueue(steps)
+                launch()
                 end.record(self.stream)
                 end.synchronize()
-                times.append(start.elapsed_ms(end) * 1000.0 / steps)
+                times.append(start.elapsed_ms(end) * 1000.0 / per)
         finally:
             start.close()
             end.close()
@@ -146,21 +151,11 @@ class Harness:
         enqueue()
         self.stream.synchronize()
         graph = CudaGraph.capture(self.stream, enqueue)
-        start, end = Event(timing=True), Event(timing=True)
         try:
             graph.launch(self.stream)
-            times = []
-            for _ in range(5):
-                start.record(self.stream)
-                graph.launch(self.stream)
-                end.record(self.stream)
-                end.synchronize()
-                times.append(start.elapsed_ms(end) * 1000.0 / repeats)
+            return self._median_us(lambda: graph.launch(self.stream), 5, repeats)
         finally:
             graph.close()
-            start.close()
-            end.close()
-        return float(np.median(times))
 
     def read(self, steps: int) -> dict[str, np.ndarray]:
         """Frames (steps, B, r * n_mel), gates (steps, B, r) and the state after ``steps`` steps."""
