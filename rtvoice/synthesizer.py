@@ -88,8 +88,8 @@ def _preview(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _gate_logit(threshold: float) -> float:
-    """sigmoid(g) > t  <=>  g > logit(t); compare logits to skip a sigmoid per frame."""
+def gate_logit(threshold: float) -> float:
+    """sigmoid(g) > t  <=>  g > logit(t); compare logits to skip a sigmoid per frame (the cuda kernel too)."""
     if threshold <= 0.0:
         return -math.inf
     if threshold >= 1.0:
@@ -116,7 +116,7 @@ class SentenceDecoder:
         self._r = voice.decoder.frames_per_step
         self._masks = PrenetMasks(settings.seed, sentence.index, voice.decoder.prenet_dim,
                                   voice.decoder.prenet_dropout)
-        self._logit = _gate_logit(voice.decoder.gate_threshold)
+        self._logit = gate_logit(voice.decoder.gate_threshold)
         self._settings = settings
         self._before = 0
         self.done = False

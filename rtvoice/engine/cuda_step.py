@@ -97,15 +97,6 @@ def phase_grids(dims: StepDims, batch: int, text_length: int) -> dict[str, int]:
     }
 
 
-def gate_logit(threshold: float) -> float:
-    """sigmoid(x) > threshold  <=>  x > log(threshold / (1 - threshold))."""
-    if threshold <= 0.0:
-        return -math.inf
-    if threshold >= 1.0:
-        return math.inf
-    return math.log(threshold / (1.0 - threshold))
-
-
 class DeviceWeights:
     """The packed weights in one device buffer; ``ptrs[name]`` is each array's address."""
 

@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from rtvoice.cuda import CudaGraph, DeviceBuffer, Event, Stream, copy_async
-from rtvoice.engine.cuda_step import StepKernels, StepParams, gate_logit
+from rtvoice.engine.cuda_step import StepKernels, StepParams
 from rtvoice.engine.gpu_runner import DeviceTensor
 from rtvoice.engine.graphs import STATE_NAMES
 from rtvoice.engine.step_weights import PackedStep
+from rtvoice.synthesizer import gate_logit
 
 F32 = 4
 
