@@ -56,13 +56,8 @@ class Admission:
                 429, f"Too many concurrent streams from this client. Note: the limit is {limit}. "
                 "Hint: wait for a stream to finish, or raise --max-streams-per-client.",
                 code="rate_limit_exceeded", type="requests", headers={"Retry-After": "1"})
-        self._per_client[client] += 1
-        try:
+        with _counted(self._per_client, client):
             yield
-        finally:
-            self._per_client[client] -= 1
-            if self._per_client[client] <= 0:
-                del self._per_client[client]
 
     @contextlib.contextmanager
     def connection(self, client: str) -> Iterator[None]:
@@ -75,13 +70,8 @@ class Admission:
         if self._connections[client] >= limit:
             raise ApiError(429, f"Too many open connections from this client. Note: the limit is {limit}. "
                            "Hint: close idle connections.", code="too_many_connections", type="requests")
-        self._connections[client] += 1
-        try:
+        with _counted(self._connections, client):
             yield
-        finally:
-            self._connections[client] -= 1
-            if self._connections[client] <= 0:
-                del self._connections[client]
 
     @contextlib.asynccontextmanager
     async def synthesis(self) -> AsyncIterator[None]:
@@ -117,3 +107,15 @@ class Admission:
         except TimeoutError:
             return False
         return True
+
+
+@contextlib.contextmanager
+def _counted(counts: Counter[str], client: str) -> Iterator[None]:
+    """Count one for ``client`` during the ``with``; a count back at 0 is deleted (the map holds open clients only)."""
+    counts[client] += 1
+    try:
+        yield
+    finally:
+        counts[client] -= 1
+        if counts[client] <= 0:
+            del counts[client]
