@@ -14,11 +14,13 @@ beam of 5 at temperature 0 only (no sampled retries), so that a run is repeatabl
 instead; it is much weaker on espeak-ng's formant speech (see training/README.md), too weak
 to tell a good student from a bad one. Audio is resampled to 16 kHz with soxr.
 
-Both sides are normalized alike: rtvoice's own text cleaning (numbers and abbreviations
-spelled as the corpus spells them), lowercase words of letters, digits and inner
-apostrophes; all other punctuation and hyphens separate words. WER is the total word edit
-distance over the total reference words (a small Levenshtein here, not ``jiwer``: one
-function does not justify a dependency, and this one is tested on known cases).
+Scoring is training/scoring.py's: the reference is each sentence as written (LJSpeech's
+transcript, not the corpus's spoken form "eff bee eye"), and reference and hypothesis go
+through one canonical form (rtvoice.text's reading without letter names, then Whisper's own
+English normalizer, letter names to letters, numbers as digits), so "FBI", "8:15 p.m." and
+"where's" score as what they say. A voice's WER is held to the teacher's on the same
+sentences, re-scored from the teacher report's stored hypotheses by the same code
+(:func:`teacher_comparison`), so both are always scored alike.
 
 Voice mode also times synthesis on this machine's CPU (ONNX Runtime, the voice's own thread
 settings, after one warm-up sentence) and reports ``rtf`` as rtvoice does everywhere:
@@ -33,10 +35,9 @@ import importlib.resources
 import json
 import logging
 import os
-import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -46,6 +47,12 @@ import numpy.typing as npt
 
 from training.data import CORPUS, read_heldout
 from training.espeak import SAMPLE_RATE, Teacher
+from training.scoring import canonical, reference, rescore_rows, scheme, totals, written_texts
+from training.scoring import edit_distance as edit_distance  # re-exported: diagnose.py and tests import them here
+from training.scoring import wer as wer
+
+words = canonical
+"""The scoring words of a text (training.scoring.canonical), under its older name."""
 
 log = logging.getLogger("training.evaluate")
 
@@ -60,35 +67,6 @@ WHISPER_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b
 Audio = npt.NDArray[np.float32]
 Speaker = Callable[[str], tuple[Audio, int, float]]
 """text -> (float32 samples, their rate, seconds of compute)."""
-
-_WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
-_TITLES = {"mr": "mister", "mrs": "misess", "dr": "doctor"}
-"""Titles a recognizer writes without their dot, which rtvoice's cleaning expands only with it."""
-
-
-def words(text: str) -> list[str]:
-    """Normalize ``text`` for scoring: rtvoice's cleaning, then lowercase words."""
-    from rtvoice.text.cleaners import normalize
-
-    return [_TITLES.get(w, w) for w in _WORD_RE.findall(normalize(text))]
-
-
-def edit_distance(ref: Sequence[str], hyp: Sequence[str]) -> int:
-    """Levenshtein distance between two word lists (substitutions, insertions, deletions)."""
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        diagonal, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (r != h))
-    return row[-1]
-
-
-def wer(refs: Sequence[str], hyps: Sequence[str]) -> float:
-    """Corpus WER: all word edits over all reference words (texts are normalized here)."""
-    pairs = [(words(r), words(h)) for r, h in zip(refs, hyps, strict=True)]
-    total = sum(len(r) for r, _ in pairs)
-    return sum(edit_distance(r, h) for r, h in pairs) / max(total, 1)
-
 
 def to_asr_rate(samples: Audio, rate: int) -> Audio:
     import soxr
@@ -166,27 +144,37 @@ def recognizer(name: str, threads: int) -> Recognizer:
 class Result:
     index: int
     ref: str
+    """What was spoken (the corpus text)."""
     hyp: str
     errors: int
     words: int
     audio_s: float
     synth_s: float
+    written: str
+    """What the hypothesis was scored against (the sentence as written, where known)."""
 
 
 def evaluate(texts: Sequence[tuple[int, str]], speak: Speaker, asr: Recognizer,
-             on_audio: Callable[[Audio, int], None] | None = None) -> list[Result]:
-    """Speak, recognize and score each ``(index, text)``; prints one line per sentence."""
+             on_audio: Callable[[Audio, int], None] | None = None,
+             written: Mapping[int, str] | None = None) -> list[Result]:
+    """Speak, recognize and score each ``(index, text)``; prints one line per sentence.
+
+    ``written`` maps an index to the sentence as written (default: :func:`written_texts`);
+    a sentence missing there is scored against the spoken text.
+    """
+    written = written_texts() if written is None else written
     results = []
     for n, (index, text) in enumerate(texts, 1):
         samples, rate, synth_s = speak(text)
         if on_audio is not None and n == 1:
             on_audio(samples, rate)
         hyp = asr(to_asr_rate(samples, rate))
-        ref_words, hyp_words = words(text), words(hyp)
-        r = Result(index, text, hyp, edit_distance(ref_words, hyp_words), len(ref_words), round(samples.size / rate, 3),
-                   round(synth_s, 4))
+        ref = reference(index, text, written)
+        ref_words = canonical(ref)
+        r = Result(index, text, hyp, edit_distance(ref_words, canonical(hyp)), len(ref_words),
+                   round(samples.size / rate, 3), round(synth_s, 4), ref)
         results.append(r)
-        print(f"{n:4d} #{index:<5d} WER {r.errors / max(r.words, 1):5.2f}  ref: {text}\n{'':18}hyp: {hyp}",
+        print(f"{n:4d} #{index:<5d} WER {r.errors / max(r.words, 1):5.2f}  ref: {ref}\n{'':18}hyp: {hyp}",
               flush=True)
     return results
 
@@ -250,21 +238,37 @@ def spectrogram_png(panels: Sequence[tuple[str, Audio, int]], path: Path) -> Non
     plt.close(fig)
 
 
-def teacher_wer_on(indices: Sequence[int], report: Path, recognizer_info: dict[str, Any]) -> float | None:
-    """The teacher's WER on exactly these sentences, from a teacher report by the same recognizer."""
+def teacher_comparison(results: Sequence[Result], report: Path, recognizer_info: dict[str, Any],
+                       written: Mapping[int, str]) -> dict[str, Any]:
+    """The teacher's WER on exactly these sentences, re-scored now from its report's hypotheses.
+
+    Re-scoring with this run's code and references keeps teacher and voice scored alike, even
+    for a teacher report written by an older scorer. The report must come from the same
+    recogniser release. ``teacher_spoke_other_text`` lists the sentences whose corpus text
+    changed since the teacher spoke them (then re-run the teacher's evaluation).
+    """
+    out: dict[str, Any] = {"teacher_report": str(report), "teacher_wer_same_sentences": None}
     if not report.exists():
-        return None
+        log.warning("no teacher report %s: no ratio", report)
+        return out
     data = json.loads(report.read_text())
     theirs = {k: data.get("recognizer", {}).get(k) for k in ("name", "faster_whisper", "ctranslate2")}
     if any(v != recognizer_info.get(k) for k, v in theirs.items()):
-        log.warning("%s was measured with another recognizer or release (%s); re-run: python -m training.evaluate "
-                    "teacher", report, theirs)
-        return None
-    rows = {r["index"]: r for r in data["per_sentence"]}
-    if not all(i in rows for i in indices):
-        return None
-    errors, total = sum(int(rows[i]["errors"]) for i in indices), sum(int(rows[i]["words"]) for i in indices)
-    return errors / max(total, 1)
+        log.warning("%s was measured with another recognizer or release (%s); re-run the teacher's evaluation",
+                    report, theirs)
+        return out
+    rows = {int(r["index"]): r for r in data["per_sentence"]}
+    missing = [r.index for r in results if r.index not in rows]
+    if missing:
+        log.warning("%s lacks %d of these sentences (#%s...): no ratio", report, len(missing), missing[0])
+        return out
+    theirs_now = totals(rescore_rows([rows[r.index] for r in results], written))
+    other = [r.index for r in results if rows[r.index]["ref"] != r.ref]
+    if other:
+        log.warning("the teacher spoke %d of these %d sentences from an older corpus text (#%s...); re-run its "
+                    "evaluation for a like-for-like ratio", len(other), len(results), other[0])
+    return out | {"teacher_wer_same_sentences": theirs_now["wer"], "teacher_errors": theirs_now["errors"],
+                  "teacher_words": theirs_now["words"], "teacher_spoke_other_text": other}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -288,16 +292,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # one line per clip otherwise
     texts = [(r.index, r.text) for r in read_heldout(args.corpus)][: args.limit]
+    written = written_texts()
     asr = recognizer(args.recognizer, args.asr_threads)
     teacher = Teacher(espeak=args.espeak)
     started = time.perf_counter()
     report: dict[str, Any] = {"kind": args.cmd, "command": "python -m training.evaluate " + " ".join(sys.argv[1:]
-                              if argv is None else argv), "recognizer": asr.info, "cpu_count": os.cpu_count(),
+                              if argv is None else argv), "recognizer": asr.info, "scoring": scheme(),
+                              "cpu_count": os.cpu_count(),
                               "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     if args.cmd == "teacher":
         name = "teacher"
         report["teacher"] = asdict(teacher)
-        results = evaluate(texts, teacher_speaker(teacher), asr)
+        results = evaluate(texts, teacher_speaker(teacher), asr, written=written)
     else:
         from rtvoice import Voice
 
@@ -307,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
             speak("A warm-up sentence, not timed.")
             report["voice"] = {"name": name, "folder": str(args.voice), "backend": voice.choice.backend}
             first: list[tuple[str, Audio, int]] = []
-            results = evaluate(texts, speak, asr, lambda a, rate: first.append((name, a, rate)))
+            results = evaluate(texts, speak, asr, lambda a, rate: first.append((name, a, rate)), written)
         if first:
             try:
                 first.append(("espeak-ng (teacher)", *teacher_speaker(teacher)(texts[0][1])[:2]))
@@ -316,9 +322,8 @@ def main(argv: list[str] | None = None) -> int:
             png = args.out / f"{name}-spectrogram.png"
             spectrogram_png([(f"{t}: {texts[0][1][:80]}", a, rate) for t, a, rate in first], png)
             report["spectrogram"] = str(png)
-        teacher_wer = teacher_wer_on([r.index for r in results], args.teacher_report or args.out / "teacher.json",
-                                     asr.info)
-        report["teacher_wer_same_sentences"] = teacher_wer
+        report |= teacher_comparison(results, args.teacher_report or args.out / "teacher.json", asr.info, written)
+        teacher_wer = report["teacher_wer_same_sentences"]
         if teacher_wer is not None:
             report["ratio_to_teacher"] = summary(results)["wer"] / teacher_wer if teacher_wer > 0 else None
     report |= summary(results)

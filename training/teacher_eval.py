@@ -1,9 +1,10 @@
 """Whisper's word error rate on the Piper teacher, before any training on its audio (issue 22).
 
 Whatever the teacher mis-speaks, the student learns to mis-speak, so the corpus is checked
-first. The recogniser and scoring are training/evaluate.py's (Whisper tiny.en, the same
-pinned releases); the teacher speaks exactly as the corpus is made (``PiperTeacher``: the
-phoneme ids of ``python -m training.teacher phonemize`` through onnxruntime)::
+first. The recogniser is training/evaluate.py's (Whisper tiny.en, the same pinned releases)
+and so is the scoring (training/scoring.py: each sentence as written against the
+hypothesis, both in one canonical form). The teacher speaks exactly as the corpus is made
+(``PiperTeacher``: the phoneme ids of ``python -m training.teacher phonemize`` through onnxruntime)::
 
     python -m training.teacher_eval [--heldout 300] [--train 100] [--extra 100]
         # -> training/eval/teacher-piper.json
@@ -30,6 +31,7 @@ from typing import Any
 from training.corpus_extra import EXTRA, read_extra
 from training.data import CORPUS, read_corpus, read_heldout
 from training.evaluate import REPORTS, evaluate, recognizer, summary, teacher_speaker
+from training.scoring import scheme, written_texts
 from training.teacher import CARRY, PHONEMES, PiperTeacher, model_files
 
 log = logging.getLogger("training.teacher_eval")
@@ -54,23 +56,24 @@ def main(argv: list[str] | None = None) -> int:
     teacher = PiperTeacher(model=str(model), phonemes=str(args.phonemes), noise_scale=args.noise_scale,
                            noise_w=args.noise_w)
     asr = recognizer("whisper", args.asr_threads)
+    written = written_texts()
     sets = {"heldout": [(r.index, r.text) for r in read_heldout(CORPUS)][: args.heldout],
             "train": [(r.index, r.text) for r in read_corpus(CORPUS) if r.split == "train"][: args.train],
             "extra": [(r.index, r.text) for r in read_extra(EXTRA) if r.split == "heldout"][: args.extra]}
     report: dict[str, Any] = {"kind": "teacher-piper", "command": "python -m training.teacher_eval " +
                               " ".join(sys.argv[1:] if argv is None else argv), "recognizer": asr.info,
-                              "teacher": teacher.settings(), "cpu_count": os.cpu_count(),
+                              "scoring": scheme(), "teacher": teacher.settings(), "cpu_count": os.cpu_count(),
                               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "sets": {}}
     started = time.perf_counter()
     all_results = []
     for name, texts in sets.items():
         if not texts:
             continue
-        results = evaluate(texts, teacher_speaker(teacher), asr)
+        results = evaluate(texts, teacher_speaker(teacher), asr, written=written)
         report["sets"][name] = summary(results)
         all_results += [asdict(r) | {"set": name} for r in results]
         log.info("%s: WER %.3f on %d sentences", name, report["sets"][name]["wer"], len(results))
-    # The held-out set's figures at the top level, where evaluate.teacher_wer_on looks.
+    # The held-out set's figures at the top level; evaluate.teacher_comparison reads per_sentence.
     report |= report["sets"].get("heldout", {})
     report["elapsed_s"] = round(time.perf_counter() - started, 1)
     report["per_sentence"] = [r for r in all_results if r["set"] == "heldout"]
