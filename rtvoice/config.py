@@ -12,7 +12,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from .errors import VoiceError
 from .voice_schema import bounded, build, check_ranges
@@ -224,6 +224,9 @@ class BatchingConfig:
     """Batch sizes a step runs at; those above ``max_batch`` are dropped, ``max_batch`` is added."""
     cuda_graphs: bool = True
     """Replay decoder steps as CUDA graphs (ONNX Runtime: one per step; TensorRT: one per batch of steps)."""
+    cuda_step: Literal["phases", "fused", "persistent"] = "phases"
+    """The cuda backend's decoder kernels: 7 launches a step, 1 a step, or 1 persistent launch a batch
+    of ``decoder.gate_check_interval`` steps (docs/gpu.md); ``RTVOICE_CUDA_STEP`` overrides it."""
     vocoder_max: int = field(default=8, metadata=bounded(1, 1024))
     """Most chunks, from any streams, vocoded in one call; 1 turns vocoder batching off.
 

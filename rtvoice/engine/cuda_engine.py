@@ -6,11 +6,15 @@ continuous batching, ring and CUDA graphs as the other GPU backends, with no fra
 the step loop. The encoder, postnet and WaveGlow run as ONNX Runtime CUDA sessions on our
 buffers (``rtvoice.ort.cuda_engine``), or through whatever ``runner_factory`` is given.
 
-``RTVOICE_CUDA_STEP`` picks the kernel mode: ``phases`` (seven launches a step, the
-default) or ``fused`` (one launch a step with grid-wide barriers); with ``fused``,
-``RTVOICE_CUDA_COOPERATIVE=1`` launches it cooperatively (CUDA guarantees every block is
-resident, or refuses the launch). The GPU check (tools/gpu/cuda_backend_check.sh) measures
-which is fastest and whether cooperative launches capture into CUDA graphs there.
+The kernel mode is the voice's ``batching.cuda_step`` (``RTVOICE_CUDA_STEP`` overrides it):
+``phases`` (seven launches a step, the default), ``fused`` (one launch a step with
+grid-wide barriers) or ``persistent`` (one launch a batch of ``gate_check_interval``
+steps, the fused kernel looping on the device; see :mod:`.gpu_decoder` for why it runs
+between the host's row-management points). ``RTVOICE_CUDA_COOPERATIVE=1``/``0`` sets
+cooperative launches (CUDA guarantees every block is resident, or refuses the launch);
+by default only ``persistent`` launches cooperatively, since it is not captured in a graph
+and holds its grid for many steps. The GPU check (tools/gpu/cuda_backend_check.sh)
+measures the three side by side and whether cooperative launches capture into graphs.
 """
 
 from __future__ import annotations
@@ -18,14 +22,15 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import cast
 
 from ..config import VoiceConfig
 from ..cuda import Stream, get_device_info, set_device
-from ..errors import BackendError
-from .cuda_step import KERNEL_SOURCE, KERNELS, Launcher, Mode, StepKernels, StepRunner
-from .gpu_engine import GpuEngine
+from ..errors import BackendError, InternalError
+from ..synthesizer import gate_logit
+from .cuda_step import KERNEL_SOURCE, KERNELS, MODES, Launcher, Mode, StepKernels, StepRunner
+from .gpu_engine import GpuEngine, GpuUtterance
 from .gpu_runner import RunnerFactory
+from .protocol import Utterance
 from .step_weights import load_packed
 
 log = logging.getLogger("rtvoice.gpu")
@@ -34,12 +39,20 @@ NVRTC_OPTIONS = ("-lineinfo",)
 """``-lineinfo`` maps profiler samples to source lines; it does not change the code."""
 
 
-def step_mode() -> Mode:
-    """The kernel mode from ``RTVOICE_CUDA_STEP`` (``phases`` or ``fused``)."""
-    mode = os.environ.get("RTVOICE_CUDA_STEP", "phases")
-    if mode not in ("phases", "fused"):
-        raise BackendError(f"RTVOICE_CUDA_STEP={mode!r}; use phases or fused.", backend="cuda")
-    return cast(Mode, mode)
+def step_mode(config: VoiceConfig | None = None) -> Mode:
+    """The kernel mode: ``RTVOICE_CUDA_STEP`` if set, else the voice's ``batching.cuda_step``."""
+    mode = os.environ.get("RTVOICE_CUDA_STEP") or (config.batching.cuda_step if config else "phases")
+    if mode not in MODES:
+        raise BackendError(f"RTVOICE_CUDA_STEP={mode!r}; use {', '.join(MODES)}.", backend="cuda")
+    return mode
+
+
+def cooperative_launch(mode: Mode) -> bool:
+    """``RTVOICE_CUDA_COOPERATIVE`` (1 or 0) if set, else cooperative for ``persistent`` only."""
+    value = os.environ.get("RTVOICE_CUDA_COOPERATIVE", "")
+    if value not in ("", "0", "1"):
+        raise BackendError(f"RTVOICE_CUDA_COOPERATIVE={value!r}; use 1 or 0.", backend="cuda")
+    return value == "1" if value else mode == "persistent"
 
 
 def load_module(device_index: int) -> tuple[Launcher, int]:
@@ -89,7 +102,7 @@ class KernelEngine(GpuEngine):
             launcher: Launches the kernels (default: NVRTC-compiled module for this GPU;
                 CPU tests pass an emulation).
             sm_count: SMs of the GPU (with ``launcher``; sizes the fused grid).
-            mode: ``phases`` or ``fused`` (default: :func:`step_mode`).
+            mode: ``phases``, ``fused`` or ``persistent`` (default: :func:`step_mode`).
         """
         packed = load_packed(folder / config.graphs["decoder_step"])
         set_device(device_index)
@@ -97,16 +110,28 @@ class KernelEngine(GpuEngine):
         if launcher is None:
             launcher, sm_count = load_module(device_index)
         self._module = launcher if owned else None
-        cooperative = os.environ.get("RTVOICE_CUDA_COOPERATIVE", "0") == "1"
+        mode = mode or step_mode(config)
         with Stream() as upload:
-            self.kernels: StepKernels | None = StepKernels(packed, launcher, upload, mode=mode or step_mode(),
-                                                           sm_count=sm_count or 1, cooperative=cooperative)
+            self.kernels: StepKernels | None = StepKernels(
+                packed, launcher, upload, mode=mode, sm_count=sm_count or 1, cooperative=cooperative_launch(mode),
+                gate_logit=gate_logit(config.decoder.gate_threshold))
         try:
             super().__init__(folder, config, device_index, "cuda", runner_factory or _ort_factory(device_index),
                              self._step_runner, capture=True)
         except BaseException:
             self._close_kernels()
             raise
+
+    def stop_at_gate(self, utterance: Utterance) -> None:
+        """Let persistent launches stop on the device once this sentence's gate fired.
+
+        Only for a consumer that never uses frames past the first fired gate (the
+        synthesizer without ``force_steps``): the steps skipped are never decoded, their
+        gate logits read +inf, and the utterance may not decode again. Other modes ignore it.
+        """
+        if not (isinstance(utterance, GpuUtterance) and utterance._engine is self):
+            raise InternalError("stop_at_gate() got an utterance of another engine")
+        utterance.member.stop_at_gate = True
 
     def _step_runner(self, rows: int, text_length: int) -> StepRunner:
         if self.kernels is None:
@@ -129,4 +154,4 @@ class KernelEngine(GpuEngine):
         self._close_kernels()
 
 
-__all__ = ["KernelEngine", "load_module", "step_mode"]
+__all__ = ["KernelEngine", "cooperative_launch", "load_module", "step_mode"]

@@ -3,11 +3,16 @@
 The GPU engine's batched decoder (:mod:`.gpu_decoder`) binds one run per ring step with
 the addresses of its rows; here a bound run is a ready :class:`StepParams` and the
 launches that read it, and launches only enqueue, so the decoder captures a batch's
-``k`` steps as one CUDA graph. Two modes (``kernels/decoder_step.cu``):
+``k`` steps as one CUDA graph. Three modes (``kernels/decoder_step.cu``):
 
 - ``phases``: seven kernel launches a step, no grid-wide barrier (the safe default);
-- ``fused``: one launch a step, phases separated by a grid-wide barrier, grid at most one
-  block per SM so that every block is resident.
+- ``fused``: one launch a step, phases separated by a grid-wide barrier, grid at most what
+  is resident at once (SMs x occupancy) so that every block runs together;
+- ``persistent``: the fused kernel looping over a batch's ``k`` steps in one launch
+  (:meth:`StepRunner.bind_steps`, driven by the decoder's multi-step path): the ring and
+  the state parities advance on the device, and it may stop once every row's gate fired.
+  Launched cooperatively by default (CUDA then guarantees the co-residency the grid
+  barrier needs, next to the vocoder's kernels on the other stream, or refuses).
 
 Weights: the packed fp16 arrays (:mod:`.step_weights`) in one device buffer, uploaded at
 open. Scratch (prenet output, query, energies) per runner, allocated when a batch bucket
@@ -27,6 +32,7 @@ import numpy as np
 
 from ..cuda import DeviceBuffer, Stream, copy_async, memset_async
 from ..errors import BackendError, InternalError
+from .gpu_decoder import Ring
 from .gpu_runner import DeviceTensor
 from .graphs import STATE_NAMES
 from .step_weights import PackedStep, StepDims
@@ -47,7 +53,8 @@ MAX_SMEM = 48 * 1024
 ALIGN = 256
 """Byte alignment of each packed weight array inside the weights buffer."""
 
-Mode = Literal["phases", "fused"]
+Mode = Literal["phases", "fused", "persistent"]
+MODES: tuple[Mode, ...] = ("phases", "fused", "persistent")
 _P = ctypes.c_uint64
 _I = ctypes.c_int64
 
@@ -123,13 +130,22 @@ class StepKernels:
     """One engine's decoder-step kernels: the weights on the device and the launcher."""
 
     def __init__(self, packed: PackedStep, launcher: Launcher, stream: Stream, *, mode: Mode = "phases",
-                 sm_count: int = 1, cooperative: bool = False) -> None:
-        """Upload the weights; ``cooperative`` launches the fused kernel with CUDA's residency guarantee."""
+                 sm_count: int = 1, cooperative: bool = False, gate_logit: float = math.inf) -> None:
+        """Upload the weights.
+
+        ``cooperative`` launches the fused kernel with CUDA's residency guarantee;
+        ``gate_logit``: a row's gate has fired once a logit exceeds it (the persistent
+        kernel's device-side stop), rounded to fp32 so the device and numpy's fp32
+        comparison of the host's gate logits always agree.
+        """
+        if mode not in MODES:
+            raise BackendError(f"Decoder kernel mode {mode!r}; use one of {', '.join(MODES)}.", backend="cuda")
         self.dims = packed.dims
         self.launcher = launcher
         self.mode: Mode = mode
         self.sm_count = sm_count
         self.cooperative = cooperative
+        self.gate_logit = float(np.float32(gate_logit))
         self.weights = DeviceWeights(packed, stream)
 
     def runner(self, rows: int, text_length: int, stream: Stream) -> StepRunner:
@@ -168,7 +184,7 @@ class StepRunner:
                          ("barrier", 2), ("row_done", rows), ("steps_done", 1))}
         for buffer in self.scratch.values():
             buffer.memset(0, stream)  # the grid barrier starts at zero, and stays consistent after each launch
-        self.grid = kernels.fused_grid(rows, text_length) if kernels.mode == "fused" else 0
+        self.grid = kernels.fused_grid(rows, text_length) if kernels.mode != "phases" else 0
         self.grids = phase_grids(d, rows, text_length)
 
     def params(self, inputs: Mapping[str, DeviceTensor], outputs: Mapping[str, DeviceTensor]) -> StepParams:
@@ -196,13 +212,26 @@ class StepRunner:
     def bind(self, inputs: Mapping[str, DeviceTensor], outputs: Mapping[str, DeviceTensor]) -> BoundStep:
         return BoundStep(self, self.params(inputs, outputs))
 
+    @property
+    def multi_step(self) -> bool:
+        """Persistent mode: the decoder binds one multi-step launch instead of one run per step."""
+        return self.kernels.mode == "persistent"
+
+    def bind_steps(self, inputs: Mapping[str, DeviceTensor], outputs: Mapping[str, DeviceTensor],
+                   ring: Ring) -> BoundSteps:
+        """Step 0 at these addresses, step s ``s`` ring strides on, parity ``s % 2`` (see ``step_of`` in the .cu)."""
+        p = self.params(inputs, outputs)
+        p.frame_step, p.gate_step, p.drop_step = ring.frame_step, ring.gate_step, ring.drop_step
+        p.row_done, p.steps_done, p.gate_logit = ring.row_done, ring.steps_done, self.kernels.gate_logit
+        return BoundSteps(self, p)
+
     def run(self, inputs: Mapping[str, DeviceTensor], outputs: Mapping[str, DeviceTensor]) -> None:
         self.bind(inputs, outputs).run()
 
     def launch(self, params: StepParams) -> None:
         """Enqueue one step (or ``params.steps`` fused steps) on the runner's stream."""
         k, stream = self.kernels, self.stream.handle
-        if k.mode == "fused" or params.steps != 1:
+        if k.mode != "phases" or params.steps != 1:
             k.launcher.launch("k_fused", self.grid or k.fused_grid(self.rows, self.text_length), THREADS,
                               self.smem, stream, params, cooperative=k.cooperative)
             return
@@ -227,4 +256,19 @@ class BoundStep:
     params: StepParams
 
     def run(self) -> None:
+        self.runner.launch(self.params)
+
+
+@dataclass
+class BoundSteps:
+    """Up to a ring of steps in one launch of the persistent kernel (a :class:`~.gpu_decoder.MultiStepRun`)."""
+
+    runner: StepRunner
+    params: StepParams
+
+    def run(self, steps: int, stop_on_gate: bool) -> None:
+        """The kernel's arguments are copied at launch, so one struct serves every launch."""
+        if steps < 1:
+            raise InternalError(f"a persistent launch of {steps} steps")
+        self.params.steps, self.params.stop_on_gate = steps, int(stop_on_gate)
         self.runner.launch(self.params)

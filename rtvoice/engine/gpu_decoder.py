@@ -17,6 +17,15 @@ CUDA graphs: backends whose runs only enqueue (TensorRT) get the ``k`` steps of 
 (bucket, k) captured as one graph after one ordinary warm-up run; ONNX Runtime captures
 its own graphs per step inside the runner.
 
+Several steps a launch (:class:`MultiStepRunner`, the cuda backend's persistent kernel):
+the ``k`` steps of a batch are one launch that walks the same ring by strides, so it runs
+*between* the host's row-management points (join, leave, park, compaction, the gate
+read), never across one: rows, ring, parking and the streaming contract stay exactly
+those of per-step runs, and only the launch count changes. Members that opted in
+(``stop_at_gate``, for consumers that never use frames past a fired gate) let the launch
+stop on the device once each of them has fired; the steps it skipped are never decoded,
+their gates read +inf, and the member may not decode again (``ended``).
+
 Threads: everything runs on the decoder thread (stream A) except :meth:`BatchedDecoder.leave`.
 """
 
@@ -25,8 +34,9 @@ from __future__ import annotations
 import bisect
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -47,6 +57,10 @@ class Member:
         self.row = row
         self.length = length
         self.left = False
+        self.stop_at_gate = False
+        """Whether a multi-step launch may stop once this row's gate fired (frames past it unused)."""
+        self.ended = False
+        """The device stopped at this row's gate: steps were skipped, so it may not decode again."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +71,38 @@ class Request:
     masks: npt.NDArray[np.float32]
     mel_ptr: int
     first: int
+
+
+@dataclass(frozen=True)
+class Ring:
+    """What a launch of several steps needs beyond step 0's tensors (:class:`~.gpu_rows.Rows`' layout).
+
+    Strides in floats between consecutive steps' frames, gates and masks; the addresses of
+    the rows' "finished" flags (int32, 1 = may stop) and of the count of steps run (int32).
+    """
+
+    frame_step: int
+    gate_step: int
+    drop_step: int
+    row_done: int
+    steps_done: int
+
+
+class MultiStepRun(Protocol):
+    def run(self, steps: int, stop_on_gate: bool) -> None:
+        """Enqueue ``steps`` steps in one launch; with ``stop_on_gate``, stop after the step where all rows are done."""
+
+
+@runtime_checkable
+class MultiStepRunner(Protocol):
+    """A step runner that can also run many steps a launch (the cuda backend's persistent kernel)."""
+
+    @property
+    def multi_step(self) -> bool:
+        """Whether the decoder should use :meth:`bind_steps` instead of one bound run per step."""
+
+    def bind_steps(self, inputs: Mapping[str, DeviceTensor], outputs: Mapping[str, DeviceTensor],
+                   ring: Ring) -> MultiStepRun: ...
 
 
 class BatchedDecoder:
@@ -87,6 +133,7 @@ class BatchedDecoder:
         self._runners: dict[int, GraphRunner] = {}
         self._runs: dict[tuple[int, int], list[BoundRun]] = {}
         self._graphs: dict[tuple[int, int, int], CudaGraph] = {}
+        self._multi: dict[tuple[int, int], MultiStepRun] = {}
         self._warm: set[tuple[int, int, int]] = set()
 
     @property
@@ -148,18 +195,27 @@ class BatchedDecoder:
         for q in requests:
             if q.member.left or q.member.row < 0:
                 raise InternalError("decode() of a closed utterance")
+            if q.member.ended:
+                raise InternalError("decode() after the device stopped this sentence at its gate")
         r = self.rows.r
-        gates = [np.empty(len(q.masks) * r, np.float32) for q in requests]
+        gates = [np.full(len(q.masks) * r, np.inf, np.float32) for q in requests]  # +inf: never decoded
         for k, group in sorted(group_indices([len(q.masks) for q in requests]).items(), reverse=True):
             for start in range(0, k, self.ring):
+                live = [i for i in group if not requests[i].member.ended]
+                if not live:
+                    break
                 steps = min(self.ring, k - start)
-                out = self._batch([requests[i] for i in group], start, steps)
-                for i, g in zip(group, out, strict=True):
-                    gates[i][start * r : (start + steps) * r] = g
+                out = self._batch([requests[i] for i in live], start, steps)
+                for i, g in zip(live, out, strict=True):
+                    gates[i][start * r : start * r + len(g)] = g
         return gates
 
     def _batch(self, requests: Sequence[Request], start: int, steps: int) -> list[npt.NDArray[np.float32]]:
-        """``steps`` steps (masks ``[start, start + steps)``) of ``requests``, ending in the host wait."""
+        """``steps`` steps (masks ``[start, start + steps)``) of ``requests``, ending in the host wait.
+
+        Each request's gates are those of the steps that ran: fewer than ``steps`` only when a
+        multi-step launch stopped on its gate (its member is then ``ended``).
+        """
         top = max(q.member.row for q in requests) + 1
         if top > self.buckets[-1]:  # batching capped (max_batch, a profile): one sentence at a time
             return [g for q in requests for g in self._batch_at([q], q.member.row, 1, start, steps)]
@@ -168,7 +224,11 @@ class BatchedDecoder:
 
     def _batch_at(self, requests: Sequence[Request], base: int, bucket: int, start: int, steps: int
                   ) -> list[npt.NDArray[np.float32]]:
-        """The steps of rows ``[base, base + bucket)``; rows in it not requested are parked."""
+        """The steps of rows ``[base, base + bucket)``; rows in it not requested are parked.
+
+        A multi-step launch may stop on the gate only if every requested member opted in;
+        the rows it covers but does not serve count as done from the start.
+        """
         r, s = self.rows, self.stream
         mine = {q.member.row for q in requests}
         idle = _runs([row for row in range(base, min(base + bucket, len(self._members))) if row not in mine])
@@ -180,7 +240,20 @@ class BatchedDecoder:
                       r.masks_host.ptr + F32 * base * width, F32 * r.rows * width, F32 * bucket * width, steps, s)
         for first, count in idle:
             r.copy_rows(r.parked(), r.carried(), first, count, first, s)
-        self._steps(bucket, base, steps)
+        multi = self._multi_step(bucket)
+        stop = multi and all(q.member.stop_at_gate for q in requests)
+        if stop:
+            done = r.done_host.array(np.int32, (r.rows,))
+            done[base:base + bucket] = 1
+            for q in requests:
+                done[q.member.row] = 0
+            copy_async(r.done.ptr + 4 * base, r.done_host.ptr + 4 * base, 4 * bucket, s)
+        if multi:
+            self._bound_steps(bucket, base).run(steps, stop)
+            if stop:
+                copy_async(r.steps_host.ptr, r.steps_done.ptr, 4, s)
+        else:
+            self._steps(bucket, base, steps)
         for q in requests:  # frames ring[1..steps] of its row -> its own mel buffer, r frames a step
             copy_2d_async(q.mel_ptr + F32 * r.n_mel * (q.first + start * r.r), F32 * r.width,
                           r.frame(1, q.member.row), F32 * r.rows * r.width, F32 * r.width, steps, s)
@@ -191,7 +264,36 @@ class BatchedDecoder:
         self.done.record(s)
         self.done.synchronize()  # the one host wait per batch of steps: the gate logits
         out = r.gates_host.array(np.float32, (self.ring, r.rows, r.r))
-        return [out[:steps, q.member.row].reshape(-1).copy() for q in requests]
+        ran = int(r.steps_host.array(np.int32, (1,))[0]) if stop else steps
+        if not 1 <= ran <= steps:
+            raise InternalError(f"the decoder kernel reports {ran} of {steps} steps run")
+        if ran < steps:  # every requested row's gate fired: the rest was never decoded
+            for q in requests:
+                q.member.ended = True
+        return [out[:ran, q.member.row].reshape(-1).copy() for q in requests]
+
+    def _runner(self, bucket: int) -> GraphRunner:
+        runner = self._runners.get(bucket)
+        if runner is None:
+            runner = self._runners[bucket] = self._runner_for(bucket, self.text_length)
+        return runner
+
+    def _multi_step(self, bucket: int) -> bool:
+        runner = self._runner(bucket)
+        return isinstance(runner, MultiStepRunner) and runner.multi_step
+
+    def _bound_steps(self, bucket: int, base: int) -> MultiStepRun:
+        """One launch of up to ``ring`` steps of rows ``[base, base + bucket)``: ring slot 0's tensors and strides."""
+        run = self._multi.get((bucket, base))
+        if run is None:
+            runner = self._runner(bucket)
+            if not isinstance(runner, MultiStepRunner):
+                raise InternalError("multi-step launch on a runner without bind_steps")
+            r = self.rows
+            ring = Ring(frame_step=r.rows * r.width, gate_step=r.rows * r.r, drop_step=r.rows * 2 * r.prenet,
+                        row_done=r.done.ptr + 4 * base, steps_done=r.steps_done.ptr)
+            run = self._multi[(bucket, base)] = runner.bind_steps(*self._tensors(0, bucket, base), ring)
+        return run
 
     def _steps(self, bucket: int, base: int, steps: int) -> None:
         runs = self._bound(bucket, base)
@@ -216,19 +318,19 @@ class BatchedDecoder:
     def _bound(self, bucket: int, base: int) -> list[BoundRun]:
         """The ring's ``k`` bound runs of rows ``[base, base + bucket)``: step i reads ring[i], parity i % 2."""
         runs = self._runs.get((bucket, base))
-        if runs is not None:
-            return runs
-        runner = self._runners.get(bucket)
-        if runner is None:
-            runner = self._runners[bucket] = self._runner_for(bucket, self.text_length)
+        if runs is None:
+            runner = self._runner(bucket)
+            runs = self._runs[(bucket, base)] = [runner.bind(*self._tensors(i, bucket, base))
+                                                 for i in range(self.ring)]
+        return runs
+
+    def _tensors(self, i: int, bucket: int, base: int) -> tuple[dict[str, DeviceTensor], dict[str, DeviceTensor]]:
+        """Inputs and outputs of ring step ``i`` of rows ``[base, base + bucket)``."""
         r, d, n, b, o = self.rows, self.config.decoder, self.text_length, bucket, base
         shapes = {name: (b, elems) for name, elems in r.state_elems.items()}
         (memory, m_row), (processed, p_row), (mask, k_row) = r.static()
-        runs = []
-        for i in range(self.ring):
-            src, dst = r.states[i % 2], r.states[1 - i % 2]
-            runs.append(runner.bind(
-                {"decoder_input": DeviceTensor(r.frame(i, o), (b, r.width)),
+        src, dst = r.states[i % 2], r.states[1 - i % 2]
+        return ({"decoder_input": DeviceTensor(r.frame(i, o), (b, r.width)),
                  **{name: DeviceTensor(src[name].ptr + F32 * o * e, shapes[name])
                     for name, e in r.state_elems.items()},
                  "memory": DeviceTensor(memory + m_row * o, (b, n, d.encoder_embedding_dim)),
@@ -239,15 +341,13 @@ class BatchedDecoder:
                 {"mel_frame": DeviceTensor(r.frame(i + 1, o), (b, r.width)),
                  "gate": DeviceTensor(r.gate(i, o), (b, r.r)),
                  **{f"next_{name}": DeviceTensor(dst[name].ptr + F32 * o * e, shapes[name])
-                    for name, e in r.state_elems.items()}}))
-        self._runs[(bucket, base)] = runs
-        return runs
+                    for name, e in r.state_elems.items()}})
 
     def close(self) -> None:
         """Free graphs, runners and rows (after the stream's queued work; the engine syncs first)."""
         for graph in self._graphs.values():
             graph.close()
-        self._graphs, self._runs, self._warm = {}, {}, set()
+        self._graphs, self._runs, self._warm, self._multi = {}, {}, set(), {}
         for runner in self._runners.values():
             runner.close()
         self._runners = {}

@@ -12,6 +12,8 @@ Every per-sentence tensor of the decoder step lives in one row of a buffer shape
   step of a batch has fixed addresses (capturable as one graph). ``gates``
   ``(k, max_rows, r)`` and ``masks`` ``(k, max_rows, 2, prenet_dim)`` the same.
 - ``park``: room to save the state of rows that a run covers but must not advance.
+- ``done`` ``(max_rows,)`` int32 and ``steps_done`` (one int32): the persistent kernel's
+  device-side gate stop (which rows count as finished before a launch; how many steps it ran).
 
 Everything is allocated once (engine open) and zeroed; freed by :meth:`Rows.close`.
 Decoder thread only.
@@ -48,6 +50,10 @@ class Rows:
         self.masks = self._dev(F32 * ring * rows * 2 * self.prenet)
         self.gates_host = self._host(F32 * ring * rows * self.r)
         self.masks_host = self._host(F32 * ring * rows * 2 * self.prenet)
+        self.done = self._dev(4 * rows)
+        self.done_host = self._host(4 * rows)
+        self.steps_done = self._dev(4)
+        self.steps_host = self._host(4)
         for buffer in self._owned:
             if isinstance(buffer, DeviceBuffer):
                 buffer.memset(0, stream)  # free rows hold zeros, never NaN: no warnings, no surprises

@@ -9,58 +9,27 @@ come out as the CPU engine decodes them alone, within fp16 weight error.
 
 from __future__ import annotations
 
-import dataclasses
-import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
+from kernel_engines import IDS, FakeRunner, install_fakes, kernel_engine  # tests/cuda_backend/kernel_engines.py
+from kernel_engines import masks as _masks
 from numpy_launcher import NumpyLauncher  # tests/cuda_backend/numpy_launcher.py
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
-from fake_device import FakeBuffer, FakeGraph, FakeRunner, FakeStream, install  # noqa: E402
+from rtvoice.config import VoiceConfig
+from rtvoice.engine import cuda_engine, cuda_step
+from rtvoice.engine.cuda_engine import KernelEngine
+from rtvoice.engine.step_weights import load_packed
+from rtvoice.ort.cpu_engine import CpuEngine
 
-from rtvoice.config import BatchingConfig, EngineProfile, VoiceConfig  # noqa: E402
-from rtvoice.engine import cuda_engine, cuda_step  # noqa: E402
-from rtvoice.engine.cuda_engine import KernelEngine  # noqa: E402
-from rtvoice.engine.step_weights import load_packed  # noqa: E402
-from rtvoice.ort.cpu_engine import CpuEngine  # noqa: E402
-
-
-def _install(monkeypatch: pytest.MonkeyPatch) -> None:
-    install(monkeypatch)
-    from fake_device import copy_async, memset_async
-
-    for module in (cuda_step, cuda_engine):
-        for name, fake in {"DeviceBuffer": FakeBuffer, "Stream": FakeStream, "copy_async": copy_async,
-                           "memset_async": memset_async, "set_device": lambda index: None}.items():
-            if hasattr(module, name):
-                monkeypatch.setattr(module, name, fake)
-
-
-def _engine(folder: Path, monkeypatch: pytest.MonkeyPatch, mode: str, launcher: object = None, **batching: object
-            ) -> tuple[KernelEngine, Any]:
-    _install(monkeypatch)
-    config = VoiceConfig.load(folder)
-    profiles = dataclasses.replace(config.profiles, text_length=EngineProfile(1, 48, 48))
-    config = dataclasses.replace(config, profiles=profiles, batching=BatchingConfig(**batching))  # type: ignore[arg-type]
-    launcher = launcher or NumpyLauncher(load_packed(folder / "decoder_step.onnx").dims)
-    engine = KernelEngine(folder, config, 0, runner_factory=lambda graph, path, stream: FakeRunner(path),
-                          launcher=launcher, sm_count=4, mode=mode)  # type: ignore[arg-type]
-    return engine, launcher
-
-
-def _masks(seed: int, steps: int, prenet: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return (rng.random((steps, 1, 2, prenet)) > 0.5).astype(np.float32) * 2.0
-
-
-IDS = [list(range(3, 3 + n)) for n in (11, 5, 23)]
+_engine = kernel_engine
+_install = install_fakes
 
 
 @pytest.mark.parametrize(("mode", "voice"), [("phases", "tiny_voice_dir"), ("fused", "tiny_voice_dir"),
-                                             ("phases", "tiny_r2_voice_dir")])
+                                             ("phases", "tiny_r2_voice_dir"), ("persistent", "tiny_voice_dir"),
+                                             ("persistent", "tiny_r2_voice_dir")])
 def test_kernel_engine_decodes_batched_rows_like_the_cpu_engine_alone(
         mode: str, voice: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     folder: Path = request.getfixturevalue(voice)
@@ -88,12 +57,20 @@ def test_kernel_engine_decodes_batched_rows_like_the_cpu_engine_alone(
     finally:
         engine.close()
     assert engine.kernels is None  # weights freed
-    expected = {"phases": {k: launcher.launches[k] for k in cuda_step.PHASES}, "fused": {}}[mode]
+    from fake_device import FakeGraph
+
     if mode == "phases":
-        assert len(set(expected.values())) == 1 and launcher.launches["k_fused"] == 0
+        counts = {launcher.launches[k] for k in cuda_step.PHASES}
+        assert len(counts) == 1 and launcher.launches["k_fused"] == 0
     else:
         assert launcher.launches["k_fused"] > 0 and not any(launcher.launches[k] for k in cuda_step.PHASES)
-    assert FakeGraph.captured and sum(g.launches for g in FakeGraph.captured) > 0  # steps replayed as graphs
+    if mode == "persistent":  # one cooperative launch per batch of steps, not captured
+        ring = engine.config.decoder.gate_check_interval
+        batches = sum(-(-k // ring) for k in (8, 8, 4, 4, 4))
+        assert launcher.launches["k_fused"] == launcher.cooperative["k_fused"] == batches
+        assert not FakeGraph.captured
+    else:
+        assert FakeGraph.captured and sum(g.launches for g in FakeGraph.captured) > 0  # steps replayed as graphs
     cpu = CpuEngine(folder, VoiceConfig.load(folder))
     for i, ids in enumerate(IDS):
         u = cpu.open_utterance(ids, steps * r)
@@ -157,8 +134,10 @@ def test_kernel_engine_runs_the_cuda_source_itself(monkeypatch: pytest.MonkeyPat
         np.testing.assert_allclose(mels[i], want_mel, atol=3e-2 * np.abs(want_mel).max() + 1e-3)
 
 
-@pytest.mark.parametrize("voice", ["tiny_voice_dir", "default"])
-def test_kernel_engine_speaks_like_the_gpu_engine_with_the_onnx_step(voice: str, monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(("voice", "mode"), [("tiny_voice_dir", "phases"), ("default", "phases"),
+                                             ("tiny_voice_dir", "persistent")])
+def test_kernel_engine_speaks_like_the_gpu_engine_with_the_onnx_step(voice: str, mode: str,
+                                                                     monkeypatch: pytest.MonkeyPatch,
                                                                      request: pytest.FixtureRequest) -> None:
     """Whole sentences through the synthesizer; only the decoder step differs (fp16 kernels vs the fp32 graph).
 
@@ -174,7 +153,7 @@ def test_kernel_engine_speaks_like_the_gpu_engine_with_the_onnx_step(voice: str,
     folder = Path(__file__).parents[2] / "rtvoice" / "voices" / "default" if voice == "default" \
         else Path(request.getfixturevalue(voice))
     text, config = "Our own kernels speak.", SynthesisConfig(seed=3, force_steps=60)
-    engine, _ = _engine(folder, monkeypatch, "phases", max_rows=2, max_batch=2, buckets=(1, 2))
+    engine, _ = _engine(folder, monkeypatch, mode, max_rows=2, max_batch=2, buckets=(1, 2))
     try:
         got = concatenate(synthesize(engine, text, config))
     finally:
@@ -213,5 +192,31 @@ def test_an_unknown_step_mode_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) 
     from rtvoice.errors import BackendError
 
     monkeypatch.setenv("RTVOICE_CUDA_STEP", "turbo")
-    with pytest.raises(BackendError, match="RTVOICE_CUDA_STEP='turbo'; use phases or fused"):
+    with pytest.raises(BackendError, match="RTVOICE_CUDA_STEP='turbo'; use phases, fused, persistent"):
         cuda_engine.step_mode()
+    monkeypatch.setenv("RTVOICE_CUDA_COOPERATIVE", "yes")
+    with pytest.raises(BackendError, match="RTVOICE_CUDA_COOPERATIVE='yes'; use 1 or 0"):
+        cuda_engine.cooperative_launch("fused")
+
+
+def test_the_step_mode_comes_from_the_voice_unless_the_environment_says(monkeypatch: pytest.MonkeyPatch,
+                                                                        tiny_voice_dir: Path) -> None:
+    import dataclasses
+
+    from rtvoice.config import BatchingConfig
+    from rtvoice.errors import VoiceError
+    from rtvoice.voice_schema import build
+
+    monkeypatch.delenv("RTVOICE_CUDA_STEP", raising=False)
+    monkeypatch.delenv("RTVOICE_CUDA_COOPERATIVE", raising=False)
+    config = VoiceConfig.load(tiny_voice_dir)
+    assert cuda_engine.step_mode(config) == "phases"
+    persistent = dataclasses.replace(config, batching=BatchingConfig(cuda_step="persistent"))
+    assert cuda_engine.step_mode(persistent) == "persistent"
+    assert cuda_engine.cooperative_launch("persistent") and not cuda_engine.cooperative_launch("fused")
+    monkeypatch.setenv("RTVOICE_CUDA_STEP", "fused")
+    assert cuda_engine.step_mode(persistent) == "fused"
+    monkeypatch.setenv("RTVOICE_CUDA_COOPERATIVE", "0")
+    assert not cuda_engine.cooperative_launch("persistent")
+    with pytest.raises(VoiceError, match=r"batching.cuda_step: expected one of \['phases', 'fused', 'persistent'\]"):
+        build(BatchingConfig, {"cuda_step": "turbo"}, "batching")
