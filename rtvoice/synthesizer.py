@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .audio import AudioChunk, Float32Array, Timing
+from .chunking import next_chunk
 from .config import ResolvedSynthesis, SynthesisConfig, VoiceConfig
 from .engine.protocol import Engine, Utterance, VocodeItem
 from .engine.randomness import PrenetMasks, noise
@@ -253,7 +254,7 @@ class ChunkVocoder:
             lo, hi = max(0, self._start - ctx), min(frames, end + ctx)
             ready.append(Window(progress, self._start, end, lo, hi, last_of_sentence, frames))
             if self._start > 0:
-                self._size = max(self._size, min(2 * self._size, self._s.max_chunk_frames))
+                self._size = next_chunk(self._size, self._s.max_chunk_frames)
             self._start = end
         return ready
 

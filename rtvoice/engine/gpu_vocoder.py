@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from ..chunking import chunk_sizes
 from ..cuda import DeviceBuffer, Event, HostBuffer, copy_2d_async, copy_async, set_device
 from .gpu_runner import F32, DeviceTensor, GraphRunner
 from .protocol import group_indices
@@ -31,14 +32,6 @@ class VocoderJob:
     noise: npt.NDArray[np.float32]
     mel: npt.NDArray[np.float32] | None = None
     """Host frames (frames, n_mel) of the postnet's span in place of the slot's (a time-scaled sentence)."""
-
-
-def chunk_sizes(chunk: int, top: int) -> list[int]:
-    """The later chunks' sizes: ``chunk``, doubling up to ``top`` (the synthesizer's ChunkVocoder)."""
-    sizes = [chunk]
-    while sizes[-1] < top:
-        sizes.append(min(2 * sizes[-1], top))
-    return sizes
 
 
 def _power_of_two_at_least(n: int) -> int:
