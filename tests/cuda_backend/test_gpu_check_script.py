@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -157,3 +158,73 @@ def test_parity_and_bench_stages_run_their_device_paths(tiny_voice_dir: Path, em
     assert set(bench["phase_us_b1"]) == set(cuda_backend_check.PHASES)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["errors"] == {"parity": False, "bench": False}
+
+
+def test_engine_stage_times_every_kernel_mode(tiny_voice_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                              tmp_path: Path) -> None:
+    """The engine stage's runs as the GPU does them, with KernelEngine and the ORT-CUDA engine on the fake device.
+
+    Every kernel mode is opened through the voice's batching.cuda_step, speaks, and has its
+    decoder timed through decode_batch; the SNRs between runs come out (the modes agree).
+    """
+    from kernel_engines import FakeRunner, install_fakes
+
+    from rtvoice.backends import Choice
+    from rtvoice.config import VoiceConfig
+    from rtvoice.engine.cuda_engine import KernelEngine
+    from rtvoice.engine.gpu_engine import GpuEngine
+    from rtvoice.ort.cpu_engine import CpuEngine
+    from rtvoice.voice import Voice
+
+    install_fakes(monkeypatch)
+    monkeypatch.delenv("RTVOICE_CUDA_STEP", raising=False)
+    dims = load_packed(tiny_voice_dir / "decoder_step.onnx").dims
+    opened: list[str] = []
+
+    def open_voice(folder: Path, backend: str, device: str, mode: str | None) -> Voice:
+        config = VoiceConfig.load(folder)
+        if mode is not None:
+            import dataclasses
+
+            config = dataclasses.replace(config, batching=dataclasses.replace(config.batching, cuda_step=mode))
+        engine: Any
+        if backend == "cuda":
+            engine = KernelEngine(folder, config, 0, runner_factory=lambda graph, path, stream: FakeRunner(path),
+                                  launcher=NumpyLauncher(dims), sm_count=4)
+            assert engine.kernels is not None
+            opened.append(engine.kernels.mode)
+        elif device == "cpu":
+            engine = CpuEngine(folder, config)
+        else:
+            step = folder / config.graphs["decoder_step"]
+            engine = GpuEngine(folder, config, 0, "fake", lambda graph, path, stream: FakeRunner(path),
+                               lambda rows, length: FakeRunner(step, {"batch": rows, "text_length": length},
+                                                               enqueue_only=True))
+        return Voice(folder, config, engine, Choice(backend, device, "test"))
+
+    monkeypatch.setattr(cuda_backend_check, "VOICES", {"default": tiny_voice_dir, "tiny": tiny_voice_dir})
+    monkeypatch.setattr(cuda_backend_check, "ENGINE_BATCHES", (1, 2))
+    runs = [run for run in cuda_backend_check.ENGINE_RUNS if run[0] == "default"]  # "tiny" repeats them
+    assert len(runs) == 5
+    monkeypatch.setattr(cuda_backend_check, "ENGINE_RUNS", tuple(runs))
+    report = cuda_backend_check.Report(tmp_path, "engine")
+    import time
+
+    cuda_backend_check.engine_runs(report, open_voice, _TimedEvent, time.monotonic() + 600)
+    data = json.loads((tmp_path / "engine.json").read_text())
+    assert opened == ["phases", "fused", "persistent"]
+    assert not [k for k in data if k.endswith("_error")], data
+    for mode in ("phases", "fused", "persistent"):
+        run = data[f"default_cuda_{mode}"]
+        assert run["ttfa_ms"] > 0 and run["total_ms"] >= run["ttfa_ms"] and run["repeatable"]
+        assert set(run["decoder_us_per_step"]) == {"b1", "b1_host", "b2", "b2_host"}
+    assert "decoder_us_per_step" not in data["default_onnxruntime@cpu"]
+    snr = data["default_snr_db"]
+    assert snr["cuda_persistent_vs_cuda_phases"] == snr["cuda_fused_vs_cuda_phases"] == float("inf")  # same numpy math
+    assert snr["cuda_phases_vs_onnxruntime@cuda:0"] > 50  # fp16 decoder weights against the fp32 graph
+    (tmp_path / "late").mkdir()
+    late = cuda_backend_check.Report(tmp_path / "late", "engine")
+    cuda_backend_check.engine_runs(late, open_voice, _TimedEvent, time.monotonic() - 1)  # budget spent
+    skipped = json.loads((tmp_path / "late" / "engine.json").read_text())
+    assert skipped["default_cuda_phases"].startswith("skipped")
+    assert skipped["default_onnxruntime@cpu"].startswith("skipped")

@@ -12,8 +12,11 @@ Stages (tools/gpu/cuda_backend_check.sh runs each under its own timeout):
            130: phase kernels in a CUDA graph, fused kernel per step in a graph, persistent
            kernel, and PyTorch fp16 autocast with cudnn.benchmark (NVIDIA's way); and each
            phase kernel alone (64 launches in a graph) at batch 1 and 16: where the time goes
-  engine   Voice.load(backend="cuda") end to end against ONNX Runtime CUDA (the same GPU engine,
-           only the decoder step differs) and the CPU engine (needs onnxruntime-gpu)
+  engine   Voice.load(backend="cuda") in each kernel mode (phases, fused, persistent) side by side,
+           then ONNX Runtime CUDA (the same GPU engine, only the decoder step differs) and the
+           CPU engine: time to first audio and to the last chunk, the decoder's µs per step as
+           the engine runs it (decode_batch at batch 1/4/16, CUDA events), SNR between them
+           (needs onnxruntime-gpu); within its own time budget
   summary  the figures that matter from the stages above, in OUT/summary.json
 Each stage writes OUT/<stage>.json as it goes, so a stage cut off by its timeout leaves
 what it had. --dry-run does everything but CUDA calls (what the CPU tests run).
@@ -36,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "cuda_backend"), str(Path(__file__).parent)]
 
 from rtvoice.engine.cuda_engine import NVRTC_OPTIONS  # noqa: E402
-from rtvoice.engine.cuda_step import KERNEL_SOURCE, KERNELS, PHASES  # noqa: E402
+from rtvoice.engine.cuda_step import KERNEL_SOURCE, KERNELS, MODES, PHASES  # noqa: E402
 from rtvoice.engine.graphs import STATE_NAMES  # noqa: E402
 from rtvoice.engine.step_reference import reference_step  # noqa: E402
 from rtvoice.engine.step_weights import load_packed  # noqa: E402
@@ -288,10 +291,40 @@ def _snr(want: np.ndarray, got: np.ndarray) -> float:
     return float("inf") if err == 0 else round(10 * np.log10(float(np.sum(want.astype(np.float64) ** 2)) / err), 2)
 
 
+ENGINE_BUDGET_S = 58.0
+"""The engine stage's own time budget (its shell limit is 70 s): runs not started by then are skipped."""
+ENGINE_BATCHES = (1, 4, 16)
+ENGINE_RUNS: tuple[tuple[str, str, str, str | None], ...] = (
+    *(("default", "cuda", "cuda:0", mode) for mode in MODES),
+    ("default", "onnxruntime", "cuda:0", None), ("default", "onnxruntime", "cpu", None),
+    ("tiny", "cuda", "cuda:0", "phases"), ("tiny", "onnxruntime", "cuda:0", None), ("tiny", "onnxruntime", "cpu", None))
+"""(voice, backend, device, cuda kernel mode), most wanted first: the three modes side by side on the
+default voice, then ONNX Runtime CUDA (today's engine) and the CPU engine for reference."""
+
+
+def _open_voice(folder: Path, backend: str, device: str, mode: str | None) -> Any:
+    """Voice.load with the cuda kernel mode as the voice's batching.cuda_step."""
+    import dataclasses
+
+    from rtvoice import Voice
+    from rtvoice.config import VoiceConfig
+
+    batching = VoiceConfig.load(folder).batching
+    if mode is not None:
+        batching = dataclasses.replace(batching, cuda_step=mode)
+    return Voice.load(folder, backend=backend, device=device, batching=batching)
+
+
+def _timing_event() -> Any:
+    from rtvoice.cuda import Event
+
+    return Event(timing=True)
+
+
 def stage_engine(report: Report, dry: bool) -> None:
-    """The cuda backend against ONNX Runtime CUDA (same GPU engine, only the step differs) and the CPU."""
-    from rtvoice import SynthesisConfig, Voice
-    from rtvoice.audio import concatenate
+    """The engine in each kernel mode, ONNX Runtime CUDA and the CPU: time to first audio, µs per step, SNR."""
+    import os
+
     from rtvoice.ort.sessions import available_providers
 
     if "CUDAExecutionProvider" not in available_providers():
@@ -299,27 +332,39 @@ def stage_engine(report: Report, dry: bool) -> None:
         return
     if dry:
         return
+    os.environ.pop("RTVOICE_CUDA_STEP", None)  # the mode comes from each run's batching.cuda_step
+    engine_runs(report, _open_voice, _timing_event, time.monotonic() + ENGINE_BUDGET_S)
+
+
+def engine_runs(report: Report, open_voice: Any, event: Any, deadline: float) -> None:
+    """Each of ENGINE_RUNS until ``deadline``: speech times, decoder µs/step (GPU), then SNRs per voice."""
+    from engine_timing import decoder_us_per_step, speech_times
+
+    from rtvoice import SynthesisConfig
+    from rtvoice.audio import concatenate
+
     text = "The forms of printed letters should be beautiful."
     config = SynthesisConfig(seed=1, force_steps=120)
-    for voice in ("default", "tiny"):
-        audio: dict[str, np.ndarray] = {}
-        timing: dict[str, float] = {}
-        for backend, device in (("onnxruntime", "cpu"), ("onnxruntime", "cuda:0"), ("cuda", "cuda:0")):
-            name = f"{backend}@{device}"
-            try:
-                with Voice.load(VOICES[voice], backend=backend, device=device) as v:
-                    audio[name] = concatenate(v.synthesize(text, config))
-                    t0 = time.perf_counter()
-                    again = concatenate(v.synthesize(text, config))
-                    timing[name] = round(time.perf_counter() - t0, 4)
-                    timing[f"{name}_repeatable"] = float(np.array_equal(again, audio[name]))
-            except Exception as exc:
-                report.add(f"{voice}_{name}_error", "".join(traceback.format_exception(exc))[-1500:])
-        cpu, ort, ours = (audio.get(k) for k in ("onnxruntime@cpu", "onnxruntime@cuda:0", "cuda@cuda:0"))
-        report.add(voice, {"snr_db_cuda_vs_ort_cuda": _snr(ort, ours) if ort is not None and ours is not None else None,
-                           "snr_db_cuda_vs_cpu": _snr(cpu, ours) if cpu is not None and ours is not None else None,
-                           "snr_db_ort_cuda_vs_cpu": _snr(cpu, ort) if cpu is not None and ort is not None else None,
-                           "warm_s": timing})
+    audio: dict[str, dict[str, np.ndarray]] = {}
+    for voice, backend, device, mode in ENGINE_RUNS:
+        name = f"{backend}_{mode}" if mode else f"{backend}@{device}"
+        if time.monotonic() > deadline:
+            report.add(f"{voice}_{name}", "skipped: the stage's time budget ran out")
+            continue
+        try:
+            with open_voice(VOICES[voice], backend, device, mode) as v:
+                first = concatenate(v.synthesize(text, config))  # warm-up, and the audio compared below
+                times, again = speech_times(v, text, config, runs=1 if device == "cpu" else 3)
+                times["repeatable"] = bool(np.array_equal(again, first))
+                if device != "cpu":
+                    times["decoder_us_per_step"] = decoder_us_per_step(v.engine, ENGINE_BATCHES, 5, event, deadline)
+                audio.setdefault(voice, {})[name] = first
+                report.add(f"{voice}_{name}", times)
+        except Exception as exc:  # one run failing must not hide the others' results
+            report.add(f"{voice}_{name}_error", "".join(traceback.format_exception(exc))[-1500:])
+    for voice, runs in audio.items():
+        refs = [n for n in ("cuda_phases", "onnxruntime@cuda:0", "onnxruntime@cpu") if n in runs]
+        report.add(f"{voice}_snr_db", {f"{a}_vs_{b}": _snr(runs[b], runs[a]) for b in refs for a in runs if a != b})
 
 
 def stage_summary(report: Report, dry: bool) -> None:
@@ -335,7 +380,11 @@ def stage_summary(report: Report, dry: bool) -> None:
     report.add("us_per_step", bench.get("us_per_step"))
     report.add("phase_us", {k: v for k, v in bench.items() if k.startswith("phase_us")})
     report.add("torch_fp16_us_per_step", bench.get("torch_fp16_us_per_step"))
-    report.add("engine", {k: v for k, v in data.get("engine", {}).items() if k not in ("stage", "started")})
+    engine = {k: v for k, v in data.get("engine", {}).items() if k not in ("stage", "started")}
+    report.add("engine_modes", {k: {"ttfa_ms": v.get("ttfa_ms"), "total_ms": v.get("total_ms"),
+                                    **v.get("decoder_us_per_step", {})}
+                                for k, v in engine.items() if isinstance(v, dict) and "ttfa_ms" in v})
+    report.add("engine", engine)
 
 
 STAGES = {"env": stage_env, "voices": stage_voices, "parity": stage_parity, "bench": stage_bench,

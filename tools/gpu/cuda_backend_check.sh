@@ -27,8 +27,8 @@ stage env 45 "$@"
 stage voices 40 "$@"
 stage parity 70 "$@"
 stage bench 75 "$@"
-stage engine 60 "$@"
-stage summary 15 "$@"
+stage engine 70 "$@"
+stage summary 10 "$@"
 if [ "${1:-}" != "--dry-run" ]; then  # the same checks as GPU tests (tests/cuda_backend/test_cuda_gpu.py)
   echo "== pytest (limit 45 s)" >> "$log"
   timeout -k 5 45 "$PY" -m pytest tests/cuda_backend/test_cuda_gpu.py -q -p no:cacheprovider -o addopts="" \
