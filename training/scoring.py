@@ -4,10 +4,13 @@ Whisper writes what it hears the way people write ("the FBI", "8:15 p.m.", "986-
 "where's"), while the corpus holds what synthesis speaks ("the eff bee eye", "eight fifteen
 pee em"). Scoring the one against the other counts spelling, not speaking. So both sides are
 brought to one canonical form, by the same function, and the reference is the sentence **as
-written** (LJSpeech's transcript, corpus-extra.tsv's ``raw``), not the front end's reading of
-it. That reference does not move when rtvoice.text changes, so reports made before and after a
-front-end change compare; and a front-end misreading ("Paul M. Stombaugh" read as "Paul the one
-thousandth") counts as an error, as a listener would count it.
+written** (LJSpeech's transcript, corpus-extra.tsv's ``raw``), not the corpus's spoken form
+of it. The spoken form changes whenever rtvoice.text does (corpus.tsv was rebuilt on
+2026-12-07 and 19 of the 300 held-out texts changed); the written sentence does not, so a
+teacher report and a voice report made on either side of a rebuild are scored against the
+same words. The canonical form itself uses rtvoice.text, so compare reports scored by the same
+code: :func:`rescore` (and training.evaluate's ratio to the teacher) re-score stored
+hypotheses for that.
 
 :func:`canonical`, in this order:
 
