@@ -327,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         if teacher_wer is not None:
             report["ratio_to_teacher"] = summary(results)["wer"] / teacher_wer if teacher_wer > 0 else None
     report |= summary(results)
+    report["scored_against_spoken_text"] = sum(r.index not in written for r in results)  # no written text known
     report["elapsed_s"] = round(time.perf_counter() - started, 1)
     report["per_sentence"] = [asdict(r) for r in results]
     args.out.mkdir(parents=True, exist_ok=True)

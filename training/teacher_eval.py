@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         if not texts:
             continue
         results = evaluate(texts, teacher_speaker(teacher), asr, written=written)
-        report["sets"][name] = summary(results)
+        report["sets"][name] = summary(results) | {
+            "scored_against_spoken_text": sum(r.index not in written for r in results)}  # no written text known
         all_results += [asdict(r) | {"set": name} for r in results]
         log.info("%s: WER %.3f on %d sentences", name, report["sets"][name]["wer"], len(results))
     # The held-out set's figures at the top level; evaluate.teacher_comparison reads per_sentence.
