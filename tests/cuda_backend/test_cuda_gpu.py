@@ -1,7 +1,9 @@
 """The cuda backend on a real GPU (issue 26); skipped without one.
 
 The kernels against the fp16 numpy reference in all three modes (tiny and default
-voices), and ``--backend cuda`` end to end against the CPU engine (needs onnxruntime-gpu).
+voices), ``--backend cuda`` end to end against the CPU engine, each engine mode against
+``phases``, and the persistent engine's join/leave/park/gate-stop scenario
+(test_persistent_engine.py) on the device (the engine tests need onnxruntime-gpu).
 """
 
 from __future__ import annotations
@@ -78,3 +80,54 @@ def test_cuda_backend_speaks_like_the_cpu_engine(tiny_voice_dir: Path) -> None:
     err = float(np.sum((want.astype(np.float64) - got) ** 2))
     snr = float("inf") if err == 0 else 10 * np.log10(float(np.sum(want.astype(np.float64) ** 2)) / err)
     assert snr > 20.0  # fp16 decoder weights (a wrong kernel gives ~0 dB); the rest as ONNX Runtime CUDA runs it
+
+
+@pytest.mark.parametrize("mode", ["fused", "persistent"])
+def test_cuda_backend_modes_speak_like_phases(mode: str, tiny_voice_dir: Path) -> None:
+    """Each kernel mode through the whole engine (batching.cuda_step) gives the phases mode's audio."""
+    import dataclasses
+
+    from rtvoice import SynthesisConfig, Voice
+    from rtvoice.audio import concatenate
+    from rtvoice.config import VoiceConfig
+    from rtvoice.errors import BackendError
+
+    config = SynthesisConfig(seed=3, force_steps=60)
+    audio = {}
+    for m in ("phases", mode):
+        batching = dataclasses.replace(VoiceConfig.load(tiny_voice_dir).batching, cuda_step=m)
+        try:
+            voice = Voice.load(tiny_voice_dir, backend="cuda", device="cuda:0", batching=batching)
+        except BackendError as exc:
+            pytest.skip(f"cuda backend unavailable here: {exc}")
+        with voice:
+            audio[m] = concatenate(voice.synthesize("Our own kernels.", config))
+    want, got = audio["phases"], audio[mode]
+    assert len(got) == len(want)
+    np.testing.assert_allclose(got, want, atol=1e-4 * (np.abs(want).max() + 1e-6))  # the same device functions
+
+
+def test_persistent_engine_stops_mid_batch_on_the_gpu(device: tuple[Any, int], tiny_voice_dir: Path) -> None:
+    """tests/cuda_backend/test_persistent_engine.py's scenario on the GPU: joins, leaves, parking, the device stop."""
+    import dataclasses
+
+    from test_persistent_engine import check, choose_threshold, scenario
+
+    from rtvoice.config import BatchingConfig, VoiceConfig
+    from rtvoice.engine.cuda_engine import KernelEngine
+    from rtvoice.errors import BackendError
+
+    def open_engine(mode: str, decoder: dict[str, Any], batching: dict[str, Any]) -> KernelEngine:
+        config = VoiceConfig.load(tiny_voice_dir)
+        config = dataclasses.replace(config, decoder=dataclasses.replace(config.decoder, **decoder),
+                                     batching=BatchingConfig(**batching))
+        try:
+            return KernelEngine(tiny_voice_dir, config, 0, mode=mode)  # type: ignore[arg-type]
+        except BackendError as exc:
+            pytest.skip(f"cuda backend unavailable here: {exc}")
+
+    ring = 8
+    full = scenario(tiny_voice_dir, None, "phases", ring, 1.0, open_engine=open_engine)
+    threshold, stop = choose_threshold(full, ring, 1)
+    run = scenario(tiny_voice_dir, None, "persistent", ring, threshold, open_engine=open_engine)
+    check(run, full, stop, ring, 1, atol=1e-5, launches=False)

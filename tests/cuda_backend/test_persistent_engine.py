@@ -41,17 +41,25 @@ class Run:
     ended: dict[str, bool]
 
 
-def scenario(folder: Path, monkeypatch: pytest.MonkeyPatch, mode: str, ring: int, threshold: float,
-             launcher: Any = None) -> Run:
-    """A, B decode ``ring`` steps (A opted in); A leaves; C, D join, opt in, decode (B parked); B decodes."""
-    recording = Recording(launcher) if launcher is not None else None
-    engine, inner = kernel_engine(folder, monkeypatch, mode, recording,
-                                  decoder={"gate_check_interval": ring, "gate_threshold": threshold},
-                                  max_rows=4, max_batch=4, buckets=(1, 2, 4))
-    recording = recording or Recording(None)
-    if launcher is None:  # the default numpy launcher: record around it
-        recording.inner = inner
-        engine.kernels.launcher = recording  # type: ignore[union-attr]
+def scenario(folder: Path, monkeypatch: pytest.MonkeyPatch | None, mode: str, ring: int, threshold: float,
+             launcher: Any = None, open_engine: Any = None) -> Run:
+    """A, B decode ``ring`` steps (A opted in); A leaves; C, D join, opt in, decode (B parked); B decodes.
+
+    On the fake device (``monkeypatch``, launches recorded), or ``open_engine(mode, decoder
+    fields, batching fields)`` (the GPU test; nothing recorded).
+    """
+    decoder = {"gate_check_interval": ring, "gate_threshold": threshold}
+    batching = {"max_rows": 4, "max_batch": 4, "buckets": (1, 2, 4)}
+    recording = Recording(launcher)
+    if open_engine is not None:
+        engine = open_engine(mode, decoder, batching)
+    else:
+        assert monkeypatch is not None
+        engine, inner = kernel_engine(folder, monkeypatch, mode, recording if launcher else None, decoder=decoder,
+                                      **batching)
+        if launcher is None:  # the default numpy launcher: record around it
+            recording.inner = inner
+            engine.kernels.launcher = recording  # type: ignore[union-attr]
     d = engine.config.decoder
     r, k = d.frames_per_step, ring
     mask = {name: masks(seed, 2 * k, d.prenet_dim) for name, (_, seed) in SOURCES.items()}
@@ -95,25 +103,29 @@ def choose_threshold(full: Run, ring: int, r: int) -> tuple[float, int]:
     """A gate threshold at which C and D both fire before the end of their batch.
 
     Preferred: A fires too (its batch must still run to the end: B did not opt in), and C
-    and D fire at different steps (the stop waits for the later). Returns (threshold, the
-    step count the device stops after).
+    and D fire at different steps (the stop waits for the later); then the widest gap
+    between gate values, so a last-bit difference between kernel modes (FMA contraction on
+    a GPU) cannot move the stop. Returns (threshold, the step count the device stops after).
     """
     values = np.unique(np.concatenate([g for g in full.gates.values()]).astype(np.float64))
-    found: list[tuple[int, float, int]] = []
+    found: list[tuple[int, float, float, int]] = []
     for lo, hi in zip(values[:-1], values[1:], strict=True):
         logit = float((lo + hi) / 2)
         fires = [first_fire(full.gates[n][: ring * r], logit, r) for n in "CD"]
         if all(f is not None for f in fires) and max(f for f in fires if f is not None) + 1 < ring:
             score = (first_fire(full.gates["A"], logit, r) is not None) + (fires[0] != fires[1])
-            found.append((score, logit, max(f for f in fires if f is not None) + 1))
+            found.append((score, hi - lo, logit, max(f for f in fires if f is not None) + 1))
     if not found:
         pytest.fail(f"no gate threshold stops C and D mid-batch: {full.gates}")
-    _, logit, stop = max(found)
+    _, _, logit, stop = max(found)
     return 1.0 / (1.0 + math.exp(-logit)), stop
 
 
-def check(run: Run, full: Run, stop: int, ring: int, r: int, atol: float = 0.0) -> None:
-    """The persistent run against the phases run (``full``, no stop), with the stop after ``stop`` steps."""
+def check(run: Run, full: Run, stop: int, ring: int, r: int, atol: float = 0.0, launches: bool = True) -> None:
+    """The persistent run against the phases run (``full``, no stop), with the stop after ``stop`` steps.
+
+    ``launches``: also the recorded launches (the fake device; a GPU run records none).
+    """
     for name in "AB":
         np.testing.assert_allclose(run.gates[name], full.gates[name], rtol=0, atol=atol, err_msg=name)
         np.testing.assert_allclose(run.mels[name], full.mels[name], rtol=0, atol=atol, err_msg=name)
@@ -121,10 +133,12 @@ def check(run: Run, full: Run, stop: int, ring: int, r: int, atol: float = 0.0) 
         np.testing.assert_allclose(run.gates[name][: stop * r], full.gates[name][: stop * r], rtol=0, atol=atol)
         assert np.all(np.isposinf(run.gates[name][stop * r:])), name  # never decoded
         np.testing.assert_allclose(run.mels[name][:, : stop * r], full.mels[name][:, : stop * r], rtol=0, atol=atol)
+    assert run.ended == {"B": False, "C": True, "D": True}
+    if not launches:
+        return
     # one cooperative launch per batch: AB (B not opted in: no stop), CD (stops), B alone
     assert run.log == [("k_fused", ring, 0, ring), ("k_fused", ring, 1, stop), ("k_fused", ring, 0, ring)], run.log
     assert run.cooperative == 3
-    assert run.ended == {"B": False, "C": True, "D": True}
 
 
 def _against_cpu(folder: Path, run: Run, ring: int, stop: int, r: int) -> None:

@@ -30,8 +30,8 @@ stage bench 75 "$@"
 stage engine 70 "$@"
 stage summary 10 "$@"
 if [ "${1:-}" != "--dry-run" ]; then  # the same checks as GPU tests (tests/cuda_backend/test_cuda_gpu.py)
-  echo "== pytest (limit 45 s)" >> "$log"
-  timeout -k 5 45 "$PY" -m pytest tests/cuda_backend/test_cuda_gpu.py -q -p no:cacheprovider -o addopts="" \
+  echo "== pytest (limit 50 s)" >> "$log"
+  timeout -k 5 50 "$PY" -m pytest tests/cuda_backend/test_cuda_gpu.py -q -p no:cacheprovider -o addopts="" \
     > "$OUT/pytest.txt" 2>&1
   echo "rc $? (pytest)" >> "$log"; tail -15 "$OUT/pytest.txt" >> "$log"
 fi
