@@ -50,6 +50,9 @@ SPEAKABLE: Final = frozenset("abcdefghijklmnopqrstuvwxyz !'(),.:;?-")
 _WHITESPACE_RE: Final = re.compile(r"\s+")
 _SPACE_BEFORE_PUNCT_RE: Final = re.compile(r" +(?=[,.;:!?)])|(?<=\() +")
 _REPEATED_COMMA_RE: Final = re.compile(r",(?:\s*,)+")
+# An abbreviation's dot right before a comma, semicolon or colon ("Bart., he", "viz.:"): the pause is the
+# latter's. An ellipsis ("wait..., then") stays.
+_DOT_BEFORE_PAUSE_RE: Final = re.compile(r"(?<!\.)\.(?=[,;:])")
 #: Characters kept through the early transliteration because a later step reads them.
 _KEEP: Final = "£€¥₹₩°²³×"
 _NON_ASCII_RE: Final = re.compile(rf"[^\x00-\x7f{_KEEP}]")
@@ -112,7 +115,7 @@ def normalize_fragment(text: str, day_first: bool = False, letter_names: bool = 
     text = _GLUED_COLON_RE.sub(" ", anyascii(expand_symbols(text)).lower())
     text = _LEFTOVER_RE.sub(" ", letters.finish(text, letter_names))
     text = _REPEATED_COMMA_RE.sub(",", _WHITESPACE_RE.sub(" ", text))
-    return _SPACE_BEFORE_PUNCT_RE.sub("", text)
+    return _DOT_BEFORE_PAUSE_RE.sub("", _SPACE_BEFORE_PUNCT_RE.sub("", text))
 
 
 def normalize(text: str, day_first: bool = False, letter_names: bool = False) -> str:

@@ -37,6 +37,10 @@ _PHONE_RES: Final = (
     # 555-123-4567, 555.123.4567, 555-0123
     re.compile(r"(?<![\w.,-])\d{3}([.-])\d{3}\1\d{4}(?![\w-]|\.\d)"),
     re.compile(r"(?<![\w.,-])\d{3}-\d{4}(?![\w-]|\.\d)"),
+    # 1-800-555-0199, 1.800.555.0199: a North American number dialled with its leading 1
+    re.compile(r"(?<![\w.,+-])1([.-])\d{3}\1\d{3}\1\d{4}(?![\w-]|\.\d)"),
+    # 819 939 4321: North American groups with spaces; the area code and exchange never start with 0 or 1
+    re.compile(r"(?<![\w.,-])[2-9]\d{2} [2-9]\d{2} \d{4}(?![\w-]|\.\d)"),
     # 0113 496 0000, 020 7946 0958 (leading zero, groups of digits): UK-style numbers
     re.compile(r"(?<![\w.,-])0\d{2,4}[\s-]\d{3,4}[\s-]?\d{3,4}(?![\w-]|\.\d)"),
     # 4111 1111 1111 1111: card numbers in groups of four
@@ -85,8 +89,9 @@ def expand_contacts(text: str) -> str:
     """Read e-mail addresses, URLs and telephone numbers as dictated.
 
     The "https://" of a URL is not read (nobody says it); "www" is spelled. Telephone
-    numbers are recognized by their shape ("555-0123", "(555) 123-4567", "+44 20 7946
-    0958", "0113 496 0000", card numbers in groups of four) and read digit by digit.
+    numbers are recognized by their shape ("555-0123", "(555) 123-4567", "819 939 4321",
+    "1-800-555-0199", "+44 20 7946 0958", "0113 496 0000", card numbers in groups of four)
+    and read digit by digit.
     """
     text = _EMAIL_RE.sub(lambda m: f"{_say_address(m['user'])} at {_say_address(m['host'])}", text)
     text = _URL_RE.sub(_say_url, text)

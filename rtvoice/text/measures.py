@@ -50,6 +50,8 @@ _MEASURE_RE: Final = re.compile(
 )
 _DIMENSIONS_RE: Final = re.compile(r"(?<![\w.])(?P<a>\d+(?:\.\d+)?)\s?[x×]\s?(?P<b>\d+(?:\.\d+)?)(?![\w.]\w)")
 _DEGREES_WORD_RE: Final = re.compile(r"(?<=\d)\s?°\s?(?P<scale>[CF])\b")
+# "in" is a preposition; with its dot after a number it is inches ("Add 15 in.", "a 12 in. pipe").
+_INCHES_RE: Final = re.compile(r"(?<![\w.])" + _NUMBER + r"\s?in\.(?P<stop>(?=\s*$|\s+[A-Z]))?")
 
 
 def _speak(match: re.Match[str]) -> str:
@@ -65,8 +67,14 @@ def _speak(match: re.Match[str]) -> str:
     return f"{spoken} {singular if one else plural}"
 
 
+def _inches(match: re.Match[str]) -> str:
+    one = match["value"] == "1" and not match["minus"]
+    spoken = ("minus " if match["minus"] else "") + number(match["value"])
+    return f"{spoken} {'inch' if one else 'inches'}" + ("." if match["stop"] is not None else "")
+
+
 def expand_measures(text: str) -> str:
-    """Read a number with its unit: "5 km", "-5 °C", "3.2GHz", "60 mph", "50%", "2x4".
+    """Read a number with its unit: "5 km", "-5 °C", "3.2GHz", "60 mph", "50%", "2x4", "15 in.".
 
     Units are matched case-sensitively ("MB" megabytes, "mb" left alone) and only after a
     number, so words that look like units ("I am 5 m away" aside) stay words.
@@ -74,4 +82,5 @@ def expand_measures(text: str) -> str:
     text = text.replace("º", "°").replace("˚", "°")
     text = _DEGREES_WORD_RE.sub(lambda m: f"°{m['scale']}", text)
     text = _DIMENSIONS_RE.sub(lambda m: f"{number(m['a'])} by {number(m['b'])}", text)
+    text = _INCHES_RE.sub(_inches, text)
     return _MEASURE_RE.sub(_speak, text)

@@ -17,7 +17,8 @@ from typing import Final
 
 from num2words import num2words
 
-__all__ = ["INT", "cardinal", "decimal", "digits", "expand_decades", "expand_numbers", "ordinal", "to_int", "year"]
+__all__ = ["INT", "cardinal", "decimal", "digits", "expand_decades", "expand_numbers", "ordinal", "pairs", "to_int",
+           "year"]
 
 #: An integer, with or without comma grouping ("1,234,567" or "1234567").
 INT: Final = r"\d{1,3}(?:,\d{3})+(?!\d)|\d+"
@@ -61,6 +62,14 @@ _PLAIN_RE: Final = re.compile(
 )
 #: Words after which a number is dialled or keyed, not counted: "call 911", "PIN 1234".
 _DIGIT_CUES: Final = frozenset("call dial ring text pin code extension ext".split())
+#: Words after which a three- or four-digit number is a name said in pairs: "Room 1205" ->
+#: "room twelve oh five", "Flight 1403" -> "flight fourteen oh three", "Route 101" -> "route one oh one".
+_NUMBERED_CUES: Final = frozenset("room suite flight apartment unit bus route highway interstate".split())
+#: Street types: a number before a name and one of them is a house number ("3100 Main St." -> "thirty-one
+#: hundred main street"). Abbreviations ("St.", "Ave.") are expanded before numbers are read.
+_STREET_TYPES: Final = ("street|avenue|road|boulevard|drive|lane|way|court|place|square|terrace|parkway|highway|"
+                        "circle|plaza|crescent|close|row")
+_STREET_AHEAD_RE: Final = re.compile(r"(?:\s+[A-Z][\w'-]*){1,3}\s+(?i:" + _STREET_TYPES + r")\b")
 _NEXT_WORD_RE: Final = re.compile(r"\s*([A-Za-z]+)")
 _PREV_WORD_RE: Final = re.compile(r"([A-Za-z]+)\W*$")
 
@@ -92,12 +101,28 @@ def ordinal(number: int) -> str:
 
 
 def year(number: int) -> str:
-    """Read ``number`` as a year: 1984 -> "nineteen eighty-four", 2005 -> "two thousand five"."""
-    if not 1000 <= number <= 9999 or number % 1000 < 10 or number % 100 == 0 and number % 1000 != 0:
-        if 1000 <= number <= 9999 and number % 100 == 0 and number % 1000 != 0:
-            return cardinal(number // 100) + " hundred"  # 1900 -> "nineteen hundred"
+    """Read ``number`` as a year: 1984 -> "nineteen eighty-four", 2005 -> "two thousand five".
+
+    1905 is "nineteen oh five", as people say it (and as keithito's cleaners wrote it).
+    """
+    if not 1000 <= number <= 9999 or number % 1000 < 10:
         return cardinal(number)
-    return f"{cardinal(number // 100)} {cardinal(number % 100)}"
+    return pairs(str(number))
+
+
+def pairs(text: str) -> str:
+    """Read a three- or four-digit number the way house, room and flight numbers are said.
+
+    "2408" -> "twenty-four oh eight", "1403" -> "fourteen oh three", "3100" -> "thirty-one
+    hundred", "923" -> "nine twenty-three", "602" -> "six oh two"; "500" and "2000" stay
+    cardinals. Other lengths, and numbers with a leading zero, are read as cardinals or digits.
+    """
+    if len(text) not in (3, 4) or not text.isdigit() or text[0] == "0":
+        return digits(text) if text.isdigit() and text[0] == "0" else cardinal(to_int(text))
+    head, tail = int(text[:-2]), int(text[-2:])
+    if tail == 0:
+        return cardinal(int(text)) if head % 10 == 0 else f"{cardinal(head)} hundred"
+    return f"{cardinal(head)} {'oh ' if tail < 10 else ''}{cardinal(tail)}"
 
 
 def digits(text: str) -> str:
@@ -182,6 +207,9 @@ def _expand_number(text: str) -> str:
             previous = _PREV_WORD_RE.search(text, max(0, match.start() - 24), match.start())
             if len(raw) > 1 and previous is not None and previous[1].lower() in _DIGIT_CUES:
                 return digits(raw)
+            if len(raw) in (3, 4) and (previous is not None and previous[1].lower() in _NUMBERED_CUES
+                                       or _STREET_AHEAD_RE.match(text, match.end())):
+                return pairs(raw)
             if len(raw) == 4 and 1000 < int(raw) < 3000 and _is_year(text, match):
                 return year(int(raw))
         return sign + decimal(raw, frac)

@@ -3,6 +3,18 @@
 Capitals are otherwise spelled as initialisms ("IV" -> "i v"), and "I" is a pronoun, so a
 numeral is read only after a word that takes one: a counting word (chapter, part, world war,
 ...) makes it a cardinal, a monarch's or pope's name an ordinal with "the".
+
+Names also take middle initials, and LJSpeech (like any news text) is full of them: every
+"name + numeral letter" in its 13,000 sentences is an initial ("Paul M. Stombaugh", "John D.
+Ready", "James C. Cadigan", "Richard M. Nixon"). So the evidence for a regnal numeral is:
+
+- it is made of I, V and X only (no monarch or pope has passed XXIII); "C", "D", "L" and "M"
+  alone are letters after a counting word too ("Section C", "Type D");
+- one letter ("I", "V", "X") followed by a capitalized word that does not start a sentence
+  is a middle initial, dot or not ("Mary I. Smith", "Robert I Bouck"), but "Henry V. He
+  ..." is the king at the end of a sentence;
+- a lone "I" is a pronoun unless nothing but punctuation, "of" or "'s" follows it
+  ("Alexander I of Russia", "Charles I." but "Tell John I am late").
 """
 
 from __future__ import annotations
@@ -11,11 +23,15 @@ import re
 from typing import Final
 
 from rtvoice.text.numbers import cardinal, ordinal
+from rtvoice.text.words import STARTERS
 
 __all__ = ["expand_roman"]
 
 _VALUES: Final = {"I": 1, "V": 5, "X": 10, "L": 50, "C": 100, "D": 500, "M": 1000}
 _NUMERAL: Final = r"(?P<numeral>M{0,3}(?:CM|CD|D?C{0,3})(?:XC|XL|L?X{0,3})(?:IX|IV|V?I{0,3}))"
+_REGNAL_NUMERAL: Final = r"(?P<numeral>X{0,3}(?:IX|IV|V?I{0,3}))"
+#: Single letters that are letters, not numerals, even after a counting word ("Appendix C").
+_LETTERS: Final = frozenset("LCDM")
 _COUNTERS: Final = ("Chapter|Part|Volume|Vol\\.|Book|Act|Scene|Phase|Section|World War|Class|Type|Level|Stage|Grade|"
                     "Appendix|Article|Title|Super Bowl|Apollo|Rocky|Star Wars Episode|Episode|Final Fantasy")
 _NAMES: Final = ("Henry|Elizabeth|George|Edward|Charles|Louis|William|James|Richard|John|Paul|John Paul|Benedict|"
@@ -23,7 +39,8 @@ _NAMES: Final = ("Henry|Elizabeth|George|Edward|Charles|Louis|William|James|Rich
                  "Juan Carlos|Carl Gustaf|Harald|Margrethe|Willem-Alexander|Olaf|Haakon|Gustav|Francis|Innocent|"
                  "Clement|Urban|Boniface|Nicholas|Peter|Ivan|Catherine")
 _COUNTED_RE: Final = re.compile(r"\b(?P<cue>" + _COUNTERS + r")\s" + _NUMERAL + r"\b(?!')")
-_REGNAL_RE: Final = re.compile(r"\b(?P<cue>" + _NAMES + r")\s" + _NUMERAL + r"\b(?!')")
+_REGNAL_RE: Final = re.compile(r"\b(?P<cue>" + _NAMES + r")\s" + _REGNAL_NUMERAL + r"\b(?P<s>'s\b)?(?!')")
+_NEXT_WORD_RE: Final = re.compile(r"(?P<dot>\.)?\s+(?P<word>[A-Z][a-z]*|[a-z]+)")
 
 
 def _value(numeral: str) -> int:
@@ -34,16 +51,31 @@ def _value(numeral: str) -> int:
     return total
 
 
+def _is_regnal(match: re.Match[str]) -> bool:
+    """Whether a name's numeral is regnal rather than an initial or the pronoun (module docstring)."""
+    numeral = match["numeral"]
+    if len(numeral) > 1 or match["s"]:
+        return True
+    following = _NEXT_WORD_RE.match(match.string, match.end())
+    if following is None:
+        return True  # punctuation or the end follows: "Charles I.", "Henry V, ..."
+    word = following["word"]
+    if word[0].isupper():
+        return word in STARTERS and following["dot"] is not None  # "Henry V. He ..." vs "Paul I. Smith"
+    return numeral != "I" or word == "of"  # "Henry V was", "Alexander I of Russia"; not "John I am"
+
+
 def expand_roman(text: str) -> str:
     """Read Roman numerals after counting words and regnal names (see the module docstring)."""
     def counted(match: re.Match[str]) -> str:
-        if not match["numeral"]:
+        numeral = match["numeral"]
+        if not numeral or numeral in _LETTERS:
             return match[0]
-        return f"{match['cue']} {cardinal(_value(match['numeral']))}"
+        return f"{match['cue']} {cardinal(_value(numeral))}"
 
     def regnal(match: re.Match[str]) -> str:
-        if not match["numeral"]:
+        if not match["numeral"] or not _is_regnal(match):
             return match[0]
-        return f"{match['cue']} the {ordinal(_value(match['numeral']))}"
+        return f"{match['cue']} the {ordinal(_value(match['numeral']))}{match['s'] or ''}"
 
     return _REGNAL_RE.sub(regnal, _COUNTED_RE.sub(counted, text))

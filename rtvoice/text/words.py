@@ -12,9 +12,10 @@ import re
 from typing import Final
 
 from rtvoice.text.letters import spell
-from rtvoice.text.numbers import cardinal, digits
+from rtvoice.text.numbers import cardinal, digits, pairs
 
-__all__ = ["ABBREVIATIONS", "expand_abbreviations", "expand_acronyms", "expand_alphanumerics", "expand_symbols"]
+__all__ = ["ABBREVIATIONS", "STARTERS", "expand_abbreviations", "expand_acronyms", "expand_alphanumerics",
+           "expand_symbols"]
 
 #: NVIDIA's abbreviations (matched with their dot, any case) and what they are read as, plus a few more.
 ABBREVIATIONS: Final[tuple[tuple[str, str], ...]] = (
@@ -46,9 +47,11 @@ _NUMBER_SIGN_RE: Final = re.compile(r"#\s?(?=\d|[A-Za-z]{1,3}\d)")
 _PREV_CAP_RE: Final = re.compile(r"(?:[A-Z][\w'-]*|\d+\w*)\s+$")
 _NEXT_CAP_RE: Final = re.compile(r"\s+[A-Z]")
 #: Words that, capitalized after an abbreviation's dot, show that the dot also ended the sentence.
-_STARTERS: Final = frozenset("The He She It We They I This That There These Those A An Then But And So You Our His Her "
-                             "Its Their Please Next Now If When Trains All No Yes".split())
-_NEXT_STARTER_RE: Final = re.compile(r"\s+(?P<word>[A-Z][a-z]*)\b")
+STARTERS: Final = frozenset("The He She It We They I This That There These Those A An Then But And So You Our His Her "
+                            "Its Their Please Next Now If When Trains All No Yes In On At After While Although Though "
+                            "As".split())
+# "A." and "I." are initials, not the article or the pronoun starting a sentence.
+_NEXT_STARTER_RE: Final = re.compile(r"\s+(?P<word>[A-Z][a-z]*)\b(?!\.)")
 _LATIN: Final = ((re.compile(r"\be\.g\.(?!\w)", re.IGNORECASE), "for example"),
                  (re.compile(r"\bi\.e\.(?!\w)", re.IGNORECASE), "that is"),
                  (re.compile(r"\ba\.k\.a\.?(?!\w)", re.IGNORECASE), "also known as"))
@@ -61,8 +64,14 @@ _ACRONYM_WORDS: Final = frozenset(
 _SPECIAL: Final = {"OK": "okay", "Wi-Fi": "wifi", "WiFi": "wifi", "iOS": spell("iOS"), "macOS": "mac " + spell("OS"),
                    "TV": spell("TV"), "AM": spell("AM"), "PM": spell("PM")}
 _CAPS_RE: Final = re.compile(r"(?<![\w'])(?P<caps>[A-Z]{2,})(?P<plural>s|'s)?(?![\w'])")
-_DOTTED_CAPS_RE: Final = re.compile(r"(?<![\w.])(?P<letters>(?:[A-Za-z]\.){2,})(?!\w)")
-_INITIAL_RE: Final = re.compile(r"(?<![\w.])(?P<letter>[A-Z])\.(?=\s+[A-Z])")
+# "U.S.", "p.m." and, without the last dot, "p.m"; a possessive stays one: "the M.P.'s" -> "the m p's".
+_DOTTED_CAPS_RE: Final = re.compile(
+    r"(?<![\w.])(?P<letters>(?:[A-Za-z]\.){2,}|(?:[A-Za-z]\.)+[A-Za-z](?![\w.]))(?P<s>'s)?(?!\w)"
+)
+# An initial before a name ("J. D. Tippit"), or the last of spaced initials ("an I. O. U. for it", "A. B., your").
+_INITIAL_RE: Final = re.compile(
+    r"(?<![\w.])(?P<letter>[A-Z])\.(?:(?=\s+[A-Z])|(?<=\b[A-Z]\.\s[A-Z]\.)(?=\s+[a-z]|[,;:)]))"
+)
 _VOWELS: Final = frozenset("AEIOUY")
 
 # "221B", "A4", "M25", "MP3", "COVID-19", "4K", "B2B", "3D", "BA123".
@@ -114,7 +123,7 @@ def _ends_sentence(text: str, end: int) -> bool:
     if not text[end:].strip():
         return True
     following = _NEXT_STARTER_RE.match(text, end)
-    return following is not None and following["word"] in _STARTERS
+    return following is not None and following["word"] in STARTERS
 
 
 def _context(match: re.Match[str], text: str) -> str:
@@ -173,8 +182,8 @@ def expand_acronyms(text: str) -> str:
 
     In text written all in capitals ("PLEASE STAND CLEAR") only short words are spelled.
     """
-    text = _DOTTED_CAPS_RE.sub(lambda m: _spell(m["letters"].replace(".", "")) + " ", text)
-    text = _INITIAL_RE.sub(lambda m: spell(m["letter"]), text)
+    text = _DOTTED_CAPS_RE.sub(lambda m: _spell(m["letters"].replace(".", "")) + (m["s"] or "") + " ", text)
+    text = _INITIAL_RE.sub(lambda m: spell(m["letter"]) + ("." if _ends_sentence(m.string, m.end()) else ""), text)
     for word, spoken in _SPECIAL.items():
         if not word.isupper():
             text = re.sub(rf"(?<!\w){re.escape(word)}(?!\w)", spoken, text)
@@ -191,8 +200,7 @@ def _alphanumeric(match: re.Match[str]) -> str:
         for index, run in enumerate(runs):
             if run.isdigit():
                 if len(run) == 3 and index == 0 and run[0] != "0":  # house numbers: "221B" -> "two twenty-one b"
-                    tail = cardinal(int(run[1:])) if run[1] != "0" else "oh " + cardinal(int(run[2]))
-                    words.append(f"{cardinal(int(run[0]))} {tail}")
+                    words.append(pairs(run))
                 elif len(run) <= 2:
                     words.append(cardinal(int(run)))
                 else:
