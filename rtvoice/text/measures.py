@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from rtvoice.text.numbers import INT, number
+from rtvoice.text.numbers import INT, attributive, number
 
 __all__ = ["expand_measures"]
 
@@ -45,11 +45,15 @@ _NO_SPACE_ONLY: Final = frozenset({"x", "°", "s", "h", "V", "W", "L"})
 
 _UNIT_ALT: Final = "|".join(re.escape(unit) for unit in sorted(_UNITS, key=len, reverse=True))
 _NUMBER: Final = r"(?P<minus>(?<![\w-])[-−])?(?P<value>(?:" + INT + r")(?:\.\d+)?|\.\d+)"
+# A range shares its unit: "5-10 km" -> "five to ten kilometers", "10-20%".
+_LOW: Final = r"(?:(?P<low>(?:" + INT + r")(?:\.\d+)?)\s?[-\u2013]\s?)?"
 _MEASURE_RE: Final = re.compile(
-    r"(?<![\w.])" + _NUMBER + r"(?P<space>\s?)(?P<unit>" + _UNIT_ALT + r")(?![\w²³])"
+    r"(?<![\w.,-])" + _LOW + _NUMBER + r"(?P<space>\s?)(?P<unit>" + _UNIT_ALT + r")(?![\w²³])"
 )
 _DIMENSIONS_RE: Final = re.compile(r"(?<![\w.])(?P<a>\d+(?:\.\d+)?)\s?[x×]\s?(?P<b>\d+(?:\.\d+)?)(?![\w.]\w)")
 _DEGREES_WORD_RE: Final = re.compile(r"(?<=\d)\s?°\s?(?P<scale>[CF])\b")
+# A height in feet and inches: 5'11" -> "five feet eleven inches" (primes are transliterated to ' and ").
+_FEET_INCHES_RE: Final = re.compile(r"(?<![\w.'])(?P<ft>\d)'\s?(?P<inch>\d{1,2})(?:\"|'')")
 # "in" is a preposition; with its dot after a number it is inches ("Add 15 in.", "a 12 in. pipe").
 _INCHES_RE: Final = re.compile(r"(?<![\w.])" + _NUMBER + r"\s?in\.(?P<stop>(?=\s*$|\s+[A-Z]))?")
 
@@ -60,11 +64,15 @@ def _speak(match: re.Match[str]) -> str:
         return match[0]
     value = match["value"]
     singular, plural = _UNITS[unit]
-    one = value in ("1", "1.0") and not match["minus"]
+    one = value in ("1", "1.0") and not match["minus"] and not match["low"]
     spoken = ("minus " if match["minus"] else "") + number(value)
+    if match["low"]:
+        spoken = f"{number(match['low'])} to {spoken}"
     if unit == "x":
         return f"{spoken} times"
-    return f"{spoken} {singular if one else plural}"
+    if one or unit != "%" and attributive(match.string, match.start(), match.end()):
+        return f"{spoken} {singular}"  # "a 10 km run": the unit is singular before a noun
+    return f"{spoken} {plural}"
 
 
 def _inches(match: re.Match[str]) -> str:
@@ -77,10 +85,14 @@ def expand_measures(text: str) -> str:
     """Read a number with its unit: "5 km", "-5 °C", "3.2GHz", "60 mph", "50%", "2x4", "15 in.".
 
     Units are matched case-sensitively ("MB" megabytes, "mb" left alone) and only after a
-    number, so words that look like units ("I am 5 m away" aside) stay words.
+    number, so words that look like units ("I am 5 m away" aside) stay words. A range shares
+    the unit ("5-10 km" -> "five to ten kilometers"), and an amount before a noun takes the
+    singular ("a 10 km run" -> "a ten kilometer run").
     """
     text = text.replace("º", "°").replace("˚", "°")
     text = _DEGREES_WORD_RE.sub(lambda m: f"°{m['scale']}", text)
     text = _DIMENSIONS_RE.sub(lambda m: f"{number(m['a'])} by {number(m['b'])}", text)
     text = _INCHES_RE.sub(_inches, text)
+    text = _FEET_INCHES_RE.sub(lambda m: f"{number(m['ft'])} {'foot' if m['ft'] == '1' else 'feet'} "
+                               f"{number(m['inch'])} {'inch' if m['inch'] == '1' else 'inches'}", text)
     return _MEASURE_RE.sub(_speak, text)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from rtvoice.text.numbers import INT, cardinal, decimal, to_int
+from rtvoice.text.numbers import INT, attributive, cardinal, decimal, to_int
 
 __all__ = ["expand_currency"]
 
@@ -37,14 +37,19 @@ _SCALES: Final = {"k": "thousand", "m": "million", "mn": "million", "bn": "billi
 
 _AMOUNT: Final = r"(?:(?P<int>" + INT + r"))?(?:\.(?P<frac>\d+))?"
 _SCALE: Final = r"(?:\s?(?P<scale>k|mn|bn|m|b)\b|\s+(?P<word>thousand|million|billion|trillion)\b)?"
+# A range shares the currency: "$5-10" and "$5-$10" -> "five to ten dollars", "20-30 EUR".
+_SIGN_RANGE: Final = r"(?:(?P<low>" + INT + r")\s?[-\u2013]\s?(?:US\$|C\$|A\$|[$£€¥₹₩])?(?=\d))?"
 _SIGN_RE: Final = re.compile(
-    r"(?P<minus>(?<![\w-])-)?(?P<sign>US\$|C\$|A\$|[$£€¥₹₩])\s?(?=\.?\d)" + _AMOUNT + _SCALE, re.IGNORECASE
+    r"(?P<minus>(?<![\w-])-)?(?P<sign>US\$|C\$|A\$|[$£€¥₹₩])\s?(?=\.?\d)" + _SIGN_RANGE + _AMOUNT + _SCALE,
+    re.IGNORECASE,
 )
+# "99p", "50p coin": pence written the British way (one or two digits; "1080p" is a video mode).
+_PENCE_RE: Final = re.compile(r"(?<![\w.,])(?P<n>\d{1,2})p\b(?!\.m\b)")
 _CODES: Final = "|".join(_UNITS)
 _CODE_BEFORE_RE: Final = re.compile(r"\b(?P<code>" + _CODES + r")\s?(?=\.?\d)" + _AMOUNT + _SCALE)
 _CODE_AFTER_RE: Final = re.compile(
-    r"(?<![\w.])(?P<minus>-)?" + _AMOUNT.replace("?:(?P<int>", "(?P<int>", 1) + _SCALE
-    + r"\s?(?P<code>" + _CODES + r")\b"
+    r"(?<![\w.,-])(?:(?P<low>" + INT + r")\s?[-\u2013]\s?)?(?P<minus>(?<![\w-])-)?"
+    + _AMOUNT.replace("?:(?P<int>", "(?P<int>", 1) + _SCALE + r"\s?(?P<code>" + _CODES + r")\b"
 )
 
 
@@ -52,13 +57,17 @@ def _unit(count: int, singular: str, plural: str) -> str:
     return f"{cardinal(count)} {singular if count == 1 else plural}"
 
 
-def _speak(code: str, integer: str | None, frac: str | None, scale: str | None, minus: bool) -> str:
+def _speak(code: str, integer: str | None, frac: str | None, scale: str | None, minus: bool,
+           before_noun: bool = False) -> str:
+    """Say an amount; ``before_noun`` ("a $20 bill") takes the singular unit, as people say it."""
     main, mains, sub, subs = _UNITS[code]
     sign = "minus " if minus else ""
     if scale:
-        return f"{sign}{decimal(integer, frac)} {_SCALES[scale.lower()]} {mains}"
+        return f"{sign}{decimal(integer, frac)} {_SCALES[scale.lower()]} {main if before_noun else mains}"
     if frac and (len(frac) > 2 or not sub):
         return f"{sign}{decimal(integer, frac)} {mains}"
+    if before_noun and not (frac and int(frac)):
+        return f"{sign}{decimal(integer, None)} {main}"
     whole = to_int(integer) if integer else 0
     cents = int(frac.ljust(2, "0")) if frac else 0
     parts = [_unit(whole, main, mains)] if whole or not cents else []
@@ -66,18 +75,33 @@ def _speak(code: str, integer: str | None, frac: str | None, scale: str | None, 
     return sign + ", ".join(parts)
 
 
+def _with_low(match: re.Match[str], code: str, spoken: str) -> str:
+    """Prefix the low end of a range: "five to ten dollars", "one dollar to two dollars, fifty cents"."""
+    low = match.groupdict().get("low")
+    if not low:
+        return spoken
+    if match["frac"] and not (match["scale"] or match["word"]):
+        main, mains, _, _ = _UNITS[code]
+        return f"{_unit(to_int(low), main, mains)} to {spoken}"
+    return f"{cardinal(to_int(low))} to {spoken}"
+
+
 def _by_sign(match: re.Match[str]) -> str:
     if match["int"] is None and match["frac"] is None:
         return match[0]
-    return _speak(_SIGNS[match["sign"].upper()], match["int"], match["frac"], match["scale"] or match["word"],
-                  bool(match["minus"]))
+    before_noun = attributive(match.string, match.start(), match.end())
+    code = _SIGNS[match["sign"].upper()]
+    return _with_low(match, code, _speak(code, match["int"], match["frac"], match["scale"] or match["word"],
+                                         bool(match["minus"]), before_noun))
 
 
 def _by_code(match: re.Match[str]) -> str:
     if match["int"] is None and match["frac"] is None:
         return match[0]
     minus = bool(match.groupdict().get("minus"))
-    return _speak(match["code"], match["int"], match["frac"], match["scale"] or match["word"], minus)
+    before_noun = attributive(match.string, match.start(), match.end())
+    return _with_low(match, match["code"], _speak(match["code"], match["int"], match["frac"],
+                                                  match["scale"] or match["word"], minus, before_noun))
 
 
 def expand_currency(text: str) -> str:
@@ -85,7 +109,9 @@ def expand_currency(text: str) -> str:
 
     "$3.50" -> "three dollars, fifty cents", "€1,234.56", "USD 5" and "5 USD" -> "five
     dollars", "$2.5 million" and "$2.5m" -> "two point five million dollars", "-$4" ->
-    "minus four dollars". Must run before the ASCII transliteration.
+    "minus four dollars". A range shares the currency ("$5-10" -> "five to ten dollars"),
+    and an amount before a noun takes the singular ("a $20 bill" -> "a twenty dollar bill").
+    Must run before the ASCII transliteration.
 
     Args:
         text: Raw text; the currency signs must still be the Unicode characters.
@@ -94,5 +120,6 @@ def expand_currency(text: str) -> str:
         ``text`` with every amount of money spelled out; everything else untouched.
     """
     text = _SIGN_RE.sub(_by_sign, text)
+    text = _PENCE_RE.sub(lambda m: _unit(int(m["n"]), "penny", "pence"), text)
     text = _CODE_BEFORE_RE.sub(_by_code, text)
     return _CODE_AFTER_RE.sub(_by_code, text)

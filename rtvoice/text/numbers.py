@@ -17,8 +17,8 @@ from typing import Final
 
 from num2words import num2words
 
-__all__ = ["INT", "cardinal", "decimal", "digits", "expand_decades", "expand_numbers", "ordinal", "pairs", "to_int",
-           "year"]
+__all__ = ["INT", "attributive", "cardinal", "decimal", "digits", "expand_decades", "expand_numbers", "ordinal",
+           "pairs", "to_int", "year"]
 
 #: An integer, with or without comma grouping ("1,234,567" or "1234567").
 INT: Final = r"\d{1,3}(?:,\d{3})+(?!\d)|\d+"
@@ -52,7 +52,16 @@ _FRACTION_RE: Final = re.compile(
 )
 _RANGE_RE: Final = re.compile(r"(?<![\w.,-])(?P<a>\d+(?:\.\d+)?)\s?-\s?(?P<b>\d+(?:\.\d+)?)(?![\w.]*\d|-)")
 _ORDINAL_RE: Final = re.compile(r"(?<![\d,])(?P<int>" + INT + r")(?P<suf>st|nd|rd|th)\b", re.IGNORECASE)
-_DECADE_RE: Final = re.compile(r"(?<![\w'])(?:'(?P<short>\d0)|(?P<full>1\d\d0|20\d0))'?s\b")
+_DECADE_RE: Final = re.compile(
+    r"(?<![\w'])(?:'(?P<short>\d0)|(?P<full>1\d\d0|20\d0))'?s\b"
+    r"|(?:(?<=\b[Tt]he )|(?<=\bearly )|(?<=\blate )|(?<=\b[Mm]id-)|(?<=\b[Mm]id )|(?<=\b[Hh]is )|(?<=\b[Hh]er )"
+    r"|(?<=\btheir ))(?P<bare>[1-9]0)s\b"
+)
+# "in '85" -> "in eighty-five", "since '05" -> "since oh five": a year without its century.
+_SHORT_YEAR_RE: Final = re.compile(r"(?<![\w'])'(?P<yy>\d\d)(?![\w'])")
+# "1.5M users", "2.3B", "$" aside (money reads its own): a decimal with a capital scale letter.
+_SCALED_RE: Final = re.compile(r"(?<![\w.])(?P<n>\d+\.\d+)(?P<scale>[KMB])\b|(?<![\w.])(?P<n2>\d+(?:\.\d+)?)\s?bn\b")
+_SCALE_WORDS: Final = {"K": "thousand", "M": "million", "B": "billion"}
 _NUMBER_RE: Final = re.compile(
     r"(?<!\w)" + _MINUS + r"(?:(?P<int>" + INT + r")(?:\.(?P<frac>\d+))?|\.(?P<frac2>\d+))(?![\d.]\d|\d)"
 )
@@ -71,7 +80,22 @@ _STREET_TYPES: Final = ("street|avenue|road|boulevard|drive|lane|way|court|place
                         "circle|plaza|crescent|close|row")
 _STREET_AHEAD_RE: Final = re.compile(r"(?:\s+[A-Z][\w'-]*){1,3}\s+(?i:" + _STREET_TYPES + r")\b")
 _NEXT_WORD_RE: Final = re.compile(r"\s*([A-Za-z]+)")
+_A_BEFORE_RE: Final = re.compile(r"(?<![\w'])[Aa]n?\s+$")
+_NOUN_AFTER_RE: Final = re.compile(
+    r"[\s-]+(?!(?:and|or|to|of|for|per|in|on|at|a|an|the|each|off|more|less|than|from|is|was|are|were|will|"
+    r"would|can|could|should|with|by|up|down|away|ago)\b)[a-z]"
+)
 _PREV_WORD_RE: Final = re.compile(r"([A-Za-z]+)\W*$")
+
+
+def attributive(text: str, start: int, end: int) -> bool:
+    """Whether the amount at ``text[start:end]`` describes the noun after it: "a $20 bill", "a 10 km run".
+
+    Such an amount takes the singular unit ("a twenty dollar bill", "a ten kilometer run"); the
+    evidence is "a" or "an" before it and a word after it that is not a conjunction or preposition.
+    """
+    return _A_BEFORE_RE.search(text, max(0, start - 8), start) is not None and \
+        _NOUN_AFTER_RE.match(text, end) is not None
 
 
 def to_int(text: str) -> int:
@@ -181,8 +205,9 @@ def _expand_range(match: re.Match[str]) -> str:
 
 
 def _expand_decade(match: re.Match[str]) -> str:
-    if match["short"]:
-        tens = cardinal(int(match["short"]))
+    short = match["short"] or match["bare"]
+    if short:
+        tens = cardinal(int(short))
         return tens[:-1] + "ies"  # "ninety" -> "nineties"
     spoken = year(int(match["full"]))
     return spoken[:-1] + "ies" if spoken.endswith("y") else spoken + "s"  # "nineteen nineties", "... hundreds"
@@ -220,9 +245,11 @@ def _expand_number(text: str) -> str:
 def expand_decades(text: str) -> str:
     """Read decades: "the 1990s" -> "the nineteen nineties", "the '80s" -> "the eighties".
 
+    "the 90s" is a decade too ("in 90s" may be seconds); "in '85" is a year: "in eighty-five".
     Runs before the measures, which would read the "s" as seconds.
     """
-    return _DECADE_RE.sub(_expand_decade, text)
+    text = _DECADE_RE.sub(_expand_decade, text)
+    return _SHORT_YEAR_RE.sub(lambda m: ("oh " if m["yy"][0] == "0" else "") + cardinal(int(m["yy"])), text)
 
 
 def expand_numbers(text: str) -> str:
@@ -240,6 +267,7 @@ def expand_numbers(text: str) -> str:
         ``text`` without any digits left.
     """
     text = expand_decades(text)
+    text = _SCALED_RE.sub(lambda m: f"{number(m['n'] or m['n2'])} {_SCALE_WORDS.get(m['scale'], 'billion')}", text)
     text = _ORDINAL_RE.sub(lambda m: ordinal(to_int(m["int"])), text)
     text = _FRACTION_RE.sub(_expand_fraction, text)
     text = _RANGE_RE.sub(_expand_range, text)

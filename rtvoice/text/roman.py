@@ -14,7 +14,8 @@ Ready", "James C. Cadigan", "Richard M. Nixon"). So the evidence for a regnal nu
   is a middle initial, dot or not ("Mary I. Smith", "Robert I Bouck"), but "Henry V. He
   ..." is the king at the end of a sentence;
 - a lone "I" is a pronoun unless nothing but punctuation, "of" or "'s" follows it
-  ("Alexander I of Russia", "Charles I." but "Tell John I am late").
+  ("Alexander I of Russia", "Charles I." but "Tell John I am late");
+- a title before the name settles it: "King George I was ..." is the king.
 """
 
 from __future__ import annotations
@@ -39,7 +40,10 @@ _NAMES: Final = ("Henry|Elizabeth|George|Edward|Charles|Louis|William|James|Rich
                  "Juan Carlos|Carl Gustaf|Harald|Margrethe|Willem-Alexander|Olaf|Haakon|Gustav|Francis|Innocent|"
                  "Clement|Urban|Boniface|Nicholas|Peter|Ivan|Catherine")
 _COUNTED_RE: Final = re.compile(r"\b(?P<cue>" + _COUNTERS + r")\s" + _NUMERAL + r"\b(?!')")
-_REGNAL_RE: Final = re.compile(r"\b(?P<cue>" + _NAMES + r")\s" + _REGNAL_NUMERAL + r"\b(?P<s>'s\b)?(?!')")
+#: Titles that make the numeral after a name regnal whatever follows: "King George I was ...".
+_TITLES: Final = "King|Queen|Pope|Emperor|Empress|Tsar|Czar|Kaiser|Pharaoh|Prince|Princess|Saint"
+_REGNAL_RE: Final = re.compile(r"(?P<title>\b(?:" + _TITLES + r")\s)?\b(?P<cue>" + _NAMES + r")\s" + _REGNAL_NUMERAL
+                               + r"\b(?P<s>'s\b)?(?!')")
 _NEXT_WORD_RE: Final = re.compile(r"(?P<dot>\.)?\s+(?P<word>[A-Z][a-z]*|[a-z]+)")
 
 
@@ -54,7 +58,7 @@ def _value(numeral: str) -> int:
 def _is_regnal(match: re.Match[str]) -> bool:
     """Whether a name's numeral is regnal rather than an initial or the pronoun (module docstring)."""
     numeral = match["numeral"]
-    if len(numeral) > 1 or match["s"]:
+    if len(numeral) > 1 or match["s"] or match["title"]:
         return True
     following = _NEXT_WORD_RE.match(match.string, match.end())
     if following is None:
@@ -76,6 +80,6 @@ def expand_roman(text: str) -> str:
     def regnal(match: re.Match[str]) -> str:
         if not match["numeral"] or not _is_regnal(match):
             return match[0]
-        return f"{match['cue']} the {ordinal(_value(match['numeral']))}{match['s'] or ''}"
+        return f"{match['title'] or ''}{match['cue']} the {ordinal(_value(match['numeral']))}{match['s'] or ''}"
 
     return _REGNAL_RE.sub(regnal, _COUNTED_RE.sub(counted, text))

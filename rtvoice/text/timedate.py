@@ -31,7 +31,14 @@ _TIME_RE: Final = re.compile(
     re.IGNORECASE,
 )
 _HOUR_RE: Final = re.compile(r"(?<![\w:.])(?P<h>1[0-2]|0?[1-9])" + _MERIDIEM + _ZONE, re.IGNORECASE)
-_TIME_RANGE_RE: Final = re.compile(r"(?<=\d:\d\d)\s?[-\u2013]\s?(?=\d{1,2}:\d\d)")
+# "9:00-17:30", "9am-5pm", "9-5pm", "10:30 a.m.-2 p.m.": the dash is "to".
+_TIME_RANGE_RE: Final = re.compile(
+    r"(?:(?<=\d:\d\d)|(?<=\d[ap]m)|(?<=\d [ap]m)|(?<=[ap]\.m\.)|(?<=(?<![\d:.,-])\d)|(?<=(?<![\d:.,-])\d\d))"
+    r"\s?[-\u2013]\s?(?=\d{1,2}:\d\d|\d{1,2}(?:[:.]\d\d)?\s?[ap]\.?m\b)",
+    re.IGNORECASE,
+)
+# "0900 hours", "1430 hrs": the military reading, "oh nine hundred hours".
+_MILITARY_RE: Final = re.compile(r"(?<![\w:.])(?P<h>[01]\d|2[0-3])(?P<m>[0-5]\d)\s?(?P<word>hours|hrs)\b")
 _RATIO_RE: Final = re.compile(r"(?<![\w:])(?P<a>\d+):(?P<b>\d+)(?![\w:])")
 
 # Numeric dates: 2026-12-06 (ISO), 12/06/2026, 12.06.2026, 12-06-26.
@@ -76,6 +83,13 @@ def _expand_time(match: re.Match[str]) -> str:
     return spoken + ("." if match["stop"] is not None else "")
 
 
+def _expand_military(match: re.Match[str]) -> str:
+    hour, minute = int(match["h"]), int(match["m"])
+    spoken = f"{'oh ' if 0 < hour < 10 else ''}{cardinal(hour) if hour else 'zero'}"
+    spoken += " hundred" if not minute else f" {'oh ' if minute < 10 else ''}{cardinal(minute)}"
+    return f"{spoken} hours"
+
+
 def _expand_hour(match: re.Match[str]) -> str:
     spoken = f"{cardinal(int(match['h']))} {spell(match['ampm'] + 'm')}"
     spoken += " " + spell(match["zone"]) if match["zone"] else ""
@@ -86,10 +100,12 @@ def expand_times(text: str) -> str:
     """Read clock times: "8:15" -> "eight fifteen", "08:05" -> "eight oh five".
 
     "10:30 PM" -> "ten thirty p m", "9am" -> "nine a m", "17:00" -> "seventeen hundred",
-    "8:00" -> "eight o'clock", "12:30:15" -> "twelve thirty and fifteen seconds". A colon
-    between other numbers is a ratio or score: "3:1" -> "three to one".
+    "8:00" -> "eight o'clock", "12:30:15" -> "twelve thirty and fifteen seconds", "0900 hours"
+    -> "oh nine hundred hours", "9am-5pm" -> "nine a m to five p m". A colon between other
+    numbers is a ratio or score: "3:1" -> "three to one".
     """
     text = _TIME_RANGE_RE.sub(" to ", text)
+    text = _MILITARY_RE.sub(_expand_military, text)
     text = _TIME_RE.sub(_expand_time, text)
     text = _HOUR_RE.sub(_expand_hour, text)
     return _RATIO_RE.sub(lambda m: f"{cardinal(int(m['a']))} to {cardinal(int(m['b']))}", text)

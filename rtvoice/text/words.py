@@ -29,17 +29,24 @@ ABBREVIATIONS: Final[tuple[tuple[str, str], ...]] = (
     ("hwy", "highway"), ("pl", "place"), ("no", "number"), ("nos", "numbers"), ("tel", "telephone"),
     ("est", "established"), ("min", "minutes"), ("hrs", "hours"), ("sec", "seconds"),
     ("apt", "apartment"), ("para", "paragraph"), ("fig", "figure"), ("vol", "volume"), ("bldg", "building"),
+    ("ext", "extension"),
 )
 #: Weekdays, read only when capitalized ("Mon."), and able to end a sentence ("ships Mon.").
 _WEEKDAYS: Final = {"Mon": "monday", "Tue": "tuesday", "Tues": "tuesday", "Wed": "wednesday", "Thu": "thursday",
                     "Thur": "thursday", "Thurs": "thursday", "Fri": "friday", "Sat": "saturday", "Sun": "sunday"}
 _WEEKDAY_RE: Final = re.compile(r"(?<![\w.'])(?P<word>" + "|".join(_WEEKDAYS) + r")\.(?!\w)")
+_DAY_NAMES: Final = {**_WEEKDAYS, **{day.capitalize(): day for day in set(_WEEKDAYS.values())}}
+# "Mon-Fri", "Monday–Friday", "Sat.-Sun.": a range of days, dots or not ("monday to friday").
+_WEEKDAY_RANGE_RE: Final = re.compile(
+    r"(?<![\w.'])(?P<a>" + "|".join(sorted(_DAY_NAMES, key=len, reverse=True)) + r")\.?\s?[-\u2013]\s?"
+    r"(?P<b>" + "|".join(sorted(_DAY_NAMES, key=len, reverse=True)) + r")(?P<dot>\.)?(?!\w)"
+)
 _VERSION_RE: Final = re.compile(r"(?<![\w.])v(?=\d+(?:\.\d+)+\b)")
 #: Abbreviations that stand after a name (street types, company forms): their dot may also end the sentence.
 _SUFFIXES: Final = frozenset({"jr", "sr", "esq", "co", "inc", "ltd", "corp", "ave", "rd", "blvd", "ln", "hwy", "pl",
                               "etc"})
 #: Abbreviations read so only right before a number ("No. 5" but "no." is "no").
-_BEFORE_NUMBER: Final = frozenset({"no", "nos", "tel", "min", "sec", "hrs", "est", "pl", "sq"})
+_BEFORE_NUMBER: Final = frozenset({"no", "nos", "tel", "min", "sec", "hrs", "est", "pl", "sq", "ext"})
 _TABLE: Final = dict(ABBREVIATIONS)
 _ABBREVIATION_RE: Final = re.compile(r"(?<![\w.'])(?P<word>" + "|".join(_TABLE) + r")\.(?!\w)", re.IGNORECASE)
 _CONTEXT_RE: Final = re.compile(r"(?<![\w.'])(?P<word>St|Dr)(?P<dot>\.?)(?!\w)")
@@ -161,6 +168,8 @@ def expand_abbreviations(text: str) -> str:
         text = regex.sub(spoken, text)
     text = _NUMBER_SIGN_RE.sub("number ", text)
     text = _VERSION_RE.sub("version ", text)
+    text = _WEEKDAY_RANGE_RE.sub(lambda m: f"{_DAY_NAMES[m['a']]} to {_DAY_NAMES[m['b']]}"
+                                 + ("." if m["dot"] and _ends_sentence(m.string, m.end()) else ""), text)
     text = _WEEKDAY_RE.sub(lambda m: _WEEKDAYS[m["word"]] + ("." if _ends_sentence(text, m.end()) else ""), text)
     text = _CONTEXT_RE.sub(lambda m: _context(m, text), text)
     return _ABBREVIATION_RE.sub(lambda m: _abbreviation(m, text), text)
