@@ -48,6 +48,7 @@ __all__ = ["ABBREVIATIONS", "SPEAKABLE", "decode_utf8", "normalize", "normalize_
 SPEAKABLE: Final = frozenset("abcdefghijklmnopqrstuvwxyz !'(),.:;?-")
 
 _WHITESPACE_RE: Final = re.compile(r"\s+")
+_DIGIT_RE: Final = re.compile(r"\d")
 _SPACE_BEFORE_PUNCT_RE: Final = re.compile(r" +(?=[,.;:!?)])|(?<=\() +")
 _REPEATED_COMMA_RE: Final = re.compile(r",(?:\s*,)+")
 # An abbreviation's dot right before a comma, semicolon or colon ("Bart., he", "viz.:"): the pause is the
@@ -104,14 +105,20 @@ def normalize_fragment(text: str, day_first: bool = False, letter_names: bool = 
     text = _FRACTIONS_RE.sub(lambda m: _VULGAR_FRACTIONS[m[0]], _without_controls(text))
     text = _NON_ASCII_RE.sub(_transliterate, text)
     text = expand_contacts(text)
-    text = expand_currency(text)
-    text = expand_times(text)
-    text = expand_dates(text, day_first)
-    text = expand_measures(expand_decades(text))
+    # Money, times, dates, measures and numbers all start at a digit, and most sentences have
+    # none (LJSpeech's have none): skipping them there halves the time a sentence takes.
+    has_digit = _DIGIT_RE.search(text) is not None
+    if has_digit:
+        text = expand_currency(text)
+        text = expand_times(text)
+        text = expand_dates(text, day_first)
+        text = expand_measures(expand_decades(text))
     text = expand_roman(expand_abbreviations(text))
-    text = expand_alphanumerics(text)
+    if has_digit:
+        text = expand_alphanumerics(text)
     text = expand_acronyms(text)
-    text = expand_numbers(text)
+    if has_digit:
+        text = expand_numbers(text)
     text = _GLUED_COLON_RE.sub(" ", anyascii(expand_symbols(text)).lower())
     text = _LEFTOVER_RE.sub(" ", letters.finish(text, letter_names))
     text = _REPEATED_COMMA_RE.sub(",", _WHITESPACE_RE.sub(" ", text))

@@ -54,8 +54,7 @@ _RANGE_RE: Final = re.compile(r"(?<![\w.,-])(?P<a>\d+(?:\.\d+)?)\s?-\s?(?P<b>\d+
 _ORDINAL_RE: Final = re.compile(r"(?<![\d,])(?P<int>" + INT + r")(?P<suf>st|nd|rd|th)\b", re.IGNORECASE)
 _DECADE_RE: Final = re.compile(
     r"(?<![\w'])(?:'(?P<short>\d0)|(?P<full>1\d\d0|20\d0))'?s\b"
-    r"|(?:(?<=\b[Tt]he )|(?<=\bearly )|(?<=\blate )|(?<=\b[Mm]id-)|(?<=\b[Mm]id )|(?<=\b[Hh]is )|(?<=\b[Hh]er )"
-    r"|(?<=\btheir ))(?P<bare>[1-9]0)s\b"
+    r"|\b(?P<cue>[Tt]he|early|late|[Mm]id|[Hh]is|[Hh]er|their)(?P<gap>[ -])(?P<bare>[1-9]0)s\b"
 )
 # "in '85" -> "in eighty-five", "since '05" -> "since oh five": a year without its century.
 _SHORT_YEAR_RE: Final = re.compile(r"(?<![\w'])'(?P<yy>\d\d)(?![\w'])")
@@ -208,7 +207,7 @@ def _expand_decade(match: re.Match[str]) -> str:
     short = match["short"] or match["bare"]
     if short:
         tens = cardinal(int(short))
-        return tens[:-1] + "ies"  # "ninety" -> "nineties"
+        return (f"{match['cue']}{match['gap']}" if match["bare"] else "") + tens[:-1] + "ies"  # "nineties"
     spoken = year(int(match["full"]))
     return spoken[:-1] + "ies" if spoken.endswith("y") else spoken + "s"  # "nineteen nineties", "... hundreds"
 

@@ -31,12 +31,12 @@ _TIME_RE: Final = re.compile(
     re.IGNORECASE,
 )
 _HOUR_RE: Final = re.compile(r"(?<![\w:.])(?P<h>1[0-2]|0?[1-9])" + _MERIDIEM + _ZONE, re.IGNORECASE)
-# "9:00-17:30", "9am-5pm", "9-5pm", "10:30 a.m.-2 p.m.": the dash is "to".
+# "9:00-17:30", "9am-5pm", "9-5pm", "10:30 a.m.-2 p.m.": the dash is "to". The cheap pattern
+# finds a dash between a time-like end and a time; _TIME_RANGE_LEFT_RE checks what ends before it.
 _TIME_RANGE_RE: Final = re.compile(
-    r"(?:(?<=\d:\d\d)|(?<=\d[ap]m)|(?<=\d [ap]m)|(?<=[ap]\.m\.)|(?<=(?<![\d:.,-])\d)|(?<=(?<![\d:.,-])\d\d))"
-    r"\s?[-\u2013]\s?(?=\d{1,2}:\d\d|\d{1,2}(?:[:.]\d\d)?\s?[ap]\.?m\b)",
-    re.IGNORECASE,
+    r"(?<=[\dmM.])\s?[-\u2013]\s?(?=\d{1,2}:\d\d|\d{1,2}(?:[:.]\d\d)?\s?[ap]\.?m\b)", re.IGNORECASE
 )
+_TIME_RANGE_LEFT_RE: Final = re.compile(r"(?:\d:\d\d|\d ?[ap]m|[ap]\.m\.|(?<![\d:.,-])\d\d?)$", re.IGNORECASE)
 # "0900 hours", "1430 hrs": the military reading, "oh nine hundred hours".
 _MILITARY_RE: Final = re.compile(r"(?<![\w:.])(?P<h>[01]\d|2[0-3])(?P<m>[0-5]\d)\s?(?P<word>hours|hrs)\b")
 _RATIO_RE: Final = re.compile(r"(?<![\w:])(?P<a>\d+):(?P<b>\d+)(?![\w:])")
@@ -104,7 +104,8 @@ def expand_times(text: str) -> str:
     -> "oh nine hundred hours", "9am-5pm" -> "nine a m to five p m". A colon between other
     numbers is a ratio or score: "3:1" -> "three to one".
     """
-    text = _TIME_RANGE_RE.sub(" to ", text)
+    text = _TIME_RANGE_RE.sub(
+        lambda m: " to " if _TIME_RANGE_LEFT_RE.search(m.string, max(0, m.start() - 6), m.start()) else m[0], text)
     text = _MILITARY_RE.sub(_expand_military, text)
     text = _TIME_RE.sub(_expand_time, text)
     text = _HOUR_RE.sub(_expand_hour, text)
