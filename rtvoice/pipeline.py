@@ -30,7 +30,7 @@ from .batching import DecodeBatcher, VocodeBatcher
 from .config import BatchingConfig, ResolvedSynthesis, SynthesisConfig
 from .engine.protocol import Engine, Utterance
 from .script import prepare
-from .synthesizer import ChunkVocoder, Clock, Progress, Sentence, SentenceDecoder
+from .synthesizer import ChunkVocoder, Clock, Progress, Sentence, SentenceDecoder, open_sentence
 
 T = TypeVar("T")
 _END = object()
@@ -111,7 +111,7 @@ async def _produce(engine: Engine, workers: Workers, sentences: list[Sentence], 
                    progress_q: asyncio.Queue[object], opened: list[Utterance]) -> None:
     try:
         for sentence in sentences:
-            utterance = await _on(workers.decoder, engine.open_utterance, sentence.ids, settings.max_decoder_steps)
+            utterance = await _on(workers.decoder, open_sentence, engine, sentence, settings)
             opened.append(utterance)
             plan_ = SentenceDecoder(utterance, sentence, engine.config, settings)
             while (masks := plan_.next_masks()) is not None:

@@ -25,7 +25,7 @@ import numpy.typing as npt
 from .audio import AudioChunk, Float32Array, Timing
 from .chunking import next_chunk
 from .config import ResolvedSynthesis, SynthesisConfig, VoiceConfig
-from .engine.protocol import Engine, Utterance, VocodeItem
+from .engine.protocol import Engine, StopsAtGate, Utterance, VocodeItem
 from .engine.randomness import PrenetMasks, noise
 from .errors import TextError
 from .prosody import Prosody
@@ -147,6 +147,27 @@ class SentenceDecoder:
                          "are shorter.", self.sentence.index + 1, limit,
                          _preview(self.sentence.text))
         return Progress(self.sentence, self.utterance, frames, self.done, truncated)
+
+
+def open_sentence(engine: Engine, sentence: Sentence, settings: ResolvedSynthesis) -> Utterance:
+    """``engine.open_utterance`` for ``sentence``, letting the engine stop at its gate unless ``force_steps``.
+
+    :class:`SentenceDecoder` never hands on a frame past the first fired gate, so an engine
+    that can stop there (:class:`~rtvoice.engine.protocol.StopsAtGate`) may skip the rest of
+    that batch; with ``force_steps`` every step is decoded and used, so it must not. It asks
+    through that optional protocol capability, not by testing for one backend's class, so
+    this module stays backend-independent and an engine wrapper that does not forward the
+    method keeps the full contract. The sync core and the async pipeline both open sentences
+    here. The caller owns the utterance.
+    """
+    utterance = engine.open_utterance(sentence.ids, settings.max_decoder_steps)
+    if not settings.force_steps and isinstance(engine, StopsAtGate):
+        try:
+            engine.stop_at_gate(utterance)
+        except BaseException:
+            utterance.close()
+            raise
+    return utterance
 
 
 def decode_sentence(utterance: Utterance, sentence: Sentence, voice: VoiceConfig,
@@ -327,7 +348,7 @@ def _run(engine: Engine, sentences: list[Sentence], settings: ResolvedSynthesis,
     clock = Clock(engine.config.audio.sample_rate)
     vocoder = ChunkVocoder(engine.config, settings, len(sentences), clock, prosody)
     for sentence in sentences:
-        utterance = engine.open_utterance(sentence.ids, settings.max_decoder_steps)
+        utterance = open_sentence(engine, sentence, settings)
         try:
             for progress in decode_sentence(utterance, sentence, engine.config, settings):
                 yield from vocoder.feed(progress)

@@ -13,7 +13,9 @@ steps, the fused kernel looping on the device; see :mod:`.gpu_decoder` for why i
 between the host's row-management points). ``RTVOICE_CUDA_COOPERATIVE=1``/``0`` sets
 cooperative launches (CUDA guarantees every block is resident, or refuses the launch);
 by default only ``persistent`` launches cooperatively, since it is not captured in a graph
-and holds its grid for many steps. The GPU check (tools/gpu/cuda_backend_check.sh)
+and holds its grid for many steps. A persistent launch stops on the device once the
+gates of all its sentences fired, when each opted in (:meth:`KernelEngine.stop_at_gate`;
+the synthesizer does, without ``force_steps``). The GPU check (tools/gpu/cuda_backend_check.sh)
 measures the three side by side and whether cooperative launches capture into graphs.
 """
 
@@ -125,9 +127,12 @@ class KernelEngine(GpuEngine):
     def stop_at_gate(self, utterance: Utterance) -> None:
         """Let persistent launches stop on the device once this sentence's gate fired.
 
-        Only for a consumer that never uses frames past the first fired gate (the
-        synthesizer without ``force_steps``): the steps skipped are never decoded, their
-        gate logits read +inf, and the utterance may not decode again. Other modes ignore it.
+        :class:`~rtvoice.engine.protocol.StopsAtGate`: only for a consumer that never uses
+        frames past the first fired gate. The synthesizer's ``open_sentence`` calls it for
+        every sentence without ``force_steps`` (sync core and async pipeline alike). The steps
+        skipped are never decoded, their gate logits read +inf, and the utterance may not
+        decode again. A launch stops only when every sentence in it opted in; ``phases`` and
+        ``fused`` ignore it (their batches are captured graphs of ``k`` steps).
         """
         if not (isinstance(utterance, GpuUtterance) and utterance._engine is self):
             raise InternalError("stop_at_gate() got an utterance of another engine")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -114,3 +114,25 @@ class Engine(Protocol):
 
     def close(self) -> None:
         """Release sessions, engines and device memory. Idempotent."""
+
+
+@runtime_checkable
+class StopsAtGate(Protocol):
+    """An optional capability of an :class:`Engine`: skip a sentence's steps after its gate fired.
+
+    The :class:`Utterance` contract is that ``decode`` of k steps decodes all k, and some
+    consumers rely on it: ``force_steps`` (the bench, :mod:`rtvoice.seams`, export parity)
+    reads frames past a fired gate. The engine cannot tell its consumers apart, so the one
+    that knows (the synthesizer, without ``force_steps``) says so per sentence, through this
+    optional method rather than a test for one backend class: a backend that cannot stop
+    early (CPU, ONNX Runtime CUDA, TensorRT) needs nothing, and a wrapping engine (the bench's
+    timer) that does not forward it keeps the full contract. ``cuda``'s persistent mode stops
+    on the device (:class:`~rtvoice.engine.cuda_engine.KernelEngine`).
+    """
+
+    def stop_at_gate(self, utterance: Utterance) -> None:
+        """Let the engine stop decoding ``utterance`` once its gate fired (``decoder.gate_threshold``).
+
+        Steps it skips read gate logits of +inf, and the utterance may not decode again. Call
+        it right after ``open_utterance``, before the first decode.
+        """
