@@ -6,6 +6,7 @@ Runs before the ASCII transliteration, which would turn "£" into "GBP" and "€
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Final
 
 from rtvoice.text.numbers import INT, attributive, cardinal, decimal, to_int
@@ -46,6 +47,11 @@ _SIGN_RE: Final = re.compile(
 # "99p", "50p coin": pence written the British way (one or two digits; "1080p" is a video mode).
 _PENCE_RE: Final = re.compile(r"(?<![\w.,])(?P<n>\d{1,2})p\b(?!\.m\b)")
 _CODES: Final = "|".join(_UNITS)
+#: "$9.99/month" -> "... a month", "$20/person" -> "... per person": what a price is for, after the slash.
+_PER: Final = {"mo": "a month", "month": "a month", "yr": "a year", "year": "a year", "wk": "a week", "week": "a week",
+               "day": "a day", "night": "a night", "hr": "an hour", "hour": "an hour", "person": "per person",
+               "head": "per head", "kg": "per kilogram", "lb": "per pound"}
+_PER_RE: Final = re.compile(r"\s?/\s?(?P<per>" + "|".join(_PER) + r")\b")
 _CODE_BEFORE_RE: Final = re.compile(r"\b(?P<code>" + _CODES + r")\s?(?=\.?\d)" + _AMOUNT + _SCALE)
 _CODE_AFTER_RE: Final = re.compile(
     r"(?<![\w.,-])(?:(?P<low>" + INT + r")\s?[-\u2013]\s?)?(?P<minus>(?<![\w-])-)?"
@@ -86,6 +92,24 @@ def _with_low(match: re.Match[str], code: str, spoken: str) -> str:
     return f"{cardinal(to_int(low))} to {spoken}"
 
 
+def _per(text: str, end: int) -> tuple[str, int]:
+    """What the amount ending at ``end`` is for ("/month" -> " a month"), and where that ends."""
+    per = _PER_RE.match(text, end)
+    return ("", end) if per is None else (" " + _PER[per["per"]], per.end())
+
+
+def _with_per(regex: re.Pattern[str], speak: Callable[[re.Match[str]], str], text: str) -> str:
+    """``regex.sub(speak, text)``, reading a "/month" right after an amount as "a month"."""
+    parts: list[str] = []
+    start = 0
+    for match in regex.finditer(text):
+        per, end = _per(text, match.end())
+        spoken = speak(match)
+        parts += [text[start:match.start()], spoken + (per if spoken != match[0] else "")]
+        start = end if spoken != match[0] else match.end()
+    return "".join(parts) + text[start:]
+
+
 def _by_sign(match: re.Match[str]) -> str:
     if match["int"] is None and match["frac"] is None:
         return match[0]
@@ -110,7 +134,8 @@ def expand_currency(text: str) -> str:
     "$3.50" -> "three dollars, fifty cents", "€1,234.56", "USD 5" and "5 USD" -> "five
     dollars", "$2.5 million" and "$2.5m" -> "two point five million dollars", "-$4" ->
     "minus four dollars". A range shares the currency ("$5-10" -> "five to ten dollars"),
-    and an amount before a noun takes the singular ("a $20 bill" -> "a twenty dollar bill").
+    and an amount before a noun takes the singular ("a $20 bill" -> "a twenty dollar bill");
+    "$9.99/month" is "nine dollars, ninety-nine cents a month".
     Must run before the ASCII transliteration.
 
     Args:
@@ -119,7 +144,7 @@ def expand_currency(text: str) -> str:
     Returns:
         ``text`` with every amount of money spelled out; everything else untouched.
     """
-    text = _SIGN_RE.sub(_by_sign, text)
+    text = _with_per(_SIGN_RE, _by_sign, text)
     text = _PENCE_RE.sub(lambda m: _unit(int(m["n"]), "penny", "pence"), text)
-    text = _CODE_BEFORE_RE.sub(_by_code, text)
+    text = _with_per(_CODE_BEFORE_RE, _by_code, text)
     return _CODE_AFTER_RE.sub(_by_code, text)

@@ -72,7 +72,7 @@ _PLAIN_RE: Final = re.compile(
 _DIGIT_CUES: Final = frozenset("call dial ring text pin code extension ext".split())
 #: Words after which a three- or four-digit number is a name said in pairs: "Room 1205" ->
 #: "room twelve oh five", "Flight 1403" -> "flight fourteen oh three", "Route 101" -> "route one oh one".
-_NUMBERED_CUES: Final = frozenset("room suite flight apartment unit bus route highway interstate".split())
+_NUMBERED_CUES: Final = frozenset("room suite flight apartment unit bus route highway interstate boeing".split())
 #: Street types: a number before a name and one of them is a house number ("3100 Main St." -> "thirty-one
 #: hundred main street"). Abbreviations ("St.", "Ave.") are expanded before numbers are read.
 _STREET_TYPES: Final = ("street|avenue|road|boulevard|drive|lane|way|court|place|square|terrace|parkway|highway|"

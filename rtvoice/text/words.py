@@ -84,6 +84,8 @@ _VOWELS: Final = frozenset("AEIOUY")
 # "221B", "A4", "M25", "MP3", "COVID-19", "4K", "B2B", "3D", "BA123".
 _ALNUM_RE: Final = re.compile(r"(?<![\w.'-])(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*(?![\w'])")
 _RUN_RE: Final = re.compile(r"[A-Za-z]+|\d+")
+# Left for the number reader: "22nd", "1990s", and compounds like "21st-century".
+_ORDINAL_WORD_RE: Final = re.compile(r"\d+(?:st|nd|rd|th|s)(?:-[A-Za-z]+)*", re.IGNORECASE)
 
 _SYMBOLS: Final = (
     (re.compile(r"#\s?(?=\d)"), " number "),
@@ -228,7 +230,7 @@ def expand_alphanumerics(text: str) -> str:
 
     Ordinals ("22nd") and units glued to numbers were read before this runs.
     """
-    return _ALNUM_RE.sub(lambda m: m[0] if re.fullmatch(r"\d+(?:st|nd|rd|th|s)", m[0]) else _alphanumeric(m), text)
+    return _ALNUM_RE.sub(lambda m: m[0] if _ORDINAL_WORD_RE.fullmatch(m[0]) else _alphanumeric(m), text)
 
 
 def expand_symbols(text: str) -> str:
