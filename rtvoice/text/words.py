@@ -179,13 +179,15 @@ def expand_abbreviations(text: str) -> str:
 
 def _acronym(match: re.Match[str], shouting: bool) -> str:
     caps, plural = match["caps"], match["plural"] or ""
+    # A possessive stays one ("the FBI's" -> "the f b i's", "eff bee eye's"); a plural "s" is spelled.
+    possessive = "'s" if plural == "'s" else ""
     if caps in _SPECIAL:
-        return _SPECIAL[caps] + ("s" if plural else "")
+        return _SPECIAL[caps] + (possessive or ("s" if plural else ""))
     has_vowel = any(c in _VOWELS for c in caps)
     if caps in _ACRONYM_WORDS or (shouting and has_vowel) or (
             len(caps) >= 5 and sum(c in _VOWELS for c in caps) * 3 >= len(caps)):
-        return caps.lower() + plural.replace("'", "")
-    return _spell(caps + ("s" if plural else ""))
+        return caps.lower() + (possessive or plural)
+    return _spell(caps + ("s" if plural and not possessive else "")) + possessive
 
 
 def expand_acronyms(text: str) -> str:
