@@ -8,13 +8,14 @@ Names also take middle initials, and LJSpeech (like any news text) is full of th
 "name + numeral letter" in its 13,000 sentences is an initial ("Paul M. Stombaugh", "John D.
 Ready", "James C. Cadigan", "Richard M. Nixon"). So the evidence for a regnal numeral is:
 
-- it is made of I, V and X only (no monarch or pope has passed XXIII); "C", "D", "L" and "M"
+- it is made of I, V and X only (no pope, and no monarch named below, has passed XXIII); "C", "D", "L" and "M"
   alone are letters after a counting word too ("Section C", "Type D");
 - one letter ("I", "V", "X") followed by a capitalized word that does not start a sentence
   is a middle initial, dot or not ("Mary I. Smith", "Robert I Bouck"), but "Henry V. He
   ..." is the king at the end of a sentence;
-- a lone "I" is a pronoun unless nothing but punctuation, "of" or "'s" follows it
-  ("Alexander I of Russia", "Charles I." but "Tell John I am late");
+- a lone "I" is a pronoun unless punctuation, "'s" or a word the pronoun hardly takes ("of",
+  "and", "or", "who", "in") follows it ("Alexander I of Russia", "Elizabeth I and James I",
+  "Charles I." but "Tell John I am late");
 - a title before the name settles it: "King George I was ..." is the king.
 """
 
@@ -44,6 +45,8 @@ _COUNTED_RE: Final = re.compile(r"\b(?P<cue>" + _COUNTERS + r")\s" + _NUMERAL + 
 _TITLES: Final = "King|Queen|Pope|Emperor|Empress|Tsar|Czar|Kaiser|Pharaoh|Prince|Princess|Saint"
 _REGNAL_RE: Final = re.compile(r"(?P<title>\b(?:" + _TITLES + r")\s)?\b(?P<cue>" + _NAMES + r")\s" + _REGNAL_NUMERAL
                                + r"\b(?P<s>'s\b)?(?!')")
+#: Words that follow a regnal "I" but hardly the pronoun: "Alexander I of Russia", "Elizabeth I and James I".
+_AFTER_REGNAL_I: Final = frozenset("of and or who in".split())
 _NEXT_WORD_RE: Final = re.compile(r"(?P<dot>\.)?\s+(?P<word>[A-Z][a-z]*|[a-z]+)")
 
 
@@ -66,7 +69,7 @@ def _is_regnal(match: re.Match[str]) -> bool:
     word = following["word"]
     if word[0].isupper():
         return word in STARTERS and following["dot"] is not None  # "Henry V. He ..." vs "Paul I. Smith"
-    return numeral != "I" or word == "of"  # "Henry V was", "Alexander I of Russia"; not "John I am"
+    return numeral != "I" or word in _AFTER_REGNAL_I  # "Henry V was", "Alexander I of Russia"; not "John I am"
 
 
 def expand_roman(text: str) -> str:
