@@ -60,6 +60,8 @@ _DECADE_RE: Final = re.compile(
 _SHORT_YEAR_RE: Final = re.compile(r"(?<![\w'])'(?P<yy>\d\d)(?![\w'])")
 # "1.5M users", "2.3B", "$" aside (money reads its own): a decimal with a capital scale letter.
 _SCALED_RE: Final = re.compile(r"(?<![\w.])(?P<n>\d+\.\d+)(?P<scale>[KMB])\b|(?<![\w.])(?P<n2>\d+(?:\.\d+)?)\s?bn\b")
+# "10^6" -> "ten to the power of six" (the caret alone is dropped, which would glue the digits).
+_POWER_RE: Final = re.compile(r"(?<![\w.])(?P<a>\d+(?:\.\d+)?)\^(?P<b>-?\d+)(?![\w.])")
 _SCALE_WORDS: Final = {"K": "thousand", "M": "million", "B": "billion"}
 _NUMBER_RE: Final = re.compile(
     r"(?<!\w)" + _MINUS + r"(?:(?P<int>" + INT + r")(?:\.(?P<frac>\d+))?|\.(?P<frac2>\d+))(?![\d.]\d|\d)"
@@ -266,6 +268,7 @@ def expand_numbers(text: str) -> str:
         ``text`` without any digits left.
     """
     text = expand_decades(text)
+    text = _POWER_RE.sub(lambda m: f"{number(m['a'])} to the power of {number(m['b'])}", text)
     text = _SCALED_RE.sub(lambda m: f"{number(m['n'] or m['n2'])} {_SCALE_WORDS.get(m['scale'], 'billion')}", text)
     text = _ORDINAL_RE.sub(lambda m: ordinal(to_int(m["int"])), text)
     text = _FRACTION_RE.sub(_expand_fraction, text)

@@ -38,6 +38,8 @@ _TIME_RANGE_RE: Final = re.compile(
 )
 _TIME_RANGE_LEFT_RE: Final = re.compile(r"(?:\d:\d\d|\d ?[ap]m|[ap]\.m\.|(?<![\d:.,-])\d\d?)$", re.IGNORECASE)
 # "0900 hours", "1430 hrs": the military reading, "oh nine hundred hours".
+# "2026-12-06T10:30": the "T" of an ISO date and time is "at".
+_ISO_T_RE: Final = re.compile(r"(?<=\d-\d\d)T(?=\d\d:\d\d)")
 _MILITARY_RE: Final = re.compile(r"(?<![\w:.])(?P<h>[01]\d|2[0-3])(?P<m>[0-5]\d)\s?(?P<word>hours|hrs)\b")
 _RATIO_RE: Final = re.compile(r"(?<![\w:])(?P<a>\d+):(?P<b>\d+)(?![\w:])")
 
@@ -49,7 +51,15 @@ _NUMERIC_RE: Final = re.compile(
 _DAY: Final = r"(?P<day>[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
 _YEAR: Final = r"(?:,?\s(?P<year>\d{4}))?"
 # "Dec. 25th, 2026", "December 25 2026", "March 3rd"; "25 December 2026", "25th of Dec".
-_MONTH_DAY_RE: Final = re.compile(r"\b" + _MONTH + r"\s" + _DAY + r"\b" + _YEAR + r"(?!\d)", re.IGNORECASE)
+# ... and a range of days: "Dec 24-26" -> "december twenty-fourth to twenty-sixth".
+_DAY2: Final = r"(?:\s?[-\u2013]\s?(?P<day2>[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?\b)?"
+_MONTH_DAY_RE: Final = re.compile(r"\b" + _MONTH + r"\s" + _DAY + r"\b" + _DAY2 + _YEAR + r"(?!\d)", re.IGNORECASE)
+#: Words after which "12/25" is a date without its year, not a fraction ("closed on 12/25").
+_DATE_CUES: Final = ("on|until|till|since|due|before|after|through|thru|expires|ending|Mon|Tue|Tues|Wed|Thu|Thur|"
+                     "Thurs|Fri|Sat|Sun|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday")
+_SHORT_NUMERIC_RE: Final = re.compile(
+    r"\b(?P<cue>(?i:" + _DATE_CUES + r"))(?P<gap>\.?,?\s)(?P<a>\d{1,2})/(?P<b>\d{1,2})(?![\w/]|\.\d|\s+of\b)"
+)
 _DAY_MONTH_RE: Final = re.compile(r"\b" + _DAY + r"(?:\sof)?\s" + _MONTH + _YEAR + r"(?!\d)", re.IGNORECASE)
 _MONTH_YEAR_RE: Final = re.compile(r"\b" + _MONTH + r",?\s(?P<year>\d{4})\b", re.IGNORECASE)
 
@@ -104,6 +114,7 @@ def expand_times(text: str) -> str:
     -> "oh nine hundred hours", "9am-5pm" -> "nine a m to five p m". A colon between other
     numbers is a ratio or score: "3:1" -> "three to one".
     """
+    text = _ISO_T_RE.sub(" at ", text)
     text = _TIME_RANGE_RE.sub(
         lambda m: " to " if _TIME_RANGE_LEFT_RE.search(m.string, max(0, m.start() - 6), m.start()) else m[0], text)
     text = _MILITARY_RE.sub(_expand_military, text)
@@ -138,7 +149,21 @@ def _expand_month_day(match: re.Match[str]) -> str:
     month_word = match["month"].lower()
     if month_word == "may" and match[0][0].islower():
         return match[0]  # "may 5" is a verb and a number more often than a date
+    if match["day2"]:
+        month = MONTHS[_MONTH_NUMBER[month_word] - 1]
+        spoken = f"{month} {ordinal(int(match['day']))} to {ordinal(int(match['day2']))}"
+        return spoken + (f", {_year_words(match['year'])}" if match["year"] else "")
     return _date(_MONTH_NUMBER[month_word], int(match["day"]), match["year"])
+
+
+def _expand_short_numeric(match: re.Match[str], day_first: bool) -> str:
+    a, b = int(match["a"]), int(match["b"])
+    month, day = (b, a) if day_first else (a, b)
+    if month > 12 and day <= 12:
+        month, day = day, month
+    if not (1 <= month <= 12 and 1 <= day <= 31):
+        return match[0]
+    return f"{match['cue']}{match['gap']}{MONTHS[month - 1]} {ordinal(day)}"
 
 
 def _expand_day_month(match: re.Match[str]) -> str:
@@ -157,7 +182,8 @@ def expand_dates(text: str, day_first: bool = False) -> str:
 
     Written forms too: "Dec. 25th, 2026" -> "december twenty-fifth, twenty twenty-six",
     "25 December 2026" -> "the twenty-fifth of december, twenty twenty-six", "March 2026"
-    -> "march twenty twenty-six".
+    -> "march twenty twenty-six", "Dec 24-26" -> "december twenty-fourth to twenty-sixth";
+    "closed on 12/25" -> "closed on december twenty-fifth" after a word that takes a date.
 
     Args:
         text: Cased ASCII text.
@@ -166,6 +192,7 @@ def expand_dates(text: str, day_first: bool = False) -> str:
     """
     text = _ISO_RE.sub(lambda m: _date(int(m["m"]), int(m["d"]), m["y"]), text)
     text = _NUMERIC_RE.sub(lambda m: _expand_numeric(m, day_first), text)
+    text = _SHORT_NUMERIC_RE.sub(lambda m: _expand_short_numeric(m, day_first), text)
     text = _MONTH_DAY_RE.sub(_expand_month_day, text)
     text = _DAY_MONTH_RE.sub(_expand_day_month, text)
     return _MONTH_YEAR_RE.sub(lambda m: f"{MONTHS[_MONTH_NUMBER[m['month'].lower()] - 1]} {year(int(m['year']))}",
