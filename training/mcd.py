@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import wave
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,26 @@ def mcd(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(d), float(penalty)
 
 
+def measure(rows: Sequence[Any], other: Callable[[Any], np.ndarray], teacher: Callable[[str], np.ndarray]
+            ) -> dict[str, Any]:
+    """MCD of ``other(row)`` against ``teacher(row.text)`` for each held-out row, and the means.
+
+    ``other`` takes the row (not its text), so a caller can hand over audio it already has.
+    """
+    per = []
+    for n, row in enumerate(rows, 1):
+        d, penalty = mcd(other(row), teacher(row.text))
+        per.append({"index": row.index, "mcd_db": round(d, 3), "penalty": round(penalty, 4)})
+        print(f"{n:4d} #{row.index:<5d} MCD {d:6.2f} dB  penalty {penalty:.3f}  {row.text[:60]}", flush=True)
+    values = np.array([r["mcd_db"] for r in per])
+    return {"sentences": len(per), "mcd_db": float(values.mean()), "median_db": float(np.median(values)),
+            "penalty": float(np.mean([r["penalty"] for r in per])), "definition": DEFINITION, "per_sentence": per}
+
+
+DEFINITION = ("mel-cepstral-distance 0.0.4 compare_audio_files defaults (Kubichek; 32 ms Hann / 8 ms hop, 20 mel "
+              "bands, coefficients 1-16, DTW on mel)")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.mcd", description=__doc__.split("\n\n")[0])
     who = p.add_mutually_exclusive_group(required=True)
@@ -69,29 +90,21 @@ def main(argv: list[str] | None = None) -> int:
     rows = read_heldout(CORPUS)[: args.limit]
     teacher = PiperTeacher(model=str(model_files()[0]), phonemes=str(args.phonemes))
     if args.teacher_floor:
-        name, other = "teacher-floor", lambda text: teacher.speak(text)
+        name, other = "teacher-floor", lambda row: teacher.speak(row.text)
     else:
         from rtvoice import Voice
 
         voice = Voice.load(args.voice, backend="onnxruntime", device="cpu")
         name = f"mcd-{args.voice.name}"
 
-        def other(text: str) -> np.ndarray:
-            return np.concatenate([c.samples for c in voice.synthesize(text)])
+        def other(row: Any) -> np.ndarray:
+            return np.concatenate([c.samples for c in voice.synthesize(row.text)])
 
     started = time.perf_counter()
-    per = []
-    for n, row in enumerate(rows, 1):
-        d, penalty = mcd(other(row.text), teacher.speak(row.text))
-        per.append({"index": row.index, "mcd_db": round(d, 3), "penalty": round(penalty, 4)})
-        print(f"{n:4d} #{row.index:<5d} MCD {d:6.2f} dB  penalty {penalty:.3f}  {row.text[:60]}", flush=True)
-    values = np.array([r["mcd_db"] for r in per])
+    measured = measure(rows, other, teacher.speak)
+    per = measured.pop("per_sentence")
     report: dict[str, Any] = {"kind": "mcd", "name": name, "voice": str(args.voice) if args.voice else None,
-                              "teacher": teacher.settings(), "sentences": len(per), "mcd_db": float(values.mean()),
-                              "median_db": float(np.median(values)),
-                              "penalty": float(np.mean([r["penalty"] for r in per])),
-                              "definition": "mel-cepstral-distance 0.0.4 compare_audio_files defaults (Kubichek; "
-                              "32 ms Hann / 8 ms hop, 20 mel bands, coefficients 1-16, DTW on mel)",
+                              "teacher": teacher.settings(), **measured,
                               "elapsed_s": round(time.perf_counter() - started, 1),
                               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "per_sentence": per}
     args.out.mkdir(parents=True, exist_ok=True)

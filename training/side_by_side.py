@@ -19,7 +19,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,31 @@ def summary(runs: list[dict[str, float]]) -> dict[str, float]:
             "first_audio_max_ms": round(1000 * max(r["first_audio_s"] for r in runs), 1)}
 
 
+def compare(voice: Any, piper: Any, texts: Sequence[str]) -> dict[str, Any]:
+    """Time ``voice`` (a loaded rtvoice Voice) and ``piper`` (a PiperVoice) on each text, in alternating order.
+
+    Returns each one's :func:`summary` and the per-sentence runs. One warm-up sentence each, untimed.
+    """
+    rate = piper.config.sample_rate
+
+    def ours(text: str) -> dict[str, float]:
+        return timed(lambda: voice.synthesize(text), lambda c: int(c.samples.size), voice.sample_rate)
+
+    def theirs(text: str) -> dict[str, float]:
+        return timed(lambda: piper.synthesize(text), lambda c: int(c.audio_float_array.size), rate)
+
+    ours("A warm-up sentence, not timed.")
+    theirs("A warm-up sentence, not timed.")
+    runs: dict[str, list[dict[str, float]]] = {"voice": [], "piper": []}
+    for n, text in enumerate(texts):
+        order = (("voice", ours), ("piper", theirs)) if n % 2 == 0 else (("piper", theirs), ("voice", ours))
+        for name, speak in order:
+            runs[name].append(speak(text))
+        print(f"{n + 1:3d} voice {runs['voice'][-1]['wall_s']:6.3f} s, piper {runs['piper'][-1]['wall_s']:6.3f} s "
+              f"for {runs['voice'][-1]['audio_s']:.1f} / {runs['piper'][-1]['audio_s']:.1f} s of audio", flush=True)
+    return {**{name: summary(r) for name, r in runs.items()}, "per_sentence": runs}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.side_by_side", description=__doc__.split("\n\n")[0])
     p.add_argument("--voice", type=Path, required=True, help="rtvoice voice folder")
@@ -59,27 +84,12 @@ def main(argv: list[str] | None = None) -> int:
 
     texts = [r.text for r in read_heldout(CORPUS)][: args.sentences]
     piper = piper_voice()
-    rate = piper.config.sample_rate
     with Voice.load(args.voice, backend="onnxruntime", device="cpu") as voice:
-        def ours(text: str) -> dict[str, float]:
-            return timed(lambda: voice.synthesize(text), lambda c: int(c.samples.size), voice.sample_rate)
-
-        def theirs(text: str) -> dict[str, float]:
-            return timed(lambda: piper.synthesize(text), lambda c: int(c.audio_float_array.size), rate)
-
-        ours("A warm-up sentence, not timed.")
-        theirs("A warm-up sentence, not timed.")
-        runs: dict[str, list[dict[str, float]]] = {"voice": [], "piper": []}
-        for n, text in enumerate(texts):
-            order = (("voice", ours), ("piper", theirs)) if n % 2 == 0 else (("piper", theirs), ("voice", ours))
-            for name, speak in order:
-                runs[name].append(speak(text))
-            print(f"{n + 1:3d} voice {runs['voice'][-1]['wall_s']:6.3f} s, piper {runs['piper'][-1]['wall_s']:6.3f} s "
-                  f"for {runs['voice'][-1]['audio_s']:.1f} / {runs['piper'][-1]['audio_s']:.1f} s of audio", flush=True)
+        measured = compare(voice, piper, texts)
     report = {"kind": "side-by-side", "voice": str(args.voice), "teacher": "piper-tts PiperVoice, en_US-joe-medium",
               "cpu_count": os.cpu_count(), "load_average": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
               "command": "python -m training.side_by_side " + " ".join(sys.argv[1:] if argv is None else argv),
-              **{name: summary(r) for name, r in runs.items()}, "per_sentence": runs}
+              **measured}
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"side-by-side-{args.voice.name}.json"
     path.write_text(json.dumps(report, indent=1) + "\n")
