@@ -164,12 +164,14 @@ def part_speed(voice: Any, rows: Sequence[Any]) -> dict[str, Any]:
 
 def part_seams(voice: Any, steps: int, grid: str) -> dict[str, Any]:
     from rtvoice.commands.bench import DEFAULT_TEXT
+    from rtvoice.config import SynthesisConfig
     from rtvoice.seams import format_points, sweep
 
-    points = sweep(voice, DEFAULT_TEXT, steps, **({} if grid == "full" else {"chunks": ()}))
+    points = sweep(voice, DEFAULT_TEXT, steps) if grid == "full" else sweep(voice, DEFAULT_TEXT, steps, chunks=())
     rows = [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in asdict(p).items()}
             for p in points]   # strict JSON: an SNR of null is streamed audio equal to whole, bit for bit
-    return {"text": DEFAULT_TEXT, "steps": steps, "voice_default": rows[-1],   # sweep's last row: the voice's own
+    own = rows[-1] | {"first_chunk_frames": SynthesisConfig().resolve(voice.config).first_chunk_frames}
+    return {"text": DEFAULT_TEXT, "steps": steps, "voice_default": own,   # sweep's last row: the voice's own
             "table": format_points(points), "points": rows}
 
 
@@ -204,9 +206,11 @@ def verdicts(m: dict[str, Any], limits: Limits) -> list[Verdict]:
                        v["first_audio_median_ms"]))
     s = m["seams"]["voice_default"]
     snr = float("inf") if s["snr_db"] is None else s["snr_db"]
-    chunks = f"{s['chunk_frames']}-{s['max_chunk_frames']}" if s["max_chunk_frames"] else str(s["chunk_frames"])
-    out.append(Verdict(6, f"streaming seams: SNR of streamed vs whole audio (chunks {chunks}, context "
-                       f"{s['context_frames']} frames)",
+    later = f"{s['chunk_frames']} doubling to {s['max_chunk_frames']}" if s["max_chunk_frames"] else \
+        str(s["chunk_frames"])
+    out.append(Verdict(6, f"streaming seams: SNR of streamed vs whole audio at the voice's own chunks (first "
+                       f"{s.get('first_chunk_frames', '?')}, then {later} frames) and context "
+                       f"({s['context_frames']} frames)",
                        f">= {limits.seam_snr_db:g} dB", "identical" if s["snr_db"] is None else f"{snr:.1f} dB", "",
                        "pass" if snr >= limits.seam_snr_db else "fail", s["snr_db"]))
     return out

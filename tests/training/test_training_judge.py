@@ -85,6 +85,8 @@ def test_judge_runs_every_part_and_writes_json_and_markdown(tiny_voice_dir: Path
     for who in ("voice", "piper"):
         assert r["speed"][who]["sentences"] == 2 and r["speed"][who]["rtf"] > 0
     assert len(r["seams"]["points"]) == 3 * 6 + 1 and r["seams"]["steps"] == 48
+    own = r["seams"]["voice_default"]
+    assert own["first_chunk_frames"] >= 1 and own["context_frames"] == r["seams"]["points"][-1]["context_frames"]
 
     by_item = {v["item"]: v for v in r["verdicts"]}
     assert sorted(by_item) == [1, 2, 3, 4, 5, 6]
