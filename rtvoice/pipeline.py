@@ -101,18 +101,18 @@ async def stream(engine: Engine, workers: Workers, text: str, config: SynthesisC
             assert isinstance(item, AudioChunk)
             yield item
     finally:
+        interrupted = not tasks[0].done()  # then an open may still be running on the decoder thread
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.shield(_close_all(workers, opened, closed))
+        await asyncio.shield(_close_all(workers, opened, closed, interrupted))
 
 
 async def _produce(engine: Engine, workers: Workers, sentences: list[Sentence], settings: ResolvedSynthesis,
                    progress_q: asyncio.Queue[object], opened: list[Utterance]) -> None:
     try:
         for sentence in sentences:
-            utterance = await _on(workers.decoder, open_sentence, engine, sentence, settings)
-            opened.append(utterance)
+            utterance = await _on(workers.decoder, _open, engine, sentence, settings, opened)
             plan_ = SentenceDecoder(utterance, sentence, engine.config, settings)
             while (masks := plan_.next_masks()) is not None:
                 gates = await workers.batcher.decode(engine, utterance, masks)
@@ -121,6 +121,18 @@ async def _produce(engine: Engine, workers: Workers, sentences: list[Sentence], 
         await progress_q.put(exc)
     else:
         await progress_q.put(_END)
+
+
+def _open(engine: Engine, sentence: Sentence, settings: ResolvedSynthesis, opened: list[Utterance]) -> Utterance:
+    """Open ``sentence`` and record it, both on the decoder thread.
+
+    Cancelling the stream cancels the await of this call, not the call: the open still
+    finishes, and the utterance (a GPU engine's row) is recorded here so that
+    :func:`_close_all` closes it rather than leaking it.
+    """
+    utterance = open_sentence(engine, sentence, settings)
+    opened.append(utterance)
+    return utterance
 
 
 async def _consume(engine: Engine, workers: Workers, vocoder: ChunkVocoder,
@@ -148,11 +160,14 @@ async def _consume(engine: Engine, workers: Workers, vocoder: ChunkVocoder,
         await out_q.put(_END)
 
 
-async def _close_all(workers: Workers, opened: list[Utterance], closed: set[int]) -> None:
-    """Close what a cancelled request left open, after the work queued on both threads."""
-    pending = [u for u in opened if id(u) not in closed]
-    if not pending:
-        return
+async def _close_all(workers: Workers, opened: list[Utterance], closed: set[int], interrupted: bool) -> None:
+    """Close what a cancelled request left open, after the work queued on both threads.
+
+    ``interrupted``: the producer was cancelled mid-way, so an open it awaited may still be
+    running on the decoder thread; waiting for that thread first lets it record its utterance.
+    """
+    if not interrupted and all(id(u) in closed for u in opened):
+        return  # the usual end: nothing to wait for
     await _on(workers.decoder, lambda: None)
-    for utterance in pending:
+    for utterance in [u for u in opened if id(u) not in closed]:
         await _on(workers.vocoder, utterance.close)
