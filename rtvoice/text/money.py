@@ -147,4 +147,4 @@ def expand_currency(text: str) -> str:
     text = _with_per(_SIGN_RE, _by_sign, text)
     text = _PENCE_RE.sub(lambda m: _unit(int(m["n"]), "penny", "pence"), text)
     text = _with_per(_CODE_BEFORE_RE, _by_code, text)
-    return _CODE_AFTER_RE.sub(_by_code, text)
+    return _with_per(_CODE_AFTER_RE, _by_code, text)
