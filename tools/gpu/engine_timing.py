@@ -38,9 +38,10 @@ def decoder_us_per_step(engine: Any, batches: tuple[int, ...], repeats: int, eve
         for B in batches:
             if time.monotonic() > deadline or B > engine.config.batching.max_rows:
                 continue
-            utterances = [engine.open_utterance(list(range(3, 3 + symbols)), (repeats + 2) * k * r)
-                          for _ in range(B)]
+            utterances: list[Any] = []
             try:
+                for _ in range(B):  # one by one, so that those opened before a failing open are closed
+                    utterances.append(engine.open_utterance(list(range(3, 3 + symbols)), (repeats + 2) * k * r))
                 masks = ((rng.random((k, 1, 2, d.prenet_dim)) >= 0.5) * 2.0).astype(np.float32)
                 items = [(u, masks) for u in utterances]
                 for _ in range(2):
