@@ -27,10 +27,10 @@ from pathlib import Path
 
 from ..config import VoiceConfig
 from ..cuda import Stream, get_device_info, set_device
-from ..errors import BackendError, InternalError
+from ..errors import BackendError
 from ..synthesizer import gate_logit
 from .cuda_step import KERNEL_SOURCE, KERNELS, MODES, Launcher, Mode, StepKernels, StepRunner
-from .gpu_engine import GpuEngine, GpuUtterance
+from .gpu_engine import GpuEngine
 from .gpu_runner import RunnerFactory
 from .protocol import Utterance
 from .step_weights import load_packed
@@ -134,9 +134,7 @@ class KernelEngine(GpuEngine):
         decode again. A launch stops only when every sentence in it opted in; ``phases`` and
         ``fused`` ignore it (their batches are captured graphs of ``k`` steps).
         """
-        if not (isinstance(utterance, GpuUtterance) and utterance._engine is self):
-            raise InternalError("stop_at_gate() got an utterance of another engine")
-        utterance.member.stop_at_gate = True
+        self._own(utterance, "stop_at_gate").member.stop_at_gate = True
 
     def _step_runner(self, rows: int, text_length: int) -> StepRunner:
         if self.kernels is None:
