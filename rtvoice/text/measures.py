@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from rtvoice.text.numbers import INT, attributive, number
+from rtvoice.text.numbers import INT, attributive, cardinal, fraction, number
 
 __all__ = ["expand_measures"]
 
@@ -38,7 +38,8 @@ _UNITS: Final[dict[str, tuple[str, str]]] = {
     "°C": ("degree celsius", "degrees celsius"), "°F": ("degree fahrenheit", "degrees fahrenheit"),
     "°K": ("kelvin", "kelvin"), "°": ("degree", "degrees"), "tsp": ("teaspoon", "teaspoons"),
     "tbsp": ("tablespoon", "tablespoons"),
-    "%": ("percent", "percent"), "x": ("times", "times"),
+    "%": ("percent", "percent"), "x": ("times", "times"), "mpg": ("mile per gallon", "miles per gallon"),
+    "pts": ("point", "points"),
 }
 _NO_SPACE_ONLY: Final = frozenset({"x", "°", "s", "h", "V", "W", "L"})
 """Units read only when glued to the number ("5x", "3h"): spaced, they are usually words ("5 s" aside)."""
@@ -48,14 +49,40 @@ _NUMBER: Final = r"(?P<minus>(?<![\w-])[-−])?(?P<value>(?:" + INT + r")(?:\.\d
 # A range shares its unit: "5-10 km" -> "five to ten kilometers", "10-20%".
 _LOW: Final = r"(?:(?P<low>(?:" + INT + r")(?:\.\d+)?)\s?[-\u2013]\s?)?"
 _MEASURE_RE: Final = re.compile(
-    r"(?<![\w.,-])" + _LOW + _NUMBER + r"(?P<space>\s?)(?P<unit>" + _UNIT_ALT + r")(?![\w²³])"
+    r"(?<![\w.,/-])" + _LOW + _NUMBER + r"(?P<space>\s?)(?P<unit>" + _UNIT_ALT + r")(?![\w²³])"
 )
+# "1 1/2 tbsp", "3/4 tsp": a fraction of a unit ("one and a half tablespoons", "three quarters of a teaspoon").
+_FRACTION_UNIT_RE: Final = re.compile(
+    r"(?<![\w.,/-])(?:(?P<whole>\d+)\s)?(?P<num>\d)/(?P<den>[2-9]|1[0-6])\s?(?P<unit>" + _UNIT_ALT + r")(?![\w²³])"
+)
+# 55", 1-2": the inch mark after a number, where it cannot close a quotation (an even count of " before it).
+_INCH_MARK_RE: Final = re.compile(r"(?<![\w.,-])" + _LOW + _NUMBER + r"\"(?!\w)")
 _DIMENSIONS_RE: Final = re.compile(r"(?<![\w.])(?P<a>\d+(?:\.\d+)?)\s?[x×]\s?(?P<b>\d+(?:\.\d+)?)(?![\w.]\w)")
 _DEGREES_WORD_RE: Final = re.compile(r"(?<=\d)\s?°\s?(?P<scale>[CF])\b")
 # A height in feet and inches: 5'11" -> "five feet eleven inches" (primes are transliterated to ' and ").
 _FEET_INCHES_RE: Final = re.compile(r"(?<![\w.'])(?P<ft>\d)'\s?(?P<inch>\d{1,2})(?:\"|'')")
 # "in" is a preposition; with its dot after a number it is inches ("Add 15 in.", "a 12 in. pipe").
 _INCHES_RE: Final = re.compile(r"(?<![\w.])" + _NUMBER + r"\s?in\.(?P<stop>(?=\s*$|\s+[A-Z]))?")
+# Without the dot only before a dimension word: "12 in wide", "a 6 in long pipe" ("10 in stock" stays).
+_BARE_INCHES_RE: Final = re.compile(
+    r"(?<![\w.])" + _NUMBER + r"\s?in(?=\s+(?:wide|long|tall|high|deep|thick|across|diagonal|square)\b)"
+)
+# "1h 30m", "2h15m", "1h 30m 20s": a duration, so the "m" after hours is minutes, not meters.
+_DURATION_RE: Final = re.compile(
+    r"(?<![\w.])(?P<h>\d+)\s?h\s?(?P<m>\d+)\s?m(?:in)?(?:\s?(?P<s>\d+)\s?s)?(?![\w²³])"
+)
+# "1e6", "1.5e8 km", "6.02E23": scientific notation, said "... times ten to the power of ...".
+_SCIENTIFIC_RE: Final = re.compile(
+    r"(?<![\w.])(?P<m>\d+(?:\.\d+)?)[eE](?P<e>[-+]?\d{1,3})(?![\w.]\w|\w)(?:\s?(?P<unit>" + _UNIT_ALT + r")(?![\w²³]))?"
+)
+# "21C", "30F" glued, with a word about the weather before it: "Temp 21C", "a high of 30C".
+_TEMPERATURE_CUE: Final = r"(?i:temp|temps|temperature|temperatures|high|highs|low|lows|feels like|around|near)"
+_GLUED_DEGREES_RE: Final = re.compile(
+    r"(?<!\w)(?P<cue>" + _TEMPERATURE_CUE + r")(?P<gap>(?:\s(?:of|is|at|to|near|around|about))?:?\s)"
+    r"(?P<n>[-−]?\d{1,3})(?P<scale>[CF])\b"
+)
+# A range written with its unit twice: "5.25%-5.5%", "20°C-25°C" -> read like "5.25-5.5%".
+_REPEATED_UNIT_RE: Final = re.compile(r"(?<=\d)(?P<unit>%|°[CF]?)\s?(?P<dash>[-\u2013])\s?(?=\d[\d.,]*\s?(?P=unit))")
 
 
 def _speak(match: re.Match[str]) -> str:
@@ -75,10 +102,51 @@ def _speak(match: re.Match[str]) -> str:
     return f"{spoken} {plural}"
 
 
+def _unit(value: str, unit: str | None) -> str:
+    """The unit's name for ``value`` ("1" -> singular), or "" without a unit."""
+    if not unit:
+        return ""
+    singular, plural = _UNITS[unit]
+    return " " + (singular if value == "1" else plural)
+
+
+def _duration(match: re.Match[str]) -> str:
+    spoken = f"{number(match['h'])}{_unit(match['h'], 'h')} {number(match['m'])}{_unit(match['m'], 'min')}"
+    return spoken + (f" {number(match['s'])}{_unit(match['s'], 's')}" if match["s"] else "")
+
+
+def _scientific(match: re.Match[str]) -> str:
+    exponent = match["e"].lstrip("+")
+    mantissa = "" if match["m"] == "1" else f"{number(match['m'])} times "  # "1e6": "ten to the power of six"
+    spoken = f"{mantissa}ten to the power of {number(exponent)}"
+    return spoken + _unit("", match["unit"])
+
+
+def _fraction_unit(match: re.Match[str]) -> str:
+    num, den, unit = int(match["num"]), int(match["den"]), match["unit"]
+    if unit in _NO_SPACE_ONLY or unit == "%" or num >= den:
+        return match[0]
+    singular, plural = _UNITS[unit]
+    if match["whole"]:
+        part = "a half" if (num, den) == (1, 2) else "a quarter" if (num, den) == (1, 4) else fraction(num, den)
+        return f"{cardinal(int(match['whole']))} and {part} {plural}"
+    return f"{fraction(num, den)} of a {singular}"
+
+
+def _inch_mark(match: re.Match[str]) -> str:
+    if match.string.count('"', 0, match.start()) % 2:
+        return match[0]  # 'say "5"': the mark closes a quotation
+    one = match["value"] == "1" and not match["minus"] and not match["low"]
+    spoken = ("minus " if match["minus"] else "") + number(match["value"])
+    if match["low"]:
+        spoken = f"{number(match['low'])} to {spoken}"
+    return f"{spoken} {'inch' if one or attributive(match.string, match.start(), match.end()) else 'inches'}"
+
+
 def _inches(match: re.Match[str]) -> str:
     one = match["value"] == "1" and not match["minus"]
     spoken = ("minus " if match["minus"] else "") + number(match["value"])
-    return f"{spoken} {'inch' if one else 'inches'}" + ("." if match["stop"] is not None else "")
+    return f"{spoken} {'inch' if one else 'inches'}" + ("." if match.groupdict().get("stop") is not None else "")
 
 
 def expand_measures(text: str) -> str:
@@ -90,9 +158,17 @@ def expand_measures(text: str) -> str:
     singular ("a 10 km run" -> "a ten kilometer run").
     """
     text = text.replace("º", "°").replace("˚", "°")
+    text = _GLUED_DEGREES_RE.sub(lambda m: f"{m['cue']}{m['gap']}{m['n']}°{m['scale']}", text)
     text = _DEGREES_WORD_RE.sub(lambda m: f"°{m['scale']}", text)
+    text = _REPEATED_UNIT_RE.sub(lambda m: m["dash"], text)
+    text = _SCIENTIFIC_RE.sub(_scientific, text)
+    text = _DURATION_RE.sub(_duration, text)
     text = _DIMENSIONS_RE.sub(lambda m: f"{number(m['a'])} by {number(m['b'])}", text)
     text = _INCHES_RE.sub(_inches, text)
+    text = _BARE_INCHES_RE.sub(_inches, text)
+    text = _FRACTION_UNIT_RE.sub(_fraction_unit, text)
     text = _FEET_INCHES_RE.sub(lambda m: f"{number(m['ft'])} {'foot' if m['ft'] == '1' else 'feet'} "
                                f"{number(m['inch'])} {'inch' if m['inch'] == '1' else 'inches'}", text)
+    if '"' in text:
+        text = _INCH_MARK_RE.sub(_inch_mark, text)
     return _MEASURE_RE.sub(_speak, text)

@@ -34,10 +34,12 @@ _UNITS: Final[dict[str, tuple[str, str, str, str]]] = {
 _SIGNS: Final = {"$": "USD", "£": "GBP", "€": "EUR", "¥": "JPY", "₹": "INR", "₩": "KRW", "US$": "USD",
                  "C$": "CAD", "A$": "AUD"}
 _SCALES: Final = {"k": "thousand", "m": "million", "mn": "million", "bn": "billion", "b": "billion",
+                  "t": "trillion", "tn": "trillion",
                   "thousand": "thousand", "million": "million", "billion": "billion", "trillion": "trillion"}
 
 _AMOUNT: Final = r"(?:(?P<int>" + INT + r"))?(?:\.(?P<frac>\d+))?"
-_SCALE: Final = r"(?:\s?(?P<scale>k|mn|bn|m|b)\b|\s+(?P<word>thousand|million|billion|trillion)\b)?"
+# "$2.9T": a glued "t" is trillions; spaced, it is a word ("$5 t-shirt").
+_SCALE: Final = r"(?:\s?(?P<scale>k|mn|bn|m|b|(?<=\d)tn|(?<=\d)t)\b|\s+(?P<word>thousand|million|billion|trillion)\b)?"
 # A range shares the currency: "$5-10" and "$5-$10" -> "five to ten dollars", "20-30 EUR".
 _SIGN_RANGE: Final = r"(?:(?P<low>" + INT + r")\s?[-\u2013]\s?(?:US\$|C\$|A\$|[$£€¥₹₩])?(?=\d))?"
 _SIGN_RE: Final = re.compile(
@@ -76,6 +78,8 @@ def _speak(code: str, integer: str | None, frac: str | None, scale: str | None, 
         return f"{sign}{decimal(integer, None)} {main}"
     whole = to_int(integer) if integer else 0
     cents = int(frac.ljust(2, "0")) if frac else 0
+    if before_noun and cents:  # "a $1.50 coffee": "a one dollar fifty coffee", "a fifty cent stamp"
+        return sign + (f"{cardinal(whole)} {main} {cardinal(cents)}" if whole else f"{cardinal(cents)} {sub}")
     parts = [_unit(whole, main, mains)] if whole or not cents else []
     parts += [_unit(cents, sub, subs)] if cents else []
     return sign + ", ".join(parts)

@@ -17,6 +17,8 @@ from typing import Final
 
 from num2words import num2words
 
+from rtvoice.text.letters import spell
+
 __all__ = ["INT", "attributive", "cardinal", "decimal", "digits", "expand_decades", "expand_numbers", "ordinal",
            "pairs", "to_int", "year"]
 
@@ -54,15 +56,19 @@ _RANGE_RE: Final = re.compile(r"(?<![\w.,-])(?P<a>\d+(?:\.\d+)?)\s?-\s?(?P<b>\d+
 _ORDINAL_RE: Final = re.compile(r"(?<![\d,])(?P<int>" + INT + r")(?P<suf>st|nd|rd|th)\b", re.IGNORECASE)
 _DECADE_RE: Final = re.compile(
     r"(?<![\w'])(?:'(?P<short>\d0)|(?P<full>1\d\d0|20\d0))'?s\b"
-    r"|\b(?P<cue>[Tt]he|early|late|[Mm]id|[Hh]is|[Hh]er|their)(?P<gap>[ -])(?P<bare>[1-9]0)s\b"
+    r"|\b(?P<cue>[Tt]he|early|late|[Mm]id|[Hh]is|[Hh]er|their|low|high|upper|lower)(?P<gap>[ -])(?P<bare>[1-9]0)s\b"
 )
 # "in '85" -> "in eighty-five", "since '05" -> "since oh five": a year without its century.
 _SHORT_YEAR_RE: Final = re.compile(r"(?<![\w'])'(?P<yy>\d\d)(?![\w'])")
 # "1.5M users", "2.3B", "$" aside (money reads its own): a decimal with a capital scale letter.
-_SCALED_RE: Final = re.compile(r"(?<![\w.])(?P<n>\d+\.\d+)(?P<scale>[KMB])\b|(?<![\w.])(?P<n2>\d+(?:\.\d+)?)\s?bn\b")
+_SCALED_RE: Final = re.compile(r"(?<![\w.])(?P<n>\d+\.\d+)(?P<scale>[KMBT])\b|(?<![\w.])(?P<n2>\d+(?:\.\d+)?)\s?bn\b")
 # "10^6" -> "ten to the power of six" (the caret alone is dropped, which would glue the digits).
 _POWER_RE: Final = re.compile(r"(?<![\w.])(?P<a>\d+(?:\.\d+)?)\^(?P<b>-?\d+)(?![\w.])")
-_SCALE_WORDS: Final = {"K": "thousand", "M": "million", "B": "billion"}
+_SCALE_WORDS: Final = {"K": "thousand", "M": "million", "B": "billion", "T": "trillion"}
+# "v3.0.0-rc.1", "4.0.0-beta.2": a pre-release tag after a version ("... zero beta two", no dot).
+_PRERELEASE_RE: Final = re.compile(r"(?<=\d)-(?P<tag>alpha|beta|rc|pre|preview|dev)\.?(?=\d)", re.IGNORECASE)
+#: Words after which "3.12" is a version, "three point twelve": its parts are numbers, not digits.
+_VERSION_CUES: Final = frozenset("version python release firmware kernel java ruby php perl".split())
 _NUMBER_RE: Final = re.compile(
     r"(?<!\w)" + _MINUS + r"(?:(?P<int>" + INT + r")(?:\.(?P<frac>\d+))?|\.(?P<frac2>\d+))(?![\d.]\d|\d)"
 )
@@ -71,7 +77,12 @@ _PLAIN_RE: Final = re.compile(
     _MINUS + r"(?P<int>" + INT + r")?(?:\.(?P<frac>\d+))?"
 )
 #: Words after which a number is dialled or keyed, not counted: "call 911", "PIN 1234".
-_DIGIT_CUES: Final = frozenset("call dial ring text pin code extension ext".split())
+_DIGIT_CUES: Final = frozenset("call dial ring text pin code extension ext passcode postcode otp".split())
+#: Words after which a number of five or more digits is a reference read digit by digit: "order #12345"
+#: ("#" was read "number"), "booking 483920".
+_REFERENCE_CUES: Final = frozenset("number confirmation booking reference ref tracking ticket invoice account".split())
+# "Your code is 482913", "The PIN was 0417": the cue, then "is" or "was", then the number.
+_CUE_IS_RE: Final = re.compile(r"([A-Za-z]+)\s+(?:is|was)\W*$")
 #: Words after which a three- or four-digit number is a name said in pairs: "Room 1205" ->
 #: "room twelve oh five", "Flight 1403" -> "flight fourteen oh three", "Route 101" -> "route one oh one".
 _NUMBERED_CUES: Final = frozenset("room suite flight apartment unit bus route highway interstate boeing".split())
@@ -79,24 +90,41 @@ _NUMBERED_CUES: Final = frozenset("room suite flight apartment unit bus route hi
 #: hundred main street"). Abbreviations ("St.", "Ave.") are expanded before numbers are read.
 _STREET_TYPES: Final = ("street|avenue|road|boulevard|drive|lane|way|court|place|square|terrace|parkway|highway|"
                         "circle|plaza|crescent|close|row")
-_STREET_AHEAD_RE: Final = re.compile(r"(?:\s+[A-Z][\w'-]*){1,3}\s+(?i:" + _STREET_TYPES + r")\b")
+_STREET_AHEAD_RE: Final = re.compile(
+    r"(?:\s+(?:[A-Z][\w'-]*|[a-z-]*(?:first|second|third|th))){1,3}\s+(?i:" + _STREET_TYPES + r")\b"
+)  # "350 Fifth Avenue", and "350 5th Avenue", whose ordinal was read first
 _NEXT_WORD_RE: Final = re.compile(r"\s*([A-Za-z]+)")
 _A_BEFORE_RE: Final = re.compile(r"(?<![\w'])[Aa]n?\s+$")
 _NOUN_AFTER_RE: Final = re.compile(
     r"[\s-]+(?!(?:and|or|to|of|for|per|in|on|at|a|an|the|each|off|more|less|than|from|is|was|are|were|will|"
-    r"would|can|could|should|with|by|up|down|away|ago)\b)[a-z]"
+    r"would|can|could|should|with|by|up|down|away|ago)\b)(?:[a-z]|[A-Z]{2,}\b)"
 )
 _PREV_WORD_RE: Final = re.compile(r"([A-Za-z]+)\W*$")
+# Other determiners make the amount attributive too ("the 100m sprint", "your 16 GB plan"), but a
+# word after them may also end the phrase ("the 20 GB left", "the $20 you gave"): those words are not nouns.
+_DETERMINER_BEFORE_RE: Final = re.compile(r"(?<![\w'])(?:[Tt]he|[Tt]his|[Yy]our|[Oo]ur|[Mm]y|[Hh]is|[Hh]er|[Tt]heir|"
+                                          r"[Ii]ts|[Ee]very|\w+'s)\s+$")
+_NOT_NOUN_AFTER_RE: Final = re.compile(
+    r"[\s-]+(?:left|remaining|available|free|total|behind|ahead|into|over|under|out|back|long|wide|high|deep|tall|"
+    r"thick|old|later|earlier|above|below|you|we|they|he|she|it|that|which|who|i|me|him|them|us|today|tonight|"
+    r"yesterday|tomorrow|now|then|there|here|so|too|all|instead|but|if|because|before|after|since|till|until|"
+    r"into|onto|across|through|along|around|toward|towards|past|beyond|every|only|just|already|yet|ago)\b"
+)
 
 
 def attributive(text: str, start: int, end: int) -> bool:
     """Whether the amount at ``text[start:end]`` describes the noun after it: "a $20 bill", "a 10 km run".
 
     Such an amount takes the singular unit ("a twenty dollar bill", "a ten kilometer run"); the
-    evidence is "a" or "an" before it and a word after it that is not a conjunction or preposition.
+    evidence is "a" or "an" before it and a word after it that is not a conjunction or preposition,
+    or another determiner ("the 100m sprint", "his 500 mg dose") and a word after it that is a noun.
     """
-    return _A_BEFORE_RE.search(text, max(0, start - 8), start) is not None and \
-        _NOUN_AFTER_RE.match(text, end) is not None
+    if _NOUN_AFTER_RE.match(text, end) is None:
+        return False
+    if _A_BEFORE_RE.search(text, max(0, start - 8), start) is not None:
+        return True
+    return _DETERMINER_BEFORE_RE.search(text, max(0, start - 24), start) is not None and \
+        _NOT_NOUN_AFTER_RE.match(text, end) is None
 
 
 def to_int(text: str) -> int:
@@ -233,11 +261,20 @@ def _expand_number(text: str) -> str:
             previous = _PREV_WORD_RE.search(text, max(0, match.start() - 24), match.start())
             if len(raw) > 1 and previous is not None and previous[1].lower() in _DIGIT_CUES:
                 return digits(raw)
+            if len(raw) >= 5 and previous is not None and previous[1].lower() in _REFERENCE_CUES:
+                return digits(raw)
+            cue_is = _CUE_IS_RE.search(text, max(0, match.start() - 32), match.start())
+            if len(raw) > 2 and cue_is is not None and cue_is[1].lower() in _DIGIT_CUES:
+                return digits(raw)
             if len(raw) in (3, 4) and (previous is not None and previous[1].lower() in _NUMBERED_CUES
                                        or _STREET_AHEAD_RE.match(text, match.end())):
                 return pairs(raw)
             if len(raw) == 4 and 1000 < int(raw) < 3000 and _is_year(text, match):
                 return year(int(raw))
+        if raw is not None and frac is not None and len(frac) == 2 and frac[0] != "0" and not minus:
+            previous = _PREV_WORD_RE.search(text, max(0, match.start() - 24), match.start())
+            if previous is not None and previous[1].lower() in _VERSION_CUES:
+                return f"{cardinal(to_int(raw))} point {cardinal(int(frac))}"  # "Python 3.12"
         return sign + decimal(raw, frac)
 
     return _NUMBER_RE.sub(spell, text)
@@ -273,6 +310,7 @@ def expand_numbers(text: str) -> str:
     text = _ORDINAL_RE.sub(lambda m: ordinal(to_int(m["int"])), text)
     text = _FRACTION_RE.sub(_expand_fraction, text)
     text = _RANGE_RE.sub(_expand_range, text)
+    text = _PRERELEASE_RE.sub(lambda m: " " + (spell(m["tag"]) if m["tag"].lower() == "rc" else m["tag"]) + " ", text)
     text = _DOTTED_RE.sub(lambda m: " dot ".join(cardinal(int(p)) for p in m[0].split(".")), text)
     text = _expand_number(text)
     return re.sub(r"\d+", lambda m: digits(m[0]), text)  # whatever is left ("1.2.3"), digit by digit

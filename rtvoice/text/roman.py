@@ -47,6 +47,10 @@ _REGNAL_RE: Final = re.compile(r"(?P<title>\b(?:" + _TITLES + r")\s)?\b(?P<cue>"
                                + r"\b(?P<s>'s\b)?(?!')")
 #: Words that follow a regnal "I" but hardly the pronoun: "Alexander I of Russia", "Elizabeth I and James I".
 _AFTER_REGNAL_I: Final = frozenset("of and or who in".split())
+#: What follows a monarch rather than the pronoun: "George I was king", "Henry I reigned".
+_REGNAL_PREDICATE_RE: Final = re.compile(
+    r"\s+(?:(?:was|became)\s+(?:king|queen|emperor|empress|tsar|pope|crowned)|reigned|ruled|succeeded|abdicated)\b"
+)
 _NEXT_WORD_RE: Final = re.compile(r"(?P<dot>\.)?\s+(?P<word>[A-Z][a-z]*|[a-z]+)")
 
 
@@ -69,7 +73,9 @@ def _is_regnal(match: re.Match[str]) -> bool:
     word = following["word"]
     if word[0].isupper():
         return word in STARTERS and following["dot"] is not None  # "Henry V. He ..." vs "Paul I. Smith"
-    return numeral != "I" or word in _AFTER_REGNAL_I  # "Henry V was", "Alexander I of Russia"; not "John I am"
+    if numeral != "I" or word in _AFTER_REGNAL_I:
+        return True  # "Henry V was", "Alexander I of Russia"
+    return _REGNAL_PREDICATE_RE.match(match.string, match.end()) is not None  # "George I was king"; not "John I am"
 
 
 def expand_roman(text: str) -> str:

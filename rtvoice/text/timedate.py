@@ -44,7 +44,9 @@ _MILITARY_RE: Final = re.compile(r"(?<![\w:.])(?P<h>[01]\d|2[0-3])(?P<m>[0-5]\d)
 _RATIO_RE: Final = re.compile(r"(?<![\w:])(?P<a>\d+):(?P<b>\d+)(?![\w:])")
 
 # Numeric dates: 2026-12-06 (ISO), 12/06/2026, 12.06.2026, 12-06-26.
-_ISO_RE: Final = re.compile(r"(?<![\w-])(?P<y>\d{4})-(?P<m>0?[1-9]|1[0-2])-(?P<d>0?[1-9]|[12]\d|3[01])(?![\w-])")
+_ISO_RE: Final = re.compile(
+    r"(?<![\w/-])(?P<y>\d{4})(?P<sep>[-/])(?P<m>0?[1-9]|1[0-2])(?P=sep)(?P<d>0?[1-9]|[12]\d|3[01])(?![\w/-])"
+)  # "2026-12-06", and "2024/05/17" as some sites write it
 _NUMERIC_RE: Final = re.compile(
     r"(?<![\w/.-])(?P<a>\d{1,2})(?P<sep>[/.-])(?P<b>\d{1,2})(?P=sep)(?P<y>\d{4}|\d{2})(?![\w/-]|\.\d)"
 )
@@ -53,10 +55,16 @@ _YEAR: Final = r"(?:,?\s(?P<year>\d{4}))?"
 # "Dec. 25th, 2026", "December 25 2026", "March 3rd"; "25 December 2026", "25th of Dec".
 # ... and a range of days: "Dec 24-26" -> "december twenty-fourth to twenty-sixth".
 _DAY2: Final = r"(?:\s?[-\u2013]\s?(?P<day2>[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?\b)?"
+_MONTH_WORD: Final = r"(?:" + "|".join(sorted(_MONTH_NUMBER, key=len, reverse=True)) + r")\b\.?"
+# "Dec. 24 - Jan. 2", "June 30–July 4": a range of dates across months; the dash is "to", not a pause.
+_DATE_RANGE_RE: Final = re.compile(
+    r"(?i:\b" + _MONTH_WORD + r"\s" + _DAY + r"(?:,?\s\d{4})?)(?P<dash>\s?[-\u2013]\s?)(?=(?i:" + _MONTH_WORD
+    + r")\s\d)"
+)
 _MONTH_DAY_RE: Final = re.compile(r"\b" + _MONTH + r"\s" + _DAY + r"\b" + _DAY2 + _YEAR + r"(?!\d)", re.IGNORECASE)
 #: Words after which "12/25" is a date without its year, not a fraction ("closed on 12/25").
-_DATE_CUES: Final = ("on|until|till|since|due|before|after|through|thru|expires|ending|Mon|Tue|Tues|Wed|Thu|Thur|"
-                     "Thurs|Fri|Sat|Sun|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday")
+_DATE_CUES: Final = ("on|until|till|since|due|before|after|through|thru|expires|ending|ends|starts|begins|"
+                     "Mon|Tue|Tues|Wed|Thu|Thur|Thurs|Fri|Sat|Sun|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday")
 _SHORT_NUMERIC_RE: Final = re.compile(
     r"\b(?P<cue>(?i:" + _DATE_CUES + r"))(?P<gap>\.?,?\s)(?P<a>\d{1,2})/(?P<b>\d{1,2})(?![\w/]|\.\d|\s+of\b)"
 )
@@ -90,7 +98,8 @@ def _expand_time(match: re.Match[str]) -> str:
         spoken += " " + spell(ampm + "m")
     if match["zone"]:
         spoken += " " + spell(match["zone"])
-    return spoken + ("." if match["stop"] is not None else "")
+    # "9 a.m. CST." : the dot of "a.m." before a zone is no full stop (the zone's own follows).
+    return spoken + ("." if match["stop"] is not None and not match["zone"] else "")
 
 
 def _expand_military(match: re.Match[str]) -> str:
@@ -103,7 +112,7 @@ def _expand_military(match: re.Match[str]) -> str:
 def _expand_hour(match: re.Match[str]) -> str:
     spoken = f"{cardinal(int(match['h']))} {spell(match['ampm'] + 'm')}"
     spoken += " " + spell(match["zone"]) if match["zone"] else ""
-    return spoken + ("." if match["stop"] is not None else "")
+    return spoken + ("." if match["stop"] is not None and not match["zone"] else "")
 
 
 def expand_times(text: str) -> str:
@@ -193,6 +202,7 @@ def expand_dates(text: str, day_first: bool = False) -> str:
     text = _ISO_RE.sub(lambda m: _date(int(m["m"]), int(m["d"]), m["y"]), text)
     text = _NUMERIC_RE.sub(lambda m: _expand_numeric(m, day_first), text)
     text = _SHORT_NUMERIC_RE.sub(lambda m: _expand_short_numeric(m, day_first), text)
+    text = _DATE_RANGE_RE.sub(lambda m: m[0][:m.start("dash") - m.start()] + " to ", text)
     text = _MONTH_DAY_RE.sub(_expand_month_day, text)
     text = _DAY_MONTH_RE.sub(_expand_day_month, text)
     return _MONTH_YEAR_RE.sub(lambda m: f"{MONTHS[_MONTH_NUMBER[m['month'].lower()] - 1]} {year(int(m['year']))}",

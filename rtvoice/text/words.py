@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from rtvoice.text.letters import spell
-from rtvoice.text.numbers import cardinal, digits, pairs
+from rtvoice.text.letters import MARK, spell
+from rtvoice.text.numbers import cardinal, digits, pairs, year
 
 __all__ = ["ABBREVIATIONS", "STARTERS", "expand_abbreviations", "expand_acronyms", "expand_alphanumerics",
            "expand_symbols"]
@@ -29,7 +29,7 @@ ABBREVIATIONS: Final[tuple[tuple[str, str], ...]] = (
     ("hwy", "highway"), ("pl", "place"), ("no", "number"), ("nos", "numbers"), ("tel", "telephone"),
     ("est", "established"), ("min", "minutes"), ("hrs", "hours"), ("sec", "seconds"),
     ("apt", "apartment"), ("para", "paragraph"), ("fig", "figure"), ("vol", "volume"), ("bldg", "building"),
-    ("ext", "extension"),
+    ("ext", "extension"), ("pkwy", "parkway"),
 )
 #: Weekdays, read only when capitalized ("Mon."), and able to end a sentence ("ships Mon.").
 _WEEKDAYS: Final = {"Mon": "monday", "Tue": "tuesday", "Tues": "tuesday", "Wed": "wednesday", "Thu": "thursday",
@@ -41,10 +41,28 @@ _WEEKDAY_RANGE_RE: Final = re.compile(
     r"(?<![\w.'])(?P<a>" + "|".join(sorted(_DAY_NAMES, key=len, reverse=True)) + r")\.?\s?[-\u2013]\s?"
     r"(?P<b>" + "|".join(sorted(_DAY_NAMES, key=len, reverse=True)) + r")(?P<dot>\.)?(?!\w)"
 )
+_DAY_ALT: Final = "|".join(sorted(_DAY_NAMES, key=len, reverse=True))
+# "Sat & Sun", "Sat/Sun", "Mon, Wed and Fri": days listed together, dots or not.
+_WEEKDAY_LIST_RE: Final = re.compile(
+    r"(?<![\w.'])(?P<a>" + _DAY_ALT + r")\.?(?P<join>\s?[&/]\s?|,\s|\s(?:and|or)\s)(?=(?:" + _DAY_ALT + r")\b)"
+)
+_LISTED_DAY_RE: Final = re.compile(
+    r"(?P<prev>\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)(?:\s(?:and|or)\s|,\s))"
+    r"(?P<b>" + _DAY_ALT + r")(?!\w)"
+)
+# "due Fri, Nov 8" (dates were read first: "Fri, november eighth"): a weekday before a date.
+_WEEKDAY_DATE_RE: Final = re.compile(
+    r"(?<![\w.'])(?P<word>" + "|".join(_WEEKDAYS) + r")(?=,?\s(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
+    r"[a-z]*\b|\sthe\s[a-z-]+(?:st|nd|rd|th)\sof\b)"
+)  # "Tue 14 May" was read "Tue the fourteenth of may"
+# "#WorldCup" -> "hashtag world cup": a hashtag's capitals mark its words.
+_HASHTAG_RE: Final = re.compile(r"(?<![\w#])#(?P<tag>[A-Za-z][a-z]+(?:[A-Z][a-z]+)+)\b")
+# "Node.js", "Vue.js": said "node j s"; the dot inside a name is no full stop.
+_DOT_JS_RE: Final = re.compile(r"\b(?P<name>[A-Z][A-Za-z]*)\.js\b")
 _VERSION_RE: Final = re.compile(r"(?<![\w.])v(?=\d+(?:\.\d+)+\b)")
 #: Abbreviations that stand after a name (street types, company forms): their dot may also end the sentence.
 _SUFFIXES: Final = frozenset({"jr", "sr", "esq", "co", "inc", "ltd", "corp", "ave", "rd", "blvd", "ln", "hwy", "pl",
-                              "etc"})
+                              "pkwy", "etc"})
 #: Abbreviations read so only right before a number ("No. 5" but "no." is "no").
 _BEFORE_NUMBER: Final = frozenset({"no", "nos", "tel", "min", "sec", "hrs", "est", "pl", "sq", "ext"})
 _TABLE: Final = dict(ABBREVIATIONS)
@@ -66,7 +84,8 @@ _LATIN: Final = ((re.compile(r"\be\.g\.(?!\w)", re.IGNORECASE), "for example"),
 #: All-capital words read as words, not letter by letter.
 _ACRONYM_WORDS: Final = frozenset(
     "NASA NATO UNESCO UNICEF AIDS LASER RADAR SCUBA NASDAQ FIFA OPEC IKEA LEGO COVID GIF JPEG PIN SIM NAFTA OSHA "
-    "FEMA ASCII CAPTCHA WIFI SARS ISIS INTERPOL DARPA SWAT WASP POTUS SCOTUS ANSI ASAP RAM ROM LAN WAN NIC TED".split()
+    "FEMA ASCII CAPTCHA WIFI SARS ISIS INTERPOL DARPA SWAT WASP POTUS SCOTUS ANSI ASAP RAM ROM LAN WAN NIC TED ZIP MAX "
+    "STOP HELP START INFO".split()
 )
 _SPECIAL: Final = {"OK": "okay", "Wi-Fi": "wifi", "WiFi": "wifi", "iOS": spell("iOS"), "macOS": "mac " + spell("OS"),
                    "TV": spell("TV"), "AM": spell("AM"), "PM": spell("PM")}
@@ -80,10 +99,25 @@ _INITIAL_RE: Final = re.compile(
     r"(?<![\w.])(?P<letter>[A-Z])\.(?:(?=\s+[A-Z])|(?<=\b[A-Z]\.\s[A-Z]\.)(?=\s+[a-z]|[,;:)]))"
 )
 _VOWELS: Final = frozenset("AEIOUY")
+#: Academic degrees whose dots split them unevenly ("LL.D." would be "l l.d"): the letters said, or a word.
+_DEGREES: Final = {"Ph.D": "PHD", "LL.B": "LLB", "LL.M": "LLM", "LL.D": "LLD", "M.Sc": "MSC", "B.Sc": "BSC",
+                   "M.Phil": "M phil", "D.Phil": "D phil", "B.Ed": "BED", "M.Ed": "MED", "Ed.D": "EDD"}
+_DEGREE_RE: Final = re.compile(r"(?<![\w.])(?P<degree>" + "|".join(re.escape(d) for d in _DEGREES) + r")(?P<dot>\.)?"
+                               r"(?P<s>'?s)?(?!\w)")
 
 # "221B", "A4", "M25", "MP3", "COVID-19", "4K", "B2B", "3D", "BA123".
 _ALNUM_RE: Final = re.compile(r"(?<![\w.'-])(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*(?![\w'])")
 _RUN_RE: Final = re.compile(r"[A-Za-z]+|\d+")
+# "1080p", "720p", "1080i": video modes, said in pairs ("ten eighty p").
+_VIDEO_MODE_RE: Final = re.compile(r"(?<![\w.])(?P<n>480|576|720|1080|1440|2160|4320)(?P<scan>[pi])\b")
+# "Q3 2024", "H1 2025", "FY2024", "FY 24": the number after a fiscal period is a year ("q three twenty twenty-four").
+_PERIOD_YEAR_RE: Final = re.compile(
+    r"(?<![\w.'-])(?P<period>Q[1-4]|H[12]|FY)\s?(?P<year>(?:19|20)\d\d|'?\d\d)(?![\w.]\w|\w)"
+)
+# "Flight UA 901", "Flight DL1234": after "flight" an airline's code, then the number said in pairs.
+_FLIGHT_RE: Final = re.compile(
+    r"\b(?P<cue>[Ff]light)\s(?P<code>[A-Z]{2}|[A-Z]\d|\d[A-Z])\s?(?P<n>[1-9]\d{2,3})(?![\w.]\w|\w)"
+)
 # Left for the number reader: "22nd", "1990s", and compounds like "21st-century".
 _ORDINAL_WORD_RE: Final = re.compile(r"\d+(?:st|nd|rd|th|s)(?:-[A-Za-z]+)*", re.IGNORECASE)
 
@@ -92,7 +126,7 @@ _SYMBOLS: Final = (
     (re.compile(r"(?<=\w)/(?=\w)"), " slash "),
     (re.compile(r"\s&\s|&"), " and "),
     (re.compile(r"(?<!\w)@(?=\w)"), " at "),
-    (re.compile(r"#(?=[A-Za-z])"), " hashtag "),
+    (re.compile(r"#(?=[A-Za-z" + MARK + "])"), " hashtag "),  # "#TTS" was spelled (marked) before this
     (re.compile(r"\+"), " plus "),
     (re.compile(r"="), " equals "),
     (re.compile(r"\s\*\s|×"), " times "),
@@ -115,6 +149,7 @@ _SYMBOLS: Final = (
     (re.compile(r"%"), " percent "),
     (re.compile(r"\*"), " star "),
     (re.compile(r"\|"), ", "),
+    (re.compile(r"\s/\s"), ", "),  # "5 PM ET / 2 PM PT": a spaced slash parts two phrases
     (re.compile(r"(?<=\w)/|/(?=\w)|/"), " "),
     (re.compile(r"[\[{]"), "("),
     (re.compile(r"[\]}]"), ")"),
@@ -170,9 +205,15 @@ def expand_abbreviations(text: str) -> str:
         text = regex.sub(spoken, text)
     text = _NUMBER_SIGN_RE.sub("number ", text)
     text = _VERSION_RE.sub("version ", text)
+    text = _DOT_JS_RE.sub(lambda m: m["name"] + " JS", text)
     text = _WEEKDAY_RANGE_RE.sub(lambda m: f"{_DAY_NAMES[m['a']]} to {_DAY_NAMES[m['b']]}"
                                  + ("." if m["dot"] and _ends_sentence(m.string, m.end()) else ""), text)
+    text = _WEEKDAY_LIST_RE.sub(lambda m: _DAY_NAMES[m["a"]] + (" and " if m["join"].strip() in "&/" else m["join"]),
+                                text)
     text = _WEEKDAY_RE.sub(lambda m: _WEEKDAYS[m["word"]] + ("." if _ends_sentence(text, m.end()) else ""), text)
+    text = _LISTED_DAY_RE.sub(lambda m: m["prev"] + _DAY_NAMES[m["b"]], text)
+    text = _WEEKDAY_DATE_RE.sub(lambda m: _WEEKDAYS[m["word"]], text)
+    text = _HASHTAG_RE.sub(lambda m: "#" + re.sub(r"(?<=[a-z])(?=[A-Z])", " ", m["tag"]), text)
     text = _CONTEXT_RE.sub(lambda m: _context(m, text), text)
     return _ABBREVIATION_RE.sub(lambda m: _abbreviation(m, text), text)
 
@@ -190,11 +231,18 @@ def _acronym(match: re.Match[str], shouting: bool) -> str:
     return _spell(caps + ("s" if plural and not possessive else "")) + possessive
 
 
+def _degree(match: re.Match[str]) -> str:
+    letters, _, word = _DEGREES[match["degree"]].partition(" ")
+    spoken = " ".join(filter(None, (_spell(letters), word))) + ("s" if match["s"] else "")
+    return spoken + ("." if match["dot"] and _ends_sentence(match.string, match.end()) else "")
+
+
 def expand_acronyms(text: str) -> str:
     """Spell capital initialisms ("BBC" -> "b b c", "U.S." -> "u s"), read word-like ones ("NASA").
 
     In text written all in capitals ("PLEASE STAND CLEAR") only short words are spelled.
     """
+    text = _DEGREE_RE.sub(_degree, text)
     text = _DOTTED_CAPS_RE.sub(lambda m: _spell(m["letters"].replace(".", "")) + (m["s"] or "") + " ", text)
     text = _INITIAL_RE.sub(lambda m: spell(m["letter"]) + ("." if _ends_sentence(m.string, m.end()) else ""), text)
     for word, spoken in _SPECIAL.items():
@@ -208,11 +256,14 @@ def expand_acronyms(text: str) -> str:
 def _alphanumeric(match: re.Match[str]) -> str:
     token = match[0]
     words: list[str] = []
-    for part in token.split("-"):
+    parts = token.split("-")
+    for part_index, part in enumerate(parts):
         runs = _RUN_RE.findall(part)
         for index, run in enumerate(runs):
             if run.isdigit():
-                if len(run) == 3 and index == 0 and run[0] != "0":  # house numbers: "221B" -> "two twenty-one b"
+                if part_index == 0 and len(parts) > 1 and part.isdigit() and parts[1].isalpha() and run[0] != "0":
+                    words.append(cardinal(int(run)))  # "358-mile", "1500-word": an amount, not a name
+                elif len(run) == 3 and index == 0 and run[0] != "0":  # house numbers: "221B" -> "two twenty-one b"
                     words.append(pairs(run))
                 elif len(run) <= 2:
                     words.append(cardinal(int(run)))
@@ -232,7 +283,21 @@ def expand_alphanumerics(text: str) -> str:
 
     Ordinals ("22nd") and units glued to numbers were read before this runs.
     """
+    text = _VIDEO_MODE_RE.sub(lambda m: f"{pairs(m['n'])} {_spell(m['scan'])}", text)
+    text = _PERIOD_YEAR_RE.sub(_period_year, text)
+    text = _FLIGHT_RE.sub(lambda m: f"{m['cue']} {_alphanumeric_word(m['code'])} {pairs(m['n'])}", text)
     return _ALNUM_RE.sub(lambda m: m[0] if _ORDINAL_WORD_RE.fullmatch(m[0]) else _alphanumeric(m), text)
+
+
+def _period_year(match: re.Match[str]) -> str:
+    period, written = match["period"], match["year"].lstrip("'")
+    spoken = _spell(period) if period == "FY" else f"{_spell(period[0])} {cardinal(int(period[1]))}"
+    return f"{spoken} {year(int(written)) if len(written) == 4 else cardinal(int(written))}"
+
+
+def _alphanumeric_word(token: str) -> str:
+    """An airline's code: letters spelled, a digit said ("U2" -> "u two")."""
+    return " ".join(cardinal(int(c)) if c.isdigit() else _spell(c) for c in token)
 
 
 def expand_symbols(text: str) -> str:
