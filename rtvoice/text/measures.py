@@ -77,10 +77,13 @@ _SCIENTIFIC_RE: Final = re.compile(
 )
 # "21C", "30F" glued, with a word about the weather before it: "Temp 21C", "a high of 30C".
 _TEMPERATURE_CUE: Final = r"(?i:temp|temps|temperature|temperatures|high|highs|low|lows|feels like|around|near)"
-_GLUED_DEGREES_RE: Final = re.compile(
-    r"(?<!\w)(?P<cue>" + _TEMPERATURE_CUE + r")(?P<gap>(?:\s(?:of|is|at|to|near|around|about))?:?\s)"
-    r"(?P<n>[-−]?\d{1,3})(?P<scale>[CF])\b"
+_GLUED_DEGREES_RE: Final = re.compile(r"(?<![\w.])[-−]?\d{1,3}(?P<scale>[CF])\b")
+_TEMPERATURE_BEFORE_RE: Final = re.compile(
+    r"(?<!\w)" + _TEMPERATURE_CUE + r"(?:\s(?:of|is|at|to|near|around|about))?:?\s$"
 )
+#: Cheap tests that a pattern can match at all: most text has no scientific number or duration.
+_SCIENTIFIC_HINT_RE: Final = re.compile(r"\d[eE][-+]?\d")
+_DURATION_HINT_RE: Final = re.compile(r"\d ?h ?\d")
 # A range written with its unit twice: "5.25%-5.5%", "20°C-25°C" -> read like "5.25-5.5%".
 _REPEATED_UNIT_RE: Final = re.compile(r"(?<=\d)(?P<unit>%|°[CF]?)\s?(?P<dash>[-\u2013])\s?(?=\d[\d.,]*\s?(?P=unit))")
 
@@ -100,6 +103,11 @@ def _speak(match: re.Match[str]) -> str:
     if one or unit != "%" and attributive(match.string, match.start(), match.end()):
         return f"{spoken} {singular}"  # "a 10 km run": the unit is singular before a noun
     return f"{spoken} {plural}"
+
+
+def _glued_degrees(match: re.Match[str]) -> str:
+    cue = _TEMPERATURE_BEFORE_RE.search(match.string, max(0, match.start() - 24), match.start())
+    return match[0] if cue is None else f"{match[0][:-1]}°{match['scale']}"
 
 
 def _unit(value: str, unit: str | None) -> str:
@@ -158,15 +166,19 @@ def expand_measures(text: str) -> str:
     singular ("a 10 km run" -> "a ten kilometer run").
     """
     text = text.replace("º", "°").replace("˚", "°")
-    text = _GLUED_DEGREES_RE.sub(lambda m: f"{m['cue']}{m['gap']}{m['n']}°{m['scale']}", text)
+    text = _GLUED_DEGREES_RE.sub(_glued_degrees, text)
     text = _DEGREES_WORD_RE.sub(lambda m: f"°{m['scale']}", text)
-    text = _REPEATED_UNIT_RE.sub(lambda m: m["dash"], text)
-    text = _SCIENTIFIC_RE.sub(_scientific, text)
-    text = _DURATION_RE.sub(_duration, text)
+    if "%" in text or "°" in text:
+        text = _REPEATED_UNIT_RE.sub(lambda m: m["dash"], text)
+    if _SCIENTIFIC_HINT_RE.search(text):
+        text = _SCIENTIFIC_RE.sub(_scientific, text)
+    if _DURATION_HINT_RE.search(text):
+        text = _DURATION_RE.sub(_duration, text)
     text = _DIMENSIONS_RE.sub(lambda m: f"{number(m['a'])} by {number(m['b'])}", text)
     text = _INCHES_RE.sub(_inches, text)
     text = _BARE_INCHES_RE.sub(_inches, text)
-    text = _FRACTION_UNIT_RE.sub(_fraction_unit, text)
+    if "/" in text:
+        text = _FRACTION_UNIT_RE.sub(_fraction_unit, text)
     text = _FEET_INCHES_RE.sub(lambda m: f"{number(m['ft'])} {'foot' if m['ft'] == '1' else 'feet'} "
                                f"{number(m['inch'])} {'inch' if m['inch'] == '1' else 'inches'}", text)
     if '"' in text:

@@ -310,7 +310,9 @@ def expand_numbers(text: str) -> str:
     text = _ORDINAL_RE.sub(lambda m: ordinal(to_int(m["int"])), text)
     text = _FRACTION_RE.sub(_expand_fraction, text)
     text = _RANGE_RE.sub(_expand_range, text)
-    text = _PRERELEASE_RE.sub(lambda m: " " + (spell(m["tag"]) if m["tag"].lower() == "rc" else m["tag"]) + " ", text)
+    if "-" in text:
+        text = _PRERELEASE_RE.sub(lambda m: " " + (spell(m["tag"]) if m["tag"].lower() == "rc" else m["tag"]) + " ",
+                                  text)
     text = _DOTTED_RE.sub(lambda m: " dot ".join(cardinal(int(p)) for p in m[0].split(".")), text)
     text = _expand_number(text)
     return re.sub(r"\d+", lambda m: digits(m[0]), text)  # whatever is left ("1.2.3"), digit by digit

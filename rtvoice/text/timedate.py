@@ -202,7 +202,8 @@ def expand_dates(text: str, day_first: bool = False) -> str:
     text = _ISO_RE.sub(lambda m: _date(int(m["m"]), int(m["d"]), m["y"]), text)
     text = _NUMERIC_RE.sub(lambda m: _expand_numeric(m, day_first), text)
     text = _SHORT_NUMERIC_RE.sub(lambda m: _expand_short_numeric(m, day_first), text)
-    text = _DATE_RANGE_RE.sub(lambda m: m[0][:m.start("dash") - m.start()] + " to ", text)
+    if "-" in text or "\u2013" in text:
+        text = _DATE_RANGE_RE.sub(lambda m: m[0][:m.start("dash") - m.start()] + " to ", text)
     text = _MONTH_DAY_RE.sub(_expand_month_day, text)
     text = _DAY_MONTH_RE.sub(_expand_day_month, text)
     return _MONTH_YEAR_RE.sub(lambda m: f"{MONTHS[_MONTH_NUMBER[m['month'].lower()] - 1]} {year(int(m['year']))}",

@@ -46,6 +46,7 @@ _DAY_ALT: Final = "|".join(sorted(_DAY_NAMES, key=len, reverse=True))
 _WEEKDAY_LIST_RE: Final = re.compile(
     r"(?<![\w.'])(?P<a>" + _DAY_ALT + r")\.?(?P<join>\s?[&/]\s?|,\s|\s(?:and|or)\s)(?=(?:" + _DAY_ALT + r")\b)"
 )
+_DAY_HINT_RE: Final = re.compile("Mon|Tue|Wed|Thu|Fri|Sat|Sun")
 _LISTED_DAY_RE: Final = re.compile(
     r"(?P<prev>\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)(?:\s(?:and|or)\s|,\s))"
     r"(?P<b>" + _DAY_ALT + r")(?!\w)"
@@ -102,6 +103,7 @@ _VOWELS: Final = frozenset("AEIOUY")
 #: Academic degrees whose dots split them unevenly ("LL.D." would be "l l.d"): the letters said, or a word.
 _DEGREES: Final = {"Ph.D": "PHD", "LL.B": "LLB", "LL.M": "LLM", "LL.D": "LLD", "M.Sc": "MSC", "B.Sc": "BSC",
                    "M.Phil": "M phil", "D.Phil": "D phil", "B.Ed": "BED", "M.Ed": "MED", "Ed.D": "EDD"}
+_DEGREE_HINT_RE: Final = re.compile(r"\.(?:D|B|M|Sc|Phil|Ed)")
 _DEGREE_RE: Final = re.compile(r"(?<![\w.])(?P<degree>" + "|".join(re.escape(d) for d in _DEGREES) + r")(?P<dot>\.)?"
                                r"(?P<s>'?s)?(?!\w)")
 
@@ -149,7 +151,7 @@ _SYMBOLS: Final = (
     (re.compile(r"%"), " percent "),
     (re.compile(r"\*"), " star "),
     (re.compile(r"\|"), ", "),
-    (re.compile(r"\s/\s"), ", "),  # "5 PM ET / 2 PM PT": a spaced slash parts two phrases
+    (re.compile(" / "), ", "),  # "5 PM ET / 2 PM PT": a spaced slash parts two phrases
     (re.compile(r"(?<=\w)/|/(?=\w)|/"), " "),
     (re.compile(r"[\[{]"), "("),
     (re.compile(r"[\]}]"), ")"),
@@ -195,6 +197,17 @@ def _abbreviation(match: re.Match[str], text: str) -> str:
     return spoken
 
 
+def _expand_weekdays(text: str) -> str:
+    """Weekday abbreviations: ranges ("Mon-Fri"), lists ("Sat & Sun"), with a dot, before a date."""
+    text = _WEEKDAY_RANGE_RE.sub(lambda m: f"{_DAY_NAMES[m['a']]} to {_DAY_NAMES[m['b']]}"
+                                 + ("." if m["dot"] and _ends_sentence(m.string, m.end()) else ""), text)
+    text = _WEEKDAY_LIST_RE.sub(lambda m: _DAY_NAMES[m["a"]] + (" and " if m["join"].strip() in "&/" else m["join"]),
+                                text)
+    text = _WEEKDAY_RE.sub(lambda m: _WEEKDAYS[m["word"]] + ("." if _ends_sentence(text, m.end()) else ""), text)
+    text = _LISTED_DAY_RE.sub(lambda m: m["prev"] + _DAY_NAMES[m["b"]], text)
+    return _WEEKDAY_DATE_RE.sub(lambda m: _WEEKDAYS[m["word"]], text)
+
+
 def expand_abbreviations(text: str) -> str:
     """Expand abbreviations with a dot: "Dr. Smith" -> "doctor Smith", "12 Oak Dr." -> "12 Oak drive.".
 
@@ -205,15 +218,12 @@ def expand_abbreviations(text: str) -> str:
         text = regex.sub(spoken, text)
     text = _NUMBER_SIGN_RE.sub("number ", text)
     text = _VERSION_RE.sub("version ", text)
-    text = _DOT_JS_RE.sub(lambda m: m["name"] + " JS", text)
-    text = _WEEKDAY_RANGE_RE.sub(lambda m: f"{_DAY_NAMES[m['a']]} to {_DAY_NAMES[m['b']]}"
-                                 + ("." if m["dot"] and _ends_sentence(m.string, m.end()) else ""), text)
-    text = _WEEKDAY_LIST_RE.sub(lambda m: _DAY_NAMES[m["a"]] + (" and " if m["join"].strip() in "&/" else m["join"]),
-                                text)
-    text = _WEEKDAY_RE.sub(lambda m: _WEEKDAYS[m["word"]] + ("." if _ends_sentence(text, m.end()) else ""), text)
-    text = _LISTED_DAY_RE.sub(lambda m: m["prev"] + _DAY_NAMES[m["b"]], text)
-    text = _WEEKDAY_DATE_RE.sub(lambda m: _WEEKDAYS[m["word"]], text)
-    text = _HASHTAG_RE.sub(lambda m: "#" + re.sub(r"(?<=[a-z])(?=[A-Z])", " ", m["tag"]), text)
+    if ".js" in text:
+        text = _DOT_JS_RE.sub(lambda m: m["name"] + " JS", text)
+    if _DAY_HINT_RE.search(text):  # most text names no day: skip the five weekday patterns
+        text = _expand_weekdays(text)
+    if "#" in text:
+        text = _HASHTAG_RE.sub(lambda m: "#" + re.sub(r"(?<=[a-z])(?=[A-Z])", " ", m["tag"]), text)
     text = _CONTEXT_RE.sub(lambda m: _context(m, text), text)
     return _ABBREVIATION_RE.sub(lambda m: _abbreviation(m, text), text)
 
@@ -242,7 +252,8 @@ def expand_acronyms(text: str) -> str:
 
     In text written all in capitals ("PLEASE STAND CLEAR") only short words are spelled.
     """
-    text = _DEGREE_RE.sub(_degree, text)
+    if _DEGREE_HINT_RE.search(text):
+        text = _DEGREE_RE.sub(_degree, text)
     text = _DOTTED_CAPS_RE.sub(lambda m: _spell(m["letters"].replace(".", "")) + (m["s"] or "") + " ", text)
     text = _INITIAL_RE.sub(lambda m: spell(m["letter"]) + ("." if _ends_sentence(m.string, m.end()) else ""), text)
     for word, spoken in _SPECIAL.items():
@@ -285,7 +296,9 @@ def expand_alphanumerics(text: str) -> str:
     """
     text = _VIDEO_MODE_RE.sub(lambda m: f"{pairs(m['n'])} {_spell(m['scan'])}", text)
     text = _PERIOD_YEAR_RE.sub(_period_year, text)
-    text = _FLIGHT_RE.sub(lambda m: f"{m['cue']} {_alphanumeric_word(m['code'])} {pairs(m['n'])}", text)
+    if "light" in text:
+        text = _FLIGHT_RE.sub(lambda m: f"{m['cue']} {_alphanumeric_word(m['code'])} {pairs(m['n'])}",
+                              text)
     return _ALNUM_RE.sub(lambda m: m[0] if _ORDINAL_WORD_RE.fullmatch(m[0]) else _alphanumeric(m), text)
 
 
