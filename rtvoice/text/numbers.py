@@ -52,6 +52,11 @@ _MINUS: Final = r"(?P<minus>(?<![\w-])-)?"
 _FRACTION_RE: Final = re.compile(
     r"(?<![\w/.])(?:(?P<whole>\d+)\s+)?(?P<num>\d{1,3})/(?P<den>\d{1,3})(?![\w/]|\.\d)"
 )
+# "rated 4.5/5", "scored 98/100": a score, "four point five out of five" (a decimal numerator, or a word before).
+_SCORE_RE: Final = re.compile(
+    r"(?<![\w/.])(?P<a>\d+(?:\.\d+)?)/(?P<b>5|10|20|100)(?![\w/]|\.\d)"
+)
+_SCORE_CUES: Final = frozenset("rated rating scored score scores got gets gave give grade marks earned".split())
 _RANGE_RE: Final = re.compile(r"(?<![\w.,-])(?P<a>\d+(?:\.\d+)?)\s?-\s?(?P<b>\d+(?:\.\d+)?)(?![\w.]*\d|-)")
 _ORDINAL_RE: Final = re.compile(r"(?<![\d,])(?P<int>" + INT + r")(?P<suf>st|nd|rd|th)\b", re.IGNORECASE)
 _DECADE_RE: Final = re.compile(
@@ -213,8 +218,8 @@ def fraction(num: int, den: int) -> str:
 
 def _expand_fraction(match: re.Match[str]) -> str:
     num, den = int(match["num"]), int(match["den"])
-    if match[0] == "24/7":
-        return "twenty-four seven"
+    if match[0] == "24/7" or num == den and not match["whole"]:
+        return f"{cardinal(num)} {cardinal(den)}"  # "twenty-four seven", "a fifty fifty chance"
     if den == 0:
         return f"{cardinal(num)} slash zero"
     spoken = fraction(num, den)
@@ -222,6 +227,14 @@ def _expand_fraction(match: re.Match[str]) -> str:
         article = "a " if num == 1 and den in _FRACTION_NAMES else ""
         spoken = f"{cardinal(int(match['whole']))} and {article}{spoken if not article else _FRACTION_NAMES[den][0]}"
     return spoken
+
+
+def _expand_score(match: re.Match[str]) -> str:
+    previous = _PREV_WORD_RE.search(match.string, max(0, match.start() - 24), match.start())
+    if "." not in match["a"] and (previous is None or previous[1].lower() not in _SCORE_CUES):
+        return match[0]
+    out_of = "a hundred" if match["b"] == "100" else cardinal(int(match["b"]))
+    return f"{number(match['a'])} out of {out_of}"
 
 
 def _expand_range(match: re.Match[str]) -> str:
@@ -236,8 +249,9 @@ def _expand_range(match: re.Match[str]) -> str:
 def _expand_decade(match: re.Match[str]) -> str:
     short = match["short"] or match["bare"]
     if short:
-        tens = cardinal(int(short))
-        return (f"{match['cue']}{match['gap']}" if match["bare"] else "") + tens[:-1] + "ies"  # "nineties"
+        tens = "two thousand" if short == "00" else cardinal(int(short))  # "the '00s": the two thousands
+        plural = tens[:-1] + "ies" if tens.endswith("y") else tens + "s"  # "nineties"; "ten" -> "tens"
+        return (f"{match['cue']}{match['gap']}" if match["bare"] else "") + plural
     spoken = year(int(match["full"]))
     return spoken[:-1] + "ies" if spoken.endswith("y") else spoken + "s"  # "nineteen nineties", "... hundreds"
 
@@ -308,6 +322,8 @@ def expand_numbers(text: str) -> str:
     text = _POWER_RE.sub(lambda m: f"{number(m['a'])} to the power of {number(m['b'])}", text)
     text = _SCALED_RE.sub(lambda m: f"{number(m['n'] or m['n2'])} {_SCALE_WORDS.get(m['scale'], 'billion')}", text)
     text = _ORDINAL_RE.sub(lambda m: ordinal(to_int(m["int"])), text)
+    if "/" in text:
+        text = _SCORE_RE.sub(_expand_score, text)
     text = _FRACTION_RE.sub(_expand_fraction, text)
     text = _RANGE_RE.sub(_expand_range, text)
     if "-" in text:
