@@ -55,7 +55,7 @@ _REPEATED_COMMA_RE: Final = re.compile(r",(?:\s*,)+")
 # latter's. An ellipsis ("wait..., then") stays.
 _DOT_BEFORE_PAUSE_RE: Final = re.compile(r"(?<!\.)\.(?=[,;:])")
 #: Characters kept through the early transliteration because a later step reads them.
-_KEEP: Final = "£€¥₹₩°²³×"
+_KEEP: Final = "£€¥₹₩°²³×±"
 _NON_ASCII_RE: Final = re.compile(rf"[^\x00-\x7f{_KEEP}]")
 _VULGAR_FRACTIONS: Final = {"½": " 1/2", "⅓": " 1/3", "⅔": " 2/3", "¼": " 1/4", "¾": " 3/4", "⅕": " 1/5",
                             "⅛": " 1/8", "⅜": " 3/8", "⅝": " 5/8", "⅞": " 7/8"}
@@ -63,6 +63,14 @@ _FRACTIONS_RE: Final = re.compile("[" + "".join(_VULGAR_FRACTIONS) + "]")
 # A colon glued between words ("one:twenty-two", as LJSpeech writes times) is a word break:
 # read as written, a neural voice says "colon" there.
 _GLUED_COLON_RE: Final = re.compile(r"(?<=[a-z]):(?=[a-z])")
+_NUMBER_WORD: Final = (r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
+                       r"fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|"
+                       r"ninety|hundred|thousand|million|billion|point|minus)(?:-[a-z]+)?")
+# "between 2-4 PM" was read "between two to four p m": after "between" a range's "to" is "and".
+_BETWEEN_RANGE_RE: Final = re.compile(
+    r"\b(?P<low>between (?:" + _NUMBER_WORD + r" ){0,5}?" + _NUMBER_WORD + r"(?: \x01?[ap] \x01?m)?) to "
+    r"(?=" + _NUMBER_WORD + ")"
+)
 _LEFTOVER_RE: Final = re.compile(r"[^abcdefghijklmnopqrstuvwxyz !'(),.:;?\-]")
 
 
@@ -120,6 +128,8 @@ def normalize_fragment(text: str, day_first: bool = False, letter_names: bool = 
     if has_digit:
         text = expand_numbers(text)
     text = _GLUED_COLON_RE.sub(" ", anyascii(expand_symbols(text)).lower())
+    if has_digit and "between" in text:
+        text = _BETWEEN_RANGE_RE.sub(lambda m: m["low"] + " and ", text)
     text = _LEFTOVER_RE.sub(" ", letters.finish(text, letter_names))
     text = _REPEATED_COMMA_RE.sub(",", _WHITESPACE_RE.sub(" ", text))
     return _DOT_BEFORE_PAUSE_RE.sub("", _SPACE_BEFORE_PUNCT_RE.sub("", text))

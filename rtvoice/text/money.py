@@ -48,6 +48,12 @@ _SIGN_RE: Final = re.compile(
 )
 # "99p", "50p coin": pence written the British way (one or two digits; "1080p" is a video mode).
 _PENCE_RE: Final = re.compile(r"(?<![\w.,])(?P<n>\d{1,2})p\b(?!\.m\b)")
+_DECIMAL_COMMA_RE: Final = re.compile(
+    r"(?:(?<=[€£$¥]\d)|(?<=[€£$¥]\d\d)|(?<=[€£$¥]\d\d\d)),(?=\d\d(?!\d|[.,]\d))"
+    r"|(?:(?<=(?<![\d,.])\d)|(?<=(?<![\d,.])\d\d)|(?<=(?<![\d,.])\d\d\d)),(?=\d\d\s?EUR\b)"
+)
+# "5,99 €": the sign after the amount, as in much of Europe.
+_EURO_AFTER_RE: Final = re.compile(r"(?<![\d,.])(?P<int>\d{1,3}),(?P<frac>\d\d)\s?€")
 _CODES: Final = "|".join(_UNITS)
 #: "$9.99/month" -> "... a month", "$20/person" -> "... per person": what a price is for, after the slash.
 _PER: Final = {"mo": "a month", "month": "a month", "yr": "a year", "year": "a year", "wk": "a week", "week": "a week",
@@ -148,6 +154,8 @@ def expand_currency(text: str) -> str:
     Returns:
         ``text`` with every amount of money spelled out; everything else untouched.
     """
+    if "," in text:  # "€5,99", "5,99 €": a decimal comma (a thousands group has three digits)
+        text = _EURO_AFTER_RE.sub(lambda m: f"€{m['int']}.{m['frac']}", _DECIMAL_COMMA_RE.sub(".", text))
     text = _with_per(_SIGN_RE, _by_sign, text)
     text = _PENCE_RE.sub(lambda m: _unit(int(m["n"]), "penny", "pence"), text)
     text = _with_per(_CODE_BEFORE_RE, _by_code, text)

@@ -116,6 +116,13 @@ _VIDEO_MODE_RE: Final = re.compile(r"(?<![\w.])(?P<n>480|576|720|1080|1440|2160|
 _PERIOD_YEAR_RE: Final = re.compile(
     r"(?<![\w.'-])(?P<period>Q[1-4]|H[12]|FY)\s?(?P<year>(?:19|20)\d\d|'?\d\d)(?![\w.]\w|\w)"
 )
+# "Springfield, IL 62704": a ZIP code after a state's code, read digit by digit.
+_ZIP_RE: Final = re.compile(r"(?<=,\s)(?P<state>[A-Z]{2})\s(?P<zip>\d{5})(?:-(?P<plus4>\d{4}))?\b")
+# "10M+ downloads", "5K+ steps": a count with its scale letter.
+_SCALED_PLUS_RE: Final = re.compile(r"(?<![\w.])(?P<n>\d+)(?P<scale>[KMB])\+")
+_SCALE_NAMES: Final = {"K": "thousand", "M": "million", "B": "billion"}
+# "Apt 4B" without its dot, before a number.
+_APT_RE: Final = re.compile(r"\bApt\b(?=\s\d)")
 # "Flight UA 901", "Flight DL1234": after "flight" an airline's code, then the number said in pairs.
 _FLIGHT_RE: Final = re.compile(
     r"\b(?P<cue>[Ff]light)\s(?P<code>[A-Z]{2}|[A-Z]\d|\d[A-Z])\s?(?P<n>[1-9]\d{2,3})(?![\w.]\w|\w)"
@@ -129,6 +136,7 @@ _SYMBOLS: Final = (
     (re.compile(r"\s&\s|&"), " and "),
     (re.compile(r"(?<!\w)@(?=\w)"), " at "),
     (re.compile(r"#(?=[A-Za-z" + MARK + "])"), " hashtag "),  # "#TTS" was spelled (marked) before this
+    (re.compile("±"), " plus or minus "),
     (re.compile(r"\+"), " plus "),
     (re.compile(r"="), " equals "),
     (re.compile(r"\s\*\s|×"), " times "),
@@ -294,6 +302,12 @@ def expand_alphanumerics(text: str) -> str:
 
     Ordinals ("22nd") and units glued to numbers were read before this runs.
     """
+    if "," in text:
+        text = _ZIP_RE.sub(lambda m: f"{m['state']} {digits(m['zip'])}" + (f" {digits(m['plus4'])}" if m["plus4"]
+                                                                           else ""), text)
+    if "+" in text:
+        text = _SCALED_PLUS_RE.sub(lambda m: f"{cardinal(int(m['n']))} {_SCALE_NAMES[m['scale']]} plus", text)
+    text = _APT_RE.sub("apartment", text)
     text = _VIDEO_MODE_RE.sub(lambda m: f"{pairs(m['n'])} {_spell(m['scan'])}", text)
     text = _PERIOD_YEAR_RE.sub(_period_year, text)
     if "light" in text:
