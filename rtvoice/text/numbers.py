@@ -17,7 +17,7 @@ from typing import Final
 
 from num2words import num2words
 
-from rtvoice.text.letters import spell
+from rtvoice.text.letters import MARK, spell
 
 __all__ = ["INT", "attributive", "cardinal", "decimal", "digits", "expand_decades", "expand_numbers", "ordinal",
            "pairs", "to_int", "year"]
@@ -86,8 +86,9 @@ _DIGIT_CUES: Final = frozenset("call dial ring text pin code extension ext passc
 #: Words after which a number of five or more digits is a reference read digit by digit: "order #12345"
 #: ("#" was read "number"), "booking 483920".
 _REFERENCE_CUES: Final = frozenset("number confirmation booking reference ref tracking ticket invoice account".split())
-# "Your code is 482913", "The PIN was 0417": the cue, then "is" or "was", then the number.
-_CUE_IS_RE: Final = re.compile(r"([A-Za-z]+)\s+(?:is|was)\W*$")
+# "Your code is 482913", "The PIN was 0417", "OTP: 4821": the cue (perhaps spelled already: "OTP" is
+# marked letters by now), then "is" or "was", then the number.
+_CUE_IS_RE: Final = re.compile(r"((?:" + MARK + r"[a-z] ?)+|[A-Za-z]+)(?:\s+(?:is|was))?\W*$")
 #: Words after which a three- or four-digit number is a name said in pairs: "Room 1205" ->
 #: "room twelve oh five", "Flight 1403" -> "flight fourteen oh three", "Route 101" -> "route one oh one".
 _NUMBERED_CUES: Final = frozenset("room suite flight apartment unit bus route highway interstate boeing".split())
@@ -278,7 +279,8 @@ def _expand_number(text: str) -> str:
             if len(raw) >= 5 and previous is not None and previous[1].lower() in _REFERENCE_CUES:
                 return digits(raw)
             cue_is = _CUE_IS_RE.search(text, max(0, match.start() - 32), match.start())
-            if len(raw) > 2 and cue_is is not None and cue_is[1].lower() in _DIGIT_CUES:
+            cue = "" if cue_is is None else cue_is[1].replace(MARK, "").replace(" ", "").lower()
+            if len(raw) > 2 and cue in _DIGIT_CUES:
                 return digits(raw)
             if len(raw) in (3, 4) and (previous is not None and previous[1].lower() in _NUMBERED_CUES
                                        or _STREET_AHEAD_RE.match(text, match.end())):
