@@ -152,7 +152,7 @@ def _inch_mark(match: re.Match[str]) -> str:
 
 
 def _inches(match: re.Match[str]) -> str:
-    one = match["value"] == "1" and not match["minus"]
+    one = match["value"] == "1" and not match["minus"] or attributive(match.string, match.start(), match.end())
     spoken = ("minus " if match["minus"] else "") + number(match["value"])
     return f"{spoken} {'inch' if one else 'inches'}" + ("." if match.groupdict().get("stop") is not None else "")
 
