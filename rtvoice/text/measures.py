@@ -82,6 +82,7 @@ _TEMPERATURE_BEFORE_RE: Final = re.compile(
     r"(?<!\w)" + _TEMPERATURE_CUE + r"(?:\s(?:of|is|at|to|near|around|about))?:?\s$"
 )
 #: Cheap tests that a pattern can match at all: most text has no scientific number or duration.
+_EQUALS_AHEAD_RE: Final = re.compile(r"\s?=")
 _SCIENTIFIC_HINT_RE: Final = re.compile(r"\d[eE][-+]?\d")
 _DURATION_HINT_RE: Final = re.compile(r"\d ?h ?\d")
 # A range written with its unit twice: "5.25%-5.5%", "20°C-25°C" -> read like "5.25-5.5%".
@@ -103,6 +104,12 @@ def _speak(match: re.Match[str]) -> str:
     if one or unit != "%" and attributive(match.string, match.start(), match.end()):
         return f"{spoken} {singular}"  # "a 10 km run": the unit is singular before a noun
     return f"{spoken} {plural}"
+
+
+def _dimensions(match: re.Match[str]) -> str:
+    """"2x4" is "two by four"; before "=" it is arithmetic: "5 × 3 = 15" -> "five times three"."""
+    times = _EQUALS_AHEAD_RE.match(match.string, match.end()) is not None
+    return f"{number(match['a'])} {'times' if times else 'by'} {number(match['b'])}"
 
 
 def _glued_degrees(match: re.Match[str]) -> str:
@@ -138,7 +145,7 @@ def _fraction_unit(match: re.Match[str]) -> str:
     if match["whole"]:
         part = "a half" if (num, den) == (1, 2) else "a quarter" if (num, den) == (1, 4) else fraction(num, den)
         return f"{cardinal(int(match['whole']))} and {part} {plural}"
-    return f"{fraction(num, den)} of a {singular}"
+    return f"half a {singular}" if (num, den) == (1, 2) else f"{fraction(num, den)} of a {singular}"
 
 
 def _inch_mark(match: re.Match[str]) -> str:
@@ -174,7 +181,7 @@ def expand_measures(text: str) -> str:
         text = _SCIENTIFIC_RE.sub(_scientific, text)
     if _DURATION_HINT_RE.search(text):
         text = _DURATION_RE.sub(_duration, text)
-    text = _DIMENSIONS_RE.sub(lambda m: f"{number(m['a'])} by {number(m['b'])}", text)
+    text = _DIMENSIONS_RE.sub(_dimensions, text)
     text = _INCHES_RE.sub(_inches, text)
     text = _BARE_INCHES_RE.sub(_inches, text)
     if "/" in text:

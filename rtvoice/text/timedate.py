@@ -21,7 +21,12 @@ _MONTH_ABBREVIATIONS: Final = {"jan": 1, "feb": 2, "mar": 3, "apr": 4, "jun": 6,
 _MONTH_NUMBER: Final = {**{name: i + 1 for i, name in enumerate(MONTHS)}, **_MONTH_ABBREVIATIONS}
 _MONTH: Final = r"(?P<month>" + "|".join(sorted(_MONTH_NUMBER, key=len, reverse=True)) + r")\b\.?"
 
-_MERIDIEM: Final = r"(?:\s?(?P<ampm>[ap])(?:\.\s?m\.(?P<stop>(?=\s*$|(?-i:\s+[A-Z])))?|\s?m\b))"
+# "p.m." ends the sentence before a capital, unless the capital is a day, a month or a zone ("4 p.m. Saturday").
+_NOT_STARTER: Final = (r"(?!(?:(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)days?|January|February|March|April|June|July|"
+                       r"August|September|October|November|December|Mon|Tue|Wed|Thu|Fri|Sat|Sun|Jan|Feb|Mar|Apr|May|"
+                       r"Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|Eastern|Central|Mountain|Pacific|Atlantic|Local|ET|PT|CT|MT)\b)")
+_MERIDIEM: Final = (r"(?:\s?(?P<ampm>[ap])(?:\.\s?m\.(?P<stop>(?=\s*$|(?-i:\s+" + _NOT_STARTER + r"[A-Z])))?"
+                    r"|\s?m\b))")
 _MERIDIEM_AHEAD: Final = r"\s?[ap]\.?\s?m\b"
 _ZONE: Final = r"(?:\s(?P<zone>UTC|GMT|CET|CEST|BST|EST|EDT|CST|CDT|MST|MDT|PST|PDT)\b)?"
 # "8:15", "08:05", "23:59:30", "10:30 PM", "8:15pm", "8.15 p.m." (a dot only with am/pm).
@@ -176,6 +181,8 @@ def _expand_short_numeric(match: re.Match[str], day_first: bool) -> str:
 
 
 def _expand_day_month(match: re.Match[str]) -> str:
+    if match["month"] == "may":
+        return match[0]  # "group 3 may now board": the verb
     month = MONTHS[_MONTH_NUMBER[match["month"].lower()] - 1]
     article = "" if match.string[max(0, match.start() - 4):match.start()].lower() == "the " else "the "
     spoken = f"{article}{ordinal(int(match['day']))} of {month}"
