@@ -106,18 +106,20 @@ class KernelEngine(GpuEngine):
             sm_count: SMs of the GPU (with ``launcher``; sizes the fused grid).
             mode: ``phases``, ``fused`` or ``persistent`` (default: :func:`step_mode`).
         """
+        mode = mode or step_mode(config)  # settings first: a bad one fails before anything is loaded
+        cooperative = cooperative_launch(mode)
         packed = load_packed(folder / config.graphs["decoder_step"])
         set_device(device_index)
         owned = launcher is None
         if launcher is None:
             launcher, sm_count = load_module(device_index)
         self._module = launcher if owned else None
-        mode = mode or step_mode(config)
-        with Stream() as upload:
-            self.kernels: StepKernels | None = StepKernels(
-                packed, launcher, upload, mode=mode, sm_count=sm_count or 1, cooperative=cooperative_launch(mode),
-                gate_logit=gate_logit(config.decoder.gate_threshold))
+        self.kernels: StepKernels | None = None
         try:
+            with Stream() as upload:
+                self.kernels = StepKernels(packed, launcher, upload, mode=mode, sm_count=sm_count or 1,
+                                           cooperative=cooperative,
+                                           gate_logit=gate_logit(config.decoder.gate_threshold))
             super().__init__(folder, config, device_index, "cuda", runner_factory or _ort_factory(device_index),
                              self._step_runner, capture=True)
         except BaseException:
