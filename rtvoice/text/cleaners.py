@@ -60,6 +60,8 @@ _NON_ASCII_RE: Final = re.compile(rf"[^\x00-\x7f{_KEEP}]")
 _VULGAR_FRACTIONS: Final = {"½": " 1/2", "⅓": " 1/3", "⅔": " 2/3", "¼": " 1/4", "¾": " 3/4", "⅕": " 1/5",
                             "⅛": " 1/8", "⅜": " 3/8", "⅝": " 5/8", "⅞": " 7/8"}
 _FRACTIONS_RE: Final = re.compile("[" + "".join(_VULGAR_FRACTIONS) + "]")
+# "Meeting moved ➡️ 3 PM", "London → Paris": an arrow is "to" (anyascii drops the emoji one, keeps "->").
+_ARROWS_RE: Final = re.compile("[\u2192\u27a1\u21d2]\ufe0f?")
 # A colon glued between words ("one:twenty-two", as LJSpeech writes times) is a word break:
 # read as written, a neural voice says "colon" there.
 _GLUED_COLON_RE: Final = re.compile(r"(?<=[a-z]):(?=[a-z])")
@@ -111,6 +113,7 @@ def normalize_fragment(text: str, day_first: bool = False, letter_names: bool = 
         The normalized text; a leading or trailing space survives as one space.
     """
     text = _FRACTIONS_RE.sub(lambda m: _VULGAR_FRACTIONS[m[0]], _without_controls(text))
+    text = _ARROWS_RE.sub(" to ", text)
     text = _NON_ASCII_RE.sub(_transliterate, text)
     text = expand_contacts(text)
     # Money, times, dates, measures and numbers all start at a digit, and most sentences have

@@ -40,6 +40,7 @@ _UNITS: Final[dict[str, tuple[str, str]]] = {
     "tbsp": ("tablespoon", "tablespoons"),
     "%": ("percent", "percent"), "x": ("times", "times"), "mpg": ("mile per gallon", "miles per gallon"),
     "pts": ("point", "points"),
+    "bpm": ("beat per minute", "beats per minute"),
 }
 _NO_SPACE_ONLY: Final = frozenset({"x", "°", "s", "h", "V", "W", "L"})
 """Units read only when glued to the number ("5x", "3h"): spaced, they are usually words ("5 s" aside)."""
@@ -62,10 +63,10 @@ _DEGREES_WORD_RE: Final = re.compile(r"(?<=\d)\s?°\s?(?P<scale>[CF])\b")
 # A height in feet and inches: 5'11" -> "five feet eleven inches" (primes are transliterated to ' and ").
 _FEET_INCHES_RE: Final = re.compile(r"(?<![\w.'])(?P<ft>\d)'\s?(?P<inch>\d{1,2})(?:\"|'')")
 # "in" is a preposition; with its dot after a number it is inches ("Add 15 in.", "a 12 in. pipe").
-_INCHES_RE: Final = re.compile(r"(?<![\w.])" + _NUMBER + r"\s?in\.(?P<stop>(?=\s*$|\s+[A-Z]))?")
+_INCHES_RE: Final = re.compile(r"(?<![\w.,-])" + _LOW + _NUMBER + r"\s?in\.(?P<stop>(?=\s*$|\s+[A-Z]))?")
 # Without the dot only before a dimension word: "12 in wide", "a 6 in long pipe" ("10 in stock" stays).
 _BARE_INCHES_RE: Final = re.compile(
-    r"(?<![\w.])" + _NUMBER + r"\s?in(?=\s+(?:wide|long|tall|high|deep|thick|across|diagonal|square)\b)"
+    r"(?<![\w.,-])" + _LOW + _NUMBER + r"\s?in(?=\s+(?:wide|long|tall|high|deep|thick|across|diagonal|square)\b)"
 )
 # "1h 30m", "2h15m", "1h 30m 20s": a duration, so the "m" after hours is minutes, not meters.
 _DURATION_RE: Final = re.compile(
@@ -159,8 +160,11 @@ def _inch_mark(match: re.Match[str]) -> str:
 
 
 def _inches(match: re.Match[str]) -> str:
-    one = match["value"] == "1" and not match["minus"] or attributive(match.string, match.start(), match.end())
+    one = match["value"] == "1" and not match["minus"] and not match["low"] \
+        or attributive(match.string, match.start(), match.end())
     spoken = ("minus " if match["minus"] else "") + number(match["value"])
+    if match["low"]:
+        spoken = f"{number(match['low'])} to {spoken}"  # "2–4 in." -> "two to four inches"
     return f"{spoken} {'inch' if one else 'inches'}" + ("." if match.groupdict().get("stop") is not None else "")
 
 

@@ -58,7 +58,8 @@ _CODES: Final = "|".join(_UNITS)
 #: "$9.99/month" -> "... a month", "$20/person" -> "... per person": what a price is for, after the slash.
 _PER: Final = {"mo": "a month", "month": "a month", "yr": "a year", "year": "a year", "wk": "a week", "week": "a week",
                "day": "a day", "night": "a night", "hr": "an hour", "hour": "an hour", "person": "per person",
-               "head": "per head", "kg": "per kilogram", "lb": "per pound"}
+               "head": "per head", "kg": "per kilogram", "lb": "per pound", "gal": "a gallon", "gallon": "a gallon",
+        "liter": "a liter", "litre": "a liter"}
 _PER_RE: Final = re.compile(r"\s?/\s?(?P<per>" + "|".join(_PER) + r")\b")
 _CODE_BEFORE_RE: Final = re.compile(r"\b(?P<code>" + _CODES + r")\s?(?=\.?\d)" + _AMOUNT + _SCALE)
 _CODE_AFTER_RE: Final = re.compile(

@@ -88,6 +88,8 @@ _DIGIT_CUES: Final = frozenset("call dial ring text pin code extension ext passc
 _REFERENCE_CUES: Final = frozenset("number confirmation booking reference ref tracking ticket invoice account".split())
 # "Your code is 482913", "The PIN was 0417", "OTP: 4821": the cue (perhaps spelled already: "OTP" is
 # marked letters by now), then "is" or "was", then the number.
+# "Text HELP to 12345": a short code to text, dialled, not counted.
+_TEXT_TO_RE: Final = re.compile(r"\b[Tt]ext\s+\S+(?:\s+\S+)?\s+to\s+$")
 _CUE_IS_RE: Final = re.compile(r"((?:" + MARK + r"[a-z] ?)+|[A-Za-z]+)(?:\s+(?:is|was))?\W*$")
 #: Words after which a three- or four-digit number is a name said in pairs: "Room 1205" ->
 #: "room twelve oh five", "Flight 1403" -> "flight fourteen oh three", "Route 101" -> "route one oh one".
@@ -280,7 +282,8 @@ def _expand_number(text: str) -> str:
                 return digits(raw)
             cue_is = _CUE_IS_RE.search(text, max(0, match.start() - 32), match.start())
             cue = "" if cue_is is None else cue_is[1].replace(MARK, "").replace(" ", "").lower()
-            if len(raw) > 2 and cue in _DIGIT_CUES:
+            if len(raw) > 2 and cue in _DIGIT_CUES or len(raw) >= 4 and cue == "to" and _TEXT_TO_RE.search(
+                    text, max(0, match.start() - 40), match.start()):
                 return digits(raw)
             if len(raw) in (3, 4) and (previous is not None and previous[1].lower() in _NUMBERED_CUES
                                        or _STREET_AHEAD_RE.match(text, match.end())):

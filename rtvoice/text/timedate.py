@@ -46,6 +46,13 @@ _TIME_RANGE_LEFT_RE: Final = re.compile(r"(?:\d:\d\d|\d ?[ap]m|[ap]\.m\.|(?<![\d
 # "2026-12-06T10:30": the "T" of an ISO date and time is "at".
 _ISO_T_RE: Final = re.compile(r"(?<=\d-\d\d)T(?=\d\d:\d\d)")
 _MILITARY_RE: Final = re.compile(r"(?<![\w:.])(?P<h>[01]\d|2[0-3])(?P<m>[0-5]\d)\s?(?P<word>hours|hrs)\b")
+# A time taken, not a time of day: words before "2:00:35" ("record", "finished in") or a fraction of a
+# second ("3:43.13", which no clock shows).
+_LAPSE_CUE_RE: Final = re.compile(
+    r"\b(?i:record|time|clocked|finished|took|lasted|duration|length|won in|ran .{1,20} in|in a time of)\b"
+    r"(?:\s+\w+){0,2}\s+$"
+)
+_SPLIT_SECONDS_RE: Final = re.compile(r"(?<![\w:.])(?P<m>\d{1,2}):(?P<s>[0-5]\d\.\d{1,3})(?![\w:]|\.\d)")
 _RATIO_RE: Final = re.compile(r"(?<![\w:])(?P<a>\d+):(?P<b>\d+)(?![\w:])")
 
 # Numeric dates: 2026-12-06 (ISO), 12/06/2026, 12.06.2026, 12-06-26.
@@ -81,8 +88,21 @@ def _hour_words(hour: int) -> str:
     return cardinal(hour)
 
 
+def _lapse(hours: int, minutes: int, seconds: str) -> str:
+    """A time taken, "2:00:35" -> "two hours and thirty-five seconds"; ``seconds`` may have a fraction."""
+    parts = [f"{cardinal(n)} {unit}{'s' if n != 1 else ''}" for n, unit in ((hours, "hour"), (minutes, "minute")) if n]
+    whole, _, fraction = seconds.partition(".")
+    if int(whole) or fraction:
+        said = cardinal(int(whole)) + (f" point {' '.join(cardinal(int(d)) for d in fraction)}" if fraction else "")
+        parts.append(f"{said} second{'' if said == 'one' else 's'}")
+    return " and ".join(filter(None, (", ".join(parts[:-1]), parts[-1]))) if parts else "zero seconds"
+
+
 def _expand_time(match: re.Match[str]) -> str:
     hour = int(match["h"])
+    if match["s"] is not None and not match["ampm"] and not match["zone"] and _LAPSE_CUE_RE.search(
+            match.string, max(0, match.start() - 40), match.start()):
+        return _lapse(hour, int(match["m"]), match["s"])  # "The marathon record is 2:00:35"
     minute = int(match["m"] if match["m"] is not None else match["dm"])
     ampm = match["ampm"]
     if hour > 24 or (ampm and not 1 <= hour <= 12):
@@ -132,6 +152,8 @@ def expand_times(text: str) -> str:
     text = _TIME_RANGE_RE.sub(
         lambda m: " to " if _TIME_RANGE_LEFT_RE.search(m.string, max(0, m.start() - 6), m.start()) else m[0], text)
     text = _MILITARY_RE.sub(_expand_military, text)
+    if "." in text:
+        text = _SPLIT_SECONDS_RE.sub(lambda m: _lapse(0, int(m["m"]), m["s"]), text)
     text = _TIME_RE.sub(_expand_time, text)
     text = _HOUR_RE.sub(_expand_hour, text)
     return _RATIO_RE.sub(lambda m: f"{cardinal(int(m['a']))} to {cardinal(int(m['b']))}", text)
