@@ -84,6 +84,8 @@ _TEMPERATURE_BEFORE_RE: Final = re.compile(
 )
 #: Cheap tests that a pattern can match at all: most text has no scientific number or duration.
 _EQUALS_AHEAD_RE: Final = re.compile(r"\s?=")
+_GLUED_DEGREES_HINT_RE: Final = re.compile(r"\d[CF]\b")
+_BARE_INCHES_HINT_RE: Final = re.compile(r"\d ?in (?:wide|long|tall|high|deep|thick|across|diagonal|square)\b")
 _SCIENTIFIC_HINT_RE: Final = re.compile(r"\d[eE][-+]?\d")
 _DURATION_HINT_RE: Final = re.compile(r"\d ?h ?\d")
 # A range written with its unit twice: "5.25%-5.5%", "20°C-25°C" -> read like "5.25-5.5%".
@@ -177,7 +179,8 @@ def expand_measures(text: str) -> str:
     singular ("a 10 km run" -> "a ten kilometer run").
     """
     text = text.replace("º", "°").replace("˚", "°")
-    text = _GLUED_DEGREES_RE.sub(_glued_degrees, text)
+    if _GLUED_DEGREES_HINT_RE.search(text):
+        text = _GLUED_DEGREES_RE.sub(_glued_degrees, text)
     text = _DEGREES_WORD_RE.sub(lambda m: f"°{m['scale']}", text)
     if "%" in text or "°" in text:
         text = _REPEATED_UNIT_RE.sub(lambda m: m["dash"], text)
@@ -187,7 +190,8 @@ def expand_measures(text: str) -> str:
         text = _DURATION_RE.sub(_duration, text)
     text = _DIMENSIONS_RE.sub(_dimensions, text)
     text = _INCHES_RE.sub(_inches, text)
-    text = _BARE_INCHES_RE.sub(_inches, text)
+    if _BARE_INCHES_HINT_RE.search(text):
+        text = _BARE_INCHES_RE.sub(_inches, text)
     if "/" in text:
         text = _FRACTION_UNIT_RE.sub(_fraction_unit, text)
     text = _FEET_INCHES_RE.sub(lambda m: f"{number(m['ft'])} {'foot' if m['ft'] == '1' else 'feet'} "

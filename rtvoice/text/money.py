@@ -53,6 +53,7 @@ _DECIMAL_COMMA_RE: Final = re.compile(
     r"|(?:(?<=(?<![\d,.])\d)|(?<=(?<![\d,.])\d\d)|(?<=(?<![\d,.])\d\d\d)),(?=\d\d\s?EUR\b)"
 )
 # "5,99 €": the sign after the amount, as in much of Europe.
+_DECIMAL_COMMA_HINT_RE: Final = re.compile(r",\d\d(?!\d)")
 _EURO_AFTER_RE: Final = re.compile(r"(?<![\d,.])(?P<int>\d{1,3}),(?P<frac>\d\d)\s?€")
 _CODES: Final = "|".join(_UNITS)
 #: "$9.99/month" -> "... a month", "$20/person" -> "... per person": what a price is for, after the slash.
@@ -155,7 +156,7 @@ def expand_currency(text: str) -> str:
     Returns:
         ``text`` with every amount of money spelled out; everything else untouched.
     """
-    if "," in text:  # "€5,99", "5,99 €": a decimal comma (a thousands group has three digits)
+    if _DECIMAL_COMMA_HINT_RE.search(text):  # "€5,99", "5,99 €": a decimal comma (a thousands group has three)
         text = _EURO_AFTER_RE.sub(lambda m: f"€{m['int']}.{m['frac']}", _DECIMAL_COMMA_RE.sub(".", text))
     text = _with_per(_SIGN_RE, _by_sign, text)
     text = _PENCE_RE.sub(lambda m: _unit(int(m["n"]), "penny", "pence"), text)

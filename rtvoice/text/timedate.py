@@ -52,6 +52,7 @@ _LAPSE_CUE_RE: Final = re.compile(
     r"\b(?i:record|time|clocked|finished|took|lasted|duration|length|won in|ran .{1,20} in|in a time of)\b"
     r"(?:\s+\w+){0,2}\s+$"
 )
+_SPLIT_SECONDS_HINT_RE: Final = re.compile(r":\d\d\.\d")
 _SPLIT_SECONDS_RE: Final = re.compile(r"(?<![\w:.])(?P<m>\d{1,2}):(?P<s>[0-5]\d\.\d{1,3})(?![\w:]|\.\d)")
 _RATIO_RE: Final = re.compile(r"(?<![\w:])(?P<a>\d+):(?P<b>\d+)(?![\w:])")
 
@@ -73,6 +74,7 @@ _DATE_RANGE_RE: Final = re.compile(
     r"(?i:\b" + _MONTH_WORD + r"\s" + _DAY + r"(?:,?\s\d{4})?)(?P<dash>\s?[-\u2013]\s?)(?=(?i:" + _MONTH_WORD
     + r")\s\d)"
 )
+_DATE_RANGE_HINT_RE: Final = re.compile(r"[-\u2013]\s?(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)")
 _MONTH_DAY_RE: Final = re.compile(r"\b" + _MONTH + r"\s" + _DAY + r"\b" + _DAY2 + _YEAR + r"(?!\d)", re.IGNORECASE)
 #: Words after which "12/25" is a date without its year, not a fraction ("closed on 12/25").
 _DATE_CUES: Final = ("on|until|till|since|due|before|after|through|thru|expires|ending|ends|starts|begins|"
@@ -152,7 +154,7 @@ def expand_times(text: str) -> str:
     text = _TIME_RANGE_RE.sub(
         lambda m: " to " if _TIME_RANGE_LEFT_RE.search(m.string, max(0, m.start() - 6), m.start()) else m[0], text)
     text = _MILITARY_RE.sub(_expand_military, text)
-    if "." in text:
+    if _SPLIT_SECONDS_HINT_RE.search(text):
         text = _SPLIT_SECONDS_RE.sub(lambda m: _lapse(0, int(m["m"]), m["s"]), text)
     text = _TIME_RE.sub(_expand_time, text)
     text = _HOUR_RE.sub(_expand_hour, text)
@@ -231,7 +233,7 @@ def expand_dates(text: str, day_first: bool = False) -> str:
     text = _ISO_RE.sub(lambda m: _date(int(m["m"]), int(m["d"]), m["y"]), text)
     text = _NUMERIC_RE.sub(lambda m: _expand_numeric(m, day_first), text)
     text = _SHORT_NUMERIC_RE.sub(lambda m: _expand_short_numeric(m, day_first), text)
-    if "-" in text or "\u2013" in text:
+    if _DATE_RANGE_HINT_RE.search(text):
         text = _DATE_RANGE_RE.sub(lambda m: m[0][:m.start("dash") - m.start()] + " to ", text)
     text = _MONTH_DAY_RE.sub(_expand_month_day, text)
     text = _DAY_MONTH_RE.sub(_expand_day_month, text)

@@ -113,6 +113,7 @@ _RUN_RE: Final = re.compile(r"[A-Za-z]+|\d+")
 # "1080p", "720p", "1080i": video modes, said in pairs ("ten eighty p").
 _VIDEO_MODE_RE: Final = re.compile(r"(?<![\w.])(?P<n>480|576|720|1080|1440|2160|4320)(?P<scan>[pi])\b")
 # "Q3 2024", "H1 2025", "FY2024", "FY 24": the number after a fiscal period is a year ("q three twenty twenty-four").
+_PERIOD_HINT_RE: Final = re.compile(r"Q[1-4]|H[12]|FY")
 _PERIOD_YEAR_RE: Final = re.compile(
     r"(?<![\w.'-])(?P<period>Q[1-4]|H[12]|FY)\s?(?P<year>(?:19|20)\d\d|'?\d\d)(?![\w.]\w|\w)"
 )
@@ -307,9 +308,12 @@ def expand_alphanumerics(text: str) -> str:
                                                                            else ""), text)
     if "+" in text:
         text = _SCALED_PLUS_RE.sub(lambda m: f"{cardinal(int(m['n']))} {_SCALE_NAMES[m['scale']]} plus", text)
-    text = _APT_RE.sub("apartment", text)
-    text = _VIDEO_MODE_RE.sub(lambda m: f"{pairs(m['n'])} {_spell(m['scan'])}", text)
-    text = _PERIOD_YEAR_RE.sub(_period_year, text)
+    if "Apt" in text:
+        text = _APT_RE.sub("apartment", text)
+    if "0p" in text or "0i" in text:
+        text = _VIDEO_MODE_RE.sub(lambda m: f"{pairs(m['n'])} {_spell(m['scan'])}", text)
+    if _PERIOD_HINT_RE.search(text):
+        text = _PERIOD_YEAR_RE.sub(_period_year, text)
     if "light" in text:
         text = _FLIGHT_RE.sub(lambda m: f"{m['cue']} {_alphanumeric_word(m['code'])} {pairs(m['n'])}",
                               text)
