@@ -49,6 +49,8 @@ from .gpu_runner import F32, BoundRun, DeviceTensor, GraphRunner, StepRunnerFact
 from .protocol import group_indices
 
 log = logging.getLogger("rtvoice.gpu")
+I32 = 4
+"""Bytes of an int32: the persistent launch's per-row done flags and its count of steps run."""
 
 class Member:
     """A sentence's place in the batch: its row, which moves when rows are compacted."""
@@ -224,11 +226,7 @@ class BatchedDecoder:
 
     def _batch_at(self, requests: Sequence[Request], base: int, bucket: int, start: int, steps: int
                   ) -> list[npt.NDArray[np.float32]]:
-        """The steps of rows ``[base, base + bucket)``; rows in it not requested are parked.
-
-        A multi-step launch may stop on the gate only if every requested member opted in;
-        the rows it covers but does not serve count as done from the start.
-        """
+        """The steps of rows ``[base, base + bucket)``; rows in it not requested are parked."""
         r, s = self.rows, self.stream
         mine = {q.member.row for q in requests}
         idle = _runs([row for row in range(base, min(base + bucket, len(self._members))) if row not in mine])
@@ -240,20 +238,7 @@ class BatchedDecoder:
                       r.masks_host.ptr + F32 * base * width, F32 * r.rows * width, F32 * bucket * width, steps, s)
         for first, count in idle:
             r.copy_rows(r.parked(), r.carried(), first, count, first, s)
-        multi = self._multi_step(bucket)
-        stop = multi and all(q.member.stop_at_gate for q in requests)
-        if stop:
-            done = r.done_host.array(np.int32, (r.rows,))
-            done[base:base + bucket] = 1
-            for q in requests:
-                done[q.member.row] = 0
-            copy_async(r.done.ptr + 4 * base, r.done_host.ptr + 4 * base, 4 * bucket, s)
-        if multi:
-            self._bound_steps(bucket, base).run(steps, stop)
-            if stop:
-                copy_async(r.steps_host.ptr, r.steps_done.ptr, 4, s)
-        else:
-            self._steps(bucket, base, steps)
+        stop = self._launch(requests, base, bucket, steps)
         for q in requests:  # frames ring[1..steps] of its row -> its own mel buffer, r frames a step
             copy_2d_async(q.mel_ptr + F32 * r.n_mel * (q.first + start * r.r), F32 * r.width,
                           r.frame(1, q.member.row), F32 * r.rows * r.width, F32 * r.width, steps, s)
@@ -264,13 +249,40 @@ class BatchedDecoder:
         self.done.record(s)
         self.done.synchronize()  # the one host wait per batch of steps: the gate logits
         out = r.gates_host.array(np.float32, (self.ring, r.rows, r.r))
-        ran = int(r.steps_host.array(np.int32, (1,))[0]) if stop else steps
-        if not 1 <= ran <= steps:
-            raise InternalError(f"the decoder kernel reports {ran} of {steps} steps run")
+        ran = self._steps_ran(steps) if stop else steps
         if ran < steps:  # every requested row's gate fired: the rest was never decoded
             for q in requests:
                 q.member.ended = True
         return [out[:ran, q.member.row].reshape(-1).copy() for q in requests]
+
+    def _launch(self, requests: Sequence[Request], base: int, bucket: int, steps: int) -> bool:
+        """Enqueue the steps: one multi-step launch where the runner has one, else a run (or graph) a step.
+
+        Returns whether the launch may stop at the gate: a multi-step launch whose requested
+        members all opted in. The rows it covers but does not serve count as done from the start.
+        """
+        if not self._multi_step(bucket):
+            self._steps(bucket, base, steps)
+            return False
+        r, s = self.rows, self.stream
+        stop = all(q.member.stop_at_gate for q in requests)
+        if stop:
+            done = r.done_host.array(np.int32, (r.rows,))
+            done[base:base + bucket] = 1
+            for q in requests:
+                done[q.member.row] = 0
+            copy_async(r.done.ptr + I32 * base, r.done_host.ptr + I32 * base, I32 * bucket, s)
+        self._bound_steps(bucket, base).run(steps, stop)
+        if stop:
+            copy_async(r.steps_host.ptr, r.steps_done.ptr, I32, s)
+        return stop
+
+    def _steps_ran(self, steps: int) -> int:
+        """How many of ``steps`` a launch that may stop ran (read after the host wait)."""
+        ran = int(self.rows.steps_host.array(np.int32, (1,))[0])
+        if not 1 <= ran <= steps:
+            raise InternalError(f"the decoder kernel reports {ran} of {steps} steps run")
+        return ran
 
     def _runner(self, bucket: int) -> GraphRunner:
         runner = self._runners.get(bucket)
