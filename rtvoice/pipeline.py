@@ -168,6 +168,7 @@ async def _close_all(workers: Workers, opened: list[Utterance], closed: set[int]
     """
     if not interrupted and all(id(u) in closed for u in opened):
         return  # the usual end: nothing to wait for
-    await _on(workers.decoder, lambda: None)
+    if workers.decoder is not None:  # else shut down, after all it ran: nothing to wait for
+        await _on(workers.decoder, lambda: None)
     for utterance in [u for u in opened if id(u) not in closed]:
         await _on(workers.vocoder, utterance.close)
