@@ -191,9 +191,12 @@ def verdicts(m: dict[str, Any], limits: Limits) -> list[Verdict]:
                        f"teacher's", f"{w['wer']:.3f} ({note})", "?" if theirs is None else f"{theirs:.3f}",
                        "pass" if ok else "fail", ratio))
     c = m["mcd"]
-    floor = c["teacher_floor"]
+    floor, failed = c["teacher_floor"], c.get("failed", 0)
+    mine = "not measurable" if c["mcd_db"] is None else f"{c['mcd_db']:.2f} dB (median {c['median_db']:.2f})"
+    if failed:   # silent or broken clips: recorded as null, the mean is over the rest
+        mine += f", {failed} of {c['sentences']} clips not measurable"
     out.append(Verdict(3, "mel-cepstral distortion against the teacher's audio (DTW)", "reported, the lower the "
-                       "better", f"{c['mcd_db']:.2f} dB (median {c['median_db']:.2f})",
+                       "better", mine,
                        f"{floor['mcd_db']:.2f} dB (against itself, {floor['sentences']} sentences)" if floor else "?",
                        "reported", c["mcd_db"]))
     v, p = m["speed"]["voice"], m["speed"]["piper"]
@@ -265,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"kind": "judge", "issue": 22, "command": command, "sentences": len(rows),
                               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                               "machine": machine(),
-                              "load_average_start": load_start, "limits": asdict(limits)}
+                              "load_average_start": load_start, "limits": asdict(limits), "finished": False}
     from rtvoice import Voice
 
     heard: dict[str, Audio] = {}
@@ -274,19 +277,23 @@ def main(argv: list[str] | None = None) -> int:
         report["is_default"] = is_default(args.voice)
         print("== side by side with piper-tts (items 4, 5)", flush=True)
         report["speed"] = part_speed(voice, rows)   # first, while nothing of ours has warmed the caches more
+        save(out, report)   # after each part: a later failure keeps what was measured ("finished": false)
         print("== seams (item 6)", flush=True)
         report["seams"] = part_seams(voice, args.seam_steps, args.seam_grid)
+        save(out, report)
         print("== Whisper WER (item 2)", flush=True)
         report["wer"] = part_wer(voice, rows, args, heard)
+        save(out, report)
     print("== MCD against the teacher (item 3)", flush=True)
     report["mcd"] = part_mcd(rows, heard, args.teacher_floor)
+    save(out, report)
     report["load_average_end"] = os.getloadavg()
     report["elapsed_s"] = round(time.perf_counter() - started, 1)
     found = verdicts(report, limits)
     report["verdicts"] = [asdict(v) for v in found]
     report["items_2_to_6_pass"] = all(v.status != "fail" for v in found if v.item >= 2)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1, default=_plain, allow_nan=False) + "\n")
+    report["finished"] = True
+    save(out, report)
     table = markdown(report)
     out.with_suffix(".md").write_text(table)
     print(f"\n{table}\n-> {out}, {out.with_suffix('.md')}")
@@ -301,9 +308,32 @@ def machine() -> str:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    except OSError:
-        pass
+    except OSError as exc:
+        log.debug("no /proc/cpuinfo (%s): the processor's name from platform", exc)
     return f"{os.cpu_count()}-core CPU ({model})"
+
+
+def save(path: Path, report: dict[str, Any]) -> None:
+    """``report`` as strict JSON, written whole (a temporary file renamed over ``path``).
+
+    Non-finite floats (a median over nothing, an SNR of two identical clips) become null:
+    ``allow_nan=False`` would otherwise raise at the end of a run and lose all of it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    part.write_text(json.dumps(finite(report), indent=1, default=_plain, allow_nan=False) + "\n")
+    part.replace(path)
+
+
+def finite(x: Any) -> Any:
+    """``x`` with every NaN or infinite float (numpy's too) in its dicts, lists and tuples turned into None."""
+    if isinstance(x, dict):
+        return {k: finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [finite(v) for v in x]
+    if isinstance(x, (float, np.floating)):
+        return float(x) if np.isfinite(x) else None
+    return x
 
 
 def _plain(x: Any) -> Any:

