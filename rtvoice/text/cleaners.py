@@ -156,7 +156,8 @@ def normalize(text: str, day_first: bool = False, letter_names: bool = False) ->
 
     Returns:
         Lowercase ASCII text without digits, holding only :data:`SPEAKABLE` characters.
-        Normalizing it again changes nothing for ordinary text (the case table checks it),
+        Normalizing it again changes nothing for ordinary text (tests/text/test_text_idempotent.py
+        checks the case table, the assistant and the held-out sentences),
         though glued-together oddities ("0Dr.") may read differently a second time;
         :func:`rtvoice.synthesizer.plan` normalizes once.
     """

@@ -42,10 +42,10 @@ _TIME_RANGE_RE: Final = re.compile(
     r"(?<=[\dmM.])\s?[-\u2013]\s?(?=\d{1,2}:\d\d|\d{1,2}(?:[:.]\d\d)?\s?[ap]\.?m\b)", re.IGNORECASE
 )
 _TIME_RANGE_LEFT_RE: Final = re.compile(r"(?:\d:\d\d|\d ?[ap]m|[ap]\.m\.|(?<![\d:.,-])\d\d?)$", re.IGNORECASE)
-# "0900 hours", "1430 hrs": the military reading, "oh nine hundred hours".
+# "0900 hours", "1430 hrs", "2400 hours": the military reading, "oh nine hundred hours" (midnight as the day ends).
 # "2026-12-06T10:30": the "T" of an ISO date and time is "at".
 _ISO_T_RE: Final = re.compile(r"(?<=\d-\d\d)T(?=\d\d:\d\d)")
-_MILITARY_RE: Final = re.compile(r"(?<![\w:.])(?P<h>[01]\d|2[0-3])(?P<m>[0-5]\d)\s?(?P<word>hours|hrs)\b")
+_MILITARY_RE: Final = re.compile(r"(?<![\w:.])(?P<h>[01]\d|2[0-3]|24(?=00))(?P<m>[0-5]\d)\s?(?P<word>hours|hrs)\b")
 # A time taken, not a time of day: words before "2:00:35" ("record", "finished in") or a fraction of a
 # second ("3:43.13", which no clock shows).
 _LAPSE_CUE_RE: Final = re.compile(
@@ -79,8 +79,14 @@ _MONTH_DAY_RE: Final = re.compile(r"\b" + _MONTH + r"\s" + _DAY + r"\b" + _DAY2 
 #: Words after which "12/25" is a date without its year, not a fraction ("closed on 12/25").
 _DATE_CUES: Final = ("on|until|till|since|due|before|after|through|thru|expires|ending|ends|starts|begins|"
                      "Mon|Tue|Tues|Wed|Thu|Thur|Thurs|Fri|Sat|Sun|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday")
+#: Words after which "1/2" is a fraction of something, not a date ("on 1/2 pound of beef", "on 3/4 cup").
+_MEASURE_WORDS: Final = (r"pounds?|lbs?|ounces?|oz|cups?|teaspoons?|tsp|tablespoons?|tbsp|inch(?:es)?|feet|foot|ft|"
+                         r"yards?|yd|miles?|acres?|gallons?|gal|quarts?|qt|pints?|lit(?:er|re)s?|"
+                         r"(?:kilo|centi|milli)?(?:met(?:er|re)|gram)s?|kilos?|kg|km|cm|mm|ml|sticks?|slices?|"
+                         r"loaf|loaves|dozen|pinch|hours?|tanks?|price|of")
 _SHORT_NUMERIC_RE: Final = re.compile(
-    r"\b(?P<cue>(?i:" + _DATE_CUES + r"))(?P<gap>\.?,?\s)(?P<a>\d{1,2})/(?P<b>\d{1,2})(?![\w/]|\.\d|\s+of\b)"
+    r"\b(?P<cue>(?i:" + _DATE_CUES + r"))(?P<gap>\.?,?\s)(?P<a>\d{1,2})/(?P<b>\d{1,2})"
+    r"(?![\w/]|\.\d|(?:\s+|\s?-)(?i:" + _MEASURE_WORDS + r")\b)"
 )
 _DAY_MONTH_RE: Final = re.compile(r"\b" + _DAY + r"(?:\sof)?\s" + _MONTH + _YEAR + r"(?!\d)", re.IGNORECASE)
 _MONTH_YEAR_RE: Final = re.compile(r"\b" + _MONTH + r",?\s(?P<year>\d{4})\b", re.IGNORECASE)

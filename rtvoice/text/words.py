@@ -69,6 +69,13 @@ _BEFORE_NUMBER: Final = frozenset({"no", "nos", "tel", "min", "sec", "hrs", "est
 _TABLE: Final = dict(ABBREVIATIONS)
 _ABBREVIATION_RE: Final = re.compile(r"(?<![\w.'])(?P<word>" + "|".join(_TABLE) + r")\.(?!\w)", re.IGNORECASE)
 _CONTEXT_RE: Final = re.compile(r"(?<![\w.'])(?P<word>St|Dr)(?P<dot>\.?)(?!\w)")
+# "vs" without its dot, between two things ("Lakers vs Celtics"); with the dot it is in the table.
+_BARE_VS_RE: Final = re.compile(r"(?<![\w.'])(?P<word>[Vv]s)(?=\s)")
+# What "vs" must stand between: a word or number before it, not a lone lowercase letter (normalized text's
+# "selected t vs." is "TVs" spelled, and must not turn into "versus" when normalized again) ...
+_VS_BEFORE_RE: Final = re.compile(r"(?:^|\s)(?P<word>\S*[\w)'\"])\s+$")
+# ... and a word, number or amount after it.
+_VS_AFTER_RE: Final = re.compile(r"\s+[\w(\"'$\u00a3\u20ac\u00a5#]")
 _NUMBER_SIGN_RE: Final = re.compile(r"#\s?(?=\d|[A-Za-z]{1,3}\d)")
 _PREV_CAP_RE: Final = re.compile(r"(?:[A-Z][\w'-]*|\d+\w*)\s+$")
 _NEXT_CAP_RE: Final = re.compile(r"\s+[A-Z]")
@@ -107,8 +114,10 @@ _DEGREE_HINT_RE: Final = re.compile(r"\.(?:D|B|M|Sc|Phil|Ed)")
 _DEGREE_RE: Final = re.compile(r"(?<![\w.])(?P<degree>" + "|".join(re.escape(d) for d in _DEGREES) + r")(?P<dot>\.)?"
                                r"(?P<s>'?s)?(?!\w)")
 
-# "221B", "A4", "M25", "MP3", "COVID-19", "4K", "B2B", "3D", "BA123".
-_ALNUM_RE: Final = re.compile(r"(?<![\w.'-])(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*(?![\w'])")
+# "221B", "A4", "M25", "MP3", "COVID-19", "4K", "B2B", "3D", "BA123"; not after a slash ("1/2-pound" is a fraction).
+_ALNUM_RE: Final = re.compile(
+    r"(?<![\w.'-])(?!(?<=\d/)\d+-[A-Za-z])(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*(?![\w'])"
+)
 _RUN_RE: Final = re.compile(r"[A-Za-z]+|\d+")
 # "1080p", "720p", "1080i": video modes, said in pairs ("ten eighty p").
 _VIDEO_MODE_RE: Final = re.compile(r"(?<![\w.])(?P<n>480|576|720|1080|1440|2160|4320)(?P<scan>[pi])\b")
@@ -195,8 +204,18 @@ def _context(match: re.Match[str], text: str) -> str:
     return "saint" if word == "St" else "doctor"
 
 
+def _between_things(text: str, start: int, end: int) -> bool:
+    """Whether "vs" at ``text[start:end]`` stands between two things, as "versus" does."""
+    before = _VS_BEFORE_RE.search(text, max(0, start - 40), start)
+    if before is None or len(before["word"]) == 1 and "a" <= before["word"] <= "z":
+        return False  # "t vs." is "TVs" as normalize writes it; "x vs. y" stays too
+    return _VS_AFTER_RE.match(text, end) is not None
+
+
 def _abbreviation(match: re.Match[str], text: str) -> str:
     word = match["word"].lower()
+    if word == "vs" and not _between_things(text, match.start(), match.end()):
+        return match[0]
     rest = text[match.end():]
     if word in _BEFORE_NUMBER and not re.match(r"\s*\d", rest):
         return match[0]
@@ -234,6 +253,8 @@ def expand_abbreviations(text: str) -> str:
     if "#" in text:
         text = _HASHTAG_RE.sub(lambda m: "#" + re.sub(r"(?<=[a-z])(?=[A-Z])", " ", m["tag"]), text)
     text = _CONTEXT_RE.sub(lambda m: _context(m, text), text)
+    if "vs " in text or "Vs " in text:
+        text = _BARE_VS_RE.sub(lambda m: "versus" if _between_things(m.string, m.start(), m.end()) else m[0], text)
     return _ABBREVIATION_RE.sub(lambda m: _abbreviation(m, text), text)
 
 
