@@ -26,6 +26,7 @@ from rtvoice.engine.step_weights import load_packed
 ROOT = Path(__file__).parents[2]
 sys.path.insert(0, str(ROOT / "tools" / "gpu"))
 import cuda_backend_check  # noqa: E402  # tools/gpu/cuda_backend_check.py
+import engine_timing  # noqa: E402  # tools/gpu/engine_timing.py
 from kernel_harness import Harness  # noqa: E402  # tools/gpu/kernel_harness.py
 
 
@@ -164,8 +165,11 @@ def test_engine_stage_times_every_kernel_mode(tiny_voice_dir: Path, monkeypatch:
                                               tmp_path: Path) -> None:
     """The engine stage's runs as the GPU does them, with KernelEngine and the ORT-CUDA engine on the fake device.
 
-    Every kernel mode is opened through the voice's batching.cuda_step, speaks, and has its
-    decoder timed through decode_batch; the SNRs between runs come out (the modes agree).
+    Every kernel mode is opened through the voice's batching.cuda_step, speaks (forced, then
+    once stopping at the gate), and has its decoder timed through decode_batch; the SNRs
+    between runs come out (the modes agree). The random tiny voice's gate never fires, so
+    here every unforced run ends at the step limit (tests/cuda_backend/test_gate_stop.py
+    checks the device's stop itself).
     """
     from kernel_engines import FakeRunner, install_fakes
 
@@ -202,15 +206,15 @@ def test_engine_stage_times_every_kernel_mode(tiny_voice_dir: Path, monkeypatch:
                                                                enqueue_only=True))
         return Voice(folder, config, engine, Choice(backend, device, "test"))
 
-    monkeypatch.setattr(cuda_backend_check, "VOICES", {"default": tiny_voice_dir, "tiny": tiny_voice_dir})
-    monkeypatch.setattr(cuda_backend_check, "ENGINE_BATCHES", (1, 2))
-    runs = [run for run in cuda_backend_check.ENGINE_RUNS if run[0] == "default"]  # "tiny" repeats them
+    voices = {"default": tiny_voice_dir, "tiny": tiny_voice_dir}
+    monkeypatch.setattr(engine_timing, "ENGINE_BATCHES", (1, 2))
+    runs = [run for run in engine_timing.ENGINE_RUNS if run[0] == "default"]  # "tiny" repeats them
     assert len(runs) == 5
-    monkeypatch.setattr(cuda_backend_check, "ENGINE_RUNS", tuple(runs))
+    monkeypatch.setattr(engine_timing, "ENGINE_RUNS", tuple(runs))
     report = cuda_backend_check.Report(tmp_path, "engine")
     import time
 
-    cuda_backend_check.engine_runs(report, open_voice, _TimedEvent, time.monotonic() + 600)
+    engine_timing.engine_runs(report, voices, open_voice, _TimedEvent, time.monotonic() + 600)
     data = json.loads((tmp_path / "engine.json").read_text())
     assert opened == ["phases", "fused", "persistent"]
     assert not [k for k in data if k.endswith("_error")], data
@@ -219,12 +223,29 @@ def test_engine_stage_times_every_kernel_mode(tiny_voice_dir: Path, monkeypatch:
         assert run["ttfa_ms"] > 0 and run["total_ms"] >= run["ttfa_ms"] and run["repeatable"]
         assert set(run["decoder_us_per_step"]) == {"b1", "b1_host", "b2", "b2_host"}
     assert "decoder_us_per_step" not in data["default_onnxruntime@cpu"]
+    config = VoiceConfig.load(tiny_voice_dir)
+    limit = config.decoder.max_decoder_steps
+    unforced = {name: data[f"default_{name}"]["unforced"] for name in
+                ("cuda_phases", "cuda_fused", "cuda_persistent", "onnxruntime@cuda:0", "onnxruntime@cpu")}
+    for name, u in unforced.items():
+        assert 0 < u["ttfa_ms"] <= u["total_ms"], (name, u)
+        frames = u["audio_samples"] // config.audio.hop_length
+        assert u["frames_decoded"] == frames == config.decoder.frame_room(limit) > 120, (name, u)  # to the limit
+        assert u["truncated"] and u["steps_decoded"] == u["frames_decoded"] // config.decoder.frames_per_step
+    assert len({u["audio_samples"] for u in unforced.values()}) == 1
+    free = data["default_unforced_snr_db"]
+    assert free["cuda_persistent_vs_cuda_phases"] == free["cuda_fused_vs_cuda_phases"] == float("inf")
+    assert data["default_unforced_persistent_equals_phases"] is True
+    cuda_backend_check.stage_summary(cuda_backend_check.Report(tmp_path, "summary"), False)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["engine_modes"]["default_cuda_persistent"]["unforced_steps_decoded"] == limit
+    assert summary["unforced_persistent_equals_phases"] == {"default_unforced_persistent_equals_phases": True}
     snr = data["default_snr_db"]
     assert snr["cuda_persistent_vs_cuda_phases"] == snr["cuda_fused_vs_cuda_phases"] == float("inf")  # same numpy math
     assert snr["cuda_phases_vs_onnxruntime@cuda:0"] > 50  # fp16 decoder weights against the fp32 graph
     (tmp_path / "late").mkdir()
     late = cuda_backend_check.Report(tmp_path / "late", "engine")
-    cuda_backend_check.engine_runs(late, open_voice, _TimedEvent, time.monotonic() - 1)  # budget spent
+    engine_timing.engine_runs(late, voices, open_voice, _TimedEvent, time.monotonic() - 1)  # budget spent
     skipped = json.loads((tmp_path / "late" / "engine.json").read_text())
     assert skipped["default_cuda_phases"].startswith("skipped")
     assert skipped["default_onnxruntime@cpu"].startswith("skipped")

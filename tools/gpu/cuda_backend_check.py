@@ -16,7 +16,9 @@ Stages (tools/gpu/cuda_backend_check.sh runs each under its own timeout):
            then ONNX Runtime CUDA (the same GPU engine, only the decoder step differs) and the
            CPU engine: time to first audio and to the last chunk, the decoder's µs per step as
            the engine runs it (decode_batch at batch 1/4/16, CUDA events), SNR between them
-           (needs onnxruntime-gpu); within its own time budget
+           (needs onnxruntime-gpu); then once without force_steps: the gate stop (on the device
+           in persistent mode), steps decoded per mode, persistent's audio equal to phases';
+           within its own time budget (tools/gpu/engine_timing.py)
   summary  the figures that matter from the stages above, in OUT/summary.json
 Each stage writes OUT/<stage>.json as it goes, so a stage cut off by its timeout leaves
 what it had. --dry-run does everything but CUDA calls (what the CPU tests run).
@@ -39,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "cuda_backend"), str(Path(__file__).parent)]
 
 from rtvoice.engine.cuda_engine import NVRTC_OPTIONS  # noqa: E402
-from rtvoice.engine.cuda_step import KERNEL_SOURCE, KERNELS, MODES, PHASES  # noqa: E402
+from rtvoice.engine.cuda_step import KERNEL_SOURCE, KERNELS, PHASES  # noqa: E402
 from rtvoice.engine.graphs import STATE_NAMES  # noqa: E402
 from rtvoice.engine.step_reference import reference_step  # noqa: E402
 from rtvoice.engine.step_weights import load_packed  # noqa: E402
@@ -284,46 +286,11 @@ def _torch_step_us(folder: Path, T: int, steps: int, device: str = "cuda") -> di
     return out
 
 
-def _snr(want: np.ndarray, got: np.ndarray) -> float:
-    if len(want) != len(got):
-        return float("nan")
-    err = float(np.sum((want.astype(np.float64) - got) ** 2))
-    return float("inf") if err == 0 else round(10 * np.log10(float(np.sum(want.astype(np.float64) ** 2)) / err), 2)
-
-
-ENGINE_BUDGET_S = 58.0
-"""The engine stage's own time budget (its shell limit is 70 s): runs not started by then are skipped."""
-ENGINE_BATCHES = (1, 4, 16)
-ENGINE_RUNS: tuple[tuple[str, str, str, str | None], ...] = (
-    *(("default", "cuda", "cuda:0", mode) for mode in MODES),
-    ("default", "onnxruntime", "cuda:0", None), ("default", "onnxruntime", "cpu", None),
-    ("tiny", "cuda", "cuda:0", "phases"), ("tiny", "onnxruntime", "cuda:0", None), ("tiny", "onnxruntime", "cpu", None))
-"""(voice, backend, device, cuda kernel mode), most wanted first: the three modes side by side on the
-default voice, then ONNX Runtime CUDA (today's engine) and the CPU engine for reference."""
-
-
-def _open_voice(folder: Path, backend: str, device: str, mode: str | None) -> Any:
-    """Voice.load with the cuda kernel mode as the voice's batching.cuda_step."""
-    import dataclasses
-
-    from rtvoice import Voice
-    from rtvoice.config import VoiceConfig
-
-    batching = VoiceConfig.load(folder).batching
-    if mode is not None:
-        batching = dataclasses.replace(batching, cuda_step=mode)
-    return Voice.load(folder, backend=backend, device=device, batching=batching)
-
-
-def _timing_event() -> Any:
-    from rtvoice.cuda import Event
-
-    return Event(timing=True)
-
-
 def stage_engine(report: Report, dry: bool) -> None:
-    """The engine in each kernel mode, ONNX Runtime CUDA and the CPU: time to first audio, µs per step, SNR."""
+    """The engine in each kernel mode, ONNX Runtime CUDA and the CPU (tools/gpu/engine_timing.py)."""
     import os
+
+    from engine_timing import ENGINE_BUDGET_S, engine_runs, open_voice, timing_event
 
     from rtvoice.ort.sessions import available_providers
 
@@ -333,38 +300,7 @@ def stage_engine(report: Report, dry: bool) -> None:
     if dry:
         return
     os.environ.pop("RTVOICE_CUDA_STEP", None)  # the mode comes from each run's batching.cuda_step
-    engine_runs(report, _open_voice, _timing_event, time.monotonic() + ENGINE_BUDGET_S)
-
-
-def engine_runs(report: Report, open_voice: Any, event: Any, deadline: float) -> None:
-    """Each of ENGINE_RUNS until ``deadline``: speech times, decoder µs/step (GPU), then SNRs per voice."""
-    from engine_timing import decoder_us_per_step, speech_times
-
-    from rtvoice import SynthesisConfig
-    from rtvoice.audio import concatenate
-
-    text = "The forms of printed letters should be beautiful."
-    config = SynthesisConfig(seed=1, force_steps=120)
-    audio: dict[str, dict[str, np.ndarray]] = {}
-    for voice, backend, device, mode in ENGINE_RUNS:
-        name = f"{backend}_{mode}" if mode else f"{backend}@{device}"
-        if time.monotonic() > deadline:
-            report.add(f"{voice}_{name}", "skipped: the stage's time budget ran out")
-            continue
-        try:
-            with open_voice(VOICES[voice], backend, device, mode) as v:
-                first = concatenate(v.synthesize(text, config))  # warm-up, and the audio compared below
-                times, again = speech_times(v, text, config, runs=1 if device == "cpu" else 3)
-                times["repeatable"] = bool(np.array_equal(again, first))
-                if device != "cpu":
-                    times["decoder_us_per_step"] = decoder_us_per_step(v.engine, ENGINE_BATCHES, 5, event, deadline)
-                audio.setdefault(voice, {})[name] = first
-                report.add(f"{voice}_{name}", times)
-        except Exception as exc:  # one run failing must not hide the others' results
-            report.add(f"{voice}_{name}_error", "".join(traceback.format_exception(exc))[-1500:])
-    for voice, runs in audio.items():
-        refs = [n for n in ("cuda_phases", "onnxruntime@cuda:0", "onnxruntime@cpu") if n in runs]
-        report.add(f"{voice}_snr_db", {f"{a}_vs_{b}": _snr(runs[b], runs[a]) for b in refs for a in runs if a != b})
+    engine_runs(report, VOICES, open_voice, timing_event, time.monotonic() + ENGINE_BUDGET_S)
 
 
 def stage_summary(report: Report, dry: bool) -> None:
@@ -382,8 +318,12 @@ def stage_summary(report: Report, dry: bool) -> None:
     report.add("torch_fp16_us_per_step", bench.get("torch_fp16_us_per_step"))
     engine = {k: v for k, v in data.get("engine", {}).items() if k not in ("stage", "started")}
     report.add("engine_modes", {k: {"ttfa_ms": v.get("ttfa_ms"), "total_ms": v.get("total_ms"),
-                                    **v.get("decoder_us_per_step", {})}
+                                    **v.get("decoder_us_per_step", {}),
+                                    **{f"unforced_{u}": v.get("unforced", {}).get(u)
+                                       for u in ("total_ms", "steps_decoded", "audio_samples")}}
                                 for k, v in engine.items() if isinstance(v, dict) and "ttfa_ms" in v})
+    report.add("unforced_persistent_equals_phases", {k: v for k, v in engine.items()
+                                                     if k.endswith("_unforced_persistent_equals_phases")})
     report.add("engine", engine)
 
 
