@@ -53,8 +53,19 @@ _MEASURE_RE: Final = re.compile(
     r"(?<![\w.,/-])" + _LOW + _NUMBER + r"(?P<space>\s?)(?P<unit>" + _UNIT_ALT + r")(?![\w²³])"
 )
 # "1 1/2 tbsp", "3/4 tsp": a fraction of a unit ("one and a half tablespoons", "three quarters of a teaspoon").
+# Spelled, too: "1/2 pound" -> "half a pound", as "1/2 lb" is ("one half pound" was the fraction, then the word).
+_UNIT_WORDS: Final[dict[str, tuple[str, str]]] = {
+    form: (singular, plural) for singular, plural in (
+        ("pound", "pounds"), ("ounce", "ounces"), ("cup", "cups"), ("teaspoon", "teaspoons"),
+        ("tablespoon", "tablespoons"), ("inch", "inches"), ("foot", "feet"), ("yard", "yards"), ("mile", "miles"),
+        ("acre", "acres"), ("gallon", "gallons"), ("quart", "quarts"), ("pint", "pints"), ("liter", "liters"),
+        ("litre", "litres"), ("meter", "meters"), ("metre", "metres"), ("kilometer", "kilometers"),
+        ("kilogram", "kilograms"), ("gram", "grams"), ("hour", "hours"), ("dozen", "dozen"))
+    for form in (singular, plural)
+}
 _FRACTION_UNIT_RE: Final = re.compile(
-    r"(?<![\w.,/-])(?:(?P<whole>\d+)\s)?(?P<num>\d)/(?P<den>[2-9]|1[0-6])\s?(?P<unit>" + _UNIT_ALT + r")(?![\w²³])"
+    r"(?<![\w.,/-])(?:(?P<whole>\d+)\s)?(?P<num>\d)/(?P<den>[2-9]|1[0-6])\s?(?:(?P<unit>" + _UNIT_ALT + r")(?![\w²³])"
+    r"|(?P<word>(?i:" + "|".join(sorted(_UNIT_WORDS, key=len, reverse=True)) + r"))\b)"
 )
 # 55", 1-2": the inch mark after a number, where it cannot close a quotation (an even count of " before it).
 _INCH_MARK_RE: Final = re.compile(r"(?<![\w.,-])" + _LOW + _NUMBER + r"\"(?!\w)")
@@ -144,11 +155,15 @@ def _fraction_unit(match: re.Match[str]) -> str:
     num, den, unit = int(match["num"]), int(match["den"]), match["unit"]
     if unit in _NO_SPACE_ONLY or unit == "%" or num >= den:
         return match[0]
-    singular, plural = _UNITS[unit]
+    singular, plural = _UNITS[unit] if unit else _UNIT_WORDS[match["word"].lower()]
+    before_noun = attributive(match.string, match.start(), match.end())  # "a 1/2 mile walk": "a half mile walk"
     if match["whole"]:
         part = "a half" if (num, den) == (1, 2) else "a quarter" if (num, den) == (1, 4) else fraction(num, den)
-        return f"{cardinal(int(match['whole']))} and {part} {plural}"
-    return f"half a {singular}" if (num, den) == (1, 2) else f"{fraction(num, den)} of a {singular}"
+        return f"{cardinal(int(match['whole']))} and {part} {singular if before_noun else plural}"
+    if before_noun:
+        return f"{'half' if (num, den) == (1, 2) else fraction(num, den)} {singular}"
+    article = "an" if singular[0] in "aeiou" or singular.startswith("hour") else "a"  # "half an ounce"
+    return f"half {article} {singular}" if (num, den) == (1, 2) else f"{fraction(num, den)} of {article} {singular}"
 
 
 def _inch_mark(match: re.Match[str]) -> str:

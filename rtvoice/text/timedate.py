@@ -45,7 +45,10 @@ _TIME_RANGE_LEFT_RE: Final = re.compile(r"(?:\d:\d\d|\d ?[ap]m|[ap]\.m\.|(?<![\d
 # "0900 hours", "1430 hrs", "2400 hours": the military reading, "oh nine hundred hours" (midnight as the day ends).
 # "2026-12-06T10:30": the "T" of an ISO date and time is "at".
 _ISO_T_RE: Final = re.compile(r"(?<=\d-\d\d)T(?=\d\d:\d\d)")
-_MILITARY_RE: Final = re.compile(r"(?<![\w:.])(?P<h>[01]\d|2[0-3]|24(?=00))(?P<m>[0-5]\d)\s?(?P<word>hours|hrs)\b")
+# "1430 hours of flight time" is an amount: "of" after "hours" makes a count, not a clock.
+_MILITARY_RE: Final = re.compile(
+    r"(?<![\w:.])(?P<h>[01]\d|2[0-3]|24(?=00))(?P<m>[0-5]\d)\s?(?P<word>hours|hrs)\b(?!\s+of\b)"
+)
 # A time taken, not a time of day: words before "2:00:35" ("record", "finished in") or a fraction of a
 # second ("3:43.13", which no clock shows).
 _LAPSE_CUE_RE: Final = re.compile(

@@ -47,6 +47,21 @@ def test_normalizing_twice_changes_nothing(text: str, letter_names: bool) -> Non
     assert normalize(once, letter_names=letter_names) == once
 
 
+@st.composite
+def _word_windows(draw: st.DrawFn) -> str:
+    """A run of words cut from two sentences put together: phrases starting and ending anywhere."""
+    words = (draw(st.sampled_from(SENTENCES)) + " " + draw(st.sampled_from(SENTENCES))).split()
+    start = draw(st.integers(0, len(words) - 1))
+    return " ".join(words[start:start + draw(st.integers(1, 8))])
+
+
+@settings(max_examples=300, deadline=None)
+@given(_word_windows())
+def test_normalizing_a_cut_phrase_twice_changes_nothing(text: str) -> None:
+    once = normalize(text)
+    assert normalize(once) == once
+
+
 def test_vs_after_a_spelled_letter_stays_but_between_two_things_is_versus() -> None:
     assert normalize("selected TVs.") == "selected t vs."
     assert normalize("selected t vs.") == "selected t vs."
