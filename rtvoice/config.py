@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Final, Literal
@@ -80,6 +81,15 @@ class TextConfig:
             raise ValueError(f"text.date_order must be 'mdy' or 'dmy', got {self.date_order!r}.")
 
 
+def threshold_logit(threshold: float) -> float:
+    """sigmoid(g) > t  <=>  g > logit(t): comparing logits skips a sigmoid per frame (the cuda kernel too)."""
+    if threshold <= 0.0:
+        return -math.inf
+    if threshold >= 1.0:
+        return math.inf
+    return math.log(threshold / (1.0 - threshold))
+
+
 @dataclass(frozen=True)
 class DecoderConfig:
     """Tacotron 2 sizes the runtime allocates state for, and the stopping rule."""
@@ -100,6 +110,7 @@ class DecoderConfig:
     of speech.
     """
     gate_threshold: float = field(default=0.5, metadata=bounded(0.0, 1.0))
+    """A sentence ends at the first frame whose sigmoid(gate logit) exceeds it."""
     max_decoder_steps: int = field(default=2000, metadata=bounded(*MAX_DECODER_STEPS_RANGE))
     """The most mel frames a sentence may have (frames, whatever ``frames_per_step``)."""
     gate_check_interval: int = field(default=8, metadata=bounded(1, 1024))
@@ -115,6 +126,11 @@ class DecoderConfig:
     def step_width(self) -> int:
         """Floats of one step's mel output (and of its fed-back input): r frames of n_mel."""
         return self.frames_per_step * self.n_mel_channels
+
+    @property
+    def gate_logit(self) -> float:
+        """``gate_threshold`` as a logit, which the synthesizer and the cuda kernel compare gates against."""
+        return threshold_logit(self.gate_threshold)
 
     def frame_room(self, frames: int) -> int:
         """Room for ``frames`` decoded frames: whole steps, so the last step's overshoot fits."""

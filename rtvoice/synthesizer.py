@@ -14,7 +14,6 @@ threads):
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -89,15 +88,6 @@ def _preview(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def gate_logit(threshold: float) -> float:
-    """sigmoid(g) > t  <=>  g > logit(t); compare logits to skip a sigmoid per frame (the cuda kernel too)."""
-    if threshold <= 0.0:
-        return -math.inf
-    if threshold >= 1.0:
-        return math.inf
-    return math.log(threshold / (1.0 - threshold))
-
-
 class SentenceDecoder:
     """The decoding plan of one sentence: which masks to step with, what the gates mean.
 
@@ -117,7 +107,7 @@ class SentenceDecoder:
         self._r = voice.decoder.frames_per_step
         self._masks = PrenetMasks(settings.seed, sentence.index, voice.decoder.prenet_dim,
                                   voice.decoder.prenet_dropout)
-        self._logit = gate_logit(voice.decoder.gate_threshold)
+        self._logit = voice.decoder.gate_logit
         self._settings = settings
         self._before = 0
         self.done = False

@@ -28,7 +28,6 @@ from pathlib import Path
 from ..config import VoiceConfig
 from ..cuda import Stream, get_device_info, set_device
 from ..errors import BackendError
-from ..synthesizer import gate_logit
 from .cuda_step import KERNEL_SOURCE, KERNELS, MODES, Launcher, Mode, StepKernels, StepRunner
 from .gpu_engine import GpuEngine
 from .gpu_runner import RunnerFactory
@@ -119,7 +118,7 @@ class KernelEngine(GpuEngine):
             with Stream() as upload:
                 self.kernels = StepKernels(packed, launcher, upload, mode=mode, sm_count=sm_count or 1,
                                            cooperative=cooperative,
-                                           gate_logit=gate_logit(config.decoder.gate_threshold))
+                                           gate_logit=config.decoder.gate_logit)
             super().__init__(folder, config, device_index, "cuda", runner_factory or _ort_factory(device_index),
                              self._step_runner, capture=True)
         except BaseException:

@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from rtvoice.config import threshold_logit
 from rtvoice.cuda import CudaGraph, DeviceBuffer, Event, Stream, copy_async
 from rtvoice.engine.cuda_step import StepKernels, StepParams
 from rtvoice.engine.gpu_runner import DeviceTensor
 from rtvoice.engine.graphs import STATE_NAMES
 from rtvoice.engine.step_weights import PackedStep
-from rtvoice.synthesizer import gate_logit
 
 F32 = 4
 
@@ -100,7 +100,7 @@ class Harness:
             p.drop_step = self.B * 2 * self.d.prenet
             if stop_on_gate is not None:
                 self.runner.zero_row_done()
-                p.stop_on_gate, p.gate_logit = 1, gate_logit(stop_on_gate)
+                p.stop_on_gate, p.gate_logit = 1, threshold_logit(stop_on_gate)
             self.runner.launch(p)
             return
         for i in range(steps):
