@@ -70,7 +70,7 @@ _TABLE: Final = dict(ABBREVIATIONS)
 _ABBREVIATION_RE: Final = re.compile(r"(?<![\w.'])(?P<word>" + "|".join(_TABLE) + r")\.(?!\w)", re.IGNORECASE)
 _CONTEXT_RE: Final = re.compile(r"(?<![\w.'])(?P<word>St|Dr)(?P<dot>\.?)(?!\w)")
 # "vs" without its dot, between two things ("Lakers vs Celtics"); with the dot it is in the table.
-_BARE_VS_RE: Final = re.compile(r"(?<![\w.'])(?P<word>(?i:vs))(?=\s)")
+_BARE_VS_RE: Final = re.compile(r"(?<![\w.'])(?P<word>[Vv]s)(?=\s)")  # "VS" stays spelled: "Open VS Code"
 # What "vs" must stand between: a word or number before it, not a lone lowercase letter (normalized text's
 # "selected t vs." is "TVs" spelled, and must not turn into "versus" when normalized again) ...
 _VS_BEFORE_RE: Final = re.compile(r"(?:^|\s)(?P<word>\S*[\w)'\"])\s+$")
@@ -253,7 +253,7 @@ def expand_abbreviations(text: str) -> str:
     if "#" in text:
         text = _HASHTAG_RE.sub(lambda m: "#" + re.sub(r"(?<=[a-z])(?=[A-Z])", " ", m["tag"]), text)
     text = _CONTEXT_RE.sub(lambda m: _context(m, text), text)
-    if "vs " in text or "Vs " in text or "VS " in text or "vS " in text:
+    if "vs " in text or "Vs " in text:
         text = _BARE_VS_RE.sub(lambda m: "versus" if _between_things(m.string, m.start(), m.end()) else m[0], text)
     return _ABBREVIATION_RE.sub(lambda m: _abbreviation(m, text), text)
 
