@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Final, Literal
@@ -223,6 +224,11 @@ class ProfilesConfig:
 DEFAULT_BATCH_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
+CudaStep = Literal["phases", "fused", "persistent"]
+"""The cuda backend's decoder kernel modes (``batching.cuda_step``); the one place they are named."""
+CUDA_STEPS: Final[tuple[CudaStep, ...]] = typing.get_args(CudaStep)
+
+
 @dataclass(frozen=True)
 class BatchingConfig:
     """How the work of concurrent streams of one voice is batched, and CUDA graphs (issue #7).
@@ -240,7 +246,7 @@ class BatchingConfig:
     """Batch sizes a step runs at; those above ``max_batch`` are dropped, ``max_batch`` is added."""
     cuda_graphs: bool = True
     """Replay decoder steps as CUDA graphs (ONNX Runtime: one per step; TensorRT: one per batch of steps)."""
-    cuda_step: Literal["phases", "fused", "persistent"] = "phases"
+    cuda_step: CudaStep = "phases"
     """The cuda backend's decoder kernels: 7 launches a step, 1 a step, or 1 persistent launch a batch
     of ``decoder.gate_check_interval`` steps (docs/gpu.md); ``RTVOICE_CUDA_STEP`` overrides it."""
     vocoder_max: int = field(default=8, metadata=bounded(1, 1024))

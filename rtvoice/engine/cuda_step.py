@@ -26,10 +26,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 import numpy as np
 
+from ..config import CUDA_STEPS, CudaStep
 from ..cuda import DeviceBuffer, Stream, copy_async, memset_async
 from ..errors import BackendError, InternalError
 from .gpu_decoder import Ring
@@ -53,8 +54,9 @@ MAX_SMEM = 48 * 1024
 ALIGN = 256
 """Byte alignment of each packed weight array inside the weights buffer."""
 
-Mode = Literal["phases", "fused", "persistent"]
-MODES: tuple[Mode, ...] = ("phases", "fused", "persistent")
+Mode = CudaStep
+"""A kernel mode: the voice's ``batching.cuda_step`` values (rtvoice/config.py names them)."""
+MODES = CUDA_STEPS
 _P = ctypes.c_uint64
 _I = ctypes.c_int64
 
