@@ -40,9 +40,10 @@ from rtvoice.export.tacotron2 import Tacotron2
 from rtvoice.export.waveglow import WaveGlow
 from training.data import read_heldout, symbol_ids
 from training.espeak import SAMPLE_RATE, Teacher
-from training.evaluate import REPORTS, Audio, Recognizer, WhisperRecognizer, edit_distance, to_asr_rate, words
+from training.evaluate import REPORTS, Audio, Recognizer, WhisperRecognizer, to_asr_rate
 from training.export_default import load_models
 from training.mel import AUDIO, LOG_FLOOR, MelSpectrogram, int16_to_float, mel_filterbank
+from training.scoring import canonical, edit_distance
 from training.tacotron2_steps import free_run
 
 HERE = Path(__file__).resolve().parent
@@ -149,9 +150,9 @@ def run(texts: Sequence[tuple[int, str]], clips: Clips, asr: Recognizer, rate: i
         audio = clips(index, text)
         if on_first is not None and n == 1:
             on_first(audio)
-        ref = words(text)
+        ref = canonical(text)
         hyps = {c: asr(to_asr_rate(a, rate)) for c, a in audio.items()}
-        errors = {c: edit_distance(ref, words(h)) for c, h in hyps.items()}
+        errors = {c: edit_distance(ref, canonical(h)) for c, h in hyps.items()}
         done.append(Sentence(index, text, len(ref), hyps, errors, {c: round(a.size / rate, 3) for c, a in
                                                                   audio.items()}))
         print(f"{n:3d}/{len(texts)} #{index:<5d} {len(ref):3d} words; errors: "

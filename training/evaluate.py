@@ -47,12 +47,7 @@ import numpy.typing as npt
 
 from training.data import CORPUS, read_heldout
 from training.espeak import SAMPLE_RATE, Teacher
-from training.scoring import canonical, reference, rescore_rows, scheme, totals, written_texts
-from training.scoring import edit_distance as edit_distance  # re-exported: diagnose.py and tests import them here
-from training.scoring import wer as wer
-
-words = canonical
-"""The scoring words of a text (training.scoring.canonical), under its older name."""
+from training.scoring import canonical, edit_distance, reference, rescore_rows, scheme, totals, written_texts
 
 log = logging.getLogger("training.evaluate")
 

