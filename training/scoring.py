@@ -219,8 +219,8 @@ def rescore(report: dict[str, Any], written: Mapping[int, str]) -> dict[str, Any
     The old figures stay beside the new, under ``before_rescoring``.
     """
     new = dict(report)
-    new["before_rescoring"] = report.get("before_rescoring") or {k: report[k] for k in ("wer", "errors", "words")
-                                                                   if k in report}
+    new["before_rescoring"] = dict(report.get("before_rescoring") or {k: report[k] for k in ("wer", "errors", "words")
+                                                                        if k in report})   # a copy: set below
     new["scoring"] = scheme()
     held = rescore_rows(report.get("per_sentence", []), written)
     other = rescore_rows(report.get("per_sentence_other", []), written)

@@ -118,6 +118,18 @@ def test_rescore_reuses_the_hypotheses_and_keeps_the_old_figures() -> None:
     assert rescore(new, written)["before_rescoring"]["errors"] == 4   # rescoring twice keeps the first history
 
 
+def test_rescore_leaves_its_input_as_it_was() -> None:
+    """A report re-scored before it had sets: its history gets them in the copy, not in the input (review)."""
+    import copy
+
+    written = {2738: "because she thought the FBI was in possession", 100001: "Delayed."}
+    old = rescore(_report(), written)
+    del old["before_rescoring"]["sets"]
+    kept = copy.deepcopy(old)
+    new = rescore(old, written)
+    assert new["before_rescoring"]["sets"] == old["sets"] and old == kept
+
+
 def test_rescore_command_writes_a_new_file_beside_the_report(tmp_path: Path) -> None:
     report = tmp_path / "teacher-x.json"
     report.write_text(json.dumps(_report()))
