@@ -150,7 +150,8 @@ def make(out: Path, rows: list[Row], teacher: Teacher | Any, jobs: int, shard_si
     """Generate the missing shards of ``rows`` into ``out``; returns the manifest.
 
     With ``deadline`` (a ``time.monotonic()`` value), stops there and returns None if shards
-    are still missing: the finished ones stay, and the next call makes only the rest.
+    are still missing: the finished ones stay, listed in a manifest with ``"complete": false``
+    (trainable as they are), and the next call makes only the rest.
     """
     import torch
 
@@ -192,13 +193,33 @@ def make(out: Path, rows: list[Row], teacher: Teacher | Any, jobs: int, shard_si
                     pool.terminate()  # (shards in flight are lost; each takes seconds)
                     log.warning("out of time: %d of %d shards made this time; the next call makes the rest", done,
                                 len(todo))
+                    finished = {n: c for n, c in shards.items() if (out / n).exists()}
+                    if finished:
+                        _write_manifest(path, settings, finished, len(shards))
+                    else:
+                        path.unlink(missing_ok=True)
                     return None
-    manifest = {"settings": settings, "shards": sorted(shards), "heldout": [r.index for r in rows
-                                                                             if r.split == "heldout"]}
-    path.write_text(json.dumps(manifest, indent=1) + "\n")
+    manifest = _write_manifest(path, settings, shards, len(shards))
     if todo:
         log.info("teacher: %.1f ms of one core per sentence; wall %.0f s for %d sentences",
                  1000 * cpu / sum(len(t[2]) for t in todo), time.perf_counter() - start, sum(len(t[2]) for t in todo))
+    return manifest
+
+
+def _write_manifest(path: Path, settings: dict, shards: dict[str, list[Row]], planned: int) -> dict:
+    """Write the manifest over ``shards`` (name -> rows) of the ``planned`` ones.
+
+    ``"complete": false`` marks a deadline-stopped corpus (fewer shards than planned).
+
+    A partial manifest lets a call train on the finished shards (training/stretch.sh PARTIAL=1);
+    the next ``make`` still makes the rest and writes a complete one.
+    """
+    manifest = {"settings": settings, "complete": len(shards) == planned, "planned": planned,
+                "shards": sorted(shards),
+                "heldout": sorted(r.index for chunk in shards.values() for r in chunk if r.split == "heldout")}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+    os.replace(tmp, path)
     return manifest
 
 

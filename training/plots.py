@@ -61,8 +61,11 @@ def panels(path: Path, images: list[tuple[str, np.ndarray, str]], title: str) ->
     """Stacked image panels, each (caption, array, kind).
 
     Kind "align" is decoder step x text (drawn text-vertical, like NVIDIA's plots), "mel" is
-    channels x frames.
+    channels x frames. No images (a corpus with no held-out rows yet): no figure, one log line.
     """
+    if not images:
+        log.info("no validation images: %s skipped", path.name)
+        return
     plt = _pyplot()
     if plt is None:
         return

@@ -33,7 +33,8 @@
 # in TEACHER_DIR (/tmp/rtvoice-teacher); the corpus is synthesized into training/data-piper with
 # TEACHER_JOBS (nproc) onnxruntime processes for at most TEACHER_MINUTES; runs live in
 # /tmp/rtvoice-natural and resume training/checkpoints-natural; weights go back as float16
-# (HALF_OUT=1). SYNTH_ONLY=1 makes the corpus and trains nothing.
+# (HALF_OUT=1). SYNTH_ONLY=1 makes the corpus and trains nothing. PARTIAL=1 (default) trains on the
+# shards finished when TEACHER_MINUTES runs out; PARTIAL=0 then trains nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -80,7 +81,8 @@ if [ "$TEACHER" = piper ]; then
   # The teacher travels as float16 parts (python -m training.teacher pack, here); parts carried by
   # earlier calls wait in TEACHER_DIR while the machine stays warm. The corpus is made in resumable
   # shards until TEACHER_MINUTES into the call (default: all but 2 minutes of it); a corpus still
-  # incomplete then trains nothing, and the next call on the warm machine makes the rest.
+  # incomplete then trains on its finished shards (PARTIAL=0: nothing), and the next call on the
+  # warm machine makes the rest first.
   TEACHER_DIR="${TEACHER_DIR:-/tmp/rtvoice-teacher}"
   rc=0
   python3 -m training.teacher unpack --src "${TEACHER_CARRY:-training/carry/teacher}" --out "$TEACHER_DIR" || rc=$?
@@ -91,8 +93,16 @@ if [ "$TEACHER" = piper ]; then
   # shellcheck disable=SC2086
   python3 -m training.teacher make --model "$TEACHER_DIR/joe.onnx" --phonemes "$TEACHER_DIR/phonemes.npz" \
     --jobs "${TEACHER_JOBS:-$(nproc)}" --out "$DATA" --minutes "$synth_minutes" ${DATA_ARGS:-} || rc=$?
-  if [ "$rc" = 4 ]; then echo "corpus incomplete after $synth_minutes minutes: call again on the warm machine (this call trained nothing)"; exit 0; fi
-  [ "$rc" = 0 ] || exit "$rc"
+  if [ "$rc" = 4 ]; then
+    # PARTIAL=1 (the default): train on the shards finished so far (their manifest says
+    # "complete": false); the next call on the warm machine still makes the rest first.
+    counts=""
+    if [ "${PARTIAL:-1}" = 1 ] && [ -f "$DATA/manifest.json" ]; then
+      counts="$(python3 -c "import json, sys; m = json.load(open(sys.argv[1])); print(len(m['shards']), m['planned']) if m['shards'] else None" "$DATA/manifest.json" 2>/dev/null || true)"
+    fi
+    if [ -z "$counts" ]; then echo "corpus incomplete after $synth_minutes minutes: call again on the warm machine (this call trained nothing)"; exit 0; fi
+    echo "corpus incomplete after $synth_minutes minutes: training on ${counts% *} of ${counts#* } shards (PARTIAL=0 trains nothing)"
+  elif [ "$rc" != 0 ]; then exit "$rc"; fi
   [ "${SYNTH_ONLY:-0}" = 1 ] && { echo "SYNTH_ONLY=1: the corpus is made; nothing trains"; exit 0; }
 else
   "$tools/espeak/espeak-ng" --version

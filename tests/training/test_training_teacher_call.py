@@ -15,12 +15,14 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
 from tests.training.test_training_teacher import fake_ids, stand_in_model  # noqa: E402
 from training import checkpoint  # noqa: E402
+from training.data import Dataset  # noqa: E402
 from training.teacher import pack, save_phonemes  # noqa: E402
 from training.teacher_cli import corpus_rows  # noqa: E402
 
@@ -123,10 +125,18 @@ def test_corpus_making_stops_at_its_deadline_and_resumes(tmp_path: Path) -> None
     done = subprocess.run([*cmd, "--minutes", "0.0001"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 4, done.stderr[-2000:]
     made = sorted(p.name for p in (tmp_path / "data").glob("shard-*.npz"))
-    assert made and not (tmp_path / "data" / "manifest.json").exists()
+    assert made
+    # The finished shards alone get a manifest marked incomplete, which loads as a dataset.
+    partial = json.loads((tmp_path / "data" / "manifest.json").read_text())
+    assert partial["complete"] is False and partial["shards"] == made
+    data = Dataset.load(tmp_path / "data")
+    in_made = {int(i) for name in made for i in np.load(tmp_path / "data" / name)["index"]}
+    assert set(data.index.tolist()) == in_made and len(data) == 4 * len(made)
+    assert set(partial["heldout"]) <= in_made and int(data.heldout.sum()) == len(partial["heldout"])
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
+    assert manifest["complete"] is True
     total = len(manifest["shards"])
     assert set(made) < set(manifest["shards"])
     assert f"{total - len(made)} of {total} shards to make" in done.stderr  # the made ones were skipped
@@ -153,3 +163,31 @@ def test_a_corpus_changed_after_phonemizing_fails_before_any_synthesis(tmp_path:
     verify = subprocess.run([sys.executable, "-m", "training.teacher", "verify", "--phonemes",
                              str(teacher / "phonemes.npz")], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert verify.returncode == 1 and "lack phoneme ids" in verify.stdout
+
+
+@pytest.mark.timeout(600)
+def test_an_incomplete_corpus_trains_on_its_finished_shards_unless_partial_is_off(tmp_path: Path) -> None:
+    """PARTIAL=0: a deadline-stopped corpus trains nothing; the default trains on the shards made."""
+    if not list((ROOT / "training" / "carry" / "wheels").glob("*.whl")):
+        pytest.skip("training/carry/wheels is missing (bash training/fetch_espeak.sh)")
+    first, second = _carry(tmp_path)
+    for f in second.iterdir():
+        (first / f.name).write_bytes(f.read_bytes())
+    (tmp_path / "out").mkdir()
+    flags = {"TEACHER_MINUTES": "0.0001", "DATA_ARGS": "--limit 16 --max-chars 40 --shard-size 2",
+             "TACOTRON2_ARGS": "--preset tiny --batch-size 2 --log-every 2 --val-items 2"}
+
+    done = _stretch(_env(tmp_path, first, PARTIAL="0", **flags), "tacotron2", "0.5")
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert "trained nothing" in done.stdout and "training on" not in done.stdout
+    assert checkpoint.iteration_of(tmp_path / "run", "tacotron2") == -1
+    made = json.loads((tmp_path / "data" / "manifest.json").read_text())
+    assert made["complete"] is False and 0 < len(made["shards"]) < made["planned"]
+
+    done = _stretch(_env(tmp_path, first, **flags), "tacotron2", "0.5")
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-3000:]
+    partial = json.loads((tmp_path / "data" / "manifest.json").read_text())
+    assert len(made["shards"]) < len(partial["shards"]) < partial["planned"]  # it made more first
+    assert f"training on {len(partial['shards'])} of {partial['planned']} shards" in done.stdout
+    assert checkpoint.iteration_of(tmp_path / "run", "tacotron2") > 0
