@@ -16,6 +16,7 @@ errors that name the key path (``voice.audio.sample_rate``).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import types
 import typing
@@ -144,8 +145,14 @@ def _value(hint: Any, value: Any, where: str) -> Any:
         item = typing.get_args(hint)[1]
         if not isinstance(value, dict):
             raise VoiceError(f"{where}: expected an object, got {_json_type(value)}.")
-        return {k: _value(item, v, f"{where}.{k}") for k, v in value.items()}
+        return {k: _value(item, v, f"{where}.{_key(k)}") for k, v in value.items()}
     raise TypeError(f"voice_schema cannot check {hint!r} ({where})")  # a field type this module does not know
+
+
+def _key(key: str) -> str:
+    """A JSON object key as an error message shows it: quoted when empty or holding control characters,
+    so a hostile key cannot break the one-line message."""
+    return key if key and key.isprintable() else json.dumps(key)
 
 
 def show(value: Any, limit: int = 40) -> str:

@@ -191,3 +191,17 @@ def test_hostile_voice_json_through_the_cli(section: str, key: str, value: Any, 
                          cwd=REPO)
     _check(run.returncode, run.stderr, argv)
     assert run.returncode == 2 and not (tmp_path / "x.wav").exists()
+
+
+@pytest.mark.parametrize("key", ["\r", "a\nb", "", "\x1b[2J"])
+def test_a_hostile_key_in_voice_json_keeps_the_error_on_one_line(key: str, tiny_voice_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    folder = tmp_path / "hostile"
+    shutil.copytree(tiny_voice_dir, folder)
+    data = json.loads((folder / "voice.json").read_text())
+    data["graphs"][key] = None
+    (folder / "voice.json").write_text(json.dumps(data))
+    with pytest.raises(VoiceError) as caught:
+        VoiceConfig.load(folder)
+    assert len(str(caught.value).splitlines()) == 1, str(caught.value)
+    assert json.dumps(key) in str(caught.value)
