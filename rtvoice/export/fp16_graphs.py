@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RtvoiceError, VoiceError
+from .weight_storage import float32_weights
 
 log = logging.getLogger("rtvoice.build")
 
@@ -53,6 +54,9 @@ def convert_model(model: Any, graph: str) -> Any:
         from onnxconverter_common import float16
     except ImportError as exc:
         raise RtvoiceError("fp16 graphs need onnxconverter-common. Hint: pip install '.[build]'") from exc
+    restored = float32_weights(model)  # a voice that stores its weights as float16 (training/fp16_voice.py)
+    if restored:
+        log.info("%s: %d float16-stored weights read back as float32 first", graph, restored)
     blocked = list(float16.DEFAULT_OP_BLOCK_LIST) + list(KEEP_FP32[graph])
     with warnings.catch_warnings(record=True) as caught:  # one warning per tiny weight rounded up to 1e-7
         warnings.simplefilter("always")
