@@ -65,8 +65,12 @@ def test_a_float16_stored_voice_speaks_like_the_float32_one(tmp_path: Path, voic
             audio.append(np.concatenate([c.samples for c in voice.synthesize(text)]).astype(np.float64))
     full, half = audio
     assert full.size == half.size  # the same decoder steps: the gate stopped at the same frame
-    snr = 10 * np.log10(np.sum(full**2) / np.sum((full - half) ** 2))
-    assert snr > 40, snr  # measured 57 dB on 2026-12-07
+    noise = np.sum((full - half) ** 2)
+    # The source may already hold float16-exact weights (the shipped voice is stored so), and
+    # then the audio is identical; from float32-trained weights it was 57 dB on 2026-12-07.
+    if noise > 0:
+        snr = 10 * np.log10(np.sum(full**2) / noise)
+        assert snr > 40, snr
 
 
 def test_float32_weights_undo_float16_storage_exactly(tmp_path: Path, voice32: Path) -> None:
