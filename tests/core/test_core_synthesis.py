@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from engine_wrappers import TrackingEngine
 
 from rtvoice import SynthesisConfig, Voice
 from rtvoice.audio import concatenate
-from rtvoice.engine.protocol import Engine, Utterance, VocodeItem
+from rtvoice.engine.protocol import Engine, Utterance
 from rtvoice.errors import TextError, VoiceError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,20 +27,16 @@ def snr_db(reference: np.ndarray, other: np.ndarray) -> float:
     return float("inf") if noise == 0 else float(10 * np.log10(np.sum(reference**2) / noise))
 
 
-class CountingEngine:
+class CountingEngine(TrackingEngine):
     """The real CPU engine, recording how far the decoder got and which utterances are open."""
 
     def __init__(self, inner: Engine) -> None:
-        self.inner = inner
-        self.config = inner.config
-        self.name, self.device = inner.name, inner.device
-        self.open: set[int] = set()
+        super().__init__(inner)
         self.decoded = 0
 
     def open_utterance(self, ids: Sequence[int], max_steps: int) -> Utterance:
         engine = self
-        utterance = self.inner.open_utterance(ids, max_steps)
-        self.open.add(id(utterance))
+        utterance = super().open_utterance(ids, max_steps)
 
         class Counted:
             frames = property(lambda _: utterance.frames)
@@ -56,19 +53,9 @@ class CountingEngine:
                 return utterance.vocode(*args)  # type: ignore[arg-type]
 
             def close(self) -> None:
-                engine.open.discard(id(utterance))
                 utterance.close()
 
         return Counted()  # type: ignore[return-value]
-
-    def decode_batch(self, items: Sequence[tuple[Utterance, np.ndarray]]) -> list[np.ndarray]:
-        return [utterance.decode(masks) for utterance, masks in items]
-
-    def vocode_batch(self, items: Sequence[VocodeItem]) -> list[np.ndarray]:
-        return [item.vocode() for item in items]
-
-    def close(self) -> None:
-        pass
 
 
 def test_parity_with_pytorch_on_tiny_voice(tiny_voice_dir: Path) -> None:

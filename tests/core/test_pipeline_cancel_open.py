@@ -12,45 +12,24 @@ import asyncio
 import threading
 from collections.abc import Sequence
 
-import numpy as np
 import pytest
+from engine_wrappers import TrackingEngine
 
 from rtvoice import SynthesisConfig, Voice, pipeline
-from rtvoice.engine.protocol import Engine, Utterance, VocodeItem
+from rtvoice.engine.protocol import Engine, Utterance
 
 
-class SlowOpenEngine:
+class SlowOpenEngine(TrackingEngine):
     """The real CPU engine whose ``open_utterance`` waits for ``release``; tracks open utterances."""
 
     def __init__(self, inner: Engine) -> None:
-        self.inner = inner
-        self.config = inner.config
-        self.name, self.device = inner.name, inner.device
+        super().__init__(inner)
         self.entered, self.release = threading.Event(), threading.Event()
-        self.open: set[int] = set()
 
     def open_utterance(self, ids: Sequence[int], max_steps: int) -> Utterance:
         self.entered.set()
         assert self.release.wait(30), "the test never released the open"
-        utterance = self.inner.open_utterance(ids, max_steps)
-        self.open.add(id(utterance))
-        original_close = utterance.close
-
-        def close() -> None:
-            self.open.discard(id(utterance))
-            original_close()
-
-        utterance.close = close  # type: ignore[method-assign]
-        return utterance
-
-    def decode_batch(self, items: Sequence[tuple[Utterance, np.ndarray]]) -> list[np.ndarray]:
-        return [utterance.decode(masks) for utterance, masks in items]
-
-    def vocode_batch(self, items: Sequence[VocodeItem]) -> list[np.ndarray]:
-        return [item.vocode() for item in items]
-
-    def close(self) -> None:
-        pass
+        return super().open_utterance(ids, max_steps)
 
 
 async def test_a_stream_cancelled_while_its_sentence_opens_closes_that_sentence(tiny_voice: Voice) -> None:
