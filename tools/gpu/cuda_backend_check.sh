@@ -11,12 +11,13 @@ mkdir -p "$OUT"
 log=$OUT/cuda_check.log
 # the carried onnxruntime-gpu and small wheels, when the lead staged them (.device/)
 [ -f .device/NAME ] && bash tools/gpu/device-run.sh true >> "$log" 2>&1
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 RTVOICE_KERNEL_CACHE=/tmp/rtvoice-cuda-check/kernel-cache
+# /tmp/site-ort: onnxruntime-gpu staged by tools/gpu/ort_stage.py (install), ahead of the image's CPU-only 1.30
+export PYTHONPATH=/tmp/site-ort:/tmp/site:$PWD PYTHONUNBUFFERED=1 RTVOICE_KERNEL_CACHE=/tmp/rtvoice-cuda-check/kernel-cache
 PY=${PYTHON:-python3}
 { date -u; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1; } >> "$log"
 # rtvoice's own pure-Python dependencies (num2words, anyascii, defusedxml) must import here:
 # the carried .device/wheels provide them on the GPU machine.
-"$PY" -c "import rtvoice, cuda.bindings, onnx, onnxruntime, torch; print('imports ok')" >> "$log" 2>&1 ||
+"$PY" -c "import rtvoice, cuda.bindings, onnx, onnxruntime, torch; print('imports ok', onnxruntime.__version__, onnxruntime.__file__)" >> "$log" 2>&1 ||
   echo "PREFLIGHT FAILED: see the import error above (carry the missing wheels in .device/wheels)" >> "$log"
 stage() {  # name, seconds
   echo "== $1 (limit $2 s)" >> "$log"
