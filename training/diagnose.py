@@ -1,12 +1,14 @@
-"""Where the default voice's word errors come from: each stage of the pipeline heard alone.
+"""Where a voice's word errors come from: each stage of the pipeline heard alone.
 
-    python -m training.diagnose [--checkpoints training/checkpoints] [--limit 30] [--sigmas 0.3,0.6,1.0]
-                                [--voice-sigmas 0.6] [--gl-iters 60] [--out training/eval] [--wav]
+    python -m training.diagnose [--teacher espeak|piper] [--checkpoints training/checkpoints] [--limit 30]
+                                [--sigmas 0.3,0.6,1.0] [--voice-sigmas 0.6] [--gl-iters 60]
+                                [--out training/eval] [--name parts] [--wav [DIR]]
 
 The whole voice's WER (training/evaluate.py) mixes two models' errors. Here the same held-out
 sentences are heard through each stage alone, by the same recognizer (Whisper tiny.en):
 
-- ``teacher``: espeak-ng's audio, the bound;
+- ``teacher``: the teacher's audio (espeak-ng, or Piper's ``en_US-joe-medium`` for the natural
+  voice, spoken as training.judge speaks it), the bound;
 - ``griffinlim(teacher mel)``: the teacher's 80-band mel inverted by Griffin-Lim, the ceiling of
   the mel representation itself;
 - ``griffinlim(tacotron2 mel)``: Tacotron 2's free-running mel, by Griffin-Lim: the acoustic model;
@@ -14,20 +16,26 @@ sentences are heard through each stage alone, by the same recognizer (Whisper ti
 - ``waveglow(tacotron2 mel, sigma S)``: the whole voice, at each of ``--voice-sigmas``.
 
 Griffin-Lim needs no training, so it adds no model of its own: what it loses is what any
-vocoder would have to guess from the mel. The report goes to ``OUT/parts.json``.
+vocoder would have to guess from the mel. The report goes to ``OUT/NAME.json``.
+
+Scoring is training.evaluate's (training/scoring.py): each sentence as written against the
+hypothesis, both in one canonical form, so the figures compare with ``eval/judge-*.json`` and
+``eval/teacher-piper-rebuilt.json``. The Piper teacher needs the ``teacher`` extra (piper-tts,
+GPL-3.0, training only), which ``training.judge.piper_teacher`` imports when called.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
-import os
 import sys
+import tempfile
 import time
 import wave
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -40,10 +48,10 @@ from rtvoice.export.tacotron2 import Tacotron2
 from rtvoice.export.waveglow import WaveGlow
 from training.data import read_heldout, symbol_ids
 from training.espeak import SAMPLE_RATE, Teacher
-from training.evaluate import REPORTS, Audio, Recognizer, WhisperRecognizer, to_asr_rate
+from training.evaluate import REPORTS, Audio, PcmTeacher, Recognizer, WhisperRecognizer, to_asr_rate
 from training.export_default import load_models
 from training.mel import AUDIO, LOG_FLOOR, MelSpectrogram, int16_to_float, mel_filterbank
-from training.scoring import canonical, edit_distance
+from training.scoring import canonical, edit_distance, reference, scheme, written_texts
 from training.tacotron2_steps import free_run
 
 HERE = Path(__file__).resolve().parent
@@ -106,9 +114,9 @@ def vocode(waveglow: WaveGlow, mel: Tensor, sigma: float, seed: int) -> Audio:
         return waveglow.infer(mel[None], noise)[0].numpy().astype(np.float32)
 
 
-def model_clips(tacotron2: Tacotron2, waveglow: WaveGlow, teacher: Teacher, sigmas: Sequence[float],
+def model_clips(tacotron2: Tacotron2, waveglow: WaveGlow, teacher: PcmTeacher, sigmas: Sequence[float],
                 gl_iters: int, voice_sigmas: Sequence[float] = (VOICE_SIGMA,)) -> Clips:
-    """Every condition's clip of one sentence, from the teacher and the two models.
+    """Every condition's clip of one sentence, from the teacher (int16 at 22050 Hz) and the two models.
 
     ``voice_sigmas`` are the whole voice's sigmas: the one to store in voice.json is chosen here.
     """
@@ -136,25 +144,35 @@ def model_clips(tacotron2: Tacotron2, waveglow: WaveGlow, teacher: Teacher, sigm
 class Sentence:
     index: int
     ref: str
+    """What was spoken (the corpus text)."""
     words: int
     hyps: dict[str, str]
     errors: dict[str, int]
     audio_s: dict[str, float]
+    written: str
+    """What the hypotheses were scored against (the sentence as written, where known)."""
 
 
 def run(texts: Sequence[tuple[int, str]], clips: Clips, asr: Recognizer, rate: int = SAMPLE_RATE,
-        on_first: Callable[[dict[str, Audio]], None] | None = None) -> list[Sentence]:
-    """Recognize and score every condition's clip of each ``(index, text)``; one line per sentence."""
+        on_first: Callable[[dict[str, Audio]], None] | None = None,
+        written: Mapping[int, str] | None = None) -> list[Sentence]:
+    """Recognize and score every condition's clip of each ``(index, text)``; one line per sentence.
+
+    Scored as training.evaluate scores: against ``written`` (index -> the sentence as written;
+    default :func:`training.scoring.written_texts`), else the spoken text, both canonical.
+    """
+    written = written_texts() if written is None else written
     done = []
     for n, (index, text) in enumerate(texts, 1):
         audio = clips(index, text)
         if on_first is not None and n == 1:
             on_first(audio)
-        ref = canonical(text)
+        against = reference(index, text, written)
+        ref = canonical(against)
         hyps = {c: asr(to_asr_rate(a, rate)) for c, a in audio.items()}
         errors = {c: edit_distance(ref, canonical(h)) for c, h in hyps.items()}
         done.append(Sentence(index, text, len(ref), hyps, errors, {c: round(a.size / rate, 3) for c, a in
-                                                                  audio.items()}))
+                                                                  audio.items()}, against))
         print(f"{n:3d}/{len(texts)} #{index:<5d} {len(ref):3d} words; errors: "
               + ", ".join(f"{c} {e}" for c, e in errors.items()), flush=True)
     return done
@@ -190,9 +208,30 @@ def floats(text: str) -> list[float]:
     return [float(s) for s in text.split(",") if s.strip()]
 
 
+def teacher_for(kind: str, texts: Sequence[str], stack: contextlib.ExitStack, espeak: str = "espeak-ng"
+                ) -> tuple[PcmTeacher, dict[str, Any]]:
+    """The teacher that ``kind`` names and what the report records of it.
+
+    ``piper`` is training.judge's: Piper's phonemizer makes the ids of these ``texts`` now, into a
+    folder that ``stack`` removes, and training.teacher's PiperTeacher speaks them with Piper's
+    default noise, as it spoke the corpus.
+    """
+    if kind == "espeak":
+        teacher = Teacher(espeak=espeak)
+        return teacher, {"kind": "espeak"} | asdict(teacher)
+    from training.judge import piper_teacher
+
+    piper = piper_teacher(list(texts), Path(stack.enter_context(tempfile.TemporaryDirectory())))
+    return piper, {"kind": "piper"} | piper.settings()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.diagnose", description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoints", type=Path, default=HERE / "checkpoints")
+    p.add_argument("--teacher", choices=("espeak", "piper"), default="espeak",
+                   help="the voice's teacher: espeak-ng (the shipped voice) or Piper en_US-joe-medium (the natural "
+                        "voice; needs the teacher extra)")
+    p.add_argument("--checkpoints", type=Path, default=HERE / "checkpoints",
+                   help="folder of tacotron2.pt and waveglow.pt (float16-stored weights load as float32)")
     p.add_argument("--limit", type=int, default=30, help="the first N held-out sentences")
     p.add_argument("--sigmas", default="0.3,0.6,1.0", help="WaveGlow sigmas on the teacher's mel")
     p.add_argument("--voice-sigmas", default=f"{VOICE_SIGMA:g}", help="WaveGlow sigmas for the whole voice")
@@ -200,9 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-decoder-steps", type=int, help="Tacotron 2's step limit (default: the checkpoint's)")
     p.add_argument("--espeak", default="espeak-ng")
     p.add_argument("--out", type=Path, default=REPORTS)
-    p.add_argument("--asr-threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--name", default="parts", help="the report: OUT/NAME.json")
+    p.add_argument("--asr-threads", type=int, default=1,
+                   help="Whisper's threads (the teacher reports were measured with 1)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (two contend badly on a busy 2-core CPU)")
-    p.add_argument("--wav", action="store_true", help="also write the first sentence's clips to OUT/parts-wav/")
+    p.add_argument("--wav", nargs="?", const="", default=None, metavar="DIR",
+                   help="also write the first sentence's clips, to DIR (default: OUT/NAME-wav/)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
@@ -211,19 +253,22 @@ def main(argv: list[str] | None = None) -> int:
     sigmas, voice_sigmas = floats(args.sigmas), floats(args.voice_sigmas)
     tacotron2, waveglow, iterations = load_models(args.checkpoints, args.max_decoder_steps)
     asr = WhisperRecognizer(args.asr_threads)
+    wav_dir = None if args.wav is None else Path(args.wav) if args.wav else args.out / f"{args.name}-wav"
     started = time.perf_counter()
-    clips = model_clips(tacotron2, waveglow, Teacher(espeak=args.espeak), sigmas, args.gl_iters, voice_sigmas)
-    sentences = run(texts, clips, asr, on_first=(lambda c: write_wavs(c, args.out / "parts-wav")) if args.wav
-                    else None)
+    with contextlib.ExitStack() as stack:
+        teacher, teacher_info = teacher_for(args.teacher, [t for _, t in texts], stack, args.espeak)
+        clips = model_clips(tacotron2, waveglow, teacher, sigmas, args.gl_iters, voice_sigmas)
+        sentences = run(texts, clips, asr, on_first=(lambda c: write_wavs(c, wav_dir)) if wav_dir else None)
     conditions = table(sentences)
     report = {"command": "python -m training.diagnose " + " ".join(sys.argv[1:] if argv is None else argv),
-              "date": time.strftime("%Y-%m-%d %H:%M:%S"), "checkpoints": str(args.checkpoints),
-              "iterations": iterations, "max_decoder_steps": tacotron2.params.max_decoder_steps,
-              "gl_iters": args.gl_iters, "recognizer": asr.info, "sentences": len(sentences),
+              "date": time.strftime("%Y-%m-%d %H:%M:%S"), "teacher": teacher_info,
+              "checkpoints": str(args.checkpoints), "iterations": iterations,
+              "max_decoder_steps": tacotron2.params.max_decoder_steps, "gl_iters": args.gl_iters,
+              "recognizer": asr.info, "scoring": scheme(), "threads": args.threads, "sentences": len(sentences),
               "elapsed_s": round(time.perf_counter() - started, 1), "conditions": conditions,
               "per_sentence": [asdict(s) for s in sentences]}
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "parts.json"
+    path = args.out / f"{args.name}.json"
     path.write_text(json.dumps(report, indent=1) + "\n")
     width = max(len(c) for c in conditions) if conditions else 9
     print(f"\n{'condition':<{width}}    WER  errors/words  median sentence WER")

