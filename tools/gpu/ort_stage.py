@@ -172,18 +172,21 @@ F, H = TensorProto.FLOAT, TensorProto.FLOAT16
 nodes = [helper.make_node("Softmax", ["x"], ["s"], axis=-1), helper.make_node("Tanh", ["x"], ["t"]),
          helper.make_node("Sigmoid", ["t"], ["g"]), helper.make_node("Mul", ["s", "g"], ["m"]),
          helper.make_node("Transpose", ["m"], ["mt"], perm=[1, 0]), helper.make_node("Cast", ["mt"], ["h"], to=H),
-         helper.make_node("Cast", ["h"], ["c"], to=F), helper.make_node("ReduceSum", ["c"], ["y"], keepdims=0)]
+         helper.make_node("Cast", ["h"], ["c"], to=F), helper.make_node("ReduceSum", ["c", "axes"], ["y"], keepdims=0)]
 graph = helper.make_graph(nodes, "probe", [helper.make_tensor_value_info("x", F, [64, 257])],
-                          [helper.make_tensor_value_info("y", F, [257])])
-model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+                          [helper.make_tensor_value_info("y", F, [257])],
+                          [helper.make_tensor("axes", TensorProto.INT64, [1], [1])])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8).SerializeToString()
 x = np.random.default_rng(0).standard_normal((64, 257)).astype(np.float32)
 so = ort.SessionOptions()
 if provider != "CPUExecutionProvider":
     so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")  # every node on the GPU, or an error
-tested = ort.InferenceSession(model, so, providers=[provider])
-cpu = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
-assert tested.get_providers()[0] == provider, tested.get_providers()
-got, want = tested.run(None, {"x": x})[0], cpu.run(None, {"x": x})[0]
+try:
+    tested = ort.InferenceSession(model, so, providers=[provider])
+    got = tested.run(None, {"x": x})[0]
+except Exception as e:  # one line: the provider did not load, or a kernel had no sm_90 image
+    sys.exit(f"ort_stage check: {provider} failed: {str(e).strip().splitlines()[-1]}")
+want = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
 err = float(np.abs(got - want).max())
 print(f"{provider} ran Softmax/Tanh/Sigmoid/Mul/Transpose/Cast/ReduceSum: max |it - cpu| = {err:.2e}")
 sys.exit(0 if err < 1e-2 else f"ort_stage check: {provider} differs from the CPU provider by {err:.2e}")
