@@ -13,10 +13,12 @@ steps, the fused kernel looping on the device; see :mod:`.gpu_decoder` for why i
 between the host's row-management points). ``RTVOICE_CUDA_COOPERATIVE=1``/``0`` sets
 cooperative launches (CUDA guarantees every block is resident, or refuses the launch);
 by default only ``persistent`` launches cooperatively, since it is not captured in a graph
-and holds its grid for many steps. A persistent launch stops on the device once the
-gates of all its sentences fired, when each opted in (:meth:`KernelEngine.stop_at_gate`;
-the synthesizer does, without ``force_steps``). The GPU check (tools/gpu/cuda_backend_check.sh)
-measures the three side by side and whether cooperative launches capture into graphs.
+and holds its grid for many steps. ``RTVOICE_CUDA_KERNEL`` compiles another
+:class:`~.cuda_step.KernelShape` (work-item sizes, a register cap) than the default. A
+persistent launch stops on the device once the gates of all its sentences fired, when
+each opted in (:meth:`KernelEngine.stop_at_gate`; the synthesizer does, without
+``force_steps``). The GPU check (tools/gpu/cuda_backend_check.sh) measures the three side
+by side and whether cooperative launches capture into graphs, and times other shapes.
 """
 
 from __future__ import annotations
@@ -28,7 +30,18 @@ from pathlib import Path
 from ..config import VoiceConfig
 from ..cuda import Stream, get_device_info, set_device
 from ..errors import BackendError
-from .cuda_step import KERNEL_SOURCE, KERNELS, MODES, Launcher, Mode, StepKernels, StepRunner
+from .cuda_step import (
+    DEFAULT_SHAPE,
+    KERNEL_SOURCE,
+    KERNELS,
+    MODES,
+    KernelShape,
+    Launcher,
+    Mode,
+    StepKernels,
+    StepRunner,
+    parse_shape,
+)
 from .gpu_engine import GpuEngine
 from .gpu_runner import RunnerFactory
 from .protocol import Utterance
@@ -56,16 +69,25 @@ def cooperative_launch(mode: Mode) -> bool:
     return value == "1" if value else mode == "persistent"
 
 
-def load_module(device_index: int) -> tuple[Launcher, int]:
-    """Compile (or take from the cache) and load the kernels for this GPU; (launcher, SM count)."""
+def kernel_shape() -> KernelShape:
+    """``RTVOICE_CUDA_KERNEL`` (e.g. ``tile=8,warp_scan=1``) over :data:`~.cuda_step.DEFAULT_SHAPE`."""
+    text = os.environ.get("RTVOICE_CUDA_KERNEL", "")
+    try:
+        return parse_shape(text) if text else DEFAULT_SHAPE
+    except BackendError as exc:
+        raise BackendError(f"RTVOICE_CUDA_KERNEL={text!r}: {exc}", backend="cuda") from exc
+
+
+def load_module(device_index: int, shape: KernelShape = DEFAULT_SHAPE) -> tuple[Launcher, int]:
+    """Compile (or take from the cache) and load the kernels of ``shape`` for this GPU; (launcher, SM count)."""
     from ..cuda.module import CudaModule
     from ..cuda.nvrtc import cached_cubin
 
     info = get_device_info(device_index)
     arch = info.compute_capability[0] * 10 + info.compute_capability[1]
-    compiled = cached_cubin(KERNEL_SOURCE.read_text(), KERNEL_SOURCE.name, arch, NVRTC_OPTIONS)
-    log.info("decoder kernels for sm_%d (%s, %.2f s)", arch, "cached" if compiled.cached else "compiled",
-             compiled.seconds)
+    compiled = cached_cubin(KERNEL_SOURCE.read_text(), KERNEL_SOURCE.name, arch, (*NVRTC_OPTIONS, *shape.defines()))
+    log.info("decoder kernels %s for sm_%d (%s, %.2f s)", shape.name, arch,
+             "cached" if compiled.cached else "compiled", compiled.seconds)
     from cuda.bindings import runtime
 
     from ..cuda import call
@@ -91,7 +113,7 @@ class KernelEngine(GpuEngine):
 
     def __init__(self, folder: Path, config: VoiceConfig, device_index: int, *,
                  runner_factory: RunnerFactory | None = None, launcher: Launcher | None = None,
-                 sm_count: int | None = None, mode: Mode | None = None) -> None:
+                 sm_count: int | None = None, mode: Mode | None = None, shape: KernelShape | None = None) -> None:
         """Compile or load the kernels, upload the packed weights, open the other graphs.
 
         Args:
@@ -104,21 +126,24 @@ class KernelEngine(GpuEngine):
                 CPU tests pass an emulation).
             sm_count: SMs of the GPU (with ``launcher``; sizes the fused grid).
             mode: ``phases``, ``fused`` or ``persistent`` (default: :func:`step_mode`).
+            shape: The kernels' work split (default: :func:`kernel_shape`); with
+                ``launcher``, the shape it was built with.
         """
         mode = mode or step_mode(config)  # settings first: a bad one fails before anything is loaded
         cooperative = cooperative_launch(mode)
+        shape = shape or kernel_shape()
         packed = load_packed(folder / config.graphs["decoder_step"])
         set_device(device_index)
         owned = launcher is None
         if launcher is None:
-            launcher, sm_count = load_module(device_index)
+            launcher, sm_count = load_module(device_index, shape)
         self._module = launcher if owned else None
         self.kernels: StepKernels | None = None
         try:
             with Stream() as upload:
                 self.kernels = StepKernels(packed, launcher, upload, mode=mode, sm_count=sm_count or 1,
                                            cooperative=cooperative,
-                                           gate_logit=config.decoder.gate_logit)
+                                           gate_logit=config.decoder.gate_logit, shape=shape)
             super().__init__(folder, config, device_index, "cuda", runner_factory or _ort_factory(device_index),
                              self._step_runner, capture=True)
         except BaseException:
@@ -158,4 +183,4 @@ class KernelEngine(GpuEngine):
         self._close_kernels()
 
 
-__all__ = ["KernelEngine", "cooperative_launch", "load_module", "step_mode"]
+__all__ = ["KernelEngine", "cooperative_launch", "kernel_shape", "load_module", "step_mode"]

@@ -22,6 +22,7 @@ first needs it, never inside the step loop. Decoder thread only.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,16 +44,82 @@ PHASES = ("k_prenet", "k_att_lstm", "k_query", "k_energy", "k_context", "k_dec_l
 KERNELS = (*PHASES, "k_fused")
 THREADS = 256
 """Threads per block; the kernel's THREADS."""
-TILE = 16
-"""Attention positions per energy work item; the kernel's TILE."""
-CTX_CH = 64
-"""Encoder channels per context work item; the kernel's CTX_CH."""
 DATA = 32
 """Floats of shared memory before a phase's data; the kernel's DATA."""
 MAX_SMEM = 48 * 1024
 """Dynamic shared memory a launch may use without opting in."""
 ALIGN = 256
 """Byte alignment of each packed weight array inside the weights buffer."""
+
+
+
+@dataclass(frozen=True)
+class KernelShape:
+    """How the kernels split their work: compile-time constants, passed to NVRTC as ``-D`` defines.
+
+    The field defaults are the kernels' shape unless told otherwise (:data:`DEFAULT_SHAPE`,
+    the one place to change it once a GPU run has measured a better one; docs/gpu.md). The
+    GPU check's ``sweep`` stage times other shapes side by side; ``RTVOICE_CUDA_KERNEL``
+    picks one for an engine (:func:`parse_shape`). The defines are part of the cubin's cache
+    key, so each shape is compiled and cached on its own.
+    """
+
+    tile: int = 16
+    """Attention positions per energy work item (``TILE``): fewer make more, shorter items."""
+    quad: int = 4
+    """Consecutive positions one energy thread computes (``QUAD``; divides ``tile``)."""
+    ctx_channels: int = 64
+    """Encoder channels per context work item (``CTX_CH``; divides the 256 threads)."""
+    warp_scan: bool = False
+    """Each warp reads a row's text length from its mask alone (``WARP_SCAN``), no block barrier."""
+    fused_max_registers: int | None = None
+    """A register cap for ``k_fused`` (``FUSED_MAXREG``); None lets ptxas choose (128 on sm_90)."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.quad not in (1, 2, 4, 8) or not 1 <= self.tile <= 64 or self.tile % self.quad:
+            problems.append(f"tile={self.tile} must be 1-64 and a multiple of quad={self.quad} (1, 2, 4 or 8)")
+        if self.ctx_channels < 1 or THREADS % self.ctx_channels:
+            problems.append(f"ctx_channels={self.ctx_channels} must divide {THREADS}")
+        if self.fused_max_registers is not None and not 32 <= self.fused_max_registers <= 255:
+            problems.append(f"fused_max_registers={self.fused_max_registers} must be 32-255")
+        if problems:
+            raise BackendError(f"Kernel shape: {'; '.join(problems)}.", backend="cuda")
+
+    def defines(self) -> tuple[str, ...]:
+        """The NVRTC (and g++) options that compile this shape."""
+        out = (f"-DTILE={self.tile}", f"-DQUAD={self.quad}", f"-DCTX_CH={self.ctx_channels}",
+               f"-DWARP_SCAN={int(self.warp_scan)}")
+        return out if self.fused_max_registers is None else (*out, f"-DFUSED_MAXREG={self.fused_max_registers}")
+
+    @property
+    def name(self) -> str:
+        """A short name for reports: ``tile16-quad4-ctx64-block`` (``-reg64`` with a register cap)."""
+        reg = f"-reg{self.fused_max_registers}" if self.fused_max_registers else ""
+        return f"tile{self.tile}-quad{self.quad}-ctx{self.ctx_channels}-{'warp' if self.warp_scan else 'block'}{reg}"
+
+
+DEFAULT_SHAPE = KernelShape()
+"""The shape the engine compiles (``RTVOICE_CUDA_KERNEL`` overrides it)."""
+
+
+def parse_shape(text: str, base: KernelShape = DEFAULT_SHAPE) -> KernelShape:
+    """``"tile=8,ctx_channels=32,warp_scan=1,fused_max_registers=64"`` over ``base``; BackendError if bad."""
+    fields = {f.name: f for f in dataclasses.fields(KernelShape)}
+    values: dict[str, int | bool | None] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in fields or not value.strip().isdigit():
+            raise BackendError(f"Kernel shape item {item!r}: use name=integer with names "
+                               f"{', '.join(fields)}.", backend="cuda")
+        number = int(value)
+        if key == "warp_scan":
+            values[key] = bool(number)
+        else:
+            values[key] = number or None if key == "fused_max_registers" else number  # 0: no cap
+    return dataclasses.replace(base, **values)  # type: ignore[arg-type]
+
 
 Mode = CudaStep
 """A kernel mode: the voice's ``batching.cuda_step`` values (rtvoice/config.py names them)."""
@@ -85,22 +152,23 @@ class Launcher(Protocol):
     def max_blocks_per_sm(self, kernel: str, threads: int, smem: int) -> int: ...
 
 
-def smem_bytes(dims: StepDims, text_length: int) -> int:
+def smem_bytes(dims: StepDims, text_length: int, shape: KernelShape = DEFAULT_SHAPE) -> int:
     """Dynamic shared memory of every launch: the largest phase's (see the kernel's phases)."""
     prenet = dims.n_mel + dims.prenet
-    energy = 2 * (TILE + dims.location_kernel - 1) + 2 * dims.attention + TILE * dims.attention
+    tile = shape.tile
+    energy = 2 * (tile + dims.location_kernel - 1) + 2 * dims.attention + tile * dims.attention
     return 4 * (DATA + max(prenet, energy, text_length + THREADS))
 
 
-def phase_grids(dims: StepDims, batch: int, text_length: int) -> dict[str, int]:
+def phase_grids(dims: StepDims, batch: int, text_length: int, shape: KernelShape = DEFAULT_SHAPE) -> dict[str, int]:
     """Blocks per phase kernel: one per work item (each phase loops over items if given fewer)."""
     warps = THREADS // 32
     return {
         "k_prenet": batch * math.ceil(dims.prenet / 32),
         "k_att_lstm": math.ceil(dims.attention_rnn / warps),
         "k_query": math.ceil(dims.attention / warps),
-        "k_energy": batch * math.ceil(text_length / TILE),
-        "k_context": batch * math.ceil(dims.encoder / CTX_CH),
+        "k_energy": batch * math.ceil(text_length / shape.tile),
+        "k_context": batch * math.ceil(dims.encoder / shape.ctx_channels),
         "k_dec_lstm": math.ceil(dims.decoder_rnn / warps),
         "k_project": math.ceil(dims.outputs / warps),
     }
@@ -132,9 +200,12 @@ class StepKernels:
     """One engine's decoder-step kernels: the weights on the device and the launcher."""
 
     def __init__(self, packed: PackedStep, launcher: Launcher, stream: Stream, *, mode: Mode = "phases",
-                 sm_count: int = 1, cooperative: bool = False, gate_logit: float = math.inf) -> None:
+                 sm_count: int = 1, cooperative: bool = False, gate_logit: float = math.inf,
+                 shape: KernelShape = DEFAULT_SHAPE) -> None:
         """Upload the weights.
 
+        ``shape`` must be the one ``launcher``'s kernels were compiled with (it sizes the
+        grids and shared memory);
         ``cooperative`` launches the fused kernel with CUDA's residency guarantee;
         ``gate_logit``: a row's gate has fired once a logit exceeds it (the persistent
         kernel's device-side stop), rounded to fp32 so the device and numpy's fp32
@@ -148,6 +219,7 @@ class StepKernels:
         self.sm_count = sm_count
         self.cooperative = cooperative
         self.gate_logit = float(np.float32(gate_logit))
+        self.shape = shape
         self.weights = DeviceWeights(packed, stream)
 
     def runner(self, rows: int, text_length: int, stream: Stream) -> StepRunner:
@@ -156,12 +228,12 @@ class StepKernels:
 
     def fused_grid(self, rows: int, text_length: int) -> int:
         """Blocks of a fused launch: at most what is resident at once, at most the work there is."""
-        smem = smem_bytes(self.dims, text_length)
+        smem = smem_bytes(self.dims, text_length, self.shape)
         resident = self.sm_count * self.launcher.max_blocks_per_sm("k_fused", THREADS, smem)
         if resident < 1:
             raise BackendError("The fused decoder kernel does not fit on an SM of this GPU. "
                                "Hint: use RTVOICE_CUDA_STEP=phases.", backend="cuda")
-        return max(1, min(resident, max(phase_grids(self.dims, rows, text_length).values())))
+        return max(1, min(resident, max(phase_grids(self.dims, rows, text_length, self.shape).values())))
 
     def close(self) -> None:
         self.weights.close()
@@ -176,7 +248,7 @@ class StepRunner:
     def __init__(self, kernels: StepKernels, rows: int, text_length: int, stream: Stream) -> None:
         d = kernels.dims
         self.kernels, self.rows, self.text_length, self.stream = kernels, rows, text_length, stream
-        self.smem = smem_bytes(d, text_length)
+        self.smem = smem_bytes(d, text_length, kernels.shape)
         if self.smem > MAX_SMEM:
             raise BackendError(f"A text length of {text_length} needs {self.smem} bytes of shared memory per "
                                f"block; the decoder kernel takes at most {MAX_SMEM}. Hint: lower "
@@ -187,7 +259,7 @@ class StepRunner:
         for buffer in self.scratch.values():
             buffer.memset(0, stream)  # the grid barrier starts at zero, and stays consistent after each launch
         self.grid = kernels.fused_grid(rows, text_length) if kernels.mode != "phases" else 0
-        self.grids = phase_grids(d, rows, text_length)
+        self.grids = phase_grids(d, rows, text_length, kernels.shape)
 
     def params(self, inputs: Mapping[str, DeviceTensor], outputs: Mapping[str, DeviceTensor]) -> StepParams:
         """The launch parameters of one step with these addresses (state parity 0 in, 1 out)."""

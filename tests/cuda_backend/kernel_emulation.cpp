@@ -5,7 +5,8 @@
 // Phase kernels run their blocks one after another (their blocks are independent); k_fused
 // runs every block at once, so its grid-wide barrier works as on the GPU. Slow, but it is the
 // kernel's own code: indexing, strides, reductions and barriers are checked on the CPU.
-// Built by tests/cuda_backend/kernel_emulation.py with g++ -DKERNEL_PATH=...
+// Built by tests/cuda_backend/kernel_emulation.py with g++ -DKERNEL_PATH=... and a KernelShape's
+// -D defines (TILE, QUAD, CTX_CH, WARP_SCAN; FUSED_MAXREG only changes the GPU's code).
 
 #include <sched.h>
 
@@ -23,6 +24,7 @@
 #define __device__
 #define __forceinline__ inline
 #define __launch_bounds__(n)
+#define __maxnreg__(n)
 
 struct uint4 { unsigned int x, y, z, w; };
 struct Dim { unsigned int x, y, z; };

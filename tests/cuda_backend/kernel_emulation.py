@@ -15,24 +15,26 @@ from pathlib import Path
 
 import pytest
 
-from rtvoice.engine.cuda_step import KERNEL_SOURCE, StepParams
+from rtvoice.engine.cuda_step import DEFAULT_SHAPE, KERNEL_SOURCE, KernelShape, StepParams
 
 HERE = Path(__file__).parent
 EMULATION = HERE / "kernel_emulation.cpp"
 
 
-def build(folder: Path) -> Path:
-    """Compile the emulation (cached by source hash in ``folder``); skip the test without g++."""
+def build(folder: Path, shape: KernelShape = DEFAULT_SHAPE) -> Path:
+    """Compile the emulation of ``shape`` (cached by source hash and defines in ``folder``); skip without g++."""
     compiler = shutil.which("g++")
     if compiler is None:
         pytest.skip("g++ is not installed: the CUDA C emulation cannot be built")
-    digest = hashlib.sha256(KERNEL_SOURCE.read_bytes() + EMULATION.read_bytes()).hexdigest()[:16]
+    defines = shape.defines()
+    digest = hashlib.sha256(KERNEL_SOURCE.read_bytes() + EMULATION.read_bytes()
+                            + " ".join(defines).encode()).hexdigest()[:16]
     lib = folder / f"kernel_emulation-{digest}.so"
     if not lib.is_file():
         folder.mkdir(parents=True, exist_ok=True)
         result = subprocess.run(
             [compiler, "-O1", "-std=c++17", "-pthread", "-shared", "-fPIC", "-Wall", "-Wno-unknown-pragmas",
-             f'-DKERNEL_PATH="{KERNEL_SOURCE}"', str(EMULATION), "-o", str(lib)],
+             f'-DKERNEL_PATH="{KERNEL_SOURCE}"', *defines, str(EMULATION), "-o", str(lib)],
             capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-4000:]
     return lib

@@ -100,9 +100,11 @@ def test_step_params_match_the_kernel_struct() -> None:
             names.append(name)
     assert names == [name for name, _ in cuda_step.StepParams._fields_]
     assert cuda_step.StepParams.state.size == 2 * 7 * 8
-    for name, value in (("THREADS", cuda_step.THREADS), ("TILE", cuda_step.TILE), ("DATA", cuda_step.DATA),
-                        ("CTX_CH", cuda_step.CTX_CH)):
+    shape = cuda_step.DEFAULT_SHAPE  # the .cu's defaults for its -D defines are KernelShape's
+    for name, value in (("THREADS", cuda_step.THREADS), ("TILE", shape.tile), ("DATA", cuda_step.DATA),
+                        ("QUAD", shape.quad), ("CTX_CH", shape.ctx_channels), ("WARP_SCAN", int(shape.warp_scan))):
         assert re.search(rf"#define {name} {value}\b", source), name
+    assert shape.fused_max_registers is None and "#define FUSED_MAXREG" not in source
 
 
 def test_kernel_engine_runs_the_cuda_source_itself(monkeypatch: pytest.MonkeyPatch, tiny_voice_dir: Path,

@@ -249,3 +249,59 @@ def test_engine_stage_times_every_kernel_mode(tiny_voice_dir: Path, monkeypatch:
     skipped = json.loads((tmp_path / "late" / "engine.json").read_text())
     assert skipped["default_cuda_phases"].startswith("skipped")
     assert skipped["default_onnxruntime@cpu"].startswith("skipped")
+
+
+def test_sweep_stage_runs_its_device_paths(tiny_voice_dir: Path, emulated: EmulatedRuntime,
+                                           monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The sweep stage as the GPU runs it (numpy kernels on the emulated runtime), then its --dry-run.
+
+    Each shape is compiled by NVRTC for real (ptxas's registers reach the report); only the
+    loaded module is replaced. A shape that fails must leave the others' results.
+    """
+    import kernel_harness
+    import kernel_variants
+
+    sys.path.insert(0, str(ROOT / "tests" / "engine"))
+    from fake_device import FakeGraph
+
+    dims = load_packed(tiny_voice_dir / "decoder_step.onnx").dims
+    sweep = (kernel_variants.SWEEP[0], kernel_variants.SWEEP[2], kernel_variants.SWEEP[-1])  # today, tile8, reg64
+    assert sweep[1].name == "tile8" and sweep[2].shape.fused_max_registers == 64
+    loaded: list[str] = []
+
+    def launcher(cubin: bytes, shape: Any) -> NumpyLauncher:
+        assert cubin[:4] == b"\x7fELF"
+        loaded.append(shape.name)
+        if shape.tile == 8 and shape.fused_max_registers is None:
+            raise RuntimeError("this shape fails to load")
+        return NumpyLauncher(dims)
+
+    monkeypatch.setattr(cuda_backend_check, "_gpu", lambda: (4, 90))
+    monkeypatch.setattr(cuda_backend_check, "_variant_launcher", launcher)
+    monkeypatch.setattr(cuda_backend_check, "VOICES", {"tiny": tiny_voice_dir})
+    monkeypatch.setattr(cuda_backend_check, "BENCH_VOICE", "tiny")
+    monkeypatch.setattr(cuda_backend_check, "BENCH", {"text_length": 24, "symbols": 9, "steps": 3})
+    monkeypatch.setattr(kernel_variants, "SWEEP", sweep)
+    monkeypatch.setattr(kernel_harness, "CudaGraph", FakeGraph)
+    monkeypatch.setattr(kernel_harness, "Event", _TimedEvent)
+    assert cuda_backend_check.main(["sweep", "--out", str(tmp_path)]) == 0
+    assert cuda_backend_check.main(["summary", "--out", str(tmp_path)]) == 0
+    assert loaded == [v.shape.name for v in sweep]
+    data = json.loads((tmp_path / "sweep.json").read_text())
+    assert set(data["ptxas_sm90"]) == {"today", "tile8", "tile8-ctx32-reg64"}
+    assert data["ptxas_sm90"]["tile8-ctx32-reg64"]["k_fused"]["registers"] <= 64
+    today, capped = data["us_per_step"]["today"], data["us_per_step"]["tile8-ctx32-reg64"]
+    assert "this shape fails to load" in data["us_per_step"]["tile8"]["error"]
+    assert {f"{m}_b{b}" for m in ("phases", "fused", "persistent") for b in (1, 16, 64)} <= set(today)
+    assert {f"{k}_b{b}" for k in ("k_energy", "k_context") for b in (1, 16, 64)} <= set(today)
+    assert {"fused_b64", "persistent_b64", "fused_parity", "persistent_parity"} <= set(capped)
+    assert all(row[f"{m}_parity"] < 1e-5 for row in (today, capped) for m in ("fused", "persistent"))
+    assert today["fused_blocks_per_sm"] == 1 and today["phases_b1"] > 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["sweep"]["tile8-ctx32-reg64"]["k_fused_registers"] <= 64
+    assert summary["sweep"]["tile8-ctx32-reg64"]["persistent_b16"] == capped["persistent_b16"]
+    (tmp_path / "dry").mkdir()
+    assert cuda_backend_check.main(["sweep", "--dry-run", "--out", str(tmp_path / "dry")]) == 0
+    dry = json.loads((tmp_path / "dry" / "sweep.json").read_text())
+    assert set(dry["ptxas_sm90"]) == {"today", "tile8", "tile8-ctx32-reg64"} and "us_per_step" not in dry
+    assert len(loaded) == 3  # the dry run loads nothing

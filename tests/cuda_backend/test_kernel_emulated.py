@@ -21,7 +21,10 @@ from emulated_runtime import EmulatedRuntime, emulate
 from kernel_emulation import EmulatedLauncher, build
 from step_cases import step_cases
 
+from rtvoice.engine.cuda_step import DEFAULT_SHAPE, KernelShape
+from rtvoice.engine.step_reference import reference_step
 from rtvoice.engine.step_weights import load_packed
+from rtvoice.ort.sessions import open_session
 
 ROOT = Path(__file__).parents[2]
 sys.path.insert(0, str(ROOT / "tools" / "gpu"))
@@ -42,18 +45,27 @@ def emulated(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatedRuntime]:
 
 
 def _run(folder: Path, library: Path, mode: str, steps: int, lengths: list[int],
-         stop_on_gate: float | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], EmulatedLauncher]:
+         stop_on_gate: float | None = None, shape: KernelShape = DEFAULT_SHAPE, text_length: int | None = None,
+         holes: tuple[tuple[int, int], ...] = (),
+         ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], EmulatedLauncher]:
+    """``holes``: (row, position) of symbols masked as padding inside the text (the mask's own say)."""
     packed = load_packed(folder / "decoder_step.onnx")
-    cases = step_cases(folder, lengths, steps=steps)
+    cases = step_cases(folder, lengths, steps=steps, text_length=text_length)
+    inputs = dict(cases[0].inputs)
+    inputs["mask"] = inputs["mask"].copy()
+    for row, t in holes:
+        inputs["mask"][row, t] = True
     masks = np.stack([c.inputs["prenet_masks"] for c in cases])
-    want = cuda_backend_check._reference_run(packed, cases[0].inputs, masks)
+    want = cuda_backend_check._reference_run(packed, inputs, masks)
     launcher = EmulatedLauncher(library)
     # fused: a grid as wide as the work (11 blocks on the tiny voice), so some blocks idle in some
     # phases, as on a GPU; persistent: 4 blocks, each looping over several items per phase
     sms = 16 if mode == "fused" else 4
-    h = Harness(packed, launcher, sms, len(lengths), cases[0].inputs["memory"].shape[1], steps, mode)
+    h = Harness(packed, launcher, sms, len(lengths), inputs["memory"].shape[1], steps, mode, shape)
     try:
-        h.load(cases[0].inputs, masks)
+        if shape.warp_scan and inputs["mask"].shape[1] % 16 == 0:
+            assert h.mask.ptr % 16 == 0  # the warp scan's 16-byte path is the one exercised
+        h.load(inputs, masks)
         h.enqueue(steps, stop_on_gate)
         got = h.read(steps)
     finally:
@@ -95,3 +107,53 @@ def test_persistent_kernel_stops_on_the_device_when_every_gate_fired(
     got, want, _ = _run(tiny_voice_dir, library, "persistent", 4, [5, 8], stop_on_gate=threshold)
     assert int(got["steps_done"][0]) == steps_done
     np.testing.assert_allclose(got["mel"][:steps_done], want["mel"][:steps_done], rtol=1e-4, atol=1e-6)
+
+
+SHAPES = {
+    # TILE 8, narrower context items, the warp scan on 16-byte aligned rows of 32, a register cap
+    "tile8-ctx32-warp-reg64": (KernelShape(tile=8, ctx_channels=32, warp_scan=True, fused_max_registers=64),
+                               "fused", 32),
+    # TILE 4 of QUAD 2, 16-channel context items, the warp scan's byte path (rows of 17)
+    "tile4-quad2-ctx16-warp": (KernelShape(tile=4, quad=2, ctx_channels=16, warp_scan=True), "phases", None),
+    # TILE 4 of one QUAD (half the threads idle), the block scan, rows of 48 across several tiles
+    "tile4-quad4-block": (KernelShape(tile=4, quad=4), "persistent", 48),
+}
+
+
+@pytest.mark.parametrize("name", SHAPES)
+def test_other_kernel_shapes_match_the_reference(name: str, emulated: EmulatedRuntime, tiny_voice_dir: Path,
+                                                 tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The GPU sweep's shapes (tools/gpu/kernel_variants.py) compute the same step, each in one mode."""
+    shape, mode, text_length = SHAPES[name]
+    library = build(tmp_path_factory.mktemp("emulation"), shape)
+    got, want, launcher = _run(tiny_voice_dir, library, mode, 2, [7, 3, 12], shape=shape, text_length=text_length)
+    _close(got, want)
+    assert sum(launcher.launches.values()) == {"phases": 14, "fused": 2, "persistent": 1}[mode]
+
+
+@pytest.mark.parametrize("shape", [DEFAULT_SHAPE, KernelShape(tile=8, warp_scan=True)], ids=["block", "warp"])
+def test_masked_positions_inside_the_text_get_no_attention(shape: KernelShape, emulated: EmulatedRuntime,
+                                                           tiny_voice_dir: Path,
+                                                           tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A mask with holes: each scan takes the text up to its last unmasked symbol, holes get -inf.
+
+    The ONNX step masks every position the mask sets (masked_fill before the softmax); the
+    engine's masks are prefixes, but the kernels keep the same meaning for any mask.
+    """
+    holes = ((0, 0), (0, 4), (1, 1), (2, 11), (2, 10))  # row 2's last symbols masked: its text ends at 10
+    library = build(tmp_path_factory.mktemp("emulation"), shape)
+    got, want, _ = _run(tiny_voice_dir, library, "phases", 2, [7, 3, 12], shape=shape, text_length=32, holes=holes)
+    _close(got, want)
+    aw = got["next_attention_weights"]
+    assert all(aw[row, t] == 0 for row, t in holes) and np.all(aw[:, 12:] == 0)
+    # and the reference keeps the ONNX step's meaning of such a mask (fp16 weights against fp32)
+    case = step_cases(tiny_voice_dir, [7, 3, 12], steps=1, text_length=32)[0]
+    inputs = {**case.inputs, "mask": case.inputs["mask"].copy()}
+    for row, t in holes:
+        inputs["mask"][row, t] = True
+    session = open_session(tiny_voice_dir / "decoder_step.onnx", ["CPUExecutionProvider"])
+    onnx = dict(zip([o.name for o in session.get_outputs()], session.run(None, inputs), strict=True))
+    mine = reference_step(load_packed(tiny_voice_dir / "decoder_step.onnx"), inputs)
+    assert all(onnx["next_attention_weights"][row, t] == 0 for row, t in holes)
+    for name in ("mel_frame", "next_attention_weights", "next_attention_context"):
+        np.testing.assert_allclose(mine[name], onnx[name], atol=2e-2 * np.abs(onnx[name]).max(), err_msg=name)

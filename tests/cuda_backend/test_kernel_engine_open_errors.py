@@ -38,7 +38,7 @@ def _open(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     Module.loaded = Module.closed = 0
     install_fakes(monkeypatch)
     dims = load_packed(folder / "decoder_step.onnx").dims
-    monkeypatch.setattr(cuda_engine, "load_module", lambda index: (Module(dims), 4))
+    monkeypatch.setattr(cuda_engine, "load_module", lambda index, shape=None: (Module(dims), 4))
     KernelEngine(folder, VoiceConfig.load(folder), 0, runner_factory=lambda graph, path, stream: FakeRunner(path))
 
 

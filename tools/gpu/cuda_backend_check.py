@@ -12,6 +12,9 @@ Stages (tools/gpu/cuda_backend_check.sh runs each under its own timeout):
            130: phase kernels in a CUDA graph, fused kernel per step in a graph, persistent
            kernel, and PyTorch fp16 autocast with cudnn.benchmark (NVIDIA's way); and each
            phase kernel alone (64 launches in a graph) at batch 1 and 16: where the time goes
+  sweep    the candidate kernel shapes of tools/gpu/kernel_variants.py beside today's, the
+           bench's way: ptxas registers and spills, parity, µs a step at batch 1/16 (64 for
+           register caps), the energy and context kernels alone; within its own time budget
   engine   Voice.load(backend="cuda") in each kernel mode (phases, fused, persistent) side by side,
            then ONNX Runtime CUDA (the same GPU engine, only the decoder step differs) and the
            CPU engine: time to first audio and to the last chunk, the decoder's µs per step as
@@ -52,6 +55,10 @@ BENCH_VOICE = "full"
 BENCH_BATCHES = (1, 4, 16, 64)
 BENCH = {"text_length": 512, "symbols": 130, "steps": 64}
 """Rows of 512 symbols holding 130 (the 128-character phrase), 64 steps per CUDA graph."""
+SWEEP_BUDGET_S = 110.0
+"""The sweep stops starting shapes after this; cuda_backend_check.sh gives the stage 140 s."""
+SWEEP_PARITY = {"lengths": [60, 23], "text_length": 64, "steps": 4}
+"""Each shape's parity case: two rows (partial energy tiles at every TILE), 4 steps fed back."""
 
 
 class Report:
@@ -227,15 +234,7 @@ def stage_bench(report: Report, dry: bool) -> None:
     for mode in ("phases", "fused", "persistent", "persistent_coop"):
         for B in BENCH_BATCHES:
             try:
-                static = statics[B]
-                d = packed.dims
-                inputs = {"decoder_input": np.zeros((B, d.r * d.n_mel), np.float32), **static,
-                          **{n: np.zeros((B, e), np.float32) for n, e in {
-                              "attention_hidden": d.attention_rnn, "attention_cell": d.attention_rnn,
-                              "decoder_hidden": d.decoder_rnn, "decoder_cell": d.decoder_rnn,
-                              "attention_weights": T, "attention_weights_cum": T,
-                              "attention_context": d.encoder}.items()}}
-                masks = ((rng.random((k, B, 2, d.prenet)) >= 0.5) * 2.0).astype(np.float32)
+                inputs, masks = _bench_inputs(packed, statics[B], B, T, k, rng)
                 h = Harness(packed, module, sms, B, T, k, mode)
                 try:
                     h.load(inputs, masks)
@@ -252,6 +251,119 @@ def stage_bench(report: Report, dry: bool) -> None:
                 results.setdefault(mode, {})[f"b{B}_error"] = str(exc)[-500:]  # type: ignore[assignment]
             report.add("us_per_step", results)
     report.add("torch_fp16_us_per_step", _torch_step_us(folder, T=L, steps=k))
+
+
+def _bench_inputs(packed: Any, static: dict[str, np.ndarray], B: int, T: int, k: int,
+                  rng: np.random.Generator) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Step 0's inputs (zero state, the encoder's output) and ``k`` steps of prenet masks."""
+    d = packed.dims
+    inputs = {"decoder_input": np.zeros((B, d.r * d.n_mel), np.float32), **static,
+              **{n: np.zeros((B, e), np.float32) for n, e in {
+                  "attention_hidden": d.attention_rnn, "attention_cell": d.attention_rnn,
+                  "decoder_hidden": d.decoder_rnn, "decoder_cell": d.decoder_rnn,
+                  "attention_weights": T, "attention_weights_cum": T,
+                  "attention_context": d.encoder}.items()}}
+    return inputs, ((rng.random((k, B, 2, d.prenet)) >= 0.5) * 2.0).astype(np.float32)
+
+
+def _gpu() -> tuple[int, int]:
+    """(SMs, sm_XY as XY) of device 0."""
+    from cuda.bindings import runtime
+
+    from rtvoice.cuda import call, get_device_info, set_device
+
+    set_device(0)
+    cc = get_device_info(0).compute_capability
+    sms = int(call(runtime.cudaDeviceGetAttribute, runtime.cudaDeviceAttr.cudaDevAttrMultiProcessorCount, 0))
+    return sms, cc[0] * 10 + cc[1]
+
+
+def _variant_launcher(cubin: bytes, shape: Any) -> Any:
+    """The kernels of one shape, loaded from its cubin (CPU tests put an emulation here)."""
+    from rtvoice.cuda.module import CudaModule
+
+    return CudaModule(cubin, KERNELS)
+
+
+def stage_sweep(report: Report, dry: bool) -> None:
+    """Kernel shapes side by side in one run (tools/gpu/kernel_variants.py); today's shape first.
+
+    Per shape: ptxas's registers and spills (NVRTC's log), the fused kernel's blocks an SM,
+    parity against the numpy reference (two rows, 4 steps fed back, in each mode timed), µs a
+    step at its batches (the bench's method: 64 steps in a CUDA graph, CUDA events, medians),
+    and its phase kernels alone. Stops starting shapes after SWEEP_BUDGET_S.
+    """
+    from kernel_harness import Harness
+    from kernel_variants import SWEEP, build
+    from step_cases import encode, step_cases
+
+    from rtvoice.config import VoiceConfig
+    from rtvoice.engine.cuda_step import smem_bytes
+
+    deadline = time.monotonic() + SWEEP_BUDGET_S
+    folder = VOICES[BENCH_VOICE]
+    packed = load_packed(folder / "decoder_step.onnx")
+    config = VoiceConfig.load(folder)
+    T, L, k = BENCH["text_length"], BENCH["symbols"], BENCH["steps"]
+    report.add("setup", {"voice": BENCH_VOICE, "text_length": T, "symbols": L, "steps_per_graph": k,
+                         "shapes": {v.name: v.shape.name for v in SWEEP}, "parity": SWEEP_PARITY})
+    sms, arch = (4, 90) if dry else _gpu()
+    cases = step_cases(folder, SWEEP_PARITY["lengths"], steps=SWEEP_PARITY["steps"],
+                       text_length=SWEEP_PARITY["text_length"])
+    masks = np.stack([c.inputs["prenet_masks"] for c in cases])
+    ref = _reference_run(packed, cases[0].inputs, masks)
+    batches = sorted({B for v in SWEEP for B in v.batches})
+    statics = {} if dry else {B: encode(folder, config, [L] * B, T) for B in batches}
+    rng = np.random.default_rng(0)
+    ptxas: dict[str, Any] = {}
+    results: dict[str, Any] = {}
+    for v in SWEEP:
+        if time.monotonic() > deadline:
+            results[v.name] = "skipped: the sweep's time budget was spent"
+            report.add("us_per_step", results)
+            continue
+        try:
+            built = build(v.shape, arch)
+            ptxas[v.name] = {"compile_s": round(built.seconds, 2), **built.usage}
+            report.add(f"ptxas_sm{arch}", ptxas)
+            if dry:
+                continue
+            launcher = _variant_launcher(built.cubin, v.shape)
+            row: dict[str, Any] = {"fused_blocks_per_sm": launcher.max_blocks_per_sm(
+                "k_fused", 256, smem_bytes(packed.dims, T, v.shape))}
+            results[v.name] = row
+            try:
+                for mode in v.modes:
+                    h = Harness(packed, launcher, sms, len(cases[0].inputs["mask"]), cases[0].inputs["mask"].shape[1],
+                                len(cases), mode, v.shape)
+                    try:
+                        h.load(cases[0].inputs, masks)
+                        h.enqueue(len(cases))
+                        row[f"{mode}_parity"] = max(_errors(h.read(len(cases)), ref).values())
+                    finally:
+                        h.close()
+                for mode in v.modes:
+                    for B in v.batches:
+                        inputs, step_masks = _bench_inputs(packed, statics[B], B, T, k, rng)
+                        h = Harness(packed, launcher, sms, B, T, k, mode, v.shape)
+                        try:
+                            h.load(inputs, step_masks)
+                            h.capture(k)
+                            h.time_us_per_step(k, 2, graph=True)
+                            row[f"{mode}_b{B}"] = round(h.time_us_per_step(k, 5, graph=True), 2)
+                            if mode == "phases" or (mode == v.modes[0] and "phases" not in v.modes):
+                                for name in v.phases:
+                                    row[f"{name}_b{B}"] = round(h.phase_us(name), 2)
+                        finally:
+                            h.close()
+                        report.add("us_per_step", results)
+            finally:
+                close = getattr(launcher, "close", None)
+                if close is not None:
+                    close()
+        except Exception as exc:  # one shape failing must not hide the others' results
+            results[v.name] = {**(results.get(v.name) or {}), "error": "".join(traceback.format_exception(exc))[-1500:]}
+        report.add("us_per_step", results)
 
 
 def _torch_step_us(folder: Path, T: int, steps: int, device: str = "cuda") -> dict[str, float]:
@@ -316,6 +428,12 @@ def stage_summary(report: Report, dry: bool) -> None:
     report.add("us_per_step", bench.get("us_per_step"))
     report.add("phase_us", {k: v for k, v in bench.items() if k.startswith("phase_us")})
     report.add("torch_fp16_us_per_step", bench.get("torch_fp16_us_per_step"))
+    sweep = data.get("sweep", {})
+    ptxas = next((v for k, v in sweep.items() if k.startswith("ptxas_sm")), {})
+    report.add("sweep", {name: {**(row if isinstance(row, dict) else {"note": row}),
+                                **{f"k_fused_{key}": ptxas.get(name, {}).get("k_fused", {}).get(key)
+                                   for key in ("registers", "spill_loads")}}
+                         for name, row in (sweep.get("us_per_step") or {}).items()})
     engine = {k: v for k, v in data.get("engine", {}).items() if k not in ("stage", "started")}
     report.add("engine_modes", {k: {"ttfa_ms": v.get("ttfa_ms"), "total_ms": v.get("total_ms"),
                                     **v.get("decoder_us_per_step", {}),
@@ -328,7 +446,7 @@ def stage_summary(report: Report, dry: bool) -> None:
 
 
 STAGES = {"env": stage_env, "voices": stage_voices, "parity": stage_parity, "bench": stage_bench,
-          "engine": stage_engine, "summary": stage_summary}
+          "sweep": stage_sweep, "engine": stage_engine, "summary": stage_summary}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 26's GPU run: the cuda backend's kernels compiled, checked and timed (limits add up to 6 minutes; most stages end well before theirs).
+# Issue 26's GPU run: the cuda backend's kernels compiled, checked and timed (limits add up to 8.5 minutes; most stages end well before theirs).
 # Each stage has its own timeout and writes $OUT/<stage>.json as it goes; $OUT/cuda_check.log
 # has everything printed. Usage (one device call): bash tools/gpu/cuda_backend_check.sh
 # Pass --dry-run to do everything except CUDA calls (the CPU tests do). ENGINE_BENCH=1 adds the
@@ -28,6 +28,7 @@ stage env 45 "$@"
 stage voices 40 "$@"
 stage parity 70 "$@"
 stage bench 75 "$@"
+stage sweep 140 "$@"
 stage engine 70 "$@"
 stage summary 10 "$@"
 if [ "${1:-}" != "--dry-run" ]; then  # the same checks as GPU tests (tests/cuda_backend/test_cuda_gpu.py)

@@ -17,7 +17,7 @@ import numpy as np
 
 from rtvoice.config import threshold_logit
 from rtvoice.cuda import CudaGraph, DeviceBuffer, Event, Stream, copy_async
-from rtvoice.engine.cuda_step import StepKernels, StepParams
+from rtvoice.engine.cuda_step import DEFAULT_SHAPE, KernelShape, StepKernels, StepParams
 from rtvoice.engine.gpu_runner import DeviceTensor
 from rtvoice.engine.graphs import STATE_NAMES
 from rtvoice.engine.step_weights import PackedStep
@@ -28,13 +28,15 @@ F32 = 4
 class Harness:
     """B rows of T symbols, room for k steps, on one stream."""
 
-    def __init__(self, packed: PackedStep, launcher: Any, sms: int, B: int, T: int, k: int, mode: str) -> None:
+    def __init__(self, packed: PackedStep, launcher: Any, sms: int, B: int, T: int, k: int, mode: str,
+                 shape: KernelShape = DEFAULT_SHAPE) -> None:
+        """``launcher``'s kernels must be compiled for ``shape`` (it sizes grids and shared memory)."""
         d = packed.dims
         self.d, self.B, self.T, self.k, self.mode = d, B, T, k, mode
         self.width = d.r * d.n_mel
         self.stream = Stream()
         self.kernels = StepKernels(packed, launcher, self.stream, mode="phases" if mode == "phases" else "fused",
-                                   sm_count=sms, cooperative=mode.endswith("_coop"))
+                                   sm_count=sms, cooperative=mode.endswith("_coop"), shape=shape)
         self.runner = self.kernels.runner(B, T, self.stream)
         self.dims = {"attention_hidden": d.attention_rnn, "attention_cell": d.attention_rnn,
                      "decoder_hidden": d.decoder_rnn, "decoder_cell": d.decoder_rnn,

@@ -19,9 +19,30 @@ typedef long long i64;
 
 #define THREADS 256
 #define WARPS (THREADS / 32)
+// The shape of the work items: NVRTC -D defines (rtvoice/engine/cuda_step.py's KernelShape,
+// part of the cubin's cache key); these defaults are KernelShape's (a test compares them).
+#ifndef TILE
 #define TILE 16       // attention positions per energy work item
+#endif
+#ifndef QUAD
 #define QUAD 4        // consecutive positions one thread computes (TILE % QUAD == 0)
+#endif
+#ifndef CTX_CH
 #define CTX_CH 64     // encoder channels per context work item (THREADS % CTX_CH == 0)
+#endif
+#ifndef WARP_SCAN
+#define WARP_SCAN 0   // 1: each warp finds a row's text length alone, no block barrier (row_length)
+#endif
+// FUSED_MAXREG (optional): cap k_fused's registers (__maxnreg__), so more of its blocks fit
+// on an SM (64K registers / (256 threads x cap)); unset, ptxas picks (128 on sm_90).
+#if TILE % QUAD != 0 || THREADS % CTX_CH != 0
+#error "TILE must be a multiple of QUAD, and THREADS of CTX_CH"
+#endif
+#ifdef FUSED_MAXREG
+#define FUSED_BOUNDS __maxnreg__(FUSED_MAXREG)
+#else
+#define FUSED_BOUNDS __launch_bounds__(THREADS)
+#endif
 #define ROWS 4        // batch rows an LSTM warp accumulates at once
 #define RED 0         // smem floats [0, 16): block reductions
 #define SLOT 16       // smem int slot: a row's text length
@@ -140,7 +161,31 @@ __device__ float block_max(float v, float* smem) {
 
 __device__ __forceinline__ float sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
 
-// Positions [0, L) hold every unmasked symbol of row b: L = last unmasked + 1.
+// Positions [0, L) hold every unmasked symbol of row b: L = last unmasked + 1. Positions
+// masked inside [0, L) (a mask with holes) still get -inf energy, as in the ONNX step.
+#if WARP_SCAN
+// Each warp alone: one coalesced read of the row's mask (16 bytes a lane when rows are
+// 16-byte aligned) and a warp max, no shared memory and no block barrier. Every warp gets
+// the same L, so branches on it stay uniform across the block.
+__device__ int row_length(const StepParams& p, i64 b, float* smem) {
+    const int lane = threadIdx.x % 32;
+    const unsigned char* m = p.mask + b * p.T;
+    int last = 0;
+    if (p.T % 16 == 0 && reinterpret_cast<unsigned long long>(m) % 16 == 0) {
+        for (i64 c = lane; c < p.T / 16; c += 32) {
+            const uint4 q = *reinterpret_cast<const uint4*>(m + c * 16);
+            const unsigned int u[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+            for (int i = 0; i < 16; ++i)  // byte i of the 16, little-endian; 0 = a symbol
+                if (((u[i / 4] >> (8 * (i % 4))) & 0xffu) == 0u) last = (int)(c * 16) + i + 1;
+        }
+    } else {
+        for (i64 t = lane; t < p.T; t += 32)
+            if (!m[t]) last = (int)t + 1;
+    }
+    return (int)warp_max((float)last);  // exact: lengths are far below 2^24
+}
+#else
 __device__ int row_length(const StepParams& p, i64 b, float* smem) {
     int* slot = reinterpret_cast<int*>(smem + SLOT);
     if (threadIdx.x == 0) *slot = 0;
@@ -154,6 +199,7 @@ __device__ int row_length(const StepParams& p, i64 b, float* smem) {
     __syncthreads();
     return n;
 }
+#endif
 
 // Grid-wide barrier (sense by generation): every block of the launch must be resident.
 __device__ void grid_barrier(unsigned int* bar) {
@@ -463,7 +509,7 @@ __global__ void __launch_bounds__(THREADS) k_project(StepParams p) { phase_proje
 
 // Every phase of p.steps steps in one launch; step s reads parity s % 2 and the frames
 // step s - 1 wrote. With stop_on_gate it returns after the step where every row is done.
-__global__ void __launch_bounds__(THREADS) k_fused(StepParams p) {
+__global__ void FUSED_BOUNDS k_fused(StepParams p) {
     DYNAMIC_SMEM(smem);
     i64 s = 0;
     for (; s < p.steps; ++s) {
