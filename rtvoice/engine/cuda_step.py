@@ -74,6 +74,9 @@ class KernelShape:
     """Each warp reads a row's text length from its mask alone (``WARP_SCAN``), no block barrier."""
     fused_max_registers: int | None = None
     """A register cap for ``k_fused`` (``FUSED_MAXREG``); None lets ptxas choose (128 on sm_90)."""
+    fold_query: bool = False
+    """No query phase (``FOLD_QUERY``): each energy item computes its row's query (one launch and
+    one grid barrier less a step, the query's products repeated per item)."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -89,14 +92,21 @@ class KernelShape:
     def defines(self) -> tuple[str, ...]:
         """The NVRTC (and g++) options that compile this shape."""
         out = (f"-DTILE={self.tile}", f"-DQUAD={self.quad}", f"-DCTX_CH={self.ctx_channels}",
-               f"-DWARP_SCAN={int(self.warp_scan)}")
+               f"-DWARP_SCAN={int(self.warp_scan)}", f"-DFOLD_QUERY={int(self.fold_query)}")
         return out if self.fused_max_registers is None else (*out, f"-DFUSED_MAXREG={self.fused_max_registers}")
 
     @property
     def name(self) -> str:
         """A short name for reports: ``tile16-quad4-ctx64-block`` (``-reg64`` with a register cap)."""
         reg = f"-reg{self.fused_max_registers}" if self.fused_max_registers else ""
-        return f"tile{self.tile}-quad{self.quad}-ctx{self.ctx_channels}-{'warp' if self.warp_scan else 'block'}{reg}"
+        fold = "-foldq" if self.fold_query else ""
+        return (f"tile{self.tile}-quad{self.quad}-ctx{self.ctx_channels}-{'warp' if self.warp_scan else 'block'}"
+                f"{fold}{reg}")
+
+    @property
+    def phases(self) -> tuple[str, ...]:
+        """The phase kernels a ``phases`` step launches, in order."""
+        return tuple(k for k in PHASES if not (self.fold_query and k == "k_query"))
 
 
 DEFAULT_SHAPE = KernelShape()
@@ -114,7 +124,7 @@ def parse_shape(text: str, base: KernelShape = DEFAULT_SHAPE) -> KernelShape:
             raise BackendError(f"Kernel shape item {item!r}: use name=integer with names "
                                f"{', '.join(fields)}.", backend="cuda")
         number = int(value)
-        if key == "warp_scan":
+        if key in ("warp_scan", "fold_query"):
             values[key] = bool(number)
         else:
             values[key] = number or None if key == "fused_max_registers" else number  # 0: no cap
@@ -309,7 +319,7 @@ class StepRunner:
             k.launcher.launch("k_fused", self.grid or k.fused_grid(self.rows, self.text_length), THREADS,
                               self.smem, stream, params, cooperative=k.cooperative)
             return
-        for name in PHASES:
+        for name in k.shape.phases:
             k.launcher.launch(name, self.grids[name], THREADS, self.smem, stream, params)
 
     def zero_row_done(self) -> None:

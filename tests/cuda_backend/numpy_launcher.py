@@ -102,7 +102,8 @@ class NumpyLauncher:
         elif kernel == "k_energy":
             loc = location_features(w.loc, state(st_in, AW), state(st_in, AWC))
             processed = view(p.processed, (B, T, A))
-            e = np.tanh(view(p.pq, (B, A))[:, None, :] + loc + processed) @ w.v
+            pq = state(st_out, AH) @ w.query.T  # k_query's pq, or FOLD_QUERY's own: the same numbers
+            e = np.tanh(pq[:, None, :] + loc + processed) @ w.v
             view(p.energy, (B, T))[:] = np.where(mask, -np.inf, e)  # the kernel leaves t >= L unwritten
         elif kernel == "k_context":
             energy = np.where(mask, -np.inf, view(p.energy, (B, T)))

@@ -102,7 +102,8 @@ def test_step_params_match_the_kernel_struct() -> None:
     assert cuda_step.StepParams.state.size == 2 * 7 * 8
     shape = cuda_step.DEFAULT_SHAPE  # the .cu's defaults for its -D defines are KernelShape's
     for name, value in (("THREADS", cuda_step.THREADS), ("TILE", shape.tile), ("DATA", cuda_step.DATA),
-                        ("QUAD", shape.quad), ("CTX_CH", shape.ctx_channels), ("WARP_SCAN", int(shape.warp_scan))):
+                        ("QUAD", shape.quad), ("CTX_CH", shape.ctx_channels), ("WARP_SCAN", int(shape.warp_scan)),
+                        ("FOLD_QUERY", int(shape.fold_query))):
         assert re.search(rf"#define {name} {value}\b", source), name
     assert shape.fused_max_registers is None and "#define FUSED_MAXREG" not in source
 

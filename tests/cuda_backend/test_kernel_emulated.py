@@ -110,11 +110,13 @@ def test_persistent_kernel_stops_on_the_device_when_every_gate_fired(
 
 
 SHAPES = {
-    # TILE 8, narrower context items, the warp scan on 16-byte aligned rows of 32, a register cap
-    "tile8-ctx32-warp-reg64": (KernelShape(tile=8, ctx_channels=32, warp_scan=True, fused_max_registers=64),
-                               "fused", 32),
-    # TILE 4 of QUAD 2, 16-channel context items, the warp scan's byte path (rows of 17)
-    "tile4-quad2-ctx16-warp": (KernelShape(tile=4, quad=2, ctx_channels=16, warp_scan=True), "phases", None),
+    # TILE 8, narrower context items, the warp scan on 16-byte aligned rows of 32, a register cap,
+    # the query folded into the energies (no query phase, one grid barrier less)
+    "tile8-ctx32-warp-foldq-reg64": (KernelShape(tile=8, ctx_channels=32, warp_scan=True, fused_max_registers=64,
+                                                 fold_query=True), "fused", 32),
+    # TILE 4 of QUAD 2, 16-channel context items, the warp scan's byte path (rows of 17), no query phase
+    "tile4-quad2-ctx16-warp-foldq": (KernelShape(tile=4, quad=2, ctx_channels=16, warp_scan=True, fold_query=True),
+                                     "phases", None),
     # TILE 4 of one QUAD (half the threads idle), the block scan, rows of 48 across several tiles
     "tile4-quad4-block": (KernelShape(tile=4, quad=4), "persistent", 48),
 }
@@ -128,7 +130,8 @@ def test_other_kernel_shapes_match_the_reference(name: str, emulated: EmulatedRu
     library = build(tmp_path_factory.mktemp("emulation"), shape)
     got, want, launcher = _run(tiny_voice_dir, library, mode, 2, [7, 3, 12], shape=shape, text_length=text_length)
     _close(got, want)
-    assert sum(launcher.launches.values()) == {"phases": 14, "fused": 2, "persistent": 1}[mode]
+    assert sum(launcher.launches.values()) == {"phases": 2 * len(shape.phases), "fused": 2, "persistent": 1}[mode]
+    assert launcher.launches.get("k_query", 0) == (0 if shape.fold_query or mode != "phases" else 2)
 
 
 @pytest.mark.parametrize("shape", [DEFAULT_SHAPE, KernelShape(tile=8, warp_scan=True)], ids=["block", "warp"])

@@ -16,7 +16,15 @@ import pytest
 from rtvoice.cuda import nvrtc
 from rtvoice.engine import cuda_engine
 from rtvoice.engine.cuda_engine import NVRTC_OPTIONS, kernel_shape
-from rtvoice.engine.cuda_step import DEFAULT_SHAPE, KERNEL_SOURCE, KERNELS, KernelShape, parse_shape, phase_grids
+from rtvoice.engine.cuda_step import (
+    DEFAULT_SHAPE,
+    KERNEL_SOURCE,
+    KERNELS,
+    PHASES,
+    KernelShape,
+    parse_shape,
+    phase_grids,
+)
 from rtvoice.engine.step_weights import StepDims
 from rtvoice.errors import BackendError
 
@@ -25,8 +33,11 @@ import kernel_variants  # noqa: E402  # tools/gpu/kernel_variants.py
 
 
 def test_a_shape_is_its_defines_and_today_is_the_default() -> None:
-    assert DEFAULT_SHAPE == KernelShape(tile=16, quad=4, ctx_channels=64, warp_scan=False, fused_max_registers=None)
-    assert DEFAULT_SHAPE.defines() == ("-DTILE=16", "-DQUAD=4", "-DCTX_CH=64", "-DWARP_SCAN=0")
+    assert DEFAULT_SHAPE == KernelShape(tile=16, quad=4, ctx_channels=64, warp_scan=False, fused_max_registers=None,
+                                        fold_query=False)
+    assert DEFAULT_SHAPE.defines() == ("-DTILE=16", "-DQUAD=4", "-DCTX_CH=64", "-DWARP_SCAN=0", "-DFOLD_QUERY=0")
+    assert DEFAULT_SHAPE.phases == PHASES and KernelShape(fold_query=True).phases == tuple(
+        k for k in PHASES if k != "k_query")
     capped = KernelShape(tile=8, warp_scan=True, fused_max_registers=64)
     assert capped.defines()[-1] == "-DFUSED_MAXREG=64" and capped.name == "tile8-quad4-ctx64-warp-reg64"
     assert kernel_variants.SWEEP[0].shape == DEFAULT_SHAPE  # today's shape is each run's baseline
@@ -49,8 +60,10 @@ def test_a_shape_the_kernel_cannot_compile_is_refused(fields: dict[str, int], pr
 def test_shapes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RTVOICE_CUDA_KERNEL", raising=False)
     assert kernel_shape() is DEFAULT_SHAPE
-    monkeypatch.setenv("RTVOICE_CUDA_KERNEL", " tile=8, warp_scan=1,ctx_channels=32,fused_max_registers=64 ")
-    assert kernel_shape() == KernelShape(tile=8, ctx_channels=32, warp_scan=True, fused_max_registers=64)
+    monkeypatch.setenv("RTVOICE_CUDA_KERNEL", " tile=8, warp_scan=1,ctx_channels=32,fused_max_registers=64,"
+                       "fold_query=1")
+    assert kernel_shape() == KernelShape(tile=8, ctx_channels=32, warp_scan=True, fused_max_registers=64,
+                                         fold_query=True)
     assert parse_shape("fused_max_registers=0", KernelShape(fused_max_registers=64)).fused_max_registers is None
     for bad in ("tile=8;quad=2", "tile=eight", "tiles=8", "tile=6", "warp_scan"):
         monkeypatch.setenv("RTVOICE_CUDA_KERNEL", bad)

@@ -33,6 +33,9 @@ typedef long long i64;
 #ifndef WARP_SCAN
 #define WARP_SCAN 0   // 1: each warp finds a row's text length alone, no block barrier (row_length)
 #endif
+#ifndef FOLD_QUERY
+#define FOLD_QUERY 0  // 1: no query phase; each energy work item computes its row's query itself
+#endif
 // FUSED_MAXREG (optional): cap k_fused's registers (__maxnreg__), so more of its blocks fit
 // on an SM (64K registers / (256 threads x cap)); unset, ptxas picks (128 on sm_90).
 #if TILE % QUAD != 0 || THREADS % CTX_CH != 0
@@ -311,23 +314,30 @@ __device__ void phase_lstm(const StepParams& p, const half_t* W, const float* bi
     }
 }
 
-// 3. Query: pq[b, a] = query[a, :] . ah[b, :]; one warp per attention channel.
-__device__ void phase_query(const StepParams& p, const Step& s) {
-    const i64 Ha = p.Ha, nw = (i64)gridDim.x * WARPS;
+// query[a, :] . ah[b, :] by one warp, summed in the same order wherever it runs.
+__device__ __forceinline__ float query_dot(const StepParams& p, const float* ah, i64 a, i64 b) {
     const int lane = threadIdx.x % 32;
-    const float* ah = s.out[AH];
-    for (i64 a = (i64)blockIdx.x * WARPS + threadIdx.x / 32; a < p.A; a += nw) {
-        const half_t* wa = p.query + a * Ha;
-        for (i64 b = 0; b < p.B; ++b) {
-            float acc = 0.f;
-            for (i64 c = lane; c < Ha / 8; c += 32) {
-                float w[8];
-                load8(wa + c * 8, w);
-                const float* x = ah + b * Ha + c * 8;
+    const half_t* wa = p.query + a * p.Ha;
+    float acc = 0.f;
+    for (i64 c = lane; c < p.Ha / 8; c += 32) {
+        float w[8];
+        load8(wa + c * 8, w);
+        const float* x = ah + b * p.Ha + c * 8;
 #pragma unroll
-                for (int e = 0; e < 8; ++e) acc += w[e] * x[e];
-            }
-            acc = warp_sum(acc);
+        for (int e = 0; e < 8; ++e) acc += w[e] * x[e];
+    }
+    return warp_sum(acc);
+}
+
+// 3. Query: pq[b, a] = query[a, :] . ah[b, :]; one warp per attention channel. With
+// FOLD_QUERY the energies phase does this for its own row instead (no launch, no grid
+// barrier; every energy item of a row repeats its row's A x Ha products).
+__device__ void phase_query(const StepParams& p, const Step& s) {
+    const i64 nw = (i64)gridDim.x * WARPS;
+    const int lane = threadIdx.x % 32;
+    for (i64 a = (i64)blockIdx.x * WARPS + threadIdx.x / 32; a < p.A; a += nw) {
+        for (i64 b = 0; b < p.B; ++b) {
+            const float acc = query_dot(p, s.out[AH], a, b);
             if (lane == 0) p.pq[b * p.A + a] = acc;
         }
     }
@@ -352,10 +362,18 @@ __device__ void phase_energy(const StepParams& p, const Step& s, float* smem) {
             const i64 c = i / span, t = t0 - pad + i % span;
             win[i] = (t >= 0 && t < T) ? s.in[c == 0 ? AW : AWC][b * T + t] : 0.f;
         }
+#if FOLD_QUERY
+        for (i64 a = warp; a < A; a += WARPS) {
+            const float q = query_dot(p, s.out[AH], a, b);
+            if (lane == 0) pq[a] = q;
+        }
+        for (i64 a = threadIdx.x; a < A; a += THREADS) v[a] = ldh(p.v + a);
+#else
         for (i64 a = threadIdx.x; a < A; a += THREADS) {
             pq[a] = p.pq[b * A + a];
             v[a] = ldh(p.v + a);
         }
+#endif
         __syncthreads();
         for (i64 u = threadIdx.x; u < A * (TILE / QUAD); u += THREADS) {
             const i64 a = u % A, tl = (u / A) * QUAD;
@@ -518,8 +536,10 @@ __global__ void FUSED_BOUNDS k_fused(StepParams p) {
         grid_barrier(p.barrier);
         phase_att_lstm(p, st);
         grid_barrier(p.barrier);
+#if !FOLD_QUERY
         phase_query(p, st);
         grid_barrier(p.barrier);
+#endif
         phase_energy(p, st, smem);
         grid_barrier(p.barrier);
         phase_context(p, st, smem);
