@@ -9,6 +9,7 @@ parts. The real 256 MB wheel is checked by hand (docs/gpu.md); CI stays small.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import shutil
@@ -188,3 +189,22 @@ def test_check_runs_its_graph_and_refuses_an_onnxruntime_from_elsewhere(tmp_path
     assert "CPUExecutionProvider ran Softmax" in done.stdout
     elsewhere = _run("check", "--target", str(tmp_path), cwd=ROOT)
     assert elsewhere.returncode == 1 and "not " + str(tmp_path) in elsewhere.stderr
+
+
+def test_an_archive_that_does_not_unpack_fails_in_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / "gpu-stage").mkdir(parents=True)
+    blob = random.Random(1).randbytes(3000)  # right sums, but not an xz archive
+    halves = [blob[:1500], blob[1500:]]
+    parts = [{"name": f"part-0{i + 1}", "size": 1500, "sha256": hashlib.sha256(half).hexdigest()}
+             for i, half in enumerate(halves)]
+    for part, half in zip(parts, halves, strict=True):
+        (repo / "gpu-stage" / str(part["name"])).write_bytes(half)
+    manifest = {"parts": parts, "archive": {"size": 3000, "sha256": hashlib.sha256(blob).hexdigest()}}
+    (repo / "gpu-stage" / "manifest.json").write_text(json.dumps(manifest))
+    assert _run("receive", "gpu-stage/part-01", "gpu-stage/part-02", *_args(tmp_path), cwd=repo,
+                site=False).returncode == 0
+    target = tmp_path / "out" / "site-ort"
+    done = _run("install", *_args(tmp_path), "--target", str(target), cwd=repo, site=False)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1 and "unpacking into" in done.stderr
+    assert list((tmp_path / "out").iterdir()) == []  # no half-unpacked folder, no target

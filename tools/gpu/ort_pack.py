@@ -157,6 +157,7 @@ def run_calls(out: Path, parts: list[dict[str, Any]]) -> str:
             command += (f" && {tool} install && {tool} check"
                         f" && PYTHONPATH={TARGET} bash tools/gpu/cuda_backend_check.sh")
         lines += [f"call {k}/{len(parts)}: carry {carry}", f"    command: {command}"]
+    lines.append("The last call: timeout_s 600; receive+install+check take ~20 s before the check script's stages.")
     lines.append("Each receive prints the parts the machine holds; if one shows an earlier part missing, "
                  "the machine was replaced: carry the missing parts again (receive takes several at once).")
     return "\n".join(lines)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import lzma
 import os
 import shutil
 import subprocess
@@ -130,9 +131,14 @@ def install(stage: Path = STAGE, target: Path = TARGET) -> str:
     if digest.hexdigest() != want:
         archive.unlink()
         raise StageError("the joined archive's sha256 does not match the manifest; prepare again")
+    target.parent.mkdir(parents=True, exist_ok=True)
     fresh = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
-    with tarfile.open(archive, "r:xz") as tar:
-        tar.extractall(fresh, filter="data")
+    try:
+        with tarfile.open(archive, "r:xz") as tar:
+            tar.extractall(fresh, filter="data")
+    except (tarfile.TarError, lzma.LZMAError, EOFError, OSError) as e:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise StageError(f"unpacking into {target.parent} failed: {e}") from None
     link = _link_nvidia(fresh)
     (fresh / MARKER).write_text(json.dumps({"sha256": want, "nvidia": link}))
     if target.exists():
@@ -240,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             print(install(args.stage, args.target))
         else:
             return check(args.target, args.provider)
-    except StageError as e:
+    except (StageError, OSError) as e:  # OSError: a full disk, an unreadable carried file
         print(f"ort_stage {args.cmd}: {e}", file=sys.stderr)
         return 1
     return 0
