@@ -208,3 +208,19 @@ def test_an_archive_that_does_not_unpack_fails_in_one_line_and_leaves_nothing(tm
     done = _run("install", *_args(tmp_path), "--target", str(target), cwd=repo, site=False)
     assert done.returncode == 1 and done.stderr.count("\n") == 1 and "unpacking into" in done.stderr
     assert list((tmp_path / "out").iterdir()) == []  # no half-unpacked folder, no target
+
+
+def test_install_links_the_cuda_libraries_where_preload_dlls_looks(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import ort_stage
+
+    venv = tmp_path / "venv-site"
+    (venv / "nvidia" / "cu13" / "lib").mkdir(parents=True)
+    (venv / "nvidia" / "cu13" / "lib" / "libcublas.so.13").write_bytes(b"")
+    site = tmp_path / "site-ort"
+    site.mkdir()
+    monkeypatch.setattr(sys, "path", [str(tmp_path / "elsewhere"), str(venv)])
+    assert ort_stage._link_nvidia(site) == str((venv / "nvidia").resolve())
+    assert (site / "nvidia" / "cu13" / "lib" / "libcublas.so.13").is_file()  # onnxruntime/../nvidia/cu13/lib
+    monkeypatch.setattr(sys, "path", [str(tmp_path / "elsewhere")])
+    assert ort_stage._link_nvidia(tmp_path / "other") is None

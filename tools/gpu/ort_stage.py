@@ -133,6 +133,7 @@ def install(stage: Path = STAGE, target: Path = TARGET) -> str:
         raise StageError("the joined archive's sha256 does not match the manifest; prepare again")
     target.parent.mkdir(parents=True, exist_ok=True)
     fresh = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    fresh.chmod(0o755)  # like any site-packages folder, not mkdtemp's 0700
     try:
         with tarfile.open(archive, "r:xz") as tar:
             tar.extractall(fresh, filter="data")
