@@ -74,6 +74,8 @@ class KernelShape:
     """Each warp reads a row's text length from its mask alone (``WARP_SCAN``), no block barrier."""
     fused_max_registers: int | None = None
     """A register cap for ``k_fused`` (``FUSED_MAXREG``); None lets ptxas choose (128 on sm_90)."""
+    lstm_unroll: int = 2
+    """Weight chunks an LSTM lane loads ahead (``LSTM_UNROLL``): fewer need fewer registers."""
     fold_query: bool = False
     """No query phase (``FOLD_QUERY``): each energy item computes its row's query (one launch and
     one grid barrier less a step, the query's products repeated per item)."""
@@ -84,6 +86,8 @@ class KernelShape:
             problems.append(f"tile={self.tile} must be 1-64 and a multiple of quad={self.quad} (1, 2, 4 or 8)")
         if self.ctx_channels < 1 or THREADS % self.ctx_channels:
             problems.append(f"ctx_channels={self.ctx_channels} must divide {THREADS}")
+        if self.lstm_unroll not in (1, 2, 4):
+            problems.append(f"lstm_unroll={self.lstm_unroll} must be 1, 2 or 4")
         if self.fused_max_registers is not None and not 32 <= self.fused_max_registers <= 255:
             problems.append(f"fused_max_registers={self.fused_max_registers} must be 32-255")
         if problems:
@@ -92,7 +96,8 @@ class KernelShape:
     def defines(self) -> tuple[str, ...]:
         """The NVRTC (and g++) options that compile this shape."""
         out = (f"-DTILE={self.tile}", f"-DQUAD={self.quad}", f"-DCTX_CH={self.ctx_channels}",
-               f"-DWARP_SCAN={int(self.warp_scan)}", f"-DFOLD_QUERY={int(self.fold_query)}")
+               f"-DWARP_SCAN={int(self.warp_scan)}", f"-DLSTM_UNROLL={self.lstm_unroll}",
+               f"-DFOLD_QUERY={int(self.fold_query)}")
         return out if self.fused_max_registers is None else (*out, f"-DFUSED_MAXREG={self.fused_max_registers}")
 
     @property
@@ -100,8 +105,9 @@ class KernelShape:
         """A short name for reports: ``tile16-quad4-ctx64-block`` (``-reg64`` with a register cap)."""
         reg = f"-reg{self.fused_max_registers}" if self.fused_max_registers else ""
         fold = "-foldq" if self.fold_query else ""
+        unroll = f"-unroll{self.lstm_unroll}" if self.lstm_unroll != 2 else ""
         return (f"tile{self.tile}-quad{self.quad}-ctx{self.ctx_channels}-{'warp' if self.warp_scan else 'block'}"
-                f"{fold}{reg}")
+                f"{fold}{unroll}{reg}")
 
     @property
     def phases(self) -> tuple[str, ...]:

@@ -117,8 +117,10 @@ SHAPES = {
     # TILE 4 of QUAD 2, 16-channel context items, the warp scan's byte path (rows of 17), no query phase
     "tile4-quad2-ctx16-warp-foldq": (KernelShape(tile=4, quad=2, ctx_channels=16, warp_scan=True, fold_query=True),
                                      "phases", None),
-    # TILE 4 of one QUAD (half the threads idle), the block scan, rows of 48 across several tiles
-    "tile4-quad4-block": (KernelShape(tile=4, quad=4), "persistent", 48),
+    # TILE 4 of one QUAD (half the threads idle), the block scan, rows of 48 across several tiles,
+    # one LSTM weight chunk in flight
+    "tile4-quad4-block-unroll1": (KernelShape(tile=4, quad=4, lstm_unroll=1, fused_max_registers=80),
+                                  "persistent", 48),
 }
 
 

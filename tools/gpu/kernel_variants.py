@@ -13,7 +13,9 @@ defines, so one GPU run measures them all against today's shape and the data pic
 - ``ctx32``, ``ctx16``: more, shorter context work items (8 blocks at batch 1 today);
 - ``reg80``, ``reg64``: a register cap for ``k_fused``; with 256 threads a block, an SM
   holds 2 blocks at 128 registers, 3 at 80 and 4 at 64 (96 would still be 2 blocks: all
-  spills, no more blocks, so it is not swept);
+  spills, no more blocks, so it is not swept); ``reg80-unroll1`` with one LSTM weight chunk
+  in flight instead of two, which spills less under the cap (ptxas: 448 bytes of spill
+  loads against 1116 on sm_90);
 - ``tile8-ctx32-foldq``: no query phase; each energy item computes its row's 128 x 1024
   query products (one launch and one grid barrier less a step, at the price of repeating
   those products in every item: for batch 1, likely a loss at 16);
@@ -66,6 +68,7 @@ SWEEP: tuple[Variant, ...] = (
     _variant("tile8-ctx32-foldq", ENERGY, warp_scan=True, tile=8, ctx_channels=32, fold_query=True),
     _variant("reg80", REGISTERS, fused_max_registers=80),
     _variant("reg64", REGISTERS, fused_max_registers=64),
+    _variant("reg80-unroll1", REGISTERS, fused_max_registers=80, lstm_unroll=1),
     _variant("tile8-ctx32-reg64", REGISTERS, warp_scan=True, tile=8, ctx_channels=32, fused_max_registers=64),
 )
 """Today's shape first (the baseline of the same run), then the candidates."""

@@ -33,6 +33,9 @@ typedef long long i64;
 #ifndef WARP_SCAN
 #define WARP_SCAN 0   // 1: each warp finds a row's text length alone, no block barrier (row_length)
 #endif
+#ifndef LSTM_UNROLL
+#define LSTM_UNROLL 2 // chunks of weights an LSTM lane has in flight (registers: 32 floats each)
+#endif
 #ifndef FOLD_QUERY
 #define FOLD_QUERY 0  // 1: no query phase; each energy work item computes its row's query itself
 #endif
@@ -47,6 +50,8 @@ typedef long long i64;
 #define FUSED_BOUNDS __launch_bounds__(THREADS)
 #endif
 #define ROWS 4        // batch rows an LSTM warp accumulates at once
+#define PRAGMA(x) _Pragma(#x)
+#define UNROLL(n) PRAGMA(unroll n)
 #define RED 0         // smem floats [0, 16): block reductions
 #define SLOT 16       // smem int slot: a row's text length
 #define DATA 32       // smem floats from here: the phase's own data
@@ -272,7 +277,7 @@ __device__ void phase_lstm(const StepParams& p, const half_t* W, const float* bi
             for (int rb = 0; rb < ROWS; ++rb)
 #pragma unroll
                 for (int g = 0; g < 4; ++g) acc[rb][g] = 0.f;
-#pragma unroll 2  // two chunks' loads in flight at once: the weights stream from L2/HBM
+            UNROLL(LSTM_UNROLL)  // several chunks' loads in flight at once: the weights stream from L2/HBM
             for (i64 c = lane; c < chunks; c += 32) {
                 const i64 k = c * 8;
                 float w[4][8];
