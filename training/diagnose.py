@@ -179,15 +179,18 @@ def run(texts: Sequence[tuple[int, str]], clips: Clips, asr: Recognizer, rate: i
 
 
 def table(sentences: Sequence[Sentence]) -> dict[str, dict[str, Any]]:
-    """Per condition: corpus WER (all edits over all reference words), errors, words, median sentence WER.
+    """Per condition: corpus WER, errors, words, median sentence WER, and the capped WER.
 
-    The median is there because Whisper loops on audio it does not understand ("very, very, ..."):
-    one such sentence can add five times its words in insertions to the corpus WER.
+    WER is all edits over all reference words; ``capped`` caps each sentence's errors at its words.
+    The median and ``capped`` are there because Whisper loops on audio it does not understand
+    ("very, very, ..."): one such sentence can add five times its words in insertions to the
+    corpus WER, so two unintelligible stages can differ by 2x in WER only by how Whisper looped.
     """
     total = sum(s.words for s in sentences)
     conditions = sentences[0].errors if sentences else {}
     return {c: {"wer": round(e / max(total, 1), 4), "errors": e, "words": total,
-                "median": round(float(np.median([s.errors[c] / max(s.words, 1) for s in sentences])), 4)}
+                "median": round(float(np.median([s.errors[c] / max(s.words, 1) for s in sentences])), 4),
+                "capped": round(sum(min(s.errors[c], s.words) for s in sentences) / max(total, 1), 4)}
             for c in conditions for e in [sum(s.errors[c] for s in sentences)]}
 
 
@@ -271,9 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     path = args.out / f"{args.name}.json"
     path.write_text(json.dumps(report, indent=1) + "\n")
     width = max(len(c) for c in conditions) if conditions else 9
-    print(f"\n{'condition':<{width}}    WER  errors/words  median sentence WER")
+    print(f"\n{'condition':<{width}}    WER  errors/words  median sentence WER  capped WER")
     for c, row in conditions.items():
-        print(f"{c:<{width}}  {row['wer']:5.3f}  {row['errors']:>6}/{row['words']:<5}  {row['median']:.3f}")
+        print(f"{c:<{width}}  {row['wer']:5.3f}  {row['errors']:>6}/{row['words']:<5}  {row['median']:19.3f}  "
+              f"{row['capped']:10.3f}")
     print(f"-> {path} ({report['elapsed_s']:.0f} s; iterations {iterations})")
     return 0
 

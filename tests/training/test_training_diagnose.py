@@ -84,9 +84,11 @@ def test_run_scores_each_condition_on_its_own_clip() -> None:
     assert [s.index for s in sentences] == [7, 9] and [s.words for s in sentences] == [6, 2]
     assert sentences[1].errors == {"loud": 0, "quiet": 2, "looped": 6} and sentences[1].hyps["quiet"] == "um"
     assert sentences[0].audio_s == {"loud": 1.0, "quiet": 0.5, "looped": 1.0}
-    assert diagnose.table(sentences) == {"loud": {"wer": 0.0, "errors": 0, "words": 8, "median": 0.0},
-                                         "quiet": {"wer": 1.0, "errors": 8, "words": 8, "median": 1.0},
-                                         "looped": {"wer": 1.5, "errors": 12, "words": 8, "median": 2.0}}
+    # "capped" counts at most a sentence's words: the loop's 6 insertions on "a dog." count 2.
+    assert diagnose.table(sentences) == {"loud": {"wer": 0.0, "errors": 0, "words": 8, "median": 0.0, "capped": 0.0},
+                                         "quiet": {"wer": 1.0, "errors": 8, "words": 8, "median": 1.0, "capped": 1.0},
+                                         "looped": {"wer": 1.5, "errors": 12, "words": 8, "median": 2.0,
+                                                    "capped": 1.0}}
 
 
 def test_run_scores_against_the_sentence_as_written() -> None:
