@@ -57,11 +57,11 @@ ALIGN = 256
 class KernelShape:
     """How the kernels split their work: compile-time constants, passed to NVRTC as ``-D`` defines.
 
-    The field defaults are the kernels' shape unless told otherwise (:data:`DEFAULT_SHAPE`,
-    the one place to change it once a GPU run has measured a better one; docs/gpu.md). The
-    GPU check's ``sweep`` stage times other shapes side by side; ``RTVOICE_CUDA_KERNEL``
-    picks one for an engine (:func:`parse_shape`). The defines are part of the cubin's cache
-    key, so each shape is compiled and cached on its own.
+    The field defaults are the first GPU run's shape (and the ``.cu``'s own defaults, which a
+    test holds equal); the engine compiles :data:`DEFAULT_SHAPE`. The GPU check's ``sweep``
+    stage times other shapes beside it; ``RTVOICE_CUDA_KERNEL`` picks one for an engine
+    (:func:`parse_shape`). The defines are part of the cubin's cache key, so each shape is
+    compiled and cached on its own.
     """
 
     tile: int = 16
@@ -116,7 +116,9 @@ class KernelShape:
 
 
 DEFAULT_SHAPE = KernelShape()
-"""The shape the engine compiles (``RTVOICE_CUDA_KERNEL`` overrides it)."""
+"""The shape the engine compiles (``RTVOICE_CUDA_KERNEL`` overrides it): the one line to change
+once a GPU run's sweep has measured a better one, e.g. ``KernelShape(tile=8, warp_scan=True)``
+(docs/gpu.md, "Kernel shapes")."""
 
 
 def parse_shape(text: str, base: KernelShape = DEFAULT_SHAPE) -> KernelShape:

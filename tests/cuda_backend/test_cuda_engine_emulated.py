@@ -100,7 +100,7 @@ def test_step_params_match_the_kernel_struct() -> None:
             names.append(name)
     assert names == [name for name, _ in cuda_step.StepParams._fields_]
     assert cuda_step.StepParams.state.size == 2 * 7 * 8
-    shape = cuda_step.DEFAULT_SHAPE  # the .cu's defaults for its -D defines are KernelShape's
+    shape = cuda_step.KernelShape()  # the .cu's defaults for its -D defines are KernelShape's
     for name, value in (("THREADS", cuda_step.THREADS), ("TILE", shape.tile), ("DATA", cuda_step.DATA),
                         ("QUAD", shape.quad), ("CTX_CH", shape.ctx_channels), ("WARP_SCAN", int(shape.warp_scan)),
                         ("FOLD_QUERY", int(shape.fold_query)), ("LSTM_UNROLL", shape.lstm_unroll)):

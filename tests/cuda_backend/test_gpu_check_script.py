@@ -265,8 +265,8 @@ def test_sweep_stage_runs_its_device_paths(tiny_voice_dir: Path, emulated: Emula
     from fake_device import FakeGraph
 
     dims = load_packed(tiny_voice_dir / "decoder_step.onnx").dims
-    sweep = (kernel_variants.SWEEP[0], kernel_variants.SWEEP[2], kernel_variants.SWEEP[-1])  # today, tile8, reg64
-    assert sweep[1].name == "tile8" and sweep[2].shape.fused_max_registers == 64
+    names = {v.name: v for v in kernel_variants.SWEEP}
+    sweep = (kernel_variants.SWEEP[0], names["tile8"], names["tile8-ctx32-reg64"])
     loaded: list[str] = []
 
     def launcher(cubin: bytes, shape: Any) -> NumpyLauncher:
@@ -288,20 +288,20 @@ def test_sweep_stage_runs_its_device_paths(tiny_voice_dir: Path, emulated: Emula
     assert cuda_backend_check.main(["summary", "--out", str(tmp_path)]) == 0
     assert loaded == [v.shape.name for v in sweep]
     data = json.loads((tmp_path / "sweep.json").read_text())
-    assert set(data["ptxas_sm90"]) == {"today", "tile8", "tile8-ctx32-reg64"}
+    assert set(data["ptxas_sm90"]) == {"default", "tile8", "tile8-ctx32-reg64"}
     assert data["ptxas_sm90"]["tile8-ctx32-reg64"]["k_fused"]["registers"] <= 64
-    today, capped = data["us_per_step"]["today"], data["us_per_step"]["tile8-ctx32-reg64"]
+    base, capped = data["us_per_step"]["default"], data["us_per_step"]["tile8-ctx32-reg64"]
     assert "this shape fails to load" in data["us_per_step"]["tile8"]["error"]
-    assert {f"{m}_b{b}" for m in ("phases", "fused", "persistent") for b in (1, 16, 64)} <= set(today)
-    assert {f"{k}_b{b}" for k in ("k_energy", "k_context") for b in (1, 16, 64)} <= set(today)
+    assert {f"{m}_b{b}" for m in ("phases", "fused", "persistent") for b in (1, 16, 64)} <= set(base)
+    assert {f"{k}_b{b}" for k in ("k_energy", "k_context") for b in (1, 16, 64)} <= set(base)
     assert {"fused_b64", "persistent_b64", "fused_parity", "persistent_parity"} <= set(capped)
-    assert all(row[f"{m}_parity"] < 1e-5 for row in (today, capped) for m in ("fused", "persistent"))
-    assert today["fused_blocks_per_sm"] == 1 and today["phases_b1"] > 0
+    assert all(row[f"{m}_parity"] < 1e-5 for row in (base, capped) for m in ("fused", "persistent"))
+    assert base["fused_blocks_per_sm"] == 1 and base["phases_b1"] > 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["sweep"]["tile8-ctx32-reg64"]["k_fused_registers"] <= 64
     assert summary["sweep"]["tile8-ctx32-reg64"]["persistent_b16"] == capped["persistent_b16"]
     (tmp_path / "dry").mkdir()
     assert cuda_backend_check.main(["sweep", "--dry-run", "--out", str(tmp_path / "dry")]) == 0
     dry = json.loads((tmp_path / "dry" / "sweep.json").read_text())
-    assert set(dry["ptxas_sm90"]) == {"today", "tile8", "tile8-ctx32-reg64"} and "us_per_step" not in dry
+    assert set(dry["ptxas_sm90"]) == {"default", "tile8", "tile8-ctx32-reg64"} and "us_per_step" not in dry
     assert len(loaded) == 3  # the dry run loads nothing

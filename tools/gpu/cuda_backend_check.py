@@ -12,7 +12,7 @@ Stages (tools/gpu/cuda_backend_check.sh runs each under its own timeout):
            130: phase kernels in a CUDA graph, fused kernel per step in a graph, persistent
            kernel, and PyTorch fp16 autocast with cudnn.benchmark (NVIDIA's way); and each
            phase kernel alone (64 launches in a graph) at batch 1 and 16: where the time goes
-  sweep    the candidate kernel shapes of tools/gpu/kernel_variants.py beside today's, the
+  sweep    the candidate kernel shapes of tools/gpu/kernel_variants.py beside the engine's, the
            bench's way: ptxas registers and spills, parity, µs a step at batch 1/16 (64 for
            register caps), the energy and context kernels alone; within its own time budget
   engine   Voice.load(backend="cuda") in each kernel mode (phases, fused, persistent) side by side,
@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "cuda_backend"), str(Path(__file__).parent)]
 
 from rtvoice.engine.cuda_engine import NVRTC_OPTIONS  # noqa: E402
-from rtvoice.engine.cuda_step import KERNEL_SOURCE, KERNELS, PHASES  # noqa: E402
+from rtvoice.engine.cuda_step import DEFAULT_SHAPE, KERNEL_SOURCE, KERNELS, PHASES  # noqa: E402
 from rtvoice.engine.graphs import STATE_NAMES  # noqa: E402
 from rtvoice.engine.step_reference import reference_step  # noqa: E402
 from rtvoice.engine.step_weights import load_packed  # noqa: E402
@@ -106,12 +106,13 @@ def stage_env(report: Report, dry: bool) -> None:
         cc = get_device_info(0).compute_capability
         report.add("device", {"name": get_device_info(0).name, "compute_capability": list(cc)})
         archs.append(cc[0] * 10 + cc[1])
+    options = (*NVRTC_OPTIONS, *DEFAULT_SHAPE.defines())  # the engine's cubin
     for arch in dict.fromkeys(archs):
         cache = WORK / "kernel-cache"
         for f in cache.glob(f"*sm{arch}-*.cubin"):
             f.unlink()
-        cold = nvrtc.cached_cubin(source, KERNEL_SOURCE.name, arch, NVRTC_OPTIONS, cache_dir=cache)
-        warm = nvrtc.cached_cubin(source, KERNEL_SOURCE.name, arch, NVRTC_OPTIONS, cache_dir=cache)
+        cold = nvrtc.cached_cubin(source, KERNEL_SOURCE.name, arch, options, cache_dir=cache)
+        warm = nvrtc.cached_cubin(source, KERNEL_SOURCE.name, arch, options, cache_dir=cache)
         report.add(f"compile_sm{arch}", {"cold_s": round(cold.seconds, 3), "cached_s": round(warm.seconds, 4),
                                          "cubin_bytes": len(cold.cubin), "cached": warm.cached})
     if not dry:
@@ -286,7 +287,7 @@ def _variant_launcher(cubin: bytes, shape: Any) -> Any:
 
 
 def stage_sweep(report: Report, dry: bool) -> None:
-    """Kernel shapes side by side in one run (tools/gpu/kernel_variants.py); today's shape first.
+    """Kernel shapes side by side in one run (tools/gpu/kernel_variants.py); the engine's shape first.
 
     Per shape: ptxas's registers and spills (NVRTC's log), the fused kernel's blocks an SM,
     parity against the numpy reference (two rows, 4 steps fed back, in each mode timed), µs a

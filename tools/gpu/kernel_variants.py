@@ -4,7 +4,8 @@ The first H100 run (docs/gpu.md, 2026-12-07) measured 54 µs a full-size step at
 the energies phase (10.6 µs) and the other small phases are latency, and the fused kernel
 (128 registers, two blocks an SM) lost to seven kernels at batch 16 and 64. Each candidate
 here is a :class:`~rtvoice.engine.cuda_step.KernelShape`, compiled with its own ``-D``
-defines, so one GPU run measures them all against today's shape and the data picks:
+defines, so one GPU run measures them all against the engine's shape (``default``, first)
+and the data picks:
 
 - ``warp_scan``: a row's text length read by each warp alone (no block barriers, no shared
   atomics) in the energies and context phases;
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rtvoice.engine.cuda_engine import NVRTC_OPTIONS
-from rtvoice.engine.cuda_step import KERNEL_SOURCE, KernelShape
+from rtvoice.engine.cuda_step import DEFAULT_SHAPE, KERNEL_SOURCE, KernelShape
 
 ENERGY = {"modes": ("phases", "fused"), "batches": (1, 16), "phases": ("k_energy", "k_context")}
 """Shapes that change the attention phases: per-step time in both per-step modes, and those phases alone."""
@@ -57,7 +58,7 @@ def _variant(name: str, what: dict[str, Any], **shape: Any) -> Variant:
 
 
 SWEEP: tuple[Variant, ...] = (
-    Variant("today", KernelShape(), ("phases", "fused", "persistent"), (1, 16, 64), ("k_energy", "k_context")),
+    Variant("default", DEFAULT_SHAPE, ("phases", "fused", "persistent"), (1, 16, 64), ("k_energy", "k_context")),
     _variant("warp_scan", ENERGY, warp_scan=True),
     _variant("tile8", ENERGY, warp_scan=True, tile=8),
     _variant("tile4", ENERGY, warp_scan=True, tile=4),
@@ -71,7 +72,8 @@ SWEEP: tuple[Variant, ...] = (
     _variant("reg80-unroll1", REGISTERS, fused_max_registers=80, lstm_unroll=1),
     _variant("tile8-ctx32-reg64", REGISTERS, warp_scan=True, tile=8, ctx_channels=32, fused_max_registers=64),
 )
-"""Today's shape first (the baseline of the same run), then the candidates."""
+"""The engine's shape first (the baseline of the same run), then the candidates (each over
+KernelShape's own defaults, the first GPU run's shape)."""
 
 
 @dataclass(frozen=True)
