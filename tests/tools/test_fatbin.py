@@ -145,3 +145,33 @@ def test_a_large_fatbin_from_another_toolchain() -> None:
     fatbin.check_blanked(data[offset:offset + size], section, 86)
     assert "sm_86" in report.kept and "compute_86" in report.kept and "sm_80" in report.kept
     assert all(name.startswith("sm_") and int(name[3:]) < 80 for name in report.blanked)
+
+
+def _nvrtc_cubin(source: bytes, arch: str = "sm_90") -> bytes:
+    nvrtc = pytest.importorskip("cuda.bindings.nvrtc")
+    _, prog = nvrtc.nvrtcCreateProgram(source, b"probe.cu", 0, [], [])
+    (err,) = nvrtc.nvrtcCompileProgram(prog, 1, [f"--gpu-architecture={arch}".encode()])
+    assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS
+    _, size = nvrtc.nvrtcGetCUBINSize(prog)
+    cubin = b" " * size
+    nvrtc.nvrtcGetCUBIN(prog, cubin)
+    return cubin
+
+
+def test_cubin_kernels_lists_the_kernels_nvrtc_compiled() -> None:
+    cubin = _nvrtc_cubin(b'extern "C" __global__ void first(float* x) { x[0] = 1.0f; }\n'
+                         b'extern "C" __global__ void second(float* x) { x[1] = (float)(1ull << 40) / x[2]; }')
+    assert sorted(fatbin.cubin_kernels(cubin)) == ["first", "second"]
+
+
+def test_images_named_unused_are_blanked_too_and_checked_as_such() -> None:
+    data, offset, size = _section(PROBE)
+    section = bytearray(data[offset:offset + size])
+    report = fatbin.blank_unloadable(memoryview(section), 90, lambda e, payload: e.name == "sm_90")
+    assert report.kept == {"sm_90a": 1, "compute_80": 1}
+    assert report.blanked == {"sm_80": 1, "compute_100": 1, "sm_90 (unused)": 1}
+    fatbin.check_blanked(data[offset:offset + size], section, 90, report.extra)
+    with pytest.raises(fatbin.FatbinError, match="not its blank|changed"):
+        fatbin.check_blanked(data[offset:offset + size], section, 90)  # not told: the sm_90 change is caught
+    with pytest.raises(fatbin.FatbinError, match="not an entry"):
+        fatbin.check_blanked(data[offset:offset + size], section, 90, [3])

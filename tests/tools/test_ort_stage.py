@@ -224,3 +224,26 @@ def test_install_links_the_cuda_libraries_where_preload_dlls_looks(tmp_path: Pat
     assert (site / "nvidia" / "cu13" / "lib" / "libcublas.so.13").is_file()  # onnxruntime/../nvidia/cu13/lib
     monkeypatch.setattr(sys, "path", [str(tmp_path / "elsewhere")])
     assert ort_stage._link_nvidia(tmp_path / "other") is None
+
+
+@pytest.mark.skipif(not shutil.which("zstd"), reason="the zstd command inflates the images")
+def test_grouped_gemm_only_reads_the_kernel_names_of_a_compressed_cubin() -> None:
+    nvrtc = pytest.importorskip("cuda.bindings.nvrtc")
+
+    def image(source: bytes) -> tuple[fatbin.Entry, bytes]:
+        _, prog = nvrtc.nvrtcCreateProgram(source, b"k.cu", 0, [], [])
+        assert nvrtc.nvrtcCompileProgram(prog, 1, [b"--gpu-architecture=sm_90a"])[0] == nvrtc.nvrtcResult.NVRTC_SUCCESS
+        cubin = b" " * nvrtc.nvrtcGetCUBINSize(prog)[1]
+        nvrtc.nvrtcGetCUBIN(prog, cubin)
+        frame = subprocess.run(["zstd", "-c", "-q"], input=cubin, capture_output=True, check=True).stdout
+        entry = fatbin.Entry(0, fatbin.KIND_ELF, 64, len(frame) + 3, 90, fatbin.FLAG_ARCH_SPECIFIC, len(frame),
+                             len(cubin))
+        return entry, frame + bytes(3)
+
+    grouped = b'extern "C" __global__ void GemmUniversal_GroupProblemShape_a(float* x) { x[0] = 1; }\n' \
+              b'extern "C" __global__ void GemmUniversal_GroupProblemShape_b(float* x) { x[1] = 2; }'
+    mixed = grouped + b'\nextern "C" __global__ void softmax(float* x) { x[2] = 3; }'
+    assert ort_pack.grouped_gemm_only(*image(grouped))
+    assert not ort_pack.grouped_gemm_only(*image(mixed))  # one other kernel keeps the image
+    entry, payload = image(grouped)
+    assert not ort_pack.grouped_gemm_only(entry, bytes(len(payload)))  # not zstd: left alone

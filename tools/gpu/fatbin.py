@@ -21,7 +21,8 @@ that inflates every entry (``cuobjdump --list-elf`` does) reads it without error
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from typing import Final
 
 CONTAINER_MAGIC: Final = 0xBA55ED50
@@ -66,31 +67,59 @@ class Container:
     entries: tuple[Entry, ...]
 
 
-def elf_section(data: bytes | bytearray | memoryview, name: str) -> tuple[int, int]:
-    """(file offset, size) of a named section of a little-endian ELF64 file."""
+def _section_headers(data: bytes | bytearray | memoryview) -> list[tuple[int, int, int, int, int]]:
+    """(name offset, type, file offset, size, link) of each section of a little-endian ELF64 file."""
     if bytes(data[:4]) != _ELF_MAGIC or data[4] != 2 or data[5] != 1:
         raise FatbinError("not a little-endian 64-bit ELF file")
     shoff, = struct.unpack_from("<Q", data, 0x28)
-    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
     if shoff == 0 or shnum == 0 or shoff + shnum * shentsize > len(data):
         raise FatbinError("ELF section headers are missing or truncated")
-
-    def header(i: int) -> tuple[int, int, int, int]:
+    headers = []
+    for i in range(shnum):
         base = shoff + i * shentsize
         name_off, kind = struct.unpack_from("<II", data, base)
         offset, size = struct.unpack_from("<QQ", data, base + 0x18)
-        return name_off, kind, offset, size
+        link, = struct.unpack_from("<I", data, base + 0x28)
+        headers.append((name_off, kind, offset, size, link))
+    return headers
 
-    _, _, str_off, str_size = header(shstrndx)
-    strings = bytes(data[str_off:str_off + str_size])
-    for i in range(shnum):
-        name_off, kind, offset, size = header(i)
-        end = strings.find(b"\0", name_off)
-        if strings[name_off:end].decode("ascii", "replace") == name:
+
+def _string(table: bytes | bytearray | memoryview, offset: int) -> str:
+    end = bytes(table[offset:offset + 4096]).find(b"\0")
+    return bytes(table[offset:offset + (end if end >= 0 else 0)]).decode("ascii", "replace")
+
+
+def elf_section(data: bytes | bytearray | memoryview, name: str) -> tuple[int, int]:
+    """(file offset, size) of a named section of a little-endian ELF64 file."""
+    headers = _section_headers(data)
+    shstrndx, = struct.unpack_from("<H", data, 0x3E)
+    _, _, str_off, str_size, _ = headers[shstrndx]
+    strings = data[str_off:str_off + str_size]
+    for name_off, kind, offset, size, _ in headers:
+        if _string(strings, name_off) == name:
             if kind == 8 or offset + size > len(data):  # SHT_NOBITS holds no bytes
                 raise FatbinError(f"section {name} has no bytes in the file")
             return offset, size
     raise FatbinError(f"no {name} section")
+
+
+def cubin_kernels(image: bytes) -> list[str]:
+    """The function symbols of an (inflated) cubin, but the compiler's ``$__internal`` helpers."""
+    headers = _section_headers(image)
+    names = []
+    for _, kind, offset, size, link in headers:
+        if kind != 2:  # SHT_SYMTAB
+            continue
+        _, _, str_off, str_size, _ = headers[link]
+        strings = image[str_off:str_off + str_size]
+        for k in range(size // 24):
+            name_off, info = struct.unpack_from("<IB", image, offset + 24 * k)
+            if info & 0xF == 2:  # STT_FUNC
+                name = _string(strings, name_off)
+                if not name.startswith("$"):
+                    names.append(name)
+    return names
 
 
 def read_fatbin(section: bytes | bytearray | memoryview) -> list[Container]:
@@ -202,41 +231,56 @@ class BlankReport:
     blanked: dict[str, int]
     kept_bytes: int
     blanked_bytes: int
+    extra: list[int] = field(default_factory=list)  # entry offsets of loadable images blanked as unused
 
 
-def blank_unloadable(section: bytearray | memoryview, device_arch: int) -> BlankReport:
-    """Zero, in place, the payloads no driver of ``device_arch`` could load; nothing else moves."""
+def blank_unloadable(section: bytearray | memoryview, device_arch: int,
+                     unused: Callable[[Entry, bytes], bool] | None = None) -> BlankReport:
+    """Blank, in place, the payloads no driver of ``device_arch`` could load; nothing else moves.
+
+    ``unused(entry, payload)`` may name loadable images to blank as well (their kernels are
+    never launched); they are counted as ``"<name> (unused)"`` and listed in ``extra``.
+    """
     containers = read_fatbin(section)
     report = BlankReport({}, {}, 0, 0)
     for c in containers:
         for e in c.entries:
+            start, stop = e.payload_offset, e.payload_offset + e.payload_size
+            name = e.name
             if loadable_on(e, device_arch):
-                report.kept[e.name] = report.kept.get(e.name, 0) + 1
-                report.kept_bytes += e.payload_size
-            else:
-                start, stop = e.payload_offset, e.payload_offset + e.payload_size
-                section[start:stop] = blank_payload(e, section[start:stop])
-                report.blanked[e.name] = report.blanked.get(e.name, 0) + 1
-                report.blanked_bytes += e.payload_size
+                if unused is None or not unused(e, bytes(section[start:stop])):
+                    report.kept[name] = report.kept.get(name, 0) + 1
+                    report.kept_bytes += e.payload_size
+                    continue
+                name += " (unused)"
+                report.extra.append(e.offset)
+            section[start:stop] = blank_payload(e, section[start:stop])
+            report.blanked[name] = report.blanked.get(name, 0) + 1
+            report.blanked_bytes += e.payload_size
     return report
 
 
-def check_blanked(before: bytes | memoryview, after: bytes | memoryview, device_arch: int) -> None:
+def check_blanked(before: bytes | bytearray | memoryview, after: bytes | bytearray | memoryview, device_arch: int,
+                  extra: Collection[int] = ()) -> None:
     """Raise unless ``after`` is ``before`` with exactly the unloadable payloads blanked.
 
-    Same length, same containers and entry headers, every loadable payload byte-identical,
-    every blanked payload its zero frame (or zeros), and every byte outside those unchanged.
+    Same length, same containers and entry headers, every loadable payload byte-identical
+    (but those of the entries at offsets ``extra``), every blanked payload its zero frame (or
+    zeros), and every byte outside those unchanged.
     """
     if len(before) != len(after):
         raise FatbinError(f"length changed: {len(before)} -> {len(after)}")
     old, new = read_fatbin(before), read_fatbin(after)
     if old != new:
         raise FatbinError("the container or entry headers differ after blanking")
+    extra = frozenset(extra)
+    if not extra <= {e.offset for c in old for e in c.entries}:
+        raise FatbinError("an entry named as unused is not an entry of this fatbin")
     pos = 0
     for c in old:
         for e in c.entries:
             start, stop = e.payload_offset, e.payload_offset + e.payload_size
-            if loadable_on(e, device_arch):
+            if loadable_on(e, device_arch) and e.offset not in extra:
                 continue
             if bytes(before[pos:start]) != bytes(after[pos:start]):
                 raise FatbinError(f"bytes changed between offsets {pos} and {start}")

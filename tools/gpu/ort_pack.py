@@ -13,6 +13,7 @@ import json
 import lzma
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -36,6 +37,7 @@ DROP: Final = (
     re.compile(r"onnxruntime/(transformers|quantization|tools|datasets)/"),  # offline model tools
     re.compile(r"[^/]+\.data/scripts/"),  # console scripts (onnxruntime_test, num2words)
 )
+GROUPED_GEMM: Final = "GroupProblemShape"  # in every CUTLASS grouped-GEMM kernel's mangled name
 _MTIME: Final = 1_700_000_000  # fixed, so the same inputs pack to the same bytes
 
 
@@ -80,12 +82,33 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def blank_provider(data: bytes, arch: int) -> tuple[bytes, dict[str, Any]]:
-    """The provider library with unloadable device code zeroed, checked before it is used."""
+def grouped_gemm_only(entry: fatbin.Entry, payload: bytes) -> bool:
+    """Whether every kernel of a zstd-compressed cubin is a CUTLASS grouped GEMM.
+
+    In onnxruntime-gpu 1.31.1 those are the 292 sm_90a-only images (44 MB, 12.8 MB packed):
+    the mixture-of-experts GEMMs of its MoE/QMoE contrib ops, which rtvoice's graphs (LSTM,
+    Conv, MatMul, Gemm, elementwise) never contain. Inflated with the zstd command.
+    """
+    if entry.kind != fatbin.KIND_ELF or payload[:4] != fatbin.ZSTD_MAGIC:
+        return False
+    done = subprocess.run(["zstd", "-d", "-c", "-q"], input=payload[:entry.compressed_size], capture_output=True,
+                          check=False)
+    if done.returncode != 0:
+        raise StageError(f"zstd could not inflate the {entry.name} image at offset {entry.offset}")
+    kernels = fatbin.cubin_kernels(done.stdout)
+    return bool(kernels) and all(GROUPED_GEMM in k for k in kernels)
+
+
+def blank_provider(data: bytes, arch: int, grouped_gemm: bool = False) -> tuple[bytes, dict[str, Any]]:
+    """The provider library with unloadable (and, if asked, unused) device code blanked, checked."""
+    if grouped_gemm and not shutil.which("zstd"):
+        raise StageError("--blank-grouped-gemm needs the zstd command (apt install zstd)")
     out = bytearray(data)
     offset, size = fatbin.elf_section(out, ".nv_fatbin")
-    report = fatbin.blank_unloadable(memoryview(out)[offset:offset + size], arch)
-    fatbin.check_blanked(memoryview(data)[offset:offset + size], memoryview(out)[offset:offset + size], arch)
+    report = fatbin.blank_unloadable(memoryview(out)[offset:offset + size], arch,
+                                     grouped_gemm_only if grouped_gemm else None)
+    fatbin.check_blanked(memoryview(data)[offset:offset + size], memoryview(out)[offset:offset + size], arch,
+                         report.extra)
     if data[:offset] != out[:offset] or data[offset + size:] != out[offset + size:]:
         raise StageError("bytes outside .nv_fatbin changed while blanking")
     if not report.kept:
@@ -95,7 +118,8 @@ def blank_provider(data: bytes, arch: int) -> tuple[bytes, dict[str, Any]]:
                         "blanked_bytes": report.blanked_bytes}
 
 
-def pack(wheels: list[Path], archive: Path, arch: int | None, preset: int) -> dict[str, Any]:
+def pack(wheels: list[Path], archive: Path, arch: int | None, preset: int,
+         grouped_gemm: bool = False) -> dict[str, Any]:
     """Write the stripped wheels' files as one tar.xz; returns what was dropped and blanked."""
     dropped: dict[str, int] = {}  # folder -> files
     blanked: dict[str, Any] = {}
@@ -113,7 +137,7 @@ def pack(wheels: list[Path], archive: Path, arch: int | None, preset: int) -> di
                         continue
                     data = z.read(info)
                     if info.filename == PROVIDER and arch is not None:
-                        data, blanked = blank_provider(data, arch)
+                        data, blanked = blank_provider(data, arch, grouped_gemm)
                     _add(tar, info.filename, data, (info.external_attr >> 16) & 0o777)
     return {"dropped": dropped, "blanked": blanked}
 
@@ -175,7 +199,8 @@ def prepare(args: argparse.Namespace) -> str:
     for old in out.glob("part-*"):
         old.unlink()
     archive = cache / "archive.tar.xz"
-    packed = pack([wheel, *extras], archive, None if args.no_blank else args.arch, args.preset)
+    packed = pack([wheel, *extras], archive, None if args.no_blank else args.arch, args.preset,
+                  args.blank_grouped_gemm)
     checked = import_check(archive, wheel)
     parts = split(archive, out, part_size)
     manifest = {

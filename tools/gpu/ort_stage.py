@@ -222,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--margin-mib", type=float, default=2.0, help="room left per call for the tree to grow")
     p.add_argument("--arch", type=int, default=90, help="the device's compute capability x10 (H100/H200: 90)")
     p.add_argument("--no-blank", action="store_true", help="fallback: keep every architecture's device code")
+    p.add_argument("--blank-grouped-gemm", action="store_true",
+                   help="also blank the sm_90a CUTLASS grouped GEMMs (ORT's MoE ops; needs zstd): 2 parts, not 3")
     p.add_argument("--preset", type=int, default=9, help="xz preset (9 = 64 MiB dictionary)")
     p.add_argument("--extra", nargs="*", default=list(EXTRA_WHEELS),
                    help="pure-Python wheels rtvoice needs that the GPU machine lacks")
