@@ -143,6 +143,11 @@ def test_a_corrupt_part_is_refused_in_one_line_and_harms_nothing(prepared: Path,
     done = _run("install", *_args(tmp_path), "--target", str(tmp_path / "t"), cwd=repo, site=False)
     assert done.returncode == 1 and done.stderr.count("\n") == 1 and "part-01" in done.stderr
     assert not (tmp_path / "t").exists()
+    assert not staged.exists()  # dropped, so receive asks for it again
+    shutil.copy(prepared / "part-01", repo / "gpu-stage" / "part-01")
+    done = _run("receive", "gpu-stage/part-01", *_args(tmp_path), cwd=repo, site=False)
+    assert done.returncode == 0 and "all there" in done.stdout
+    assert _run("install", *_args(tmp_path), "--target", str(tmp_path / "t"), cwd=repo, site=False).returncode == 0
 
 
 def test_install_names_the_missing_parts(prepared: Path, tmp_path: Path) -> None:
@@ -156,6 +161,9 @@ def test_install_names_the_missing_parts(prepared: Path, tmp_path: Path) -> None
     (repo / "gpu-stage" / "part-02").unlink()
     gone = _run("receive", "gpu-stage/part-02", *_args(tmp_path), cwd=repo, site=False)
     assert gone.returncode == 1 and "was not carried" in gone.stderr
+    (repo / "gpu-stage" / "manifest.json").unlink()
+    no_manifest = _run("receive", "gpu-stage/part-03", *_args(tmp_path), cwd=repo, site=False)
+    assert no_manifest.returncode == 1 and "manifest.json was not carried" in no_manifest.stderr
 
 
 def test_a_new_prepare_replaces_the_old_parts(prepared: Path, tmp_path: Path) -> None:

@@ -73,6 +73,8 @@ def _status(stage: Path, manifest: dict[str, Any]) -> tuple[list[str], list[str]
 
 def receive(parts: list[Path], manifest_path: Path, stage: Path = STAGE) -> str:
     """Verify carried parts against the manifest and move them into ``stage``; idempotent."""
+    if not manifest_path.is_file():
+        raise StageError(f"{manifest_path} was not carried (name it in the carry list with the part)")
     manifest = load_manifest(manifest_path)
     stage.mkdir(parents=True, exist_ok=True)
     staged_manifest = stage / MANIFEST
@@ -94,8 +96,8 @@ def receive(parts: list[Path], manifest_path: Path, stage: Path = STAGE) -> str:
             raise StageError(f"{path} was not carried (name it in the run call's carry list)")
         got = sha256_file(path)
         if got != entry["sha256"]:
-            raise StageError(f"{path.name} is corrupt: sha256 {got[:12]}... != {entry['sha256'][:12]}...; "
-                             "carry it again")
+            raise StageError(f"{path.name} is corrupt: sha256 {got[:12]}... != {entry['sha256'][:12]}... "
+                             "(or from another prepare than the manifest); carry it again")
         tmp = dest.with_suffix(".tmp")
         shutil.copyfile(path, tmp)
         tmp.replace(dest)
@@ -116,18 +118,19 @@ def install(stage: Path = STAGE, target: Path = TARGET) -> str:
     if missing:
         raise StageError(f"missing {' '.join(missing)} of {len(manifest['parts'])} parts in {stage}: "
                          "carry and receive them first")
+    corrupt = [p["name"] for p in manifest["parts"] if sha256_file(stage / p["name"]) != p["sha256"]]
+    for name in corrupt:  # dropped, so receive's status lists them as still to carry
+        (stage / name).unlink()
+    if corrupt:
+        raise StageError(f"{' '.join(corrupt)} in {stage} corrupt (sha256 mismatch), removed: carry and receive again")
     archive = stage / "archive.tar.xz"
     digest = hashlib.sha256()
     with archive.open("wb") as out:
         for part in manifest["parts"]:
-            part_digest = hashlib.sha256()
             with (stage / part["name"]).open("rb") as f:
                 while chunk := f.read(_BLOCK):
-                    part_digest.update(chunk)
                     digest.update(chunk)
                     out.write(chunk)
-            if part_digest.hexdigest() != part["sha256"]:
-                raise StageError(f"{part['name']} in {stage} is corrupt (sha256 mismatch); carry it again")
     if digest.hexdigest() != want:
         archive.unlink()
         raise StageError("the joined archive's sha256 does not match the manifest; prepare again")
