@@ -31,7 +31,8 @@
 # TEACHER=piper (issue 22; training/README.md, "The natural voice"): the teacher is Piper's
 # en_US-joe-medium, carried as float16 parts in training/carry/teacher (TEACHER_CARRY) and rebuilt
 # in TEACHER_DIR (/tmp/rtvoice-teacher); the corpus is synthesized into training/data-piper with
-# TEACHER_JOBS (nproc) onnxruntime processes for at most TEACHER_MINUTES; runs live in
+# TEACHER_JOBS onnxruntime processes (TEACHER_DEVICE auto: 4 on the GPU where ONNX Runtime has CUDA,
+# else nproc on the CPU) for at most TEACHER_MINUTES; runs live in
 # /tmp/rtvoice-natural and resume training/checkpoints-natural; weights go back as float16
 # (HALF_OUT=1). SYNTH_ONLY=1 makes the corpus and trains nothing. PARTIAL=1 (default) trains on the
 # shards finished when TEACHER_MINUTES runs out; PARTIAL=0 then trains nothing.
@@ -89,10 +90,18 @@ if [ "$TEACHER" = piper ]; then
   if [ "$rc" = 3 ]; then echo "teacher incomplete: carry the missing parts next (this call trained nothing)"; exit 0; fi
   [ "$rc" = 0 ] || exit "$rc"
   synth_minutes="${TEACHER_MINUTES:-$(python3 -c "print(max(0.5, $minutes - 2 - ($(date +%s) - $start) / 60))")}"
+  # TEACHER_DEVICE (auto): Piper on the GPU where ONNX Runtime has CUDA (onnxruntime-gpu staged by
+  # tools/gpu/ort_stage.py, PYTHONPATH=/tmp/site-ort), in TEACHER_JOBS (4) processes; else on the CPU.
+  teacher_device="${TEACHER_DEVICE:-auto}"
+  if [ "$teacher_device" = auto ]; then
+    teacher_device="$(python3 -c "import onnxruntime as o; print('cuda' if 'CUDAExecutionProvider' in o.get_available_providers() else 'cpu')" 2>/dev/null || echo cpu)"
+  fi
+  teacher_jobs="${TEACHER_JOBS:-$([ "$teacher_device" = cuda ] && echo 4 || nproc)}"
+  echo "teacher: Piper on $teacher_device, $teacher_jobs processes"
   rc=0
   # shellcheck disable=SC2086
   python3 -m training.teacher make --model "$TEACHER_DIR/joe.onnx" --phonemes "$TEACHER_DIR/phonemes.npz" \
-    --jobs "${TEACHER_JOBS:-$(nproc)}" --out "$DATA" --minutes "$synth_minutes" ${DATA_ARGS:-} || rc=$?
+    --teacher-device "$teacher_device" --jobs "$teacher_jobs" --out "$DATA" --minutes "$synth_minutes" ${DATA_ARGS:-} || rc=$?
   if [ "$rc" = 4 ]; then
     # PARTIAL=1 (the default): train on the shards finished so far (their manifest says
     # "complete": false); the next call on the warm machine still makes the rest first.

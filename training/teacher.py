@@ -270,6 +270,9 @@ class PiperTeacher:
     noise_w: float = 0.8
     """Piper's defaults for this voice (its .onnx.json). The graph draws its noise unseeded."""
     threads: int = 1
+    provider: str = "cpu"
+    """Where ONNX Runtime runs the model: ``cpu``, or ``cuda`` (onnxruntime-gpu, e.g. staged by
+    tools/gpu/ort_stage.py): the GPU machine's CPU cores made only 19 sentences a second."""
     threshold: float = 0.01
     margin_blocks: int = 4
     """Trimming, as for espeak-ng (training.espeak.trim)."""
@@ -277,7 +280,7 @@ class PiperTeacher:
 
     def settings(self) -> dict[str, Any]:
         """What the dataset's manifest records (the model by content, not by path)."""
-        d = {k: v for k, v in asdict(self).items() if k not in ("model", "phonemes", "threads", "extra")}
+        d = {k: v for k, v in asdict(self).items() if k not in ("model", "phonemes", "threads", "provider", "extra")}
         return {"piper": "en_US-joe-medium", "model_sha256": _file_sha(self.model)} | d
 
     def session(self) -> Any:
@@ -287,7 +290,7 @@ class PiperTeacher:
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = self.threads
             opts.inter_op_num_threads = 1
-            _SESSIONS[self.model] = ort.InferenceSession(self.model, opts, providers=["CPUExecutionProvider"])
+            _SESSIONS[self.model] = ort.InferenceSession(self.model, opts, providers=teacher_providers(self.provider))
         return _SESSIONS[self.model]
 
     def speak(self, text: str) -> np.ndarray:
@@ -312,6 +315,24 @@ class PiperTeacher:
         audio = np.zeros_like(audio) if peak < 1e-8 else audio / peak
         audio = np.clip(audio, -1.0, 1.0).astype(np.float32)
         return np.asarray(np.clip(audio * 32767.0, -32767.0, 32767.0), dtype=np.int16)
+
+
+def teacher_providers(provider: str) -> list[Any]:
+    """ONNX Runtime's providers for ``provider`` (cpu or cuda); a one-line error when cuda is not there.
+
+    Every sentence has its own length, so cuDNN picks convolution algorithms by heuristic
+    instead of benchmarking each new shape (ONNX Runtime's default, EXHAUSTIVE, would).
+    """
+    if provider == "cpu":
+        return ["CPUExecutionProvider"]
+    if provider != "cuda":
+        raise ValueError(f"teacher provider is cpu or cuda, not {provider!r}")
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise RuntimeError(f"onnxruntime {ort.__version__} has no CUDAExecutionProvider. Hint: onnxruntime-gpu "
+                           "(tools/gpu/ort_stage.py install, then PYTHONPATH=/tmp/site-ort), or --teacher-device cpu")
+    return [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"}), "CPUExecutionProvider"]
 
 
 def _file_sha(path: str) -> str:

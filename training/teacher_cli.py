@@ -34,6 +34,7 @@ from training.teacher import (
     pack,
     phonemize,
     save_phonemes,
+    teacher_providers,
     text_key,
     unpack,
 )
@@ -97,7 +98,12 @@ def _make(args: argparse.Namespace) -> int:
                   len(missing), args.phonemes, missing[0][:60])
         return 2
     teacher = PiperTeacher(model=str(args.model), phonemes=str(args.phonemes), noise_scale=args.noise_scale,
-                           noise_w=args.noise_w, length_scale=args.length_scale)
+                           noise_w=args.noise_w, length_scale=args.length_scale, provider=args.teacher_device)
+    try:
+        teacher_providers(args.teacher_device)  # a missing CUDA provider: one line here, not one per worker
+    except RuntimeError as e:
+        log.error("%s", e)
+        return 2
     deadline = time.monotonic() + 60 * args.minutes if args.minutes else None
     device = args.device or ("cuda" if cuda_available() else "cpu")
     if make(args.out, rows, teacher, args.jobs, args.shard_size, device, deadline) is None:
@@ -184,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--max-chars", type=int)
     s.add_argument("--shard-size", type=int, default=64)
     s.add_argument("--device", help="where mels are computed (default: cuda if available)")
+    s.add_argument("--teacher-device", choices=("cpu", "cuda"), default="cpu",
+                   help="where ONNX Runtime runs Piper (cuda: onnxruntime-gpu; use a few --jobs)")
     s.add_argument("--minutes", type=float, help="stop making shards after this long (exit 4: the corpus is "
                    "incomplete; finished shards stay, the next run makes the rest)")
     s.add_argument("--noise-scale", type=float, default=0.667)

@@ -203,3 +203,29 @@ def test_numpy_synthesis_matches_piper_itself(tmp_path: Path) -> None:
     assert len(ours) == len(chunks) >= 1  # (espeak-ng ends no sentence before a lowercase word)
     for a, b in zip(ours, chunks, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_teacher_runs_on_cuda_only_where_onnxruntime_has_it(tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    import onnxruntime as ort
+
+    from training.teacher import teacher_providers
+    from training.teacher_cli import corpus_rows, main
+
+    assert teacher_providers("cpu") == ["CPUExecutionProvider"]
+    with pytest.raises(ValueError, match="cpu or cuda"):
+        teacher_providers("rocm")
+    # Where the corpus is made does not change what it is: a GPU-made shard continues a CPU-made corpus.
+    cpu, cuda = (PiperTeacher(model=str(tmp_path / "m.onnx"), phonemes="p", provider=d) for d in ("cpu", "cuda"))
+    (tmp_path / "m.onnx").write_bytes(b"model")
+    assert cpu.settings() == cuda.settings()
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA")
+    model = stand_in_model(tmp_path / "piper.onnx")
+    texts = sorted({r.text for r in corpus_rows()})
+    save_phonemes(tmp_path / "phonemes.npz", texts, [fake_ids(t) for t in texts])
+    code = main(["make", "--model", str(model), "--phonemes", str(tmp_path / "phonemes.npz"), "--out",
+                 str(tmp_path / "data"), "--limit", "4", "--teacher-device", "cuda", "--jobs", "1"])
+    assert code == 2 and not (tmp_path / "data").exists()
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "CUDAExecutionProvider" in errors[0] and "\n" not in errors[0], errors
