@@ -28,7 +28,7 @@ stage env 45 "$@"
 stage voices 40 "$@"
 stage parity 70 "$@"
 stage bench 75 "$@"
-stage sweep 140 "$@"
+[ "${SWEEP:-1}" = 0 ] || stage sweep 140 "$@"  # the kernel shapes side by side (SWEEP=0 skips it)
 stage engine 70 "$@"
 stage summary 10 "$@"
 if [ "${1:-}" != "--dry-run" ]; then  # the same checks as GPU tests (tests/cuda_backend/test_cuda_gpu.py)
