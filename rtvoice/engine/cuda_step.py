@@ -76,6 +76,8 @@ class KernelShape:
     """A register cap for ``k_fused`` (``FUSED_MAXREG``); None lets ptxas choose (128 on sm_90)."""
     lstm_unroll: int = 2
     """Weight chunks an LSTM lane loads ahead (``LSTM_UNROLL``): fewer need fewer registers."""
+    inner_unroll: int = 0
+    """Unroll of the prenet's and the location conv's serial loops (``INNER_UNROLL``); 0: the compiler's."""
     fold_query: bool = False
     """No query phase (``FOLD_QUERY``): each energy item computes its row's query (one launch and
     one grid barrier less a step, the query's products repeated per item)."""
@@ -88,6 +90,8 @@ class KernelShape:
             problems.append(f"ctx_channels={self.ctx_channels} must divide {THREADS}")
         if self.lstm_unroll not in (1, 2, 4):
             problems.append(f"lstm_unroll={self.lstm_unroll} must be 1, 2 or 4")
+        if self.inner_unroll not in (0, 1, 2, 4, 8, 16):
+            problems.append(f"inner_unroll={self.inner_unroll} must be 0, 1, 2, 4, 8 or 16")
         if self.fused_max_registers is not None and not 32 <= self.fused_max_registers <= 255:
             problems.append(f"fused_max_registers={self.fused_max_registers} must be 32-255")
         if problems:
@@ -97,7 +101,7 @@ class KernelShape:
         """The NVRTC (and g++) options that compile this shape."""
         out = (f"-DTILE={self.tile}", f"-DQUAD={self.quad}", f"-DCTX_CH={self.ctx_channels}",
                f"-DWARP_SCAN={int(self.warp_scan)}", f"-DLSTM_UNROLL={self.lstm_unroll}",
-               f"-DFOLD_QUERY={int(self.fold_query)}")
+               f"-DINNER_UNROLL={self.inner_unroll}", f"-DFOLD_QUERY={int(self.fold_query)}")
         return out if self.fused_max_registers is None else (*out, f"-DFUSED_MAXREG={self.fused_max_registers}")
 
     @property
@@ -106,6 +110,7 @@ class KernelShape:
         reg = f"-reg{self.fused_max_registers}" if self.fused_max_registers else ""
         fold = "-foldq" if self.fold_query else ""
         unroll = f"-unroll{self.lstm_unroll}" if self.lstm_unroll != 2 else ""
+        unroll += f"-inner{self.inner_unroll}" if self.inner_unroll else ""
         return (f"tile{self.tile}-quad{self.quad}-ctx{self.ctx_channels}-{'warp' if self.warp_scan else 'block'}"
                 f"{fold}{unroll}{reg}")
 

@@ -103,7 +103,8 @@ def test_step_params_match_the_kernel_struct() -> None:
     shape = cuda_step.KernelShape()  # the .cu's defaults for its -D defines are KernelShape's
     for name, value in (("THREADS", cuda_step.THREADS), ("TILE", shape.tile), ("DATA", cuda_step.DATA),
                         ("QUAD", shape.quad), ("CTX_CH", shape.ctx_channels), ("WARP_SCAN", int(shape.warp_scan)),
-                        ("FOLD_QUERY", int(shape.fold_query)), ("LSTM_UNROLL", shape.lstm_unroll)):
+                        ("FOLD_QUERY", int(shape.fold_query)), ("LSTM_UNROLL", shape.lstm_unroll),
+                        ("INNER_UNROLL", shape.inner_unroll)):
         assert re.search(rf"#define {name} {value}\b", source), name
     assert shape.fused_max_registers is None and "#define FUSED_MAXREG" not in source
 

@@ -115,8 +115,8 @@ SHAPES = {
     "tile8-ctx32-warp-foldq-reg64": (KernelShape(tile=8, ctx_channels=32, warp_scan=True, fused_max_registers=64,
                                                  fold_query=True), "fused", 32),
     # TILE 4 of QUAD 2, 16-channel context items, the warp scan's byte path (rows of 17), no query phase
-    "tile4-quad2-ctx16-warp-foldq": (KernelShape(tile=4, quad=2, ctx_channels=16, warp_scan=True, fold_query=True),
-                                     "phases", None),
+    "tile4-quad2-ctx16-warp-foldq": (KernelShape(tile=4, quad=2, ctx_channels=16, warp_scan=True, fold_query=True,
+                                                 inner_unroll=8), "phases", None),
     # TILE 4 of one QUAD (half the threads idle), the block scan, rows of 48 across several tiles,
     # one LSTM weight chunk in flight
     "tile4-quad4-block-unroll1": (KernelShape(tile=4, quad=4, lstm_unroll=1, fused_max_registers=80),

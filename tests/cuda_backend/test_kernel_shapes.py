@@ -35,9 +35,9 @@ import kernel_variants  # noqa: E402  # tools/gpu/kernel_variants.py
 def test_a_shape_is_its_defines_and_today_is_the_default() -> None:
     first = KernelShape()  # the first GPU run's shape; DEFAULT_SHAPE is what the engine compiles
     assert first == KernelShape(tile=16, quad=4, ctx_channels=64, warp_scan=False, fused_max_registers=None,
-                                lstm_unroll=2, fold_query=False)
+                                lstm_unroll=2, inner_unroll=0, fold_query=False)
     assert first.defines() == ("-DTILE=16", "-DQUAD=4", "-DCTX_CH=64", "-DWARP_SCAN=0", "-DLSTM_UNROLL=2",
-                                       "-DFOLD_QUERY=0")
+                               "-DINNER_UNROLL=0", "-DFOLD_QUERY=0")
     assert first.phases == PHASES and KernelShape(fold_query=True).phases == tuple(
         k for k in PHASES if k != "k_query")
     capped = KernelShape(tile=8, warp_scan=True, fused_max_registers=64)
@@ -53,7 +53,8 @@ def test_a_shape_is_its_defines_and_today_is_the_default() -> None:
 
 @pytest.mark.parametrize(("fields", "problem"), [
     ({"tile": 6}, "multiple of quad"), ({"quad": 3, "tile": 6}, "multiple of quad"), ({"tile": 128}, "1-64"),
-    ({"ctx_channels": 48}, "divide 256"), ({"fused_max_registers": 16}, "32-255"), ({"lstm_unroll": 3}, "1, 2 or 4")])
+    ({"ctx_channels": 48}, "divide 256"), ({"fused_max_registers": 16}, "32-255"), ({"lstm_unroll": 3}, "1, 2 or 4"),
+    ({"inner_unroll": 3}, "0, 1, 2, 4, 8 or 16")])
 def test_a_shape_the_kernel_cannot_compile_is_refused(fields: dict[str, int], problem: str) -> None:
     with pytest.raises(BackendError, match=problem):
         KernelShape(**fields)  # type: ignore[arg-type]

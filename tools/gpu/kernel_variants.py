@@ -20,6 +20,9 @@ and the data picks:
 - ``tile8-ctx32-foldq``: no query phase; each energy item computes its row's 128 x 1024
   query products (one launch and one grid barrier less a step, at the price of repeating
   those products in every item: for batch 1, likely a loss at 16);
+- ``tile8-ctx32-inner8``: the prenet's 80-input loop and the location conv's 62-tap loop
+  unrolled by 8, so eight weight loads are in flight instead of what the compiler chose
+  (the prenet kernel, 6.9 µs for 0.1 M weights, is timed alone too);
 - ``tile8-ctx32`` and ``tile8-ctx32-reg64``: the likely winners together, so a combined
   step is measured rather than added up.
 """
@@ -67,6 +70,8 @@ SWEEP: tuple[Variant, ...] = (
     _variant("ctx16", ENERGY, warp_scan=True, ctx_channels=16),
     _variant("tile8-ctx32", ENERGY, warp_scan=True, tile=8, ctx_channels=32),
     _variant("tile8-ctx32-foldq", ENERGY, warp_scan=True, tile=8, ctx_channels=32, fold_query=True),
+    Variant("tile8-ctx32-inner8", KernelShape(warp_scan=True, tile=8, ctx_channels=32, inner_unroll=8),
+            ENERGY["modes"], ENERGY["batches"], ("k_prenet", *ENERGY["phases"])),
     _variant("reg80", REGISTERS, fused_max_registers=80),
     _variant("reg64", REGISTERS, fused_max_registers=64),
     _variant("reg80-unroll1", REGISTERS, fused_max_registers=80, lstm_unroll=1),

@@ -36,6 +36,9 @@ typedef long long i64;
 #ifndef LSTM_UNROLL
 #define LSTM_UNROLL 2 // chunks of weights an LSTM lane has in flight (registers: 32 floats each)
 #endif
+#ifndef INNER_UNROLL
+#define INNER_UNROLL 0 // >0: unroll the prenet's and the location conv's serial loops by this much,
+#endif                 // so more weight loads are in flight (0: the compiler's choice)
 #ifndef FOLD_QUERY
 #define FOLD_QUERY 0  // 1: no query phase; each energy work item computes its row's query itself
 #endif
@@ -52,6 +55,11 @@ typedef long long i64;
 #define ROWS 4        // batch rows an LSTM warp accumulates at once
 #define PRAGMA(x) _Pragma(#x)
 #define UNROLL(n) PRAGMA(unroll n)
+#if INNER_UNROLL > 0
+#define INNER_LOOP UNROLL(INNER_UNROLL)
+#else
+#define INNER_LOOP
+#endif
 #define RED 0         // smem floats [0, 16): block reductions
 #define SLOT 16       // smem int slot: a row's text length
 #define DATA 32       // smem floats from here: the phase's own data
@@ -244,6 +252,7 @@ __device__ void phase_prenet(const StepParams& p, const Step& s, float* smem) {
         __syncthreads();
         for (i64 j = threadIdx.x; j < P; j += THREADS) {
             float acc = 0.f;
+            INNER_LOOP
             for (i64 k = 0; k < M; ++k) acc += x0[k] * ldh(p.pre0 + k * P + j);
             x1[j] = fmaxf(acc, 0.f) * drop[j];
         }
@@ -391,6 +400,7 @@ __device__ void phase_energy(const StepParams& p, const Step& s, float* smem) {
                 float r[QUAD];
 #pragma unroll
                 for (int j = 0; j < QUAD - 1; ++j) r[j] = x[j];
+                INNER_LOOP
                 for (i64 k = 0; k < K; ++k) {
                     r[QUAD - 1] = x[k + QUAD - 1];
                     const float w = ldh(la + c * K + k);
