@@ -93,8 +93,11 @@ if [ "$TEACHER" = piper ]; then
   # TEACHER_DEVICE (auto): Piper on the GPU where ONNX Runtime has CUDA (onnxruntime-gpu staged by
   # tools/gpu/ort_stage.py, PYTHONPATH=/tmp/site-ort), in TEACHER_JOBS (4) processes; else on the CPU.
   teacher_device="${TEACHER_DEVICE:-auto}"
-  if [ "$teacher_device" = auto ]; then
-    teacher_device="$(python3 -c "import onnxruntime as o; print('cuda' if 'CUDAExecutionProvider' in o.get_available_providers() else 'cpu')" 2>/dev/null || echo cpu)"
+  if [ "$teacher_device" = auto ]; then  # cuda where the CUDA provider starts on the model: onnxruntime-gpu
+    # lists it even where its CUDA libraries do not load, and would then run on the CPU in 4 processes
+    teacher_device=cpu
+    python3 -c "import sys; from training.teacher import PiperTeacher; PiperTeacher(model=sys.argv[1], phonemes='', provider='cuda').session()" \
+      "$TEACHER_DIR/joe.onnx" > /dev/null 2>&1 && teacher_device=cuda
   fi
   teacher_jobs="${TEACHER_JOBS:-$([ "$teacher_device" = cuda ] && echo 4 || nproc)}"
   echo "teacher: Piper on $teacher_device, $teacher_jobs processes"

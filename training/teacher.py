@@ -290,7 +290,12 @@ class PiperTeacher:
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = self.threads
             opts.inter_op_num_threads = 1
-            _SESSIONS[self.model] = ort.InferenceSession(self.model, opts, providers=teacher_providers(self.provider))
+            session = ort.InferenceSession(self.model, opts, providers=teacher_providers(self.provider))
+            if self.provider == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
+                # Where its CUDA libraries do not load, ONNX Runtime only logs a warning and runs on the CPU.
+                raise RuntimeError(f"onnxruntime {ort.__version__} could not start CUDAExecutionProvider (its CUDA "
+                                   "or cuDNN libraries did not load: see its log above). Hint: --teacher-device cpu")
+            _SESSIONS[self.model] = session
         return _SESSIONS[self.model]
 
     def speak(self, text: str) -> np.ndarray:
@@ -332,6 +337,9 @@ def teacher_providers(provider: str) -> list[Any]:
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         raise RuntimeError(f"onnxruntime {ort.__version__} has no CUDAExecutionProvider. Hint: onnxruntime-gpu "
                            "(tools/gpu/ort_stage.py install, then PYTHONPATH=/tmp/site-ort), or --teacher-device cpu")
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:  # the nvidia-* wheels' CUDA libraries (ort_stage install links them beside onnxruntime)
+        preload()
     return [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"}), "CPUExecutionProvider"]
 
 

@@ -99,8 +99,11 @@ def _make(args: argparse.Namespace) -> int:
         return 2
     teacher = PiperTeacher(model=str(args.model), phonemes=str(args.phonemes), noise_scale=args.noise_scale,
                            noise_w=args.noise_w, length_scale=args.length_scale, provider=args.teacher_device)
-    try:
-        teacher_providers(args.teacher_device)  # a missing CUDA provider: one line here, not one per worker
+    try:  # a CUDA provider missing or not starting: one line here, not one per worker
+        if args.teacher_device == "cuda":
+            teacher.session()  # ONNX Runtime falls back to the CPU, with a warning, where CUDA does not load
+        else:
+            teacher_providers(args.teacher_device)
     except RuntimeError as e:
         log.error("%s", e)
         return 2

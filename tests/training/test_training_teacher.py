@@ -229,3 +229,33 @@ def test_the_teacher_runs_on_cuda_only_where_onnxruntime_has_it(tmp_path: Path,
     assert code == 2 and not (tmp_path / "data").exists()
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "CUDAExecutionProvider" in errors[0] and "\n" not in errors[0], errors
+
+
+def test_a_cuda_provider_that_does_not_start_is_an_error_not_a_silent_cpu_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A listed CUDA provider that does not start fails in one line instead of running on the CPU.
+
+    onnxruntime-gpu lists CUDAExecutionProvider even where its CUDA libraries do not load;
+    ONNX Runtime then logs a warning and runs the session on the CPU. On the GPU machine that
+    would make the corpus with 4 CPU processes instead of nproc, saying nothing. Here the CPU
+    build is made to list CUDA, and its session falls back to the CPU just the same.
+    """
+    import onnxruntime as ort
+
+    from training.teacher_cli import corpus_rows, main
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA")
+    listed = [*ort.get_available_providers(), "CUDAExecutionProvider"]
+    monkeypatch.setattr(ort, "get_available_providers", lambda: listed)
+    model = stand_in_model(tmp_path / "piper.onnx")
+    with pytest.raises(RuntimeError, match="could not start CUDAExecutionProvider") as caught:
+        PiperTeacher(model=str(model), phonemes="p", provider="cuda").session()
+    assert "\n" not in str(caught.value)
+    texts = sorted({r.text for r in corpus_rows()})
+    save_phonemes(tmp_path / "phonemes.npz", texts, [fake_ids(t) for t in texts])
+    code = main(["make", "--model", str(model), "--phonemes", str(tmp_path / "phonemes.npz"), "--out",
+                 str(tmp_path / "data"), "--limit", "4", "--teacher-device", "cuda", "--jobs", "1"])
+    assert code == 2 and not (tmp_path / "data").exists()
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "could not start CUDAExecutionProvider" in errors[0] and "\n" not in errors[0], errors

@@ -191,3 +191,27 @@ def test_an_incomplete_corpus_trains_on_its_finished_shards_unless_partial_is_of
     assert len(made["shards"]) < len(partial["shards"]) < partial["planned"]  # it made more first
     assert f"training on {len(partial['shards'])} of {partial['planned']} shards" in done.stdout
     assert checkpoint.iteration_of(tmp_path / "run", "tacotron2") > 0
+
+
+@pytest.mark.timeout(600)
+def test_auto_teacher_device_stays_on_the_cpu_where_the_cuda_provider_does_not_start(tmp_path: Path) -> None:
+    """onnxruntime-gpu lists CUDAExecutionProvider even where its CUDA libraries do not load.
+
+    TEACHER_DEVICE=auto must then make the corpus on the CPU (nproc processes), not pick cuda
+    and stop. Needs an onnxruntime-gpu for this Python without a GPU: RTVOICE_TEST_ORT_GPU names
+    its folder (e.g. the cp311 wheel unpacked).
+    """
+    site = os.environ.get("RTVOICE_TEST_ORT_GPU")
+    if not site or not (Path(site) / "onnxruntime" / "capi" / "libonnxruntime_providers_cuda.so").is_file():
+        pytest.skip("RTVOICE_TEST_ORT_GPU does not name an unpacked onnxruntime-gpu")
+    if not list((ROOT / "training" / "carry" / "wheels").glob("*.whl")):
+        pytest.skip("training/carry/wheels is missing (bash training/fetch_espeak.sh)")
+    first, second = _carry(tmp_path)
+    for f in second.iterdir():
+        (first / f.name).write_bytes(f.read_bytes())
+    env = _env(tmp_path, first, SYNTH_ONLY="1", PYTHONPATH=site)
+    del env["TEACHER_JOBS"]
+    done = _stretch(env, "tacotron2", "1.5")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"teacher: Piper on cpu, {len(os.sched_getaffinity(0))} processes" in done.stdout, done.stdout[-3000:]
+    assert json.loads((tmp_path / "data" / "manifest.json").read_text())["complete"] is True
