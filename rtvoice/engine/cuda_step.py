@@ -133,7 +133,7 @@ def parse_shape(text: str, base: KernelShape = DEFAULT_SHAPE) -> KernelShape:
     for item in filter(None, (part.strip() for part in text.split(","))):
         key, sep, value = item.partition("=")
         key = key.strip()
-        if not sep or key not in fields or not value.strip().isdigit():
+        if not sep or key not in fields or not (value.strip().isascii() and value.strip().isdigit()):  # not "²"
             raise BackendError(f"Kernel shape item {item!r}: use name=integer with names "
                                f"{', '.join(fields)}.", backend="cuda")
         number = int(value)

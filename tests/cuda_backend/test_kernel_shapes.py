@@ -68,7 +68,7 @@ def test_shapes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert kernel_shape() == KernelShape(tile=8, ctx_channels=32, warp_scan=True, fused_max_registers=64,
                                          fold_query=True)
     assert parse_shape("fused_max_registers=0", KernelShape(fused_max_registers=64)).fused_max_registers is None
-    for bad in ("tile=8;quad=2", "tile=eight", "tiles=8", "tile=6", "warp_scan"):
+    for bad in ("tile=8;quad=2", "tile=eight", "tiles=8", "tile=6", "warp_scan", "tile=\u00b2"):  # str.isdigit("²")
         monkeypatch.setenv("RTVOICE_CUDA_KERNEL", bad)
         with pytest.raises(BackendError) as error:
             kernel_shape()
