@@ -270,29 +270,44 @@ class WyomingHandler(AsyncEventHandler):
 
     async def _stream_chunk(self, data: dict[str, Any]) -> None:
         stream = self._stream
-        if stream is None or not stream.ok:
+        if stream is None:  # a careless client: say its text is not spoken rather than drop it unseen
+            raise ApiError(400, "synthesize-chunk outside a stream; its text was not spoken. Hint: send "
+                           "synthesize-start first.", code="invalid_event")
+        if not stream.ok:  # refused at its start or by its backlog: the client was told then
             return
         text = _checked(data.get("text"), "synthesize-chunk")
         # Finished sentences leave the buffer (each is spoken before the next event is
         # read), so only the unfinished tail counts against the limit.
         sentences = stream.buffer.add(text)
-        if len(stream.buffer) > self._limits.max_pending_chars:
+        waiting = len(stream.buffer)
+        if waiting > self._limits.max_pending_chars:
             stream.ok = False
             stream.buffer.clear()
-            raise ApiError(429, f"Too much text without a sentence end: {len(stream.buffer)} characters wait for "
+        await self._speak_each(sentences, stream.voice)  # the finished ones were accepted: spoken either way
+        if not stream.ok:
+            raise ApiError(429, f"Too much text without a sentence end: {waiting} characters wait for "
                            f"one; the limit is {self._limits.max_pending_chars}. Nothing of this stream was spoken "
                            "from here on.", code="backlog_full")
-        for sentence in sentences:
-            await self._speak(sentence, stream.voice)
 
     async def _stop_stream(self) -> None:
         stream, self._stream = self._stream, None
         try:
             if stream is not None and stream.ok:
-                for sentence in stream.buffer.flush():
-                    await self._speak(sentence, stream.voice)
+                await self._speak_each(stream.buffer.flush(), stream.voice)
         finally:
             await self._write(SynthesizeStopped().event())
+
+    async def _speak_each(self, sentences: list[str], voice_name: str | None) -> None:
+        """Speak sentences of a stream in order; a refused one is an error event naming it, and the rest go on.
+
+        (Raising would drop the sentences after it without a word: the text came in one chunk.)
+        """
+        for sentence in sentences:
+            try:
+                await self._speak(sentence, voice_name)
+            except ApiError as exc:
+                await self._write(Error(text=f"{exc.message} Note: not spoken: {shown(sentence)}.",
+                                        code=exc.code).event())
 
     async def _speak(self, text: str, voice_name: str | None) -> None:
         """Stream one text as ``audio-start``, ``audio-chunk``..., ``audio-stop``."""
