@@ -25,7 +25,7 @@ from .config import ServerConfig
 from .errors import ApiError, error_body
 from .limits import Admission
 from .metrics import CONTENT_TYPE, Metrics, cuda_indices
-from .middleware import BearerAuth, BodyDeadline, RequestMetrics, refuse
+from .middleware import AmbiguousFraming, BearerAuth, BodyDeadline, RequestMetrics, refuse
 from .state import ServerState, state_of
 from .voices import VoiceSet
 
@@ -108,6 +108,7 @@ def create_app(config: ServerConfig) -> Starlette:
         ],
         middleware=[
             Middleware(RequestMetrics, metrics=server_metrics),
+            Middleware(AmbiguousFraming),
             Middleware(BearerAuth, token=config.token),
             Middleware(BodyDeadline, timeout_s=config.limits.body_timeout_s),
         ],

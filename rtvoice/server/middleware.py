@@ -1,4 +1,4 @@
-"""Small ASGI middlewares: bearer-token auth, per-route request counting, the body deadline."""
+"""Small ASGI middlewares: bearer-token auth, per-route request counting, the body deadline, framing."""
 
 from __future__ import annotations
 
@@ -61,6 +61,30 @@ class BearerAuth:
         assert self._token is not None
         given = credentials.strip().encode("latin-1")  # the raw header bytes (ASGI decodes latin-1)
         return scheme.lower() == "bearer" and hmac.compare_digest(given, self._token)
+
+
+class AmbiguousFraming:
+    """Refuse (400, and close) an HTTP request that has both ``Transfer-Encoding`` and ``Content-Length``.
+
+    Such a request may be a smuggling attempt: a proxy that frames by ``Content-Length``
+    and this server (by chunks) disagree on where the next request starts. RFC 9112 (6.3)
+    says to close the connection after answering it; h11 would answer it and keep going.
+    It runs before the token check, so even a 401 could not leave the connection open.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            names = {name.lower() for name, _ in scope["headers"]}
+            if b"transfer-encoding" in names and b"content-length" in names:
+                error = ApiError(400, "The request has both Transfer-Encoding and Content-Length, so where its body "
+                                 "ends is ambiguous. Hint: send one of them.", code="ambiguous_framing",
+                                 headers={"connection": "close"})
+                await refuse(error)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class RequestMetrics:

@@ -6,12 +6,14 @@ client, ``websockets`` and ``httpx``.
 
 from __future__ import annotations
 
+import json
 import re
+import socket
 from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
-from server_support import MAX_STEPS, LiveServer, free_port, start_server, stop_server
+from server_support import MAX_STEPS, LiveServer, free_port, read_until_closed, start_server, stop_server
 from wyoming.audio import AudioChunk, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
@@ -44,6 +46,33 @@ def small_backlog_server(server_config: ServerConfig) -> Iterator[LiveServer]:
     live = start_server(replace(server_config, wyoming_port=free_port(), limits=LimitsConfig(max_pending_chars=50)))
     yield live
     stop_server(live)
+
+
+# -- HTTP -------------------------------------------------------------------------------
+
+
+def test_a_request_framed_by_both_transfer_encoding_and_content_length_is_refused_and_closed(
+        server: LiveServer) -> None:
+    """RFC 9112 6.3: such a request may be a smuggling attempt; the server must close the connection after it.
+
+    A proxy that frames by Content-Length and this server (by chunks) would disagree on
+    where the next request starts; here it gets one 400 and the connection ends, so a
+    request hidden behind it is never answered.
+    """
+    body = json.dumps({"input": "Hi.", "response_format": "pcm"}).encode()
+    chunked = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+    auth = f"Authorization: Bearer {server.config.token}\r\n".encode()
+    request = (b"POST /v1/audio/speech HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + auth
+               + b"Transfer-Encoding: chunked\r\n" + f"Content-Length: {len(chunked)}\r\n\r\n".encode() + chunked)
+    hidden = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(request + hidden)
+        reply, _ = read_until_closed(sock, 10)
+    assert reply.count(b"HTTP/1.1 ") == 1, reply[:400]
+    head, _, answer = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ") and b"connection: close" in head.lower(), head
+    error = json.loads(answer)["error"]
+    assert error["code"] == "ambiguous_framing" and "Transfer-Encoding" in error["message"], error
 
 
 # -- Wyoming ----------------------------------------------------------------------------
