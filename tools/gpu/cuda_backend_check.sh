@@ -31,11 +31,12 @@ stage bench 75 "$@"
 [ "${SWEEP:-1}" = 0 ] || stage sweep 140 "$@"  # the kernel shapes side by side (SWEEP=0 skips it)
 stage engine 70 "$@"
 stage summary 10 "$@"
+# The device brings back at most 8 files from $OUT (the log and the 7 stage JSONs): the rest goes into the log.
 if [ "${1:-}" != "--dry-run" ]; then  # the same checks as GPU tests (tests/cuda_backend/test_cuda_gpu.py)
   echo "== pytest (limit 50 s)" >> "$log"
   timeout -k 5 50 "$PY" -m pytest tests/cuda_backend/test_cuda_gpu.py -q -p no:cacheprovider -o addopts="" \
-    > "$OUT/pytest.txt" 2>&1
-  echo "rc $? (pytest)" >> "$log"; tail -15 "$OUT/pytest.txt" >> "$log"
+    >> "$log" 2>&1
+  echo "rc $? (pytest)" >> "$log"
 fi
 # Optional (ENGINE_BENCH=1, +2-4 minutes): the table, whole engine, full-size voice with
 # WaveGlow 512, 602 forced frames of the 128-character phrase: cuda against onnxruntime, same card.
@@ -47,7 +48,7 @@ if [ "${ENGINE_BENCH:-0}" = 1 ] && [ "${1:-}" != "--dry-run" ]; then
   for b in cuda onnxruntime; do
     echo "== rtvoice bench --backend $b" >> "$log"
     timeout -k 5 120 "$PY" -m rtvoice bench --voice /tmp/full512 --backend "$b" --device cuda:0 \
-      --text @/tmp/phrase.txt --steps 602 --runs 4 --warmup 1 --json > "$OUT/engine_bench_$b.json" 2>> "$log"
+      --text @/tmp/phrase.txt --steps 602 --runs 4 --warmup 1 --json >> "$log" 2>&1
     echo "rc $? (engine bench $b)" >> "$log"
   done
 fi

@@ -1,0 +1,40 @@
+"""What tools/gpu/cuda_backend_check.sh leaves in $OUT on a full (non-dry) run.
+
+Why: the device call brings back at most 8 files from $OUT; a 9th is left out, and with it
+a stage's results. Every stage runs here on the CPU (each ``cuda_backend_check.py`` stage with
+``--dry-run`` added by a wrapper standing in for python3; pytest runs the GPU tests, which skip
+without a GPU), so the files counted are those of the script's real, non-dry path.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DEVICE_FILES_BACK = 8  # the device tool's limit on files brought back from $OUT
+
+
+@pytest.mark.timeout(300)
+def test_a_full_gpu_check_run_leaves_no_more_files_than_the_device_brings_back(tmp_path: Path) -> None:
+    wrapper = tmp_path / "python3"
+    wrapper.write_text('#!/bin/sh\ncase "$1" in tools/gpu/cuda_backend_check.py) exec "$REAL_PYTHON" "$@" --dry-run;; '
+                       'esac\nexec "$REAL_PYTHON" "$@"\n')
+    wrapper.chmod(0o755)
+    out = tmp_path / "out"
+    env = {**os.environ, "OUT": str(out), "PYTHON": str(wrapper), "REAL_PYTHON": sys.executable}
+    env.pop("SWEEP", None)
+    env.pop("ENGINE_BENCH", None)
+    done = subprocess.run(["bash", str(ROOT / "tools" / "gpu" / "cuda_backend_check.sh")], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=280)
+    log = (out / "cuda_check.log").read_text()
+    assert done.returncode == 0 and "finished" in log, log[-3000:] + done.stderr[-2000:]
+    assert "== pytest" in log and "== sweep" in log  # the non-dry path, every stage
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert len(files) <= DEVICE_FILES_BACK, files
+    for stage in ("env", "voices", "parity", "bench", "sweep", "engine", "summary"):
+        assert f"{stage}.json" in files
