@@ -294,7 +294,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
     rng = np.random.default_rng(args.seed + epoch)
     window: dict[str, torch.Tensor] = {}
     profiler = StepProfiler(args.profile_steps, device)
-    frames_seen, tick = 0, time.monotonic()
+    frames_seen, summed, tick = 0, 0, time.monotonic()
     first = iteration  # every run trains at least one iteration, however short its budget
     while iteration == first or not budget.over():
         for items in batches(train_items, lengths, args.batch_size, rng):
@@ -334,14 +334,16 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
             frames_seen += int(batch.mel_lengths.sum())
             for k, v in {**parts, "total": loss, "grad_norm": grad_norm}.items():
                 window[k] = window.get(k, 0.0) + v.detach()  # summed on the device: no sync per step
+            summed += 1
             if iteration % args.log_every == 0:
-                means = {k: float(v) / args.log_every for k, v in window.items()}
+                # over the steps summed: after a resume the first window is shorter than --log-every
+                means = {k: float(v) / summed for k, v in window.items()}
                 history.add(iteration, {f"train/{k}": v for k, v in means.items() if k != "grad_norm"})
                 elapsed = time.monotonic() - tick
                 log.info("it %d ep %d lr %.2e | %s | %.2f it/s, %.0f frames/s%s", iteration, epoch, lr,
-                         " ".join(f"{k} {v:.4f}" for k, v in means.items()), args.log_every / elapsed,
+                         " ".join(f"{k} {v:.4f}" for k, v in means.items()), summed / elapsed,
                          frames_seen / elapsed, memory_note(device))
-                window, frames_seen, tick = {}, 0, time.monotonic()
+                window, frames_seen, summed, tick = {}, 0, 0, time.monotonic()
             if budget.checkpoint_due():
                 save()
         else:

@@ -279,7 +279,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
     rng = np.random.default_rng(args.seed + iteration)
     window: dict[str, torch.Tensor] = {}
     profiler = StepProfiler(args.profile_steps, device)
-    tick = time.monotonic()
+    summed, tick = 0, time.monotonic()
     first = iteration  # every run trains at least one iteration, however short its budget
     step_ctx = autocast(device, precision, cache=False) if graphed else ctx  # a graph cannot use autocast's cache
 
@@ -313,18 +313,20 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
         profiler.step()
         for k, v in parts.items():
             window[k] = window.get(k, 0.0) + v  # summed on the device: no sync per step
+        summed += 1
         if iteration % args.log_every == 0:
-            means = {k: float(v) / args.log_every for k, v in window.items()}
+            # over the steps summed: after a resume (or a graph capture's warm-up) the window is shorter
+            means = {k: float(v) / summed for k, v in window.items()}
             history.add(iteration, {f"train/{k}": v for k, v in means.items() if k != "grad_norm"})
             elapsed = time.monotonic() - tick
             stft_note = f" stft {means['stft']:.4f}" if "stft" in means else ""
             log.info("it %d lr %.2e | loss %.4f%s grad_norm %.3f | %.1f it/s, %.0f kS/s%s", iteration, lr,
-                     means["loss"], stft_note, means["grad_norm"], args.log_every / elapsed,
-                     args.log_every * audio.numel() / elapsed / 1e3, memory_note(device))
+                     means["loss"], stft_note, means["grad_norm"], summed / elapsed,
+                     summed * audio.numel() / elapsed / 1e3, memory_note(device))
             if not math.isfinite(means["loss"]):
                 log.error("loss is not finite: stopping without saving. Hint: lower --lr or use --precision fp32.")
                 return 1
-            window, tick = {}, time.monotonic()
+            window, summed, tick = {}, 0, time.monotonic()
         if budget.checkpoint_due():
             save()
     profiler.close()
