@@ -89,6 +89,10 @@ class AudioDeviceError(RtvoiceError):
     """An audio output device is missing, vanished, or refused the stream's format."""
 
 
+class SlowClientError(RtvoiceError, TimeoutError):
+    """A client accepted streamed audio too far behind real time; it was dropped so it holds no synthesis slot."""
+
+
 class CancelledError(RtvoiceError):
     """A synthesis was cancelled before it finished (barge-in, client gone, shutdown)."""
 

@@ -27,6 +27,8 @@ MAX_QUEUED_STREAMS: Final = 64
 MAX_PENDING_CHARS: Final = 16 * 1024
 MAX_MESSAGE_BYTES: Final = 64 * 1024
 SEND_TIMEOUT_S: Final = 30.0
+MIN_CLIENT_SPEED: Final = 1.0
+"""Real time: a player takes audio as fast as it plays it."""
 MAX_CONNECTIONS: Final = 256
 MAX_CONNECTIONS_PER_CLIENT: Final = 32
 HEADER_TIMEOUT_S: Final = 10.0
@@ -59,6 +61,10 @@ class LimitsConfig:
     """Largest WebSocket message and largest Wyoming event (header, data and payload)."""
     send_timeout_s: float = SEND_TIMEOUT_S
     """A client that takes longer than this to accept one chunk of audio is dropped."""
+    min_client_speed: float = MIN_CLIENT_SPEED
+    """How fast, against real time, a client must accept a synthesis's audio: one that falls
+    more than ``send_timeout_s`` behind is dropped, so a reader that takes each chunk just in
+    time cannot hold a synthesis slot for many times the audio's length."""
     max_connections: int = MAX_CONNECTIONS
     """Open HTTP and WebSocket connections; uvicorn answers 503 beyond (``limit_concurrency``)."""
     max_connections_per_client: int = MAX_CONNECTIONS_PER_CLIENT
@@ -82,10 +88,11 @@ class LimitsConfig:
                 raise ValueError(f"LimitsConfig.{name} must be at least 1, got {getattr(self, name)}.")
         if self.max_queued_streams < 0:
             raise ValueError(f"LimitsConfig.max_queued_streams must be >= 0, got {self.max_queued_streams}.")
-        for name in ("send_timeout_s", "header_timeout_s", "body_timeout_s", "keep_alive_timeout_s", "idle_timeout_s"):
+        for name in ("send_timeout_s", "header_timeout_s", "body_timeout_s", "keep_alive_timeout_s", "idle_timeout_s",
+                     "min_client_speed"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-                raise ValueError(f"LimitsConfig.{name} must be a positive number of seconds, got {value}.")
+                raise ValueError(f"LimitsConfig.{name} must be a positive number, got {value}.")
 
 
 @dataclass(frozen=True)

@@ -70,11 +70,11 @@ class AudioStreamResponse(Response):
                 await self._send(send, {"type": "http.response.body", "body": data, "more_body": True})
             await self._send(send, {"type": "http.response.body", "body": b"", "more_body": False})
             self.outcome = "complete"
-        except TimeoutError:
+        except TimeoutError as exc:  # a send timed out, or the synthesis found the client too slow (SlowClientError)
             # The connection is dropped (``_abort``) without the last body message, so the
             # client sees a cut transfer, not a short but complete one.
             self.outcome = "slow_client"
-            log.warning("client took over %.1f s to accept audio; dropped", self.send_timeout_s)
+            log.warning("%s", str(exc) or f"client took over {self.send_timeout_s:.1f} s to accept audio; dropped")
         except OSError:  # the connection broke under the send
             self.outcome = "disconnected"
         except Exception:

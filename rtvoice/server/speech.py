@@ -4,7 +4,9 @@
 Wyoming only frame what it yields. It holds a synthesis slot for its whole life, records
 time to first audio, real-time factor and the outcome, and closes the voice's stream
 (``aclose()``) however it ends, so a consumer that stops iterating, is cancelled or loses
-its client stops the GPU work within one chunk.
+its client stops the GPU work within one chunk. It also times its consumer (the client
+accepting each piece): one that falls ``send_timeout_s`` behind real time is dropped
+(:class:`_Pace`), since the slot is held while it dawdles.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 
 from ..audio import AudioChunk
 from ..config import SynthesisConfig
-from ..errors import TextError
+from ..errors import SlowClientError, TextError
 from ..voice import Voice
 from .audio_out import PcmConverter
 from .state import ServerState
@@ -65,6 +67,7 @@ async def speak(state: ServerState, job: SpeechJob, *, since: float | None = Non
         ApiError: 429 when ``job.client`` has ``max_streams_per_client`` syntheses running,
             503 when the synthesis queue is full (both before anything is yielded).
         TextError: the text cannot be spoken (before anything is yielded).
+        SlowClientError: the consumer took the pieces too far behind real time (see :class:`_Pace`).
     """
     since = time.perf_counter() if since is None else since
     metrics = state.metrics
@@ -73,6 +76,9 @@ async def speak(state: ServerState, job: SpeechJob, *, since: float | None = Non
             held.enter_context(state.admission.client(job.client))
         await held.enter_async_context(state.admission.synthesis())
         converter = PcmConverter(job.voice.sample_rate, job.out_rate)
+        limits = state.config.limits
+        pace = _Pace(limits.send_timeout_s, limits.min_client_speed)
+        loop = asyncio.get_running_loop()
         config = job.config if job.speed is None else dataclasses.replace(job.config, rate=job.speed)
         outcome = "error"
         try:
@@ -88,15 +94,46 @@ async def speak(state: ServerState, job: SpeechJob, *, since: float | None = Non
                     metrics.audio_seconds.labels(job.protocol).inc(len(pcm) / 2 / job.out_rate)
                     if chunk.truncated:  # the core logged it; count it too
                         metrics.truncated_sentences.labels(job.protocol).inc()
+                    handed = loop.time()
                     yield Piece(chunk, pcm)
+                    pace.taken(len(pcm) / 2 / job.out_rate, loop.time() - handed)
             if last is not None:
                 metrics.realtime_factor.labels(job.protocol).observe(last.timing.rtf)
             outcome = "ok"
         except TextError:
             outcome = "rejected"
             raise
-        except (GeneratorExit, asyncio.CancelledError):
+        except (GeneratorExit, asyncio.CancelledError, SlowClientError):
             outcome = "stopped"
             raise
         finally:
             metrics.syntheses.labels(job.protocol, outcome).inc()
+
+
+class _Pace:
+    """The time a consumer spends taking pieces, against the audio they hold.
+
+    The per-send timeout alone lets a client take each chunk just before it expires: at a
+    tenth of real time it would hold its synthesis slot for ten times the audio's length.
+    A player takes audio as fast as it plays it, so the consumer may fall ``slack_s``
+    behind ``speed`` times real time, and no further.
+    """
+
+    def __init__(self, slack_s: float, speed: float) -> None:
+        self._slack_s = slack_s
+        self._speed = speed
+        self._audio_s = 0.0
+        self._waited_s = 0.0
+
+    def taken(self, audio_s: float, waited_s: float) -> None:
+        """Count one piece of ``audio_s`` seconds that took ``waited_s`` to be taken.
+
+        Raises:
+            SlowClientError: the consumer is now more than ``slack_s`` behind.
+        """
+        self._audio_s += audio_s
+        self._waited_s += waited_s
+        if self._waited_s > self._audio_s / self._speed + self._slack_s:
+            raise SlowClientError(
+                f"The client took {self._waited_s:.1f} s to accept {self._audio_s:.1f} s of audio, more than "
+                f"{self._slack_s:g} s behind real time; dropped, so that it holds no synthesis slot.")

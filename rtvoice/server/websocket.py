@@ -34,7 +34,7 @@ from typing import Any, Final
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..errors import InputError, RtvoiceError, TextError
+from ..errors import InputError, RtvoiceError, SlowClientError, TextError
 from ..inputs import check_text, loads, shown
 from ..ssml import is_ssml
 from .audio_out import silence_pcm
@@ -289,6 +289,9 @@ class SpeechSession:
         except ApiError as exc:
             await self._error(exc.code, exc.message, id=sentence.id)
             return
+        except SlowClientError as exc:  # not a synthesis failure: the client is too slow to go on with
+            log.warning("%s", exc)
+            raise _ClientGone(str(exc)) from exc
         except RtvoiceError as exc:  # the backend failed: say so, and go on with the next sentence
             log.exception("synthesis of sentence %d failed", sentence.id)
             await self._error("synthesis_failed", str(exc), id=sentence.id)

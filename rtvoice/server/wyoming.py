@@ -35,7 +35,7 @@ from wyoming.server import AsyncEventHandler, AsyncTcpServer
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
 
 from .. import __version__
-from ..errors import RtvoiceError, TextError
+from ..errors import RtvoiceError, SlowClientError, TextError
 from ..inputs import check_text, shown
 from .errors import ApiError
 from .incremental import SentenceBuffer
@@ -327,6 +327,9 @@ class WyomingHandler(AsyncEventHandler):
                                                  timestamp=timestamp).event())
         except TextError as exc:
             raise ApiError(400, str(exc), code="invalid_text") from exc
+        except SlowClientError as exc:  # not a synthesis failure: run() drops the client (a TimeoutError)
+            log.warning("%s", exc)
+            raise
         except RtvoiceError as exc:  # the backend failed: an error event, the connection goes on
             log.exception("Wyoming synthesis failed")
             if started:  # close the audio the client has begun to play

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -48,7 +49,71 @@ def small_backlog_server(server_config: ServerConfig) -> Iterator[LiveServer]:
     stop_server(live)
 
 
-# -- HTTP -------------------------------------------------------------------------------
+PACE_SEND_TIMEOUT_S = 4.0
+
+
+@pytest.fixture(scope="module")
+def pace_server(server_config: ServerConfig) -> Iterator[LiveServer]:
+    """A 4 s send timeout and 8 KiB server send buffers (a slow link: a stalled reader stalls the server soon)."""
+    live = start_server(replace(server_config, wyoming_port=None,
+                                limits=LimitsConfig(send_timeout_s=PACE_SEND_TIMEOUT_S)), send_buffer=8192)
+    yield live
+    stop_server(live)
+
+
+def read_at_pace(server: LiveServer, text: str, bytes_per_s: float, limit_s: float) -> tuple[int, int | None, float]:
+    """POST ``text`` for 24 kHz PCM and read the answer at most ``bytes_per_s`` (after a 0.5 s head start).
+
+    Returns the body bytes read, the body's length if the server finished it (a final
+    empty chunk), else ``None``, and the seconds it took.
+    """
+    body = json.dumps({"input": text, "response_format": "pcm"}).encode()
+    auth = f"Authorization: Bearer {server.config.token}\r\n".encode()
+    request = (b"POST /v1/audio/speech HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n"
+               + auth + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    received = b""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.port))
+        sock.sendall(request)
+        start = time.monotonic()
+        while (elapsed := time.monotonic() - start) < limit_s:
+            allowed = int((elapsed + 0.5) * bytes_per_s) - len(received)
+            if allowed <= 0:
+                time.sleep(0.05)
+                continue
+            sock.settimeout(max(0.05, limit_s - elapsed))
+            try:
+                data = sock.recv(min(allowed, 65536))
+            except (TimeoutError, ConnectionResetError):
+                break
+            if not data:
+                break
+            received += data
+        took = time.monotonic() - start
+    head, _, chunked = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    complete = chunked.endswith(b"\r\n0\r\n\r\n")
+    return len(chunked), (len(chunked) if complete else None), took
+
+
+def test_a_client_reading_slower_than_real_time_is_dropped_and_a_real_time_one_is_not(pace_server: LiveServer) -> None:
+    """A reader at half of real time is dropped once it is ``send_timeout_s`` behind; a real-time one is not.
+
+    It takes every chunk within ``send_timeout_s``, so the per-send timeout never fires:
+    it would hold its synthesis slot for twice the audio's length. A client that plays
+    as it reads (real time) gets all of it.
+    """
+    text = " ".join(f"Sentence number {i}." for i in range(20))
+    real_time = 24000 * 2  # bytes of 24 kHz 16-bit PCM per second
+    stopped = pace_server.metric("rtvoice_syntheses_total", protocol="http", outcome="stopped")
+    got, complete, took = read_at_pace(pace_server, text, real_time / 2, limit_s=30)
+    assert complete is None, f"a half-real-time reader got all {got} bytes in {took:.1f} s"
+    assert took < 20, took
+    pace_server.wait_idle()
+    assert pace_server.metric("rtvoice_syntheses_total", protocol="http", outcome="stopped") == stopped + 1
+    got, complete, took = read_at_pace(pace_server, text, real_time, limit_s=40)
+    assert complete is not None and complete > 20 * 0.25 * real_time, (got, took)
 
 
 def test_a_request_framed_by_both_transfer_encoding_and_content_length_is_refused_and_closed(
