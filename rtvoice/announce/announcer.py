@@ -276,6 +276,10 @@ class Announcer:
         if self._state in ("closing", "closed"):
             self._events.failed(announcement, Reason.SHUTDOWN, "The announcer is shutting down.")
             return
+        if len(self._queue) >= self.config.max_queued:
+            raise MessageError(Reason.QUEUE_FULL, f"{len(self._queue)} announcements wait to be spoken; the limit "
+                               f"is {self.config.max_queued} (max_queued). Hint: publish again later, or cancel.",
+                               id=announcement.id, hermes=announcement.hermes)
         self._queue.put(announcement)
         current = self._current
         if current is not None and announcement.priority >= Priority.URGENT \

@@ -143,6 +143,10 @@ class AnnouncerConfig:
     """Per-request synthesis settings used for every announcement."""
     max_payload_bytes: int = 64 * 1024
     """Larger ``say`` payloads are refused (``payload_too_large``) before decoding."""
+    max_queued: int = 256
+    """Announcements waiting to be spoken (besides the one being spoken; at least 1); more are refused
+    (``queue_full``) when they arrive, so a publisher in a loop cannot grow the daemon's
+    memory without bound or push everyone else's announcements back for ever."""
     shutdown_grace_s: float = 10.0
     """On shutdown, how long the announcement being spoken may take to finish before it
     is stopped (and reported ``failed`` with reason ``shutdown``)."""
@@ -173,6 +177,8 @@ class AnnouncerConfig:
             _check_topic_level(site, "--site-id")
         if self.max_payload_bytes < 1 or self.shutdown_grace_s < 0 or self.flush_timeout_s < 0:
             raise ConfigError("Limits and timeouts must not be negative.")
+        if self.max_queued < 1:
+            raise ConfigError(f"max_queued must be at least 1, got {self.max_queued}.")
         if self.audio_format not in ("wav", "parts"):
             raise ConfigError(f"Audio format must be 'wav' or 'parts', not {self.audio_format!r}.",
                               option="--audio-format")

@@ -26,6 +26,7 @@ class Reason(StrEnum):
     TEXT_TOO_LONG = "text_too_long"
     INVALID_TEXT = "invalid_text"
     UNKNOWN_VOICE = "unknown_voice"
+    QUEUE_FULL = "queue_full"
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"
     SHUTDOWN = "shutdown"
