@@ -15,7 +15,9 @@ adds one deadline per phase of a request:
 
 It also caps the connections one address holds open (``max_connections_per_client``,
 WebSocket connections included until they close): more are closed at once, so one
-address cannot take all of uvicorn's ``limit_concurrency`` places.
+address cannot take all of uvicorn's ``limit_concurrency`` places. And it holds WebSocket
+upgrades to ``max_connections`` in all: uvicorn's own 503 beyond ``limit_concurrency``
+is only for plain HTTP requests, so WebSockets from many addresses were not bounded.
 
 And it gives each request the ASGI extension ``rtvoice.abort``: a callable that drops
 the connection at once (without flushing). A response that cannot be completed (its
@@ -26,6 +28,7 @@ log as ``ASGI callable returned without completing response``.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import Counter
 from typing import Any, Final
@@ -36,6 +39,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
 from .config import LimitsConfig
+from .errors import error_body
 from .http_stream import ABORT_EXTENSION
 
 BODY_GRACE_S: Final = 1.0
@@ -77,7 +81,22 @@ class DeadlineH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
-        """Hand the connection to the WebSocket protocol; it stays counted until that one ends."""
+        """Hand the connection to the WebSocket protocol; it stays counted until that one ends.
+
+        Beyond ``max_connections`` open connections (this one included) the upgrade is
+        refused with 503 ``server_busy`` and the connection closed.
+        """
+        if len(self.connections) > self.limits.max_connections:
+            self.logger.info("refused a WebSocket: %d connections are open", len(self.connections) - 1)
+            body = json.dumps(error_body("The server has too many open connections. Hint: retry in a moment.",
+                                         type="server_error", code="server_busy")).encode()
+            headers = [("content-type", "application/json"), ("content-length", str(len(body))),
+                       ("connection", "close"), ("retry-after", "1")]
+            self.transport.write(b"".join((self.conn.send(h11.Response(status_code=503, headers=headers)) or b"",
+                                           self.conn.send(h11.Data(data=body)) or b"",
+                                           self.conn.send(h11.EndOfMessage()) or b"")))
+            self.transport.close()
+            return
         super().handle_websocket_upgrade(event)
         websocket = self.transport.get_protocol()
         if websocket is self:

@@ -6,6 +6,7 @@ client, ``websockets`` and ``httpx``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -15,6 +16,8 @@ from dataclasses import replace
 
 import pytest
 from server_support import MAX_STEPS, LiveServer, free_port, read_until_closed, start_server, stop_server
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 from wyoming.audio import AudioChunk, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
@@ -138,6 +141,53 @@ def test_a_request_framed_by_both_transfer_encoding_and_content_length_is_refuse
     assert head.startswith(b"HTTP/1.1 400 ") and b"connection: close" in head.lower(), head
     error = json.loads(answer)["error"]
     assert error["code"] == "ambiguous_framing" and "Transfer-Encoding" in error["message"], error
+
+
+# -- WebSocket --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def three_connection_server(server_config: ServerConfig) -> Iterator[LiveServer]:
+    """At most 3 open HTTP/WebSocket connections in all, and room for all of them at one address."""
+    limits = LimitsConfig(max_connections=3, max_connections_per_client=32, idle_timeout_s=60)
+    live = start_server(replace(server_config, wyoming_port=None, limits=limits))
+    yield live
+    stop_server(live)
+
+
+def test_websockets_from_many_addresses_are_held_to_max_connections(three_connection_server: LiveServer) -> None:
+    """A WebSocket beyond ``max_connections`` is refused with 503 (uvicorn's own 503 skips upgrades).
+
+    Without it, clients at many addresses (each under ``max_connections_per_client``)
+    could open any number of WebSockets and keep them open with a message a minute.
+    """
+    server = three_connection_server
+    opened, refused = 0, []
+    with contextlib.ExitStack() as held:
+        for n in range(2, 8):  # six addresses on the loopback network
+            sock = held.enter_context(socket.create_connection(("127.0.0.1", server.port), timeout=5,
+                                                               source_address=(f"127.0.0.{n}", 0)))
+            try:
+                ws = held.enter_context(connect(server.ws_url, sock=sock, additional_headers=server.headers,
+                                                open_timeout=5))
+            except InvalidStatus as exc:
+                refused.append(exc.response)
+                continue
+            assert json.loads(ws.recv(timeout=5))["type"] == "ready"
+            opened += 1
+        assert (opened, len(refused)) == (3, 3)
+        for response in refused:
+            assert response.status_code == 503
+            assert json.loads(response.body)["error"]["code"] == "server_busy", response.body
+    deadline = time.monotonic() + 5  # the places are free again once they are closed
+    while True:
+        try:
+            with connect(server.ws_url, additional_headers=server.headers, open_timeout=5) as ws:
+                assert json.loads(ws.recv(timeout=5))["type"] == "ready"
+            break
+        except InvalidStatus:
+            assert time.monotonic() < deadline, "the closed WebSockets still count"
+            time.sleep(0.1)
 
 
 # -- Wyoming ----------------------------------------------------------------------------
