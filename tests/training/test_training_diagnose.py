@@ -206,8 +206,10 @@ def test_diagnose_command_with_the_piper_teacher(tmp_path: Path) -> None:
     assert wer[diagnose.WHOLE] >= 0.9 and wer[diagnose.GL_TACOTRON2] >= 0.9
     seconds = row["audio_s"]
     assert seconds[diagnose.TEACHER] > 1.0
+    # Up to one hop longer (the mel's last frame), each length rounded to the millisecond in the
+    # report; Piper's noise is unseeded, so its length, and where it falls in a hop, vary per run.
     assert seconds["waveglow(teacher mel, sigma 0.6)"] == pytest.approx(seconds[diagnose.TEACHER],
-                                                                        abs=AUDIO.hop_length / RATE)
+                                                                        abs=AUDIO.hop_length / RATE + 0.001)
     assert sorted(p.name for p in wavs.iterdir()) == sorted(
         ["teacher.wav", "griffinlim-teacher-mel.wav", "griffinlim-tacotron2-mel.wav",
          "waveglow-teacher-mel--sigma-0.6.wav", "waveglow-tacotron2-mel--sigma-0.6.wav"])
