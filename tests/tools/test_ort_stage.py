@@ -255,3 +255,22 @@ def test_grouped_gemm_only_reads_the_kernel_names_of_a_compressed_cubin() -> Non
     assert not ort_pack.grouped_gemm_only(*image(mixed))  # one other kernel keeps the image
     entry, payload = image(grouped)
     assert not ort_pack.grouped_gemm_only(entry, bytes(len(payload)))  # not zstd: left alone
+
+
+def test_the_printed_calls_run_as_printed_for_another_out_folder(prepared: Path, tmp_path: Path) -> None:
+    """Each printed receive of ``prepare --out gpu-stage-nb`` reads that folder's manifest.
+
+    (A --no-blank fallback kept beside the first, say; receive's default is gpu-stage/'s.)
+    """
+    repo = tmp_path / "repo"
+    shutil.copytree(prepared, repo / "gpu-stage-nb")
+    manifest = json.loads((prepared / "manifest.json").read_text())
+    plan = ort_pack.run_calls(ort_pack.ROOT / "gpu-stage-nb", manifest["parts"])
+    commands = [line.split("command: ", 1)[1] for line in plan.splitlines() if "command: " in line]
+    assert len(commands) == len(manifest["parts"])
+    for command in commands:
+        receive = command.split(" && ")[0].split()
+        assert receive[:3] == ["python3", "tools/gpu/ort_stage.py", "receive"], command
+        done = _run(*receive[2:], *_args(tmp_path), cwd=repo, site=False)
+        assert done.returncode == 0, done.stderr
+    assert "all there" in done.stdout

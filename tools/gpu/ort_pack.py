@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import fatbin
-from ort_stage import CALL_LIMIT, MANIFEST, ROOT, TARGET, StageError, sha256_file
+from ort_stage import CALL_LIMIT, MANIFEST, OUT_DIR, ROOT, TARGET, StageError, sha256_file
 
 PROVIDER: Final = "onnxruntime/capi/libonnxruntime_providers_cuda.so"
 # Not used by the engine measurements (ONNX Runtime's CUDA provider on our own graphs), and
@@ -177,6 +177,8 @@ def run_calls(out: Path, parts: list[dict[str, Any]]) -> str:
     for k, part in enumerate(parts, 1):
         carry = json.dumps([f"{rel}/{MANIFEST}", f"{rel}/{part['name']}"])
         command = f"{tool} receive {rel}/{part['name']}"
+        if rel != OUT_DIR:  # receive reads gpu-stage/manifest.json unless told
+            command += f" --manifest {rel}/{MANIFEST}"
         if k == len(parts):
             command += (f" && {tool} install && {tool} check"
                         f" && PYTHONPATH={TARGET} bash tools/gpu/cuda_backend_check.sh")
