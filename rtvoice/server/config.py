@@ -66,7 +66,8 @@ class LimitsConfig:
     more than ``send_timeout_s`` behind is dropped, so a reader that takes each chunk just in
     time cannot hold a synthesis slot for many times the audio's length."""
     max_connections: int = MAX_CONNECTIONS
-    """Open HTTP and WebSocket connections; uvicorn answers 503 beyond (``limit_concurrency``)."""
+    """Open HTTP and WebSocket connections, and apart open Wyoming connections; 503 beyond
+    (for plain HTTP, uvicorn's ``limit_concurrency``)."""
     max_connections_per_client: int = MAX_CONNECTIONS_PER_CLIENT
     """Open connections from one address to the HTTP/WebSocket port, and apart to the Wyoming
     port; more are closed at once, so one address cannot take all ``max_connections``."""

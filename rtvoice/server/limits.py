@@ -6,7 +6,8 @@ the app and used only on the event loop thread:
 - :meth:`Admission.client` counts a client's running syntheses and refuses the one over
   ``max_streams_per_client`` with 429, before any work is done.
 - :meth:`Admission.connection` counts a client's open Wyoming connections (HTTP ones are
-  counted by :mod:`rtvoice.server.protocol`) and refuses the one over ``max_connections_per_client``.
+  counted by :mod:`rtvoice.server.protocol`) and refuses the one over ``max_connections_per_client``,
+  or over ``max_connections`` in all (clients at many addresses).
 - :meth:`Admission.synthesis` holds one of ``max_active_streams`` slots while a synthesis
   runs (all of them share the voice's decoder and vocoder threads, so the cap keeps
   each stream's latency bounded); later ones wait, and beyond ``max_queued_streams``
@@ -64,8 +65,13 @@ class Admission:
         """Count one open Wyoming connection of ``client`` for the duration of the ``with``.
 
         Raises:
-            ApiError: 429 when ``client`` already has ``max_connections_per_client`` open.
+            ApiError: 429 when ``client`` already has ``max_connections_per_client`` open,
+                503 when ``max_connections`` are open in all.
         """
+        if self._connections.total() >= self._limits.max_connections:
+            raise ApiError(503, f"The server has too many open connections. Note: the limit is "
+                           f"{self._limits.max_connections}. Hint: retry in a moment.", code="server_busy",
+                           type="server_error")
         limit = self._limits.max_connections_per_client
         if self._connections[client] >= limit:
             raise ApiError(429, f"Too many open connections from this client. Note: the limit is {limit}. "

@@ -15,7 +15,15 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
-from server_support import MAX_STEPS, LiveServer, free_port, read_until_closed, start_server, stop_server
+from server_support import (
+    MAX_STEPS,
+    LiveServer,
+    free_port,
+    read_until_closed,
+    start_server,
+    stop_server,
+    wyoming_events_in,
+)
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 from wyoming.audio import AudioChunk, AudioStop
@@ -150,7 +158,7 @@ def test_a_request_framed_by_both_transfer_encoding_and_content_length_is_refuse
 def three_connection_server(server_config: ServerConfig) -> Iterator[LiveServer]:
     """At most 3 open HTTP/WebSocket connections in all, and room for all of them at one address."""
     limits = LimitsConfig(max_connections=3, max_connections_per_client=32, idle_timeout_s=60)
-    live = start_server(replace(server_config, wyoming_port=None, limits=limits))
+    live = start_server(replace(server_config, wyoming_port=free_port(), limits=limits))
     yield live
     stop_server(live)
 
@@ -241,3 +249,41 @@ async def test_a_wyoming_backlog_refusal_says_how_much_text_waited(small_backlog
         rest = await read_until(wyoming, SynthesizeStopped().event().type)
     assert sum(len(e.payload or b"") for e in events) == SENTENCE_BYTES  # "Spoken."
     assert [e.type for e in rest] == ["synthesize-stopped"]
+
+
+def first_wyoming_event(sock: socket.socket) -> dict[str, object]:
+    """The first whole Wyoming event the server sends on ``sock`` (header and data merged)."""
+    received = b""
+    while True:
+        data = sock.recv(65536)
+        assert data, f"closed after {received!r}"
+        received += data
+        line, newline, rest = received.partition(b"\n")
+        if newline and len(rest) >= (json.loads(line).get("data_length") or 0):
+            return wyoming_events_in(received)[0]
+
+
+def test_wyoming_connections_from_many_addresses_are_held_to_max_connections(
+        three_connection_server: LiveServer) -> None:
+    """The Wyoming port, too, holds at most ``max_connections`` (apart from the HTTP port's), whatever the addresses."""
+    server = three_connection_server
+    assert server.wyoming_port is not None
+    describe = b'{"type": "describe"}\n'
+    with contextlib.ExitStack() as held:
+        answers = []
+        for n in range(2, 6):  # four addresses, one connection each
+            sock = held.enter_context(socket.create_connection(("127.0.0.1", server.wyoming_port), timeout=5,
+                                                               source_address=(f"127.0.0.{n}", 0)))
+            sock.sendall(describe)
+            answers.append(first_wyoming_event(sock))
+        assert [a["type"] for a in answers] == ["info", "info", "info", "error"], answers
+        assert answers[-1]["code"] == "server_busy", answers[-1]
+        assert sock.recv(1) == b"", "the refused connection is closed"
+    deadline = time.monotonic() + 5  # the places are free again once they are closed
+    while True:
+        with socket.create_connection(("127.0.0.1", server.wyoming_port), timeout=5) as sock:
+            sock.sendall(describe)
+            if b'"info"' in sock.recv(65536):
+                break
+        assert time.monotonic() < deadline, "the closed connections still count"
+        time.sleep(0.1)
