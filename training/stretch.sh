@@ -75,7 +75,11 @@ if [ "$TEACHER" = espeak ] && [ ! -x "$tools/espeak/espeak-ng" ]; then
   mkdir -p "$tools"
   tar -C "$tools" -xJf training/carry/espeak.tar.xz
 fi
-export PYTHONPATH="$tools/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+# /tmp/site-ort: onnxruntime-gpu, where tools/gpu/ort_stage.py installed it on this machine (the
+# teacher then runs on the GPU), ahead of the image's CPU-only onnxruntime.
+site_ort=""
+[ -d /tmp/site-ort/onnxruntime ] && site_ort="/tmp/site-ort:"
+export PYTHONPATH="$site_ort$tools/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
 
 if [ "$TEACHER" = piper ]; then
