@@ -6,6 +6,7 @@ client, ``websockets`` and ``httpx``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import re
@@ -14,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 
+import httpx
 import pytest
 from server_support import (
     MAX_STEPS,
@@ -198,7 +200,51 @@ def test_websockets_from_many_addresses_are_held_to_max_connections(three_connec
             time.sleep(0.1)
 
 
+def test_a_websocket_that_never_reads_is_dropped_and_stalls_nobody(deadline_server: LiveServer) -> None:
+    """A client that sends text and never reads holds its slot ``send_timeout_s`` at most; others are served."""
+    server = deadline_server
+    stopped = server.metric("rtvoice_syntheses_total", protocol="websocket", outcome="stopped")
+    text = " ".join(f"Sentence {i}." for i in range(60))  # far more audio than the socket buffers hold
+    with contextlib.ExitStack() as held:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.port))
+        stalled = held.enter_context(connect(server.ws_url, sock=sock, additional_headers=server.headers,
+                                             max_queue=1, open_timeout=5))
+        stalled.send(json.dumps({"type": "text", "text": text}))  # and never reads again
+        time.sleep(0.5)
+        other = httpx.Client(base_url=server.base_url, headers={**server.headers, "Content-Type": "application/json"},
+                             timeout=20, transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+        with other:
+            start = time.monotonic()
+            response = other.post("/v1/audio/speech", json={"input": "Meanwhile.", "response_format": "pcm"})
+            took = time.monotonic() - start
+        assert response.status_code == 200 and len(response.content) > 0
+        assert took < 3, took
+        deadline = time.monotonic() + 15
+        while server.metric("rtvoice_syntheses_total", protocol="websocket", outcome="stopped") == stopped:
+            assert time.monotonic() < deadline, "the client that never reads was never dropped"
+            time.sleep(0.1)
+    server.wait_idle()
+
+
 # -- Wyoming ----------------------------------------------------------------------------
+
+
+async def test_a_wyoming_client_gone_mid_audio_stops_its_synthesis(server: LiveServer) -> None:
+    """A client that leaves after the first chunk of a long text: the synthesis stops, not all 80 sentences."""
+    assert server.wyoming_port is not None
+    stopped = await asyncio.to_thread(server.metric, "rtvoice_syntheses_total", protocol="wyoming", outcome="stopped")
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.wyoming_port)
+    text = " ".join(f"Sentence number {i}." for i in range(80))
+    writer.write((json.dumps({"type": "synthesize", "data": {"text": text}}) + "\n").encode())
+    await writer.drain()
+    while b"audio-chunk" not in await reader.readline():
+        pass
+    writer.transport.abort()  # no goodbye: the socket just goes away
+    await asyncio.to_thread(server.wait_idle, 10)
+    now = await asyncio.to_thread(server.metric, "rtvoice_syntheses_total", protocol="wyoming", outcome="stopped")
+    assert now == stopped + 1
 
 
 async def test_an_unspeakable_sentence_in_a_wyoming_stream_does_not_swallow_the_next(server: LiveServer) -> None:
