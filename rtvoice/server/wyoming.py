@@ -227,7 +227,7 @@ class WyomingHandler(AsyncEventHandler):
                 if self._stream is None:  # inside a stream it is the compatibility copy: ignored
                     await self._synthesize(event.data)
             elif SynthesizeStart.is_type(event.type):
-                self._start_stream(event.data)
+                await self._start_stream(event.data)
             elif SynthesizeChunk.is_type(event.type):
                 await self._stream_chunk(event.data)
             elif SynthesizeStop.is_type(event.type):
@@ -258,7 +258,10 @@ class WyomingHandler(AsyncEventHandler):
     async def _synthesize(self, data: dict[str, Any]) -> None:
         await self._speak(self._text(data), self._voice_name(data))
 
-    def _start_stream(self, data: dict[str, Any]) -> None:
+    async def _start_stream(self, data: dict[str, Any]) -> None:
+        if self._stream is not None:  # a careless client: the old stream ends, and it is told what that leaves unsaid
+            await self._write(Error(text=f"synthesize-start inside a stream: the stream before it was ended without "
+                                    f"synthesize-stop.{self._unspoken()}", code="invalid_event").event())
         voice = self._state.voices.get(None)
         assert voice is not None
         self._stream = _TextStream(None, SentenceBuffer(voice.config.text.sentence_max_chars))

@@ -333,3 +333,19 @@ def test_wyoming_connections_from_many_addresses_are_held_to_max_connections(
                 break
         assert time.monotonic() < deadline, "the closed connections still count"
         time.sleep(0.1)
+
+
+async def test_a_second_wyoming_stream_start_says_what_the_first_leaves_unspoken(server: LiveServer) -> None:
+    """``synthesize-start`` inside a stream ends the old one with an error naming its unspoken text; the new one runs."""
+    async with wyoming_client(server) as wyoming:
+        await wyoming.write_event(SynthesizeStart().event())
+        await wyoming.write_event(SynthesizeChunk(text="Hello there").event())  # no sentence end yet
+        await wyoming.write_event(SynthesizeStart().event())
+        await wyoming.write_event(SynthesizeChunk(text="Bye.").event())
+        await wyoming.write_event(SynthesizeStop().event())
+        events = await read_until(wyoming, SynthesizeStopped().event().type)
+    kinds = [e.type for e in events if not AudioChunk.is_type(e.type)]
+    assert kinds == ["error", "audio-start", "audio-stop", "synthesize-stopped"], kinds
+    error = Error.from_event(events[0])
+    assert error.code == "invalid_event" and "11 characters" in (error.text or ""), error
+    assert sum(len(e.payload or b"") for e in events) == SENTENCE_BYTES  # "Bye."
