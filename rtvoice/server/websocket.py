@@ -267,6 +267,7 @@ class SpeechSession:
         job = SpeechJob(sentence.text, voice, state.config.synthesis, voice.sample_rate, sentence.speed, "websocket",
                         self._client)
         last = None
+        truncated = False
         try:
             async with contextlib.aclosing(speak(state, job)) as pieces:
                 async for piece in pieces:
@@ -277,6 +278,7 @@ class SpeechSession:
                             pause = settings.sentence_pause_s / (sentence.speed or settings.rate)
                             await self._send_bytes(silence_pcm(pause, voice.sample_rate))
                     last = piece
+                    truncated = truncated or piece.chunk.truncated
                     await self._send_bytes(piece.pcm)
                     t = piece.chunk.timing
                     await self._send_json({
@@ -300,7 +302,8 @@ class SpeechSession:
         if last is not None:
             t = last.chunk.timing
             await self._send_json({"type": "finished", "id": sentence.id, "audio_s": _number(t.audio_s),
-                                   "elapsed_s": _number(t.elapsed_s), "rtf": _number(t.rtf)})
+                                   "elapsed_s": _number(t.elapsed_s), "rtf": _number(t.rtf),
+                                   "truncated": truncated})  # the step limit cut it short: its end may be unspoken
 
     # -- sending (both tasks) -------------------------------------------------------------
 

@@ -200,6 +200,24 @@ def test_websockets_from_many_addresses_are_held_to_max_connections(three_connec
             time.sleep(0.1)
 
 
+def test_the_websocket_finished_event_says_when_the_step_limit_cut_a_sentence(server: LiveServer) -> None:
+    """The tiny voice never ends a sentence by itself: each is cut at ``max_decoder_steps``, and ``finished`` says so.
+
+    (HTTP cannot say it once the audio streams: it counts and logs it, as the WebSocket does too.)
+    """
+    with connect(server.ws_url, additional_headers=server.headers, open_timeout=5) as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "ready"
+        ws.send(json.dumps({"type": "text", "text": "Hello there."}))
+        ws.send(json.dumps({"type": "end"}))
+        events = []
+        while not events or events[-1]["type"] != "done":
+            message = ws.recv(timeout=20)
+            if isinstance(message, str):
+                events.append(json.loads(message))
+    (finished,) = [e for e in events if e["type"] == "finished"]
+    assert finished["truncated"] is True, finished
+
+
 def test_a_websocket_that_never_reads_is_dropped_and_stalls_nobody(deadline_server: LiveServer) -> None:
     """A client that sends text and never reads holds its slot ``send_timeout_s`` at most; others are served."""
     server = deadline_server
@@ -336,7 +354,7 @@ def test_wyoming_connections_from_many_addresses_are_held_to_max_connections(
 
 
 async def test_a_second_wyoming_stream_start_says_what_the_first_leaves_unspoken(server: LiveServer) -> None:
-    """``synthesize-start`` inside a stream ends the old one with an error naming its unspoken text; the new one runs."""
+    """``synthesize-start`` inside a stream ends the old one with an error counting its unspoken text."""
     async with wyoming_client(server) as wyoming:
         await wyoming.write_event(SynthesizeStart().event())
         await wyoming.write_event(SynthesizeChunk(text="Hello there").event())  # no sentence end yet
