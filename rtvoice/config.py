@@ -40,6 +40,13 @@ RATE_RANGE: Final = (0.5, 2.0)
 pitch stays; beyond 2x or below 0.5x phonemes lose frames or smear (issue 24)."""
 VOLUME_RANGE: Final = (0.0, 2.0)
 """Gain applied to the synthesized samples (before the [-1, 1] clip of 16-bit output)."""
+MAX_SPOKEN_CHARS: Final = 32_768
+"""Default of :attr:`SynthesisConfig.max_spoken_chars`: 8 times the servers' 4096-character
+input limit (6.5 times a voice's default ``text.max_chars``). Measured, read out, ordinary
+English is 1.0 times as long as written, 373 assistant and announcement sentences (prices,
+dates, versions) 1.57 times (3.5 at most, one sentence), 4096 digits 5 times; ``½`` is 9
+times and a transliterated ``ﷺ`` 28 times (115k characters, about 2 h of speech)."""
+SPOKEN_CHARS_RANGE: Final = (1, 100_000_000)
 
 
 @dataclass(frozen=True)
@@ -368,6 +375,10 @@ class SynthesisConfig:
     """Gain on the samples every output gets (files, streams, playback)."""
     ssml: bool | None = None
     """Read the text as SSML (:mod:`rtvoice.ssml`); ``None``: when it starts with ``<speak``."""
+    max_spoken_chars: int = field(default=MAX_SPOKEN_CHARS, metadata=bounded(*SPOKEN_CHARS_RANGE))
+    """Longest text of one request *as read out* (normalized: "½" is " one half", 9 characters).
+    Input limits count characters as sent, and reading expands some many times, so this bounds
+    the speech (and compute) one request can ask for; longer text is refused before any audio."""
 
     def __post_init__(self) -> None:
         """Refuse settings outside their ranges (NaN included), whoever builds the config.
@@ -404,6 +415,7 @@ class SynthesisConfig:
             rate=voice.prosody.rate if self.rate is None else self.rate,
             volume=self.volume,
             ssml=self.ssml,
+            max_spoken_chars=self.max_spoken_chars,
         )
 
 
@@ -426,3 +438,5 @@ class ResolvedSynthesis:
     ssml: bool | None = None
     max_chunk_frames: int = 0
     """Later chunks double from ``chunk_frames`` up to this (0, or at most ``chunk_frames``: no doubling)."""
+    max_spoken_chars: int = MAX_SPOKEN_CHARS
+    """Longest text as read out (see :attr:`SynthesisConfig.max_spoken_chars`)."""

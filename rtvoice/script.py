@@ -16,7 +16,7 @@ from .config import RATE_RANGE, VOLUME_RANGE, ResolvedSynthesis, VoiceConfig
 from .errors import TextError
 from .prosody import Prosody
 from .ssml import Break, is_ssml, parse
-from .synthesizer import Sentence, plan
+from .synthesizer import Sentence, plan, plan_read_out, read_out, spoken_too_long
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,24 @@ def wants_ssml(text: str, ssml: bool | None) -> bool:
 def prepare(text: str, voice: VoiceConfig, settings: ResolvedSynthesis) -> Script:
     """Validate ``text`` and plan it; raises TextError (SsmlError for bad SSML) before any audio."""
     if not wants_ssml(text, settings.ssml):
-        sentences = plan(text, voice)
+        sentences = plan(text, voice, settings.max_spoken_chars)
         return Script(sentences, [Prosody(settings.rate, settings.volume)] * len(sentences))
     return _from_ssml(text, voice, settings)
+
+
+def read_out_length(text: str, voice: VoiceConfig, ssml: bool | None = None) -> int:
+    """Characters of ``text`` as read out, as :func:`prepare` counts them against ``max_spoken_chars``.
+
+    For text arriving in pieces (a WebSocket) that is counted before it is spoken; SSML
+    (``ssml``, or text starting with ``<speak``) counts its text segments.
+
+    Raises:
+        SsmlError: malformed or unsupported SSML.
+    """
+    if not wants_ssml(text, ssml):
+        return len(read_out(text, voice))
+    return sum(len(read_out(segment.text, voice)) for segment in parse(text)
+               if not isinstance(segment, Break) and segment.text.strip())
 
 
 def _clamp(value: float, bounds: tuple[float, float]) -> float:
@@ -55,18 +70,25 @@ def _from_ssml(text: str, voice: VoiceConfig, settings: ResolvedSynthesis) -> Sc
     lead = 0.0
     explicit: float | None = None  # <break>s since the last sentence
     soft: float | None = None  # a paragraph's end since the last sentence
-    for segment in parse(text):
+    segments = parse(text)
+    # Each text segment read out once: counted against max_spoken_chars as a whole, then planned.
+    said = [None if isinstance(segment, Break) or not segment.text.strip() else read_out(segment.text, voice)
+            for segment in segments]
+    spoken = sum(len(s) for s in said if s is not None)
+    if spoken > settings.max_spoken_chars:
+        raise spoken_too_long("SSML", len(text), spoken, settings.max_spoken_chars)
+    for segment, read in zip(segments, said, strict=True):
         if isinstance(segment, Break):
             if segment.explicit:
                 explicit = (explicit or 0.0) + segment.seconds
             else:
                 soft = max(soft or 0.0, segment.seconds)
             continue
+        if read is None:
+            continue  # blank: nothing to say
         try:
-            planned = plan(segment.text, voice)
-        except TextError as exc:
-            if exc.limit is not None:
-                raise
+            planned = plan_read_out(read, voice, len(segment.text))
+        except TextError:
             continue  # only punctuation (e.g. "." after a </prosody>): nothing to say, nothing lost
         delivery = Prosody(_clamp(settings.rate * segment.rate, RATE_RANGE),
                            _clamp(settings.volume * segment.volume, VOLUME_RANGE))

@@ -28,8 +28,8 @@ from .engine.protocol import Engine, StopsAtGate, Utterance, VocodeItem
 from .engine.randomness import PrenetMasks, noise
 from .errors import TextError
 from .prosody import Prosody
-from .text import text_to_ids
-from .text.pieces import piece_budget, speakable_pieces
+from .text import split_sentences, text_to_ids
+from .text.pieces import normalize_keeping_arpabet, piece_budget
 from .timescale import TimeScale
 
 _log = logging.getLogger("rtvoice.synthesis")
@@ -42,12 +42,26 @@ class Sentence:
     ids: tuple[int, ...]
 
 
-def plan(text: str, voice: VoiceConfig) -> list[Sentence]:
+def spoken_too_long(what: str, sent: int, spoken: int, limit: int) -> TextError:
+    """The one error for text longer than ``max_spoken_chars`` read out, whatever the protocol."""
+    return TextError(f"{what} has {sent} characters, {spoken} when read out; the limit is {limit} read out. "
+                     "Note: numbers and symbols are read as words, and some characters as many letters. "
+                     "Hint: send less text at a time.", length=sent, limit=limit)
+
+
+def read_out(text: str, voice: VoiceConfig) -> str:
+    """``text`` normalized as synthesis reads it (ARPAbet groups kept): what ``max_spoken_chars`` counts."""
+    return normalize_keeping_arpabet(text, day_first=voice.text.date_order == "dmy",
+                                     letter_names=voice.text.letter_names)
+
+
+def plan(text: str, voice: VoiceConfig, max_spoken_chars: int | None = None) -> list[Sentence]:
     """Validate ``text``, normalize it, and split it into pieces of symbol ids; raises TextError.
 
     Split after normalization, into pieces the decoder's step limit can say whole
     (:mod:`rtvoice.text.pieces`): numbers grow when spoken, and a piece cut short by the
-    limit would lose its end.
+    limit would lose its end. Text longer than ``max_spoken_chars`` once normalized is
+    refused before it is split.
     """
     if not isinstance(text, str):
         raise TextError(f"text must be str, not {type(text).__name__}")
@@ -56,17 +70,24 @@ def plan(text: str, voice: VoiceConfig) -> list[Sentence]:
         raise TextError(f"Text has {len(text)} characters; the limit is {limit}.", length=len(text), limit=limit)
     if not text.strip():
         raise TextError("Text is empty: there is nothing to say.", length=len(text))
+    spoken = read_out(text, voice)
+    if max_spoken_chars is not None and len(spoken) > max_spoken_chars:
+        raise spoken_too_long("Text", len(text), len(spoken), max_spoken_chars)
+    return plan_read_out(spoken, voice, len(text))
+
+
+def plan_read_out(spoken: str, voice: VoiceConfig, length: int) -> list[Sentence]:
+    """:func:`plan` of text already normalized by :func:`read_out` (``length``: its characters as sent)."""
     sentences: list[Sentence] = []
     budget = piece_budget(voice.decoder.max_decoder_steps, voice.text.frames_per_char, voice.text.sentence_max_chars)
-    for piece in speakable_pieces(text, budget, day_first=voice.text.date_order == "dmy",
-                                  letter_names=voice.text.letter_names):
+    for piece in split_sentences(spoken, budget):
         try:
             ids = text_to_ids(piece, voice.text.symbols, normalized=True)
         except TextError:
             continue  # a piece with nothing speakable (e.g. "...") is skipped, not fatal
         sentences.append(Sentence(len(sentences), piece, tuple(ids)))
     if not sentences:
-        raise TextError("Text has nothing speakable after cleaning.", length=len(text))
+        raise TextError("Text has nothing speakable after cleaning.", length=length)
     return sentences
 
 

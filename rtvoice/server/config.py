@@ -25,6 +25,7 @@ MAX_STREAMS_PER_CLIENT: Final = 8
 MAX_ACTIVE_STREAMS: Final = 16
 MAX_QUEUED_STREAMS: Final = 64
 MAX_PENDING_CHARS: Final = 16 * 1024
+MAX_QUEUED_TURNS: Final = 256
 MAX_MESSAGE_BYTES: Final = 64 * 1024
 SEND_TIMEOUT_S: Final = 30.0
 MIN_CLIENT_SPEED: Final = 1.0
@@ -57,6 +58,10 @@ class LimitsConfig:
     """Syntheses allowed to wait for a free slot; beyond that a request gets 503."""
     max_pending_chars: int = MAX_PENDING_CHARS
     """Text a WebSocket or streaming Wyoming client may have buffered but not yet spoken."""
+    max_queued_turns: int = MAX_QUEUED_TURNS
+    """Sentences and ends a WebSocket session may have waiting to be spoken; an ``end`` beyond
+    gets ``backlog_full``. Text is bounded by ``max_pending_chars``; this bounds the queue
+    itself, which a client sending ``end`` alone would grow without any text."""
     max_message_bytes: int = MAX_MESSAGE_BYTES
     """Largest WebSocket message and largest Wyoming event (header, data and payload)."""
     send_timeout_s: float = SEND_TIMEOUT_S
@@ -84,7 +89,8 @@ class LimitsConfig:
 
     def __post_init__(self) -> None:
         for name in ("max_input_chars", "max_body_bytes", "max_streams_per_client", "max_active_streams",
-                     "max_pending_chars", "max_message_bytes", "max_connections", "max_connections_per_client"):
+                     "max_pending_chars", "max_queued_turns", "max_message_bytes", "max_connections",
+                     "max_connections_per_client"):
             if getattr(self, name) < 1:
                 raise ValueError(f"LimitsConfig.{name} must be at least 1, got {getattr(self, name)}.")
         if self.max_queued_streams < 0:

@@ -191,8 +191,9 @@ async def create_speech(request: Request) -> Response:
     body = _audio_body(state, job, speech.format, since)
     try:
         first = await anext(body)
-    except TextError as exc:
-        raise invalid(str(exc), param="input", code="invalid_input") from exc
+    except TextError as exc:  # too long as read out (max_spoken_chars) is too long, as for characters sent
+        code = "string_above_max_length" if exc.limit is not None else "invalid_input"
+        raise invalid(str(exc), param="input", code=code) from exc
     except StopAsyncIteration:
         first = speech.format.header(out_rate)
     except BaseException:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import logging
 import math
@@ -36,6 +37,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..errors import InputError, RtvoiceError, SlowClientError, TextError
 from ..inputs import check_text, loads, shown
+from ..script import read_out_length
 from ..ssml import is_ssml
 from .audio_out import silence_pcm
 from .config import SPEED_RANGE
@@ -47,8 +49,6 @@ from .state import ServerState, client_id, state_of
 log = logging.getLogger("rtvoice.server")
 _END: Final = object()
 """Queued by ``end``: the speaker answers ``done`` when it reaches it."""
-MAX_QUEUED_TURNS: Final = 256
-"""Sentences and ends a session may have queued (text is bounded by ``max_pending_chars``)."""
 
 
 class _ClientGone(Exception):
@@ -61,6 +61,8 @@ class _Sentence:
     text: str
     voice: str
     speed: float | None
+    spoken: int
+    """Its characters as read out, counted against ``max_spoken_chars`` while it waits."""
 
 
 def _number(value: float) -> float | None:
@@ -79,6 +81,8 @@ class SpeechSession:
         self._buffer = SentenceBuffer(self._max_sentence_chars())
         self._queue: asyncio.Queue[_Sentence | object] = asyncio.Queue()
         self._queued_chars = 0
+        self._queued_spoken = 0  # read out, of the queued sentences
+        self._tail_spoken = 0  # read out, of the buffer's unfinished sentence
         self._next_id = 0
         self._spoken_in_turn = False
         self._send_lock = asyncio.Lock()
@@ -181,7 +185,7 @@ class SpeechSession:
         elif kind == "flush":
             self._enqueue(self._buffer.flush())
         elif kind == "end":
-            if self._queue.qsize() >= MAX_QUEUED_TURNS:
+            if self._queue.qsize() >= self._state.config.limits.max_queued_turns:
                 raise ApiError(429, "Too many turns waiting to be spoken.", code="backlog_full")
             self._enqueue(self._buffer.flush())
             self._queue.put_nowait(_END)
@@ -207,16 +211,49 @@ class SpeechSession:
         if pending + len(text) > limit:
             raise ApiError(429, f"Too much text waiting to be spoken. Note: {pending} characters wait; the limit is "
                            f"{limit}. Hint: send less ahead of the speech, or cancel.", code="backlog_full")
-        if not len(self._buffer) and is_ssml(text):  # an SSML document comes whole, in one message
-            self._enqueue([text])
-            return
-        self._enqueue(self._buffer.add(text))
+        buffer = copy.copy(self._buffer)  # taken only if the text is within max_spoken_chars too
+        if not len(buffer) and is_ssml(text):  # an SSML document comes whole, in one message
+            sentences = [text]
+        else:
+            sentences = buffer.add(text)
+        spoken = [self._read_out(sentence) for sentence in sentences]
+        tail = self._read_out(buffer.text) if len(buffer) else 0
+        self._check_spoken(len(text), sum(spoken) + tail)
+        self._buffer, self._tail_spoken = buffer, tail
+        self._enqueue(sentences, spoken)
 
-    def _enqueue(self, sentences: list[str]) -> None:
-        for text in sentences:
-            self._queue.put_nowait(_Sentence(self._next_id, text, self._voice, self._speed))
+    def _read_out(self, text: str) -> int:
+        """``text``'s characters as read out by the session's voice (its own length if it cannot be read)."""
+        voice = self._state.voices.get(self._voice)
+        assert voice is not None
+        try:
+            return read_out_length(text, voice.config, self._state.config.synthesis.ssml)
+        except TextError:  # bad SSML: refused with its own error when its turn comes
+            return len(text)
+
+    def _check_spoken(self, sent: int, after: int) -> None:
+        """Refuse text that would make more than ``max_spoken_chars`` wait as read out (``after``: with it).
+
+        Reading expands text (digits about 5 times, some symbols 28), so the limit on
+        characters sent alone would let one client queue hours of speech.
+        """
+        limit = self._state.config.synthesis.max_spoken_chars
+        if self._queued_spoken + after > limit:
+            waiting = self._queued_spoken + self._tail_spoken
+            raise ApiError(429, f"Too much text waiting to be spoken, as read out. Note: this text has {sent} "
+                           f"characters, {after - self._tail_spoken} read out, and {waiting} wait read out; the "
+                           f"limit is {limit} read out. Hint: send less ahead of the speech, or cancel.",
+                           code="backlog_full")
+
+    def _enqueue(self, sentences: list[str], spoken: list[int] | None = None) -> None:
+        if spoken is None:  # flushed: accepted already, counted as the buffer's tail
+            spoken = [self._read_out(text) for text in sentences]
+            self._tail_spoken = 0
+        for text, read in zip(sentences, spoken, strict=True):
+            self._queue.put_nowait(_Sentence(self._next_id, text, self._voice, self._speed, read))
             self._next_id += 1
             self._queued_chars += len(text)
+            self._queued_spoken += read
 
     def _configure(self, data: dict[str, Any]) -> None:
         voice, speed = data.get("voice", self._voice), data.get("speed", self._speed)
@@ -238,7 +275,7 @@ class SpeechSession:
         while not self._queue.empty():
             dropped += isinstance(self._queue.get_nowait(), _Sentence)
         self._buffer.clear()
-        self._queued_chars = 0
+        self._queued_chars = self._queued_spoken = self._tail_spoken = 0
         self._spoken_in_turn = False
         self._start_speaker()
         await self._send_json({"type": "cancelled", "dropped": dropped})
@@ -253,6 +290,7 @@ class SpeechSession:
                 await self._send_json({"type": "done"})
                 continue
             self._queued_chars -= len(item.text)
+            self._queued_spoken -= item.spoken
             self._speaking = True
             try:
                 await self._speak(item)

@@ -328,8 +328,9 @@ class WyomingHandler(AsyncEventHandler):
                     timestamp = piece.chunk.offset_samples * 1000 // rate
                     await self._write(AudioChunk(rate=rate, width=2, channels=1, audio=piece.pcm,
                                                  timestamp=timestamp).event())
-        except TextError as exc:
-            raise ApiError(400, str(exc), code="invalid_text") from exc
+        except TextError as exc:  # too long as read out (max_spoken_chars) is too long, as for characters sent
+            raise ApiError(400, str(exc), code="string_above_max_length" if exc.limit is not None
+                           else "invalid_text") from exc
         except SlowClientError as exc:  # not a synthesis failure: run() drops the client (a TimeoutError)
             log.warning("%s", exc)
             raise
