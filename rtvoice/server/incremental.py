@@ -32,11 +32,6 @@ class SentenceBuffer:
     def __len__(self) -> int:
         return len(self._text)
 
-    @property
-    def text(self) -> str:
-        """The text waiting for its sentence to end."""
-        return self._text
-
     def add(self, text: str) -> list[str]:
         """Append ``text``; return the sentences it completed (possibly none)."""
         self._text += text

@@ -82,7 +82,6 @@ class SpeechSession:
         self._queue: asyncio.Queue[_Sentence | object] = asyncio.Queue()
         self._queued_chars = 0
         self._queued_spoken = 0  # read out, of the queued sentences
-        self._tail_spoken = 0  # read out, of the buffer's unfinished sentence
         self._next_id = 0
         self._spoken_in_turn = False
         self._send_lock = asyncio.Lock()
@@ -216,10 +215,9 @@ class SpeechSession:
             sentences = [text]
         else:
             sentences = buffer.add(text)
-        spoken = [self._read_out(sentence) for sentence in sentences]
-        tail = self._read_out(buffer.text) if len(buffer) else 0
-        self._check_spoken(len(text), sum(spoken) + tail)
-        self._buffer, self._tail_spoken = buffer, tail
+        spoken = [self._read_out(sentence) for sentence in sentences]  # each sentence read out once, here
+        self._check_spoken(len(text), sum(spoken))
+        self._buffer = buffer
         self._enqueue(sentences, spoken)
 
     def _read_out(self, text: str) -> int:
@@ -231,24 +229,24 @@ class SpeechSession:
         except TextError:  # bad SSML: refused with its own error when its turn comes
             return len(text)
 
-    def _check_spoken(self, sent: int, after: int) -> None:
-        """Refuse text that would make more than ``max_spoken_chars`` wait as read out (``after``: with it).
+    def _check_spoken(self, sent: int, added: int) -> None:
+        """Refuse text whose sentences (``added`` read out) would make more than ``max_spoken_chars`` wait.
 
         Reading expands text (digits about 5 times, some symbols 28), so the limit on
-        characters sent alone would let one client queue hours of speech.
+        characters sent alone would let one client queue hours of speech. The unfinished
+        sentence in the buffer counts once it ends (or is flushed, which is never refused):
+        it is at most ``text.sentence_max_chars`` long, and reading it again with every
+        token would cost the event loop up to a millisecond a message.
         """
         limit = self._state.config.synthesis.max_spoken_chars
-        if self._queued_spoken + after > limit:
-            waiting = self._queued_spoken + self._tail_spoken
+        if self._queued_spoken + added > limit:
             raise ApiError(429, f"Too much text waiting to be spoken, as read out. Note: this text has {sent} "
-                           f"characters, {after - self._tail_spoken} read out, and {waiting} wait read out; the "
-                           f"limit is {limit} read out. Hint: send less ahead of the speech, or cancel.",
-                           code="backlog_full")
+                           f"characters, {added} read out, and {self._queued_spoken} wait read out; the limit is "
+                           f"{limit} read out. Hint: send less ahead of the speech, or cancel.", code="backlog_full")
 
     def _enqueue(self, sentences: list[str], spoken: list[int] | None = None) -> None:
-        if spoken is None:  # flushed: accepted already, counted as the buffer's tail
+        if spoken is None:  # flushed: accepted already
             spoken = [self._read_out(text) for text in sentences]
-            self._tail_spoken = 0
         for text, read in zip(sentences, spoken, strict=True):
             self._queue.put_nowait(_Sentence(self._next_id, text, self._voice, self._speed, read))
             self._next_id += 1
@@ -275,7 +273,7 @@ class SpeechSession:
         while not self._queue.empty():
             dropped += isinstance(self._queue.get_nowait(), _Sentence)
         self._buffer.clear()
-        self._queued_chars = self._queued_spoken = self._tail_spoken = 0
+        self._queued_chars = self._queued_spoken = 0
         self._spoken_in_turn = False
         self._start_speaker()
         await self._send_json({"type": "cancelled", "dropped": dropped})
