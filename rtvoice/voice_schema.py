@@ -150,8 +150,10 @@ def _value(hint: Any, value: Any, where: str) -> Any:
 
 
 def _key(key: str) -> str:
-    """A JSON object key as an error message shows it: quoted when empty or holding control characters,
-    so a hostile key cannot break the one-line message."""
+    """A JSON object key as an error message shows it.
+
+    Quoted when empty or holding control characters, so a hostile key cannot break the one-line message.
+    """
     return key if key and key.isprintable() else json.dumps(key)
 
 
