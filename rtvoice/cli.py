@@ -43,14 +43,19 @@ def add_voice_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_synthesis_options(p: argparse.ArgumentParser) -> None:
-    """``--seed``, ``--chunk-frames``, ``--sigma``, ``--max-steps``, ``--rate``: ranges from SynthesisConfig."""
+    """``--seed``, ``--chunk-frames``, ``--sigma``, ``--max-steps``, ``--rate``, ``--max-spoken-chars``.
+
+    Their ranges come from SynthesisConfig, so the CLI and the library agree.
+    """
     from .commands.options import config_number
     from .config import (
         CHUNK_FRAMES_RANGE,
         MAX_DECODER_STEPS_RANGE,
+        MAX_SPOKEN_CHARS,
         RATE_RANGE,
         SEED_RANGE,
         SIGMA_RANGE,
+        SPOKEN_CHARS_RANGE,
         SynthesisConfig,
     )
 
@@ -69,6 +74,10 @@ def add_synthesis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=config_number(SynthesisConfig, "rate", float),
                    help=f"speaking rate, {span(RATE_RANGE)}: 2 says it in half the time at the same pitch "
                         "(voice default if unset, usually 1)")
+    p.add_argument("--max-spoken-chars", type=config_number(SynthesisConfig, "max_spoken_chars"),
+                   default=MAX_SPOKEN_CHARS, metavar="N",
+                   help=f"longest text of one request as read out (\"½\" is 9 characters), {span(SPOKEN_CHARS_RANGE)}; "
+                        f"longer text is refused before any audio (default {MAX_SPOKEN_CHARS})")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

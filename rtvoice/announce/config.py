@@ -178,7 +178,8 @@ class AnnouncerConfig:
         if self.max_payload_bytes < 1 or self.shutdown_grace_s < 0 or self.flush_timeout_s < 0:
             raise ConfigError("Limits and timeouts must not be negative.")
         if self.max_queued < 1:
-            raise ConfigError(f"max_queued must be at least 1, got {self.max_queued}.")
+            raise ConfigError(f"max_queued (--max-queued) must be at least 1, got {self.max_queued}.",
+                              option="--max-queued")
         if self.audio_format not in ("wav", "parts"):
             raise ConfigError(f"Audio format must be 'wav' or 'parts', not {self.audio_format!r}.",
                               option="--audio-format")

@@ -71,6 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     out.add_argument("--max-wav-mb", type=float, default=8.0, metavar="MB",
                      help="largest single WAV message in MiB (default: %(default)s, about 190 s at 22.05 kHz)")
     out.add_argument("--audio-device", help="output device name or index (see: rtvoice devices)")
+    p.add_argument("--max-queued", type=number(int, -math.inf, math.inf), metavar="N",
+                   help="announcements waiting to be spoken (besides the one being spoken); more are refused "
+                        "with queue_full (default: 256, AnnouncerConfig.max_queued)")
     out.add_argument("--shutdown-grace", type=number(float, 0.0, math.inf), default=10.0, metavar="S",
                      help="on shutdown, seconds the current announcement may take to finish (default: %(default)s)")
     add_voice_options(p)
@@ -90,13 +93,16 @@ def announcer_config(args: argparse.Namespace) -> AnnouncerConfig:
         tls=True if args.tls else None, tls_ca_file=args.tls_ca, client_id=args.client_id,
         protocol=args.protocol, session_expiry_s=args.session_expiry)
     optional: dict[str, Any] = {"prefix": args.prefix} if args.prefix is not None else {}
+    if args.max_queued is not None:  # checked by AnnouncerConfig (at least 1): one line, exit 2
+        optional["max_queued"] = args.max_queued
     return AnnouncerConfig(
         broker, **optional, group=args.group, hermes=args.hermes, site_ids=tuple(dict.fromkeys(args.site_id)),
         publish_audio=args.publish_audio, audio_format=args.audio_format,
         max_wav_bytes=_mib(args.max_wav_mb), shutdown_grace_s=args.shutdown_grace,
         keep_session=args.client_id is not None,
         synthesis=SynthesisConfig(seed=args.seed, chunk_frames=args.chunk_frames, sigma=args.sigma,
-                                  max_decoder_steps=args.max_steps, rate=args.rate))
+                                  max_decoder_steps=args.max_steps, rate=args.rate,
+                                  max_spoken_chars=args.max_spoken_chars))
 
 
 def _mib(value: float) -> int:

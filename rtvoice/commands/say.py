@@ -47,7 +47,7 @@ def synthesis_config(args: argparse.Namespace) -> SynthesisConfig:
     """The per-request settings named on the command line."""
     return SynthesisConfig(seed=args.seed, chunk_frames=args.chunk_frames, sigma=args.sigma,
                            max_decoder_steps=args.max_steps, rate=args.rate, volume=args.volume,
-                           ssml=True if args.ssml else None)
+                           ssml=True if args.ssml else None, max_spoken_chars=args.max_spoken_chars)
 
 
 def read_text(arg: str) -> str:

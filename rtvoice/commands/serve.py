@@ -19,9 +19,12 @@ from ..server.config import (
     IDLE_TIMEOUT_S,
     KEEP_ALIVE_TIMEOUT_S,
     MAX_ACTIVE_STREAMS,
+    MAX_CONNECTIONS,
     MAX_CONNECTIONS_PER_CLIENT,
     MAX_INPUT_CHARS,
+    MAX_QUEUED_TURNS,
     MAX_STREAMS_PER_CLIENT,
+    MIN_CLIENT_SPEED,
     SEND_TIMEOUT_S,
     LimitsConfig,
     ServerConfig,
@@ -53,6 +56,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--max-connections-per-client", type=config_number(LimitsConfig, "max_connections_per_client"),
                    default=MAX_CONNECTIONS_PER_CLIENT, metavar="N",
                    help="open connections per client address (HTTP port and Wyoming port each); more are closed")
+    p.add_argument("--max-connections", type=config_number(LimitsConfig, "max_connections"),
+                   default=MAX_CONNECTIONS, metavar="N",
+                   help="open connections over all clients (HTTP/WebSocket port and Wyoming port each); more get 503")
+    p.add_argument("--max-queued-turns", type=config_number(LimitsConfig, "max_queued_turns"),
+                   default=MAX_QUEUED_TURNS, metavar="N",
+                   help="sentences and ends one WebSocket session may have waiting to be spoken; "
+                        "an end beyond gets backlog_full")
     add_timeout_options(p)
     add_voice_options(p)
     p.add_argument("--voice-alias", action="append", default=[], type=voice_alias, metavar="NAME=VOICE",
@@ -84,6 +94,10 @@ def add_timeout_options(p: argparse.ArgumentParser) -> None:
                         "nothing is spoken for it")
     p.add_argument("--send-timeout", type=seconds["send_timeout_s"], default=SEND_TIMEOUT_S, metavar="S",
                    help="drop a client that takes over S seconds to accept a chunk of audio")
+    p.add_argument("--min-client-speed", type=config_number(LimitsConfig, "min_client_speed", float),
+                   default=MIN_CLIENT_SPEED, metavar="X",
+                   help="how fast, against real time, a client must take a synthesis's audio: one that falls "
+                        "over --send-timeout behind is dropped")
     p.add_argument("--wyoming-allow", action="append", type=network, metavar="NET",
                    help="let Wyoming clients from NET (e.g. 192.168.1.0/24) in, repeatable; default: everyone, "
                         "but only this machine when --token is set (Wyoming has no authentication)")
@@ -110,10 +124,12 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         voice=Path(args.voice) if args.voice else None, voices_dir=args.voices_dir, backend=args.backend,
         device=args.device, host=args.host, port=args.port, wyoming_port=args.wyoming_port, token=args.token or None,
         synthesis=SynthesisConfig(seed=args.seed, chunk_frames=args.chunk_frames, sigma=args.sigma, rate=args.rate,
-                                  max_decoder_steps=args.max_steps),
+                                  max_decoder_steps=args.max_steps, max_spoken_chars=args.max_spoken_chars),
         limits=LimitsConfig(max_input_chars=args.max_input_chars, max_streams_per_client=args.max_streams_per_client,
                             max_active_streams=args.max_active_streams,
                             max_connections_per_client=args.max_connections_per_client,
+                            max_connections=args.max_connections, max_queued_turns=args.max_queued_turns,
+                            min_client_speed=args.min_client_speed,
                             **{field: getattr(args, option) for option, field in TIMEOUTS.items()}),
         wyoming_allow=tuple(args.wyoming_allow) if args.wyoming_allow else None,
         voice_aliases=tuple(args.voice_alias),

@@ -70,6 +70,7 @@ def test_out_to_a_full_disk_is_one_line(fmt: str, tiny_voice_dir: Path) -> None:
     ("--chunk-frames", "-5"), ("--chunk-frames", "0"),
     ("--max-steps", "100000000"), ("--max-steps", "0"),
     ("--sigma", "nan"), ("--sigma", "1e10"), ("--sigma", "inf"), ("--sigma", "-0.1"),
+    ("--max-spoken-chars", "0"), ("--max-spoken-chars", "100000001"), ("--max-spoken-chars", "x"),
 ])
 def test_numbers_out_of_range_are_refused_at_parse_time(option: str, value: str, tmp_path: Path) -> None:
     out = tmp_path / "x.wav"
@@ -160,10 +161,31 @@ def test_graph_paths_outside_the_voice_folder_are_refused(graph: str, tiny_voice
     ["bench", "--steps", "100000000"],
     ["bench", "--vocoder-batch", "0"],
     ["repl", "--max-steps", "0"],
+    ["repl", "--max-spoken-chars", "0"],
+    ["mqtt", "--max-spoken-chars", "-1"],
+    ["mqtt", "--max-queued", "many"],
+    ["serve", "--max-spoken-chars", "0"],
+    ["serve", "--max-connections", "0"],
+    ["serve", "--max-queued-turns", "0"],
+    ["serve", "--min-client-speed", "0"],
+    ["serve", "--min-client-speed", "nan"],
 ])
 def test_server_daemon_and_bench_options_are_checked_at_parse_time(args: list[str]) -> None:
     run = rtvoice(*args, timeout=60)
     assert_one_line_error(run, "argument " + args[1])
+
+
+def test_max_spoken_chars_reaches_synthesis(tiny_voice_dir: Path, tmp_path: Path) -> None:
+    """``say --max-spoken-chars N``: text longer than N read out is refused in one line, nothing written."""
+    out = tmp_path / "x.wav"
+    refused = rtvoice("say", "One half is 1/2.", "--out", str(out), *cpu(tiny_voice_dir), "--max-steps", "12",
+                      "--max-spoken-chars", "10")
+    assert_one_line_error(refused, "10")
+    assert not out.exists()
+    taken = rtvoice("say", "Hi.", "--out", str(out), *cpu(tiny_voice_dir), "--max-steps", "12",
+                    "--max-spoken-chars", "10")
+    assert taken.returncode == 0, taken.stderr
+    assert out.stat().st_size > 44
 
 
 def test_a_voice_is_named_or_a_path(tiny_voice_dir: Path, tmp_path: Path) -> None:

@@ -77,3 +77,40 @@ async def test_sigkill_leaves_the_last_will(broker: Mosquitto, tiny_voice_dir: P
     async with recorder(f"{prefix}status") as late:  # retained for whoever asks later
         await late.wait_for(lambda: bool(late.messages))
     assert [(m.payload, m.retain) for m in late.messages] == [(b"offline", True)]
+
+
+def test_max_queued_and_max_spoken_chars_options_reach_the_config() -> None:
+    from rtvoice.announce import AnnouncerConfig
+    from rtvoice.cli import build_parser
+    from rtvoice.commands.mqtt import announcer_config
+
+    config = announcer_config(build_parser().parse_args(["mqtt", "--max-queued", "3", "--max-spoken-chars", "40"]))
+    assert config.max_queued == 3 and config.synthesis.max_spoken_chars == 40
+    default = announcer_config(build_parser().parse_args(["mqtt"]))
+    assert default.max_queued == AnnouncerConfig(default.broker).max_queued
+
+
+def test_a_bad_max_queued_is_one_line_and_exit_2() -> None:
+    """Refused by AnnouncerConfig's own check, before any broker or voice is touched."""
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-m", "rtvoice", "mqtt", "--max-queued", "0", "--broker",
+                             "mqtt://127.0.0.1:1"], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines() == ["error: max_queued (--max-queued) must be at least 1, got 0."]
+
+
+async def test_max_queued_refuses_announcements_beyond_it(broker: Mosquitto, tiny_voice_dir: Path,
+                                                         recorder: Callable[..., Recorder]) -> None:
+    prefix = f"cli{uuid.uuid4().hex[:6]}/"
+    async with recorder(f"{prefix}#") as rec, daemon(broker, tiny_voice_dir, prefix, "--max-queued", "1") as process:
+        await rec.wait_for(lambda: any(m.payload == b"online" for m in rec.on(f"{prefix}status")), timeout=60)
+        await rec.publish(f"{prefix}say", json.dumps({"text": LONG, "id": "current"}))
+        await rec.wait_events(prefix, "started", {"current"})
+        for ident in ("waits", "refused"):
+            await rec.publish(f"{prefix}say", json.dumps({"text": "Queued.", "id": ident}))
+        await rec.wait_events(prefix, "failed", {"refused"}, timeout=60)
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 60) == 0
+    failed = {e["id"]: e["reason"] for e in rec.events(prefix, "failed")}
+    assert failed["refused"] == "queue_full" and failed.get("waits") != "queue_full", failed

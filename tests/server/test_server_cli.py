@@ -48,22 +48,31 @@ def test_serve_command_reports_a_missing_voices_folder_in_one_line(tmp_path: Pat
 def test_serve_options_set_every_timeout_and_the_wyoming_allow_list() -> None:
     from rtvoice.cli import build_parser
     from rtvoice.commands.serve import server_config
+    from rtvoice.config import MAX_SPOKEN_CHARS
+    from rtvoice.server.config import LimitsConfig
 
     args = build_parser().parse_args([
         "serve", "--header-timeout", "2", "--body-timeout", "3", "--keep-alive-timeout", "4", "--idle-timeout", "5",
         "--send-timeout", "6", "--wyoming-allow", "192.168.1.0/24", "--wyoming-allow", "10.0.0.5",
-        "--max-connections-per-client", "7"])
+        "--max-connections-per-client", "7", "--max-connections", "8", "--max-queued-turns", "9",
+        "--min-client-speed", "0.5", "--max-spoken-chars", "10"])
     config = server_config(args)
     limits = config.limits
     assert (limits.header_timeout_s, limits.body_timeout_s, limits.keep_alive_timeout_s, limits.idle_timeout_s,
             limits.send_timeout_s, limits.max_connections_per_client) == (2, 3, 4, 5, 6, 7)
+    assert (limits.max_connections, limits.max_queued_turns, limits.min_client_speed) == (8, 9, 0.5)
+    assert config.synthesis.max_spoken_chars == 10
+    defaults = server_config(build_parser().parse_args(["serve"]))
+    assert defaults.limits == LimitsConfig() and defaults.synthesis.max_spoken_chars == MAX_SPOKEN_CHARS
     assert config.wyoming_allow == ("192.168.1.0/24", "10.0.0.5")
     assert server_config(build_parser().parse_args(["serve"])).wyoming_allow is None
 
 
 def test_serve_refuses_a_bad_timeout_or_network_in_one_line() -> None:
     for option, value in [("--idle-timeout", "0"), ("--body-timeout", "nan"), ("--wyoming-allow", "kitchen"),
-                          ("--max-connections-per-client", "0")]:
+                          ("--max-connections-per-client", "0"), ("--max-connections", "0"),
+                          ("--max-queued-turns", "-3"), ("--min-client-speed", "0"), ("--min-client-speed", "inf"),
+                          ("--max-spoken-chars", "0")]:
         result = subprocess.run([sys.executable, "-m", "rtvoice", "serve", option, value], capture_output=True,
                                 text=True, timeout=60)
         assert result.returncode == 2 and "Traceback" not in result.stderr
