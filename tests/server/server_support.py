@@ -18,12 +18,16 @@ from typing import Any
 import httpx
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
+from wyoming.client import AsyncTcpClient
+from wyoming.event import Event
 
 from rtvoice.server import ServerConfig, uvicorn_config
 
 TOKEN = "test-token"
 #: The tiny random voice never stops on its own; a short cap keeps every synthesis quick.
 MAX_STEPS = 24
+SENTENCE_BYTES = 2 * MAX_STEPS * 256
+"""PCM bytes of one sentence at the test voice's step limit (16-bit samples, 256 a frame)."""
 
 
 @dataclass
@@ -191,3 +195,20 @@ def read_until_closed(sock: socket.socket, limit_s: float) -> tuple[bytes, float
     except TimeoutError:
         raise AssertionError(f"the server still held the connection after {limit_s} s") from None
     return received, time.monotonic() - start
+
+
+def wyoming_client(server: LiveServer) -> AsyncTcpClient:
+    """A Wyoming client of the live server's Wyoming port."""
+    assert server.wyoming_port is not None
+    return AsyncTcpClient("127.0.0.1", server.wyoming_port, connect_timeout=5, read_timeout=20)
+
+
+async def read_until(wyoming: AsyncTcpClient, *types: str) -> list[Event]:
+    """Wyoming events up to and including the first of ``types``; the server must not close first."""
+    events = []
+    while True:
+        event = await wyoming.read_event()
+        assert event is not None, "server closed the connection"
+        events.append(event)
+        if event.type in types:
+            return events

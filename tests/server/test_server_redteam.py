@@ -18,40 +18,23 @@ from dataclasses import replace
 import httpx
 import pytest
 from server_support import (
-    MAX_STEPS,
+    SENTENCE_BYTES,
     LiveServer,
     free_port,
+    read_until,
     read_until_closed,
     start_server,
     stop_server,
+    wyoming_client,
     wyoming_events_in,
 )
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 from wyoming.audio import AudioChunk, AudioStop
-from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
-from wyoming.event import Event
 from wyoming.tts import SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
 
 from rtvoice.server import LimitsConfig, ServerConfig
-
-SENTENCE_BYTES = 2 * MAX_STEPS * 256
-
-
-def wyoming_client(server: LiveServer) -> AsyncTcpClient:
-    assert server.wyoming_port is not None
-    return AsyncTcpClient("127.0.0.1", server.wyoming_port, connect_timeout=5, read_timeout=20)
-
-
-async def read_until(wyoming: AsyncTcpClient, *types: str) -> list[Event]:
-    events = []
-    while True:
-        event = await wyoming.read_event()
-        assert event is not None, "server closed the connection"
-        events.append(event)
-        if event.type in types:
-            return events
 
 
 @pytest.fixture(scope="module")

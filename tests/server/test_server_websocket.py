@@ -7,11 +7,9 @@ import json
 from typing import Any
 
 import pytest
-from server_support import MAX_STEPS, LiveServer
+from server_support import SENTENCE_BYTES, LiveServer
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-
-SENTENCE_BYTES = 2 * MAX_STEPS * 256
 
 
 async def events_until(ws: ClientConnection, last: str, timeout_s: float = 20.0) -> list[Any]:

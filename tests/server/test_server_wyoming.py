@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-from server_support import MAX_STEPS, LiveServer
+from server_support import SENTENCE_BYTES, LiveServer, read_until, wyoming_client
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
-from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.info import Describe, Info
@@ -20,26 +19,9 @@ from wyoming.tts import (
     SynthesizeVoice,
 )
 
-SENTENCE_BYTES = 2 * MAX_STEPS * 256
-
-
-def client(server: LiveServer) -> AsyncTcpClient:
-    assert server.wyoming_port is not None
-    return AsyncTcpClient("127.0.0.1", server.wyoming_port, connect_timeout=5, read_timeout=20)
-
-
-async def read_until(wyoming: AsyncTcpClient, *types: str) -> list[Event]:
-    events = []
-    while True:
-        event = await wyoming.read_event()
-        assert event is not None, "server closed the connection"
-        events.append(event)
-        if event.type in types:
-            return events
-
 
 async def test_describe_answers_info_with_the_voices(server: LiveServer) -> None:
-    async with client(server) as wyoming:
+    async with wyoming_client(server) as wyoming:
         await wyoming.write_event(Describe().event())
         event = await wyoming.read_event()
     assert event is not None and Info.is_type(event.type)
@@ -51,7 +33,7 @@ async def test_describe_answers_info_with_the_voices(server: LiveServer) -> None
 
 
 async def test_synthesize_streams_audio_start_chunks_stop(server: LiveServer) -> None:
-    async with client(server) as wyoming:
+    async with wyoming_client(server) as wyoming:
         await wyoming.write_event(Synthesize(text="Hello there. How are you?",
                                              voice=SynthesizeVoice(name="tiny")).event())
         events = await read_until(wyoming, AudioStop().event().type)
@@ -65,7 +47,7 @@ async def test_synthesize_streams_audio_start_chunks_stop(server: LiveServer) ->
 
 
 async def test_streaming_text_speaks_each_sentence_as_it_completes(server: LiveServer) -> None:
-    async with client(server) as wyoming:
+    async with wyoming_client(server) as wyoming:
         await wyoming.write_event(SynthesizeStart(voice=SynthesizeVoice(name="tiny")).event())
         for piece in ("Hello", " there.", " How"):
             await wyoming.write_event(SynthesizeChunk(text=piece).event())
@@ -82,7 +64,7 @@ async def test_streaming_text_speaks_each_sentence_as_it_completes(server: LiveS
 
 
 async def test_refusals_are_error_events_and_the_connection_stays(server: LiveServer) -> None:
-    async with client(server) as wyoming:
+    async with wyoming_client(server) as wyoming:
         for event in (Synthesize(text="Hi.", voice=SynthesizeVoice(name="../etc")).event(),
                       Synthesize(text="x" * 5000).event(),
                       Event(type="synthesize", data={"text": 42}),
@@ -111,7 +93,7 @@ async def test_broken_framing_closes_only_that_connection(server: LiveServer) ->
         first = json.loads(rest.split(b"\n", 1)[0])
         assert first["type"] == "error", header[:40]
         assert b"invalid_event" in rest
-    async with client(server) as wyoming:  # the listener is fine
+    async with wyoming_client(server) as wyoming:  # the listener is fine
         await wyoming.write_event(Describe().event())
         event = await wyoming.read_event()
         assert event is not None and Info.is_type(event.type)
