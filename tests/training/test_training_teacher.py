@@ -205,13 +205,23 @@ def test_numpy_synthesis_matches_piper_itself(tmp_path: Path) -> None:
         np.testing.assert_array_equal(a, b)
 
 
+def refused_on_cuda(tmp_path: Path, model: Path, caplog: pytest.LogCaptureFixture) -> list[str]:
+    """``teacher make --teacher-device cuda`` on ``model``: it must exit 2 having made nothing; its ERROR lines."""
+    from training.teacher_cli import corpus_rows, main
+
+    texts = sorted({r.text for r in corpus_rows()})
+    save_phonemes(tmp_path / "phonemes.npz", texts, [fake_ids(t) for t in texts])
+    code = main(["make", "--model", str(model), "--phonemes", str(tmp_path / "phonemes.npz"), "--out",
+                 str(tmp_path / "data"), "--limit", "4", "--teacher-device", "cuda", "--jobs", "1"])
+    assert code == 2 and not (tmp_path / "data").exists()
+    return [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+
+
 def test_the_teacher_runs_on_cuda_only_where_onnxruntime_has_it(tmp_path: Path,
                                                                 caplog: pytest.LogCaptureFixture) -> None:
     import onnxruntime as ort
 
     from training.teacher import teacher_providers
-    from training.teacher_cli import corpus_rows, main
-
     assert teacher_providers("cpu") == ["CPUExecutionProvider"]
     with pytest.raises(ValueError, match="cpu or cuda"):
         teacher_providers("rocm")
@@ -222,12 +232,7 @@ def test_the_teacher_runs_on_cuda_only_where_onnxruntime_has_it(tmp_path: Path,
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this onnxruntime has CUDA")
     model = stand_in_model(tmp_path / "piper.onnx")
-    texts = sorted({r.text for r in corpus_rows()})
-    save_phonemes(tmp_path / "phonemes.npz", texts, [fake_ids(t) for t in texts])
-    code = main(["make", "--model", str(model), "--phonemes", str(tmp_path / "phonemes.npz"), "--out",
-                 str(tmp_path / "data"), "--limit", "4", "--teacher-device", "cuda", "--jobs", "1"])
-    assert code == 2 and not (tmp_path / "data").exists()
-    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    errors = refused_on_cuda(tmp_path, model, caplog)
     assert len(errors) == 1 and "CUDAExecutionProvider" in errors[0] and "\n" not in errors[0], errors
 
 
@@ -242,8 +247,6 @@ def test_a_cuda_provider_that_does_not_start_is_an_error_not_a_silent_cpu_run(
     """
     import onnxruntime as ort
 
-    from training.teacher_cli import corpus_rows, main
-
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this onnxruntime has CUDA")
     listed = [*ort.get_available_providers(), "CUDAExecutionProvider"]
@@ -252,10 +255,5 @@ def test_a_cuda_provider_that_does_not_start_is_an_error_not_a_silent_cpu_run(
     with pytest.raises(RuntimeError, match="could not start CUDAExecutionProvider") as caught:
         PiperTeacher(model=str(model), phonemes="p", provider="cuda").session()
     assert "\n" not in str(caught.value)
-    texts = sorted({r.text for r in corpus_rows()})
-    save_phonemes(tmp_path / "phonemes.npz", texts, [fake_ids(t) for t in texts])
-    code = main(["make", "--model", str(model), "--phonemes", str(tmp_path / "phonemes.npz"), "--out",
-                 str(tmp_path / "data"), "--limit", "4", "--teacher-device", "cuda", "--jobs", "1"])
-    assert code == 2 and not (tmp_path / "data").exists()
-    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    errors = refused_on_cuda(tmp_path, model, caplog)
     assert len(errors) == 1 and "could not start CUDAExecutionProvider" in errors[0] and "\n" not in errors[0], errors
