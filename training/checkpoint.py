@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -138,15 +139,49 @@ def save_half(src: Path, name: str, dst: Path) -> list[Path]:
     return save(model, dst / f"{name}.pt")
 
 
+def from_history(folder: Path, name: str) -> int:
+    """Write the newest ``folder/NAME.pt`` that git history holds, unless ``folder`` has a later one.
+
+    Why: the natural WaveGlow does not fit a GPU call beside the tracked tree and the teacher, so
+    it is committed once and untracked in the next commit. It then lives in main's history
+    (every clone has it) while the working tree, which each call carries, stays small; a new
+    dev machine gets it back with this. Returns the iteration now in ``folder`` (-1: none).
+    """
+    path = folder.resolve() / f"{name}.pt"
+    top = Path(subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=folder, check=True,
+                              capture_output=True, text=True).stdout.strip())
+    rel = path.relative_to(top).as_posix()
+    commits = subprocess.run(["git", "log", "--format=%H", "--", rel], cwd=top, check=True,
+                             capture_output=True, text=True).stdout.split()
+    for commit in commits:  # newest first; a commit that removed the file has none to show
+        shown = subprocess.run(["git", "show", f"{commit}:{rel}"], cwd=top, capture_output=True)
+        if shown.returncode != 0:
+            continue
+        found = int(torch.load(io.BytesIO(shown.stdout), map_location="cpu", weights_only=False)["iteration"])
+        here = iteration_of(folder, name)
+        if found > here:
+            tmp = path.with_suffix(".pt.tmp")
+            tmp.write_bytes(shown.stdout)
+            os.replace(tmp, path)
+            log.info("%s: iteration %d from commit %s", path, found, commit[:10])
+            return found
+        log.info("%s: iteration %d already, history holds %d (commit %s)", path, here, found, commit[:10])
+        return here
+    log.info("%s: git history holds no %s", path, rel)
+    return iteration_of(folder, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m training.checkpoint newest NAME DIR...``: print the DIR holding the latest NAME.
 
     ``python -m training.checkpoint half NAME SRC DST``: SRC's NAME.pt with float16 weights into DST.
+
+    ``python -m training.checkpoint history NAME DIR``: DIR's newest NAME.pt from git history.
     """
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m training.checkpoint")
-    p.add_argument("command", choices=("newest", "half"))
+    p.add_argument("command", choices=("newest", "half", "history"))
     p.add_argument("name")
     p.add_argument("folders", nargs="+", type=Path)
     args = p.parse_args(argv)
@@ -154,6 +189,13 @@ def main(argv: list[str] | None = None) -> int:
         if len(args.folders) != 2:
             p.error("half takes NAME SRC DST")
         print(sizes(save_half(args.folders[0], args.name, args.folders[1])))
+        return 0
+    if args.command == "history":
+        if len(args.folders) != 1:
+            p.error("history takes NAME DIR")
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        it = from_history(args.folders[0], args.name)
+        print(f"{args.folders[0]}: {args.name} at iteration {it}" if it >= 0 else f"{args.folders[0]}: no {args.name}")
         return 0
     found = [(iteration_of(f, args.name), -i, f) for i, f in enumerate(args.folders)]
     best = max(found)

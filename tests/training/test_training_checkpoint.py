@@ -58,3 +58,35 @@ def test_training_checkpoint_loads_with_rtvoice_reader(tmp_path: Path) -> None:
                      "history": {"train/mel": [(1, 2.0)]}}, tmp_path / "tacotron2.pt")
     loaded = load_tacotron2(tmp_path / "tacotron2.pt")
     assert loaded.params == PRESETS["tiny"]
+
+
+def test_training_checkpoint_from_history_restores_an_untracked_checkpoint(tmp_path: Path) -> None:
+    """Committed once, then untracked: a fresh clone's working tree lacks it, history gives it back."""
+    import subprocess
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("config", "user.email", "t@example.com")
+    git("config", "user.name", "t")
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    for iteration in (5, 9):  # two sessions, each committing then untracking its checkpoint
+        checkpoint.save({"state_dict": {"w": torch.full((2,), float(iteration))}, "iteration": iteration},
+                        folder / "waveglow.pt")
+        git("add", "-f", "ckpt/waveglow.pt")
+        git("commit", "-qm", f"waveglow {iteration}")
+        git("rm", "-q", "--cached", "ckpt/waveglow.pt")
+        git("commit", "-qm", "untrack")
+    (folder / "waveglow.pt").unlink()
+    assert checkpoint.main(["history", "waveglow", str(folder)]) == 0
+    back = checkpoint.load(folder / "waveglow.pt")
+    assert back["iteration"] == 9 and torch.equal(back["state_dict"]["w"], torch.full((2,), 9.0))
+    # A later local checkpoint is kept, not stepped back to the committed one.
+    checkpoint.save({"state_dict": {"w": torch.zeros(2)}, "iteration": 12}, folder / "waveglow.pt")
+    assert checkpoint.from_history(folder, "waveglow") == 12
+    assert checkpoint.load(folder / "waveglow.pt")["iteration"] == 12
+    # Nothing in history: nothing written, -1.
+    assert checkpoint.from_history(folder, "tacotron2") == -1
+    assert not (folder / "tacotron2.pt").exists()
