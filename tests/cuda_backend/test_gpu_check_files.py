@@ -8,6 +8,7 @@ without a GPU), so the files counted are those of the script's real, non-dry pat
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -38,3 +39,31 @@ def test_a_full_gpu_check_run_leaves_no_more_files_than_the_device_brings_back(t
     assert len(files) <= DEVICE_FILES_BACK, files
     for stage in ("env", "voices", "parity", "bench", "sweep", "engine", "summary"):
         assert f"{stage}.json" in files
+
+
+@pytest.mark.timeout(300)
+def test_the_table_run_takes_the_sweeps_place_among_the_files(tmp_path: Path) -> None:
+    """ENGINE_BENCH=1 adds table.json (issue 26's table) and skips the sweep, so 8 files still come back.
+
+    Its table stage runs the dry plan (the tiny voice on the CPU) through the wrapper; the
+    summary holds the table too, in case a file were left out.
+    """
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxconverter_common")
+    wrapper = tmp_path / "python3"
+    wrapper.write_text('#!/bin/sh\ncase "$1" in tools/gpu/cuda_backend_check.py) exec "$REAL_PYTHON" "$@" --dry-run;; '
+                       'esac\nexec "$REAL_PYTHON" "$@"\n')
+    wrapper.chmod(0o755)
+    out = tmp_path / "out"
+    env = {**os.environ, "OUT": str(out), "PYTHON": str(wrapper), "REAL_PYTHON": sys.executable, "ENGINE_BENCH": "1"}
+    env.pop("SWEEP", None)
+    done = subprocess.run(["bash", str(ROOT / "tools" / "gpu" / "cuda_backend_check.sh")], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=280)
+    log = (out / "cuda_check.log").read_text()
+    assert done.returncode == 0 and "finished" in log, log[-3000:] + done.stderr[-2000:]
+    assert "== table" in log and "== sweep" not in log and "== pytest" in log
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert len(files) <= DEVICE_FILES_BACK, files
+    assert "table.json" in files and "sweep.json" not in files
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["table"]["rows"]) == {"cuda", "onnxruntime", "cuda_fp16", "torch_fp16"}, summary["table"]

@@ -22,6 +22,9 @@ Stages (tools/gpu/cuda_backend_check.sh runs each under its own timeout):
            (needs onnxruntime-gpu); then once without force_steps: the gate stop (on the device
            in persistent mode), steps decoded per mode, persistent's audio equal to phases';
            within its own time budget (tools/gpu/engine_timing.py)
+  table    issue 26's target table (ENGINE_BENCH=1 in cuda_backend_check.sh): the full-size voice
+           with WaveGlow 512 on the cuda backend, ONNX Runtime CUDA and PyTorch fp16, one stream
+           and the most streams within TTFA p99 150 ms, in $TABLE_BUDGET_S (tools/gpu/issue_table.py)
   summary  the figures that matter from the stages above, in OUT/summary.json
 Each stage writes OUT/<stage>.json as it goes, so a stage cut off by its timeout leaves
 what it had. --dry-run does everything but CUDA calls (what the CPU tests run).
@@ -416,6 +419,17 @@ def stage_engine(report: Report, dry: bool) -> None:
     engine_runs(report, VOICES, open_voice, timing_event, time.monotonic() + ENGINE_BUDGET_S)
 
 
+def stage_table(report: Report, dry: bool) -> None:
+    """Issue 26's table (tools/gpu/issue_table.py); a dry run times the tiny voice on the CPU instead."""
+    import dataclasses
+    import os
+
+    from issue_table import DRY_PLAN, GPU_PLAN, run_table
+
+    plan = dataclasses.replace(DRY_PLAN, voice=str(VOICES["tiny"]), fp16_voice=str(WORK / "table" / "tiny-fp16"))
+    run_table(report, plan if dry else GPU_PLAN, float(os.environ.get("TABLE_BUDGET_S", "400")), WORK / "table")
+
+
 def stage_summary(report: Report, dry: bool) -> None:
     """The figures that matter, from the other stages' JSON, in one place."""
     out = report.path.parent
@@ -444,10 +458,13 @@ def stage_summary(report: Report, dry: bool) -> None:
     report.add("unforced_persistent_equals_phases", {k: v for k, v in engine.items()
                                                      if k.endswith("_unforced_persistent_equals_phases")})
     report.add("engine", engine)
+    if "table" in data:  # here too, in case the table's own file is left out
+        report.add("table", {k: v for k, v in data["table"].items() if k not in ("stage", "started")})
 
 
 STAGES = {"env": stage_env, "voices": stage_voices, "parity": stage_parity, "bench": stage_bench,
-          "sweep": stage_sweep, "engine": stage_engine, "summary": stage_summary}
+          "sweep": stage_sweep, "engine": stage_engine, "table": stage_table,
+          "summary": stage_summary}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Issue 26's GPU run: the cuda backend's kernels compiled, checked and timed (limits add up to 8.5 minutes; most stages end well before theirs).
+# Issue 26's GPU run: the cuda backend's kernels compiled, checked and timed (limits add up to 500 s; most stages end well before theirs).
 # Each stage has its own timeout and writes $OUT/<stage>.json as it goes; $OUT/cuda_check.log
 # has everything printed. Usage (one device call): bash tools/gpu/cuda_backend_check.sh
-# Pass --dry-run to do everything except CUDA calls (the CPU tests do). ENGINE_BENCH=1 adds the
-# whole-engine bench (rtvoice bench --backend cuda vs onnxruntime), a few minutes more.
+# Pass --dry-run to do everything except CUDA calls (the CPU tests do). ENGINE_BENCH=1 adds issue
+# 26's target table (the table stage: tools/gpu/issue_table.py), in what is left of CALL_S (570 s)
+# after the other stages, less 75 s for the summary and the tests; it skips the sweep unless SWEEP=1.
 set -u
+start=$(date +%s)
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/cuda-check-out}
 mkdir -p "$OUT"
@@ -14,6 +16,11 @@ log=$OUT/cuda_check.log
 # /tmp/site-ort: onnxruntime-gpu staged by tools/gpu/ort_stage.py (install), ahead of the image's CPU-only 1.30
 export PYTHONPATH=/tmp/site-ort:/tmp/site:$PWD PYTHONUNBUFFERED=1 RTVOICE_KERNEL_CACHE=/tmp/rtvoice-cuda-check/kernel-cache
 PY=${PYTHON:-python3}
+# small wheels carried beside the tree (gpu-stage/wheels: onnxconverter-common for the table's fp16
+# rows), into /tmp/site on the GPU machine only (nvidia-smi there), never into a CPU test's machine
+if ls gpu-stage/wheels/*.whl > /dev/null 2>&1 && command -v nvidia-smi > /dev/null && [ "${1:-}" != "--dry-run" ]; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/site gpu-stage/wheels/*.whl >> "$log" 2>&1
+fi
 { date -u; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1; } >> "$log"
 # rtvoice's own pure-Python dependencies (num2words, anyascii, defusedxml) must import here:
 # the carried .device/wheels provide them on the GPU machine.
@@ -28,8 +35,14 @@ stage env 45 "$@"
 stage voices 40 "$@"
 stage parity 70 "$@"
 stage bench 75 "$@"
-[ "${SWEEP:-1}" = 0 ] || stage sweep 140 "$@"  # the kernel shapes side by side (SWEEP=0 skips it)
+sweep=1; [ "${ENGINE_BENCH:-0}" = 1 ] && sweep=0  # 8 files come back: table.json takes sweep.json's place
+[ "${SWEEP:-$sweep}" = 0 ] || stage sweep 140 "$@"  # the kernel shapes side by side (SWEEP=0 skips it)
 stage engine 70 "$@"
+if [ "${ENGINE_BENCH:-0}" = 1 ]; then  # issue 26's table: cuda, ONNX Runtime CUDA, PyTorch fp16; streams per GPU
+  export TABLE_BUDGET_S=$(( ${CALL_S:-570} - ($(date +%s) - start) - 75 ))
+  if [ "$TABLE_BUDGET_S" -ge 60 ]; then stage table $((TABLE_BUDGET_S + 20)) "$@"
+  else echo "== table: skipped, $TABLE_BUDGET_S s left of CALL_S" >> "$log"; fi
+fi
 stage summary 10 "$@"
 # The device brings back at most 8 files from $OUT (the log and the 7 stage JSONs): the rest goes into the log.
 if [ "${1:-}" != "--dry-run" ]; then  # the same checks as GPU tests (tests/cuda_backend/test_cuda_gpu.py)
@@ -37,20 +50,6 @@ if [ "${1:-}" != "--dry-run" ]; then  # the same checks as GPU tests (tests/cuda
   timeout -k 5 50 "$PY" -m pytest tests/cuda_backend/test_cuda_gpu.py -q -p no:cacheprovider -o addopts="" \
     >> "$log" 2>&1
   echo "rc $? (pytest)" >> "$log"
-fi
-# Optional (ENGINE_BENCH=1, +2-4 minutes): the issue's table, whole engine, full-size voice with
-# WaveGlow 512, 602 forced frames of the 128-character phrase: cuda against onnxruntime, same card.
-if [ "${ENGINE_BENCH:-0}" = 1 ] && [ "${1:-}" != "--dry-run" ]; then
-  cp ../shared/data/benchmark-phrase-128.txt /tmp/phrase.txt 2>/dev/null ||
-    echo "The forms of printed letters should be beautiful, and that their arrangement on the page should be reasonable and a help to the" > /tmp/phrase.txt
-  [ -f /tmp/full512/waveglow.onnx ] || timeout 150 "$PY" build_engines.py --random full --waveglow-channels 512 \
-    --out /tmp/full512 --no-parity >> "$log" 2>&1
-  for b in cuda onnxruntime; do
-    echo "== rtvoice bench --backend $b" >> "$log"
-    timeout -k 5 120 "$PY" -m rtvoice bench --voice /tmp/full512 --backend "$b" --device cuda:0 \
-      --text @/tmp/phrase.txt --steps 602 --runs 4 --warmup 1 --json >> "$log" 2>&1
-    echo "rc $? (engine bench $b)" >> "$log"
-  done
 fi
 echo finished >> "$log"
 cat "$OUT/summary.json"
