@@ -31,8 +31,13 @@
 # TEACHER=piper (issue 22; training/README.md, "The natural voice"): the teacher is Piper's
 # en_US-joe-medium, carried as float16 parts in training/carry/teacher (TEACHER_CARRY) and rebuilt
 # in TEACHER_DIR (/tmp/rtvoice-teacher); the corpus is synthesized into training/data-piper with
-# TEACHER_JOBS onnxruntime processes (TEACHER_DEVICE auto: 4 on the GPU where ONNX Runtime has CUDA,
-# else nproc on the CPU) for at most TEACHER_MINUTES; runs live in
+# TEACHER_JOBS onnxruntime processes for at most TEACHER_MINUTES. TEACHER_DEVICE auto: where a CUDA
+# session of ONNX Runtime opens, both (TEACHER_CUDA_JOBS, 4, on the GPU and the cores left but one,
+# 11 of 16, on the CPU, all taking shards from one queue), else nproc on the CPU; cuda or cpu force
+# one device. Why both: on an H100 machine (2026-12-07) 4 CUDA processes made 41 shards of 64
+# sentences in 3 minutes, fewer a minute than 12 CPU processes had made there (132 in 7.3), while 12
+# cores sat idle. The mixed mode has not yet run on a GPU (its log line "teacher processes:" gives
+# each device's share). Runs live in
 # /tmp/rtvoice-natural and resume training/checkpoints-natural; weights go back as float16
 # (HALF_OUT=1). SYNTH_ONLY=1 makes the corpus and trains nothing. PARTIAL=1 (default) trains on the
 # shards finished when TEACHER_MINUTES runs out; PARTIAL=0 then trains nothing.
@@ -94,21 +99,29 @@ if [ "$TEACHER" = piper ]; then
   if [ "$rc" = 3 ]; then echo "teacher incomplete: carry the missing parts next (this call trained nothing)"; exit 0; fi
   [ "$rc" = 0 ] || exit "$rc"
   synth_minutes="${TEACHER_MINUTES:-$(python3 -c "print(max(0.5, $minutes - 2 - ($(date +%s) - $start) / 60))")}"
-  # TEACHER_DEVICE (auto): Piper on the GPU where ONNX Runtime has CUDA (onnxruntime-gpu staged by
-  # tools/gpu/ort_stage.py, PYTHONPATH=/tmp/site-ort), in TEACHER_JOBS (4) processes; else on the CPU.
+  # TEACHER_DEVICE (auto): where ONNX Runtime has CUDA (onnxruntime-gpu staged by tools/gpu/ort_stage.py,
+  # PYTHONPATH=/tmp/site-ort), both: TEACHER_CUDA_JOBS (4) processes on the GPU and the cores left but
+  # one on the CPU, taking shards from one queue; else the CPU alone, nproc processes. cuda (4) and
+  # cpu can be forced. TEACHER_JOBS: the processes in all.
   teacher_device="${TEACHER_DEVICE:-auto}"
-  if [ "$teacher_device" = auto ]; then  # cuda where the CUDA provider starts on the model: onnxruntime-gpu
-    # lists it even where its CUDA libraries do not load, and would then run on the CPU in 4 processes
+  if [ "$teacher_device" = auto ]; then  # both where the CUDA provider starts on the model: onnxruntime-gpu
+    # lists it even where its CUDA libraries do not load, and would then run on the CPU
     teacher_device=cpu
     python3 -c "import sys; from training.teacher import PiperTeacher; PiperTeacher(model=sys.argv[1], phonemes='', provider='cuda').session()" \
-      "$TEACHER_DIR/joe.onnx" > /dev/null 2>&1 && teacher_device=cuda
+      "$TEACHER_DIR/joe.onnx" > /dev/null 2>&1 && teacher_device=both
   fi
-  teacher_jobs="${TEACHER_JOBS:-$([ "$teacher_device" = cuda ] && echo 4 || nproc)}"
-  echo "teacher: Piper on $teacher_device, $teacher_jobs processes"
+  cuda_jobs="${TEACHER_CUDA_JOBS:-4}"
+  case "$teacher_device" in
+    both) teacher_jobs="${TEACHER_JOBS:-$(( cuda_jobs + ($(nproc) - cuda_jobs - 1 > 1 ? $(nproc) - cuda_jobs - 1 : 1) ))}"
+          echo "teacher: Piper on cuda and cpu, $teacher_jobs processes ($cuda_jobs on cuda)" ;;
+    cuda) teacher_jobs="${TEACHER_JOBS:-$cuda_jobs}"; echo "teacher: Piper on cuda, $teacher_jobs processes" ;;
+    *) teacher_jobs="${TEACHER_JOBS:-$(nproc)}"; echo "teacher: Piper on $teacher_device, $teacher_jobs processes" ;;
+  esac
   rc=0
   # shellcheck disable=SC2086
   python3 -m training.teacher make --model "$TEACHER_DIR/joe.onnx" --phonemes "$TEACHER_DIR/phonemes.npz" \
-    --teacher-device "$teacher_device" --jobs "$teacher_jobs" --out "$DATA" --minutes "$synth_minutes" ${DATA_ARGS:-} || rc=$?
+    --teacher-device "$teacher_device" --jobs "$teacher_jobs" --cuda-jobs "$cuda_jobs" --out "$DATA" \
+    --minutes "$synth_minutes" ${DATA_ARGS:-} || rc=$?
   if [ "$rc" = 4 ]; then
     # PARTIAL=1 (the default): train on the shards finished so far (their manifest says
     # "complete": false); the next call on the warm machine still makes the rest first.

@@ -13,6 +13,7 @@ there, in the GPU call (no piper-tts)::
 
     python -m training.teacher unpack --out /tmp/rtvoice-teacher     # float16 parts -> float32 model
     python -m training.teacher make --model /tmp/rtvoice-teacher/joe.onnx --out DATA --jobs 16
+    # or --teacher-device both --jobs 15: 4 processes on CUDA, 11 on the CPU (training/teacher_pool.py)
 
 ``make`` writes the same shards as ``training.data make`` (int16 audio, the runtime's mels,
 rtvoice symbol ids), so the trainers read them unchanged. The student's input is rtvoice's
@@ -39,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from training.espeak import SAMPLE_RATE, trim
+from training.teacher_pool import claim_role, count_spoken, ort_provider
 
 log = logging.getLogger("training.teacher")
 
@@ -271,8 +273,14 @@ class PiperTeacher:
     """Piper's defaults for this voice (its .onnx.json). The graph draws its noise unseeded."""
     threads: int = 1
     provider: str = "cpu"
-    """Where ONNX Runtime runs the model: ``cpu``, or ``cuda`` (onnxruntime-gpu, e.g. staged by
-    tools/gpu/ort_stage.py): the GPU machine's CPU cores made only 19 sentences a second."""
+    """Where ONNX Runtime runs the model: ``cpu``; ``cuda`` (onnxruntime-gpu, e.g. staged by
+    tools/gpu/ort_stage.py); or ``both``: in a pool of processes, the first ``cuda_jobs`` to
+    speak claim CUDA and the rest run on the CPU (training/teacher_pool.py says why)."""
+    cuda_jobs: int = 0
+    """With ``both``: how many processes of the pool run on CUDA."""
+    slots: str = ""
+    """A folder (teacher_pool.slots_folder, fresh for each ``make``) where each process counts
+    the texts it spoke and, with ``both``, claims its CUDA slot; empty: no counting."""
     threshold: float = 0.01
     margin_blocks: int = 4
     """Trimming, as for espeak-ng (training.espeak.trim)."""
@@ -280,8 +288,14 @@ class PiperTeacher:
 
     def settings(self) -> dict[str, Any]:
         """What the dataset's manifest records (the model by content, not by path)."""
-        d = {k: v for k, v in asdict(self).items() if k not in ("model", "phonemes", "threads", "provider", "extra")}
+        d = {k: v for k, v in asdict(self).items() if k not in _PLACEMENT}
         return {"piper": "en_US-joe-medium", "model_sha256": _file_sha(self.model)} | d
+
+    def device(self) -> str:
+        """Where this process runs the model: ``provider``, or for ``both`` the role it claimed (once)."""
+        if self.provider != "both":
+            return self.provider
+        return claim_role(Path(self.slots), self.cuda_jobs)
 
     def session(self) -> Any:
         if self.model not in _SESSIONS:
@@ -290,8 +304,9 @@ class PiperTeacher:
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = self.threads
             opts.inter_op_num_threads = 1
-            session = ort.InferenceSession(self.model, opts, providers=teacher_providers(self.provider))
-            if self.provider == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
+            provider = ort_provider(self.device())
+            session = ort.InferenceSession(self.model, opts, providers=teacher_providers(provider))
+            if provider == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
                 # Where its CUDA libraries do not load, ONNX Runtime only logs a warning and runs on the CPU.
                 raise RuntimeError(f"onnxruntime {ort.__version__} could not start CUDAExecutionProvider (its CUDA "
                                    "or cuDNN libraries did not load: see its log above). Hint: --teacher-device cpu")
@@ -308,6 +323,8 @@ class PiperTeacher:
             raise KeyError(f"no phoneme ids for {text[:60]!r} in {self.phonemes}. Hint: python -m "
                            "training.teacher phonemize (here, with the teacher extra), and carry it") from None
         audio = np.concatenate([self.speak_ids(s) for s in sentences])
+        if self.slots:
+            count_spoken(Path(self.slots), self.device())
         return trim(audio, self.threshold, self.margin_blocks)
 
     def speak_ids(self, ids: np.ndarray) -> np.ndarray:
@@ -320,6 +337,11 @@ class PiperTeacher:
         audio = np.zeros_like(audio) if peak < 1e-8 else audio / peak
         audio = np.clip(audio, -1.0, 1.0).astype(np.float32)
         return np.asarray(np.clip(audio * 32767.0, -32767.0, 32767.0), dtype=np.int16)
+
+
+_PLACEMENT = ("model", "phonemes", "threads", "provider", "cuda_jobs", "slots", "extra")
+"""PiperTeacher's fields that say where and how it runs, not what it says: never in the corpus
+settings, so shards made on either device continue the same corpus."""
 
 
 def teacher_providers(provider: str) -> list[Any]:

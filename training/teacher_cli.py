@@ -3,7 +3,8 @@
 phonemize  corpus texts -> Piper phoneme ids (here: needs the ``teacher`` extra)
 pack       the Piper model -> float16 parts + config (here: needs the ``teacher`` extra)
 unpack     float16 parts -> float32 model (anywhere with ``onnx``)
-make       phoneme ids + model -> dataset shards (anywhere with onnxruntime and torch)
+make       phoneme ids + model -> dataset shards (anywhere with onnxruntime and torch; on CUDA, the CPU
+           or both at once)
 bench      real-time factor of the model on this CPU
 check      the rebuilt model's audio against the original's (noise scales 0: deterministic)
 """
@@ -16,6 +17,7 @@ import logging
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +40,7 @@ from training.teacher import (
     text_key,
     unpack,
 )
+from training.teacher_pool import describe, slots_folder, tally
 
 log = logging.getLogger("training.teacher")
 
@@ -97,19 +100,34 @@ def _make(args: argparse.Namespace) -> int:
                   "Hint: python -m training.teacher phonemize (here, with the teacher extra), and carry it",
                   len(missing), args.phonemes, missing[0][:60])
         return 2
-    teacher = PiperTeacher(model=str(args.model), phonemes=str(args.phonemes), noise_scale=args.noise_scale,
-                           noise_w=args.noise_w, length_scale=args.length_scale, provider=args.teacher_device)
-    try:  # a CUDA provider missing or not starting: one line here, not one per worker
-        if args.teacher_device == "cuda":
-            teacher.session()  # ONNX Runtime falls back to the CPU, with a warning, where CUDA does not load
-        else:
-            teacher_providers(args.teacher_device)
-    except RuntimeError as e:
-        log.error("%s", e)
+    both = args.teacher_device == "both"
+    jobs = args.jobs or max(1, (os.cpu_count() or 1) - (1 if both else 0))
+    if both and not 1 <= args.cuda_jobs < jobs:
+        log.error("--teacher-device both runs --cuda-jobs of the --jobs processes on CUDA and at least one on the "
+                  "CPU: --cuda-jobs %d of --jobs %d does not. Hint: --teacher-device cuda, or more --jobs",
+                  args.cuda_jobs, jobs)
         return 2
-    deadline = time.monotonic() + 60 * args.minutes if args.minutes else None
-    device = args.device or ("cuda" if cuda_available() else "cpu")
-    if make(args.out, rows, teacher, args.jobs, args.shard_size, device, deadline) is None:
+    with slots_folder() as slots:
+        teacher = PiperTeacher(model=str(args.model), phonemes=str(args.phonemes), noise_scale=args.noise_scale,
+                               noise_w=args.noise_w, length_scale=args.length_scale, provider=args.teacher_device,
+                               cuda_jobs=args.cuda_jobs if both else 0, slots=str(slots))
+        try:  # a CUDA provider missing or not starting: one line here, not one per worker
+            if args.teacher_device in ("cuda", "both"):
+                # ONNX Runtime falls back to the CPU, with a warning, where CUDA does not load
+                replace(teacher, provider="cuda").session()
+            else:
+                teacher_providers(args.teacher_device)
+        except RuntimeError as e:
+            log.error("%s", e)
+            return 2
+        if both:
+            log.info("teacher: %d processes, the first %d to speak on CUDA, the rest on the CPU", jobs, args.cuda_jobs)
+        deadline = time.monotonic() + 60 * args.minutes if args.minutes else None
+        device = args.device or ("cuda" if cuda_available() else "cpu")
+        start = time.perf_counter()
+        made = make(args.out, rows, teacher, jobs, args.shard_size, device, deadline)
+        log.info("teacher processes: %s", describe(tally(slots), time.perf_counter() - start))
+    if made is None:
         return 4
     data = Dataset.load(args.out, with_audio=False)
     log.info("%s: %s", args.out, data.describe())
@@ -188,13 +206,17 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--model", type=Path, required=True)
     s.add_argument("--phonemes", type=Path, default=CARRY / PHONEMES)
     s.add_argument("--out", type=Path, default=DATA)
-    s.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    s.add_argument("--jobs", type=int, help="processes that run Piper (default: the CPU count; with "
+                   "--teacher-device both, one less: this process computes the mels and writes the shards)")
     s.add_argument("--limit", type=int, help="tiny run: this many training sentences (and a tenth held out)")
     s.add_argument("--max-chars", type=int)
     s.add_argument("--shard-size", type=int, default=64)
     s.add_argument("--device", help="where mels are computed (default: cuda if available)")
-    s.add_argument("--teacher-device", choices=("cpu", "cuda"), default="cpu",
-                   help="where ONNX Runtime runs Piper (cuda: onnxruntime-gpu; use a few --jobs)")
+    s.add_argument("--teacher-device", choices=("cpu", "cuda", "both"), default="cpu",
+                   help="where ONNX Runtime runs Piper (cuda: onnxruntime-gpu; use a few --jobs; both: "
+                        "--cuda-jobs of the --jobs processes on CUDA, the rest on the CPU, on the same shard queue)")
+    s.add_argument("--cuda-jobs", type=int, default=4, help="with --teacher-device both: how many of the --jobs "
+                   "processes run on CUDA (default 4)")
     s.add_argument("--minutes", type=float, help="stop making shards after this long (exit 4: the corpus is "
                    "incomplete; finished shards stay, the next run makes the rest)")
     s.add_argument("--noise-scale", type=float, default=0.667)

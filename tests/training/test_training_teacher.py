@@ -23,10 +23,12 @@ from training.teacher import MODEL, PiperTeacher, load_phonemes, pack, save_phon
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def stand_in_model(path: Path, seed: int = 0) -> Path:
+def stand_in_model(path: Path, seed: int = 0, work: int = 0) -> Path:
     """A graph with Piper's interface: ids (1, T) -> audio (1, 1, 1, 256 T), one table row per id.
 
     Its table holds large values too (over float16's range), which packing must keep float32.
+    ``work`` > 0 adds that many 256 x 256 matrix products per call whose result is added times
+    zero: each text then takes real time, as Piper's do, so a pool's processes share the shards.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -40,9 +42,19 @@ def stand_in_model(path: Path, seed: int = 0) -> Path:
         helper.make_node("Gather", ["table", "input"], ["rows"], axis=0),
         helper.make_node("Reshape", ["rows", "shape"], ["flat"]),
         helper.make_node("Slice", ["scales", "one", "two"], ["length_scale"]),
-        helper.make_node("Mul", ["flat", "length_scale"], ["output"]),
+        helper.make_node("Mul", ["flat", "length_scale"], ["output" if not work else "spoken"]),
         helper.make_node("ReduceSum", ["big"], ["unused"], keepdims=0),
     ]
+    extra = []
+    if work:  # from the scales input, so ONNX Runtime cannot fold it away when the session opens
+        nodes.append(helper.make_node("Expand", ["length_scale", "square"], ["m0"]))
+        nodes += [helper.make_node("MatMul", [f"m{k}", "mean"], [f"m{k + 1}"]) for k in range(work)]
+        nodes += [helper.make_node("ReduceSum", [f"m{work}"], ["busy"], keepdims=0),
+                  helper.make_node("Mul", ["busy", "zero"], ["nothing"]),
+                  helper.make_node("Add", ["spoken", "nothing"], ["output"])]
+        extra = [numpy_helper.from_array(np.array([256, 256], np.int64), "square"),
+                 numpy_helper.from_array(np.full((256, 256), 1 / 256, np.float32), "mean"),
+                 numpy_helper.from_array(np.zeros(1, np.float32), "zero")]
     graph = helper.make_graph(
         nodes, "piper-stand-in",
         [helper.make_tensor_value_info("input", TensorProto.INT64, [1, None]),
@@ -52,7 +64,7 @@ def stand_in_model(path: Path, seed: int = 0) -> Path:
         [numpy_helper.from_array(table, "table"), numpy_helper.from_array(np.array([1, 1, 1, -1], np.int64), "shape"),
          numpy_helper.from_array(np.array([1], np.int64), "one"),
          numpy_helper.from_array(np.array([2], np.int64), "two"),
-         numpy_helper.from_array(big, "big")])
+         numpy_helper.from_array(big, "big"), *extra])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(path))
@@ -205,14 +217,18 @@ def test_numpy_synthesis_matches_piper_itself(tmp_path: Path) -> None:
         np.testing.assert_array_equal(a, b)
 
 
-def refused_on_cuda(tmp_path: Path, model: Path, caplog: pytest.LogCaptureFixture) -> list[str]:
-    """``teacher make --teacher-device cuda`` on ``model``: it must exit 2 having made nothing; its ERROR lines."""
+def refused_on_cuda(tmp_path: Path, model: Path, caplog: pytest.LogCaptureFixture, device: str = "cuda") -> list[str]:
+    """``teacher make --teacher-device cuda`` (or ``both``) on ``model``: it must exit 2 having made nothing.
+
+    Returns its ERROR lines.
+    """
     from training.teacher_cli import corpus_rows, main
 
     texts = sorted({r.text for r in corpus_rows()})
     save_phonemes(tmp_path / "phonemes.npz", texts, [fake_ids(t) for t in texts])
+    caplog.clear()
     code = main(["make", "--model", str(model), "--phonemes", str(tmp_path / "phonemes.npz"), "--out",
-                 str(tmp_path / "data"), "--limit", "4", "--teacher-device", "cuda", "--jobs", "1"])
+                 str(tmp_path / "data"), "--limit", "4", "--teacher-device", device, "--jobs", "2", "--cuda-jobs", "1"])
     assert code == 2 and not (tmp_path / "data").exists()
     return [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
 
@@ -227,13 +243,15 @@ def test_the_teacher_runs_on_cuda_only_where_onnxruntime_has_it(tmp_path: Path,
         teacher_providers("rocm")
     # Where the corpus is made does not change what it is: a GPU-made shard continues a CPU-made corpus.
     cpu, cuda = (PiperTeacher(model=str(tmp_path / "m.onnx"), phonemes="p", provider=d) for d in ("cpu", "cuda"))
+    both = PiperTeacher(model=str(tmp_path / "m.onnx"), phonemes="p", provider="both", cuda_jobs=4, slots="/tmp/x")
     (tmp_path / "m.onnx").write_bytes(b"model")
-    assert cpu.settings() == cuda.settings()
+    assert cpu.settings() == cuda.settings() == both.settings()
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this onnxruntime has CUDA")
     model = stand_in_model(tmp_path / "piper.onnx")
-    errors = refused_on_cuda(tmp_path, model, caplog)
-    assert len(errors) == 1 and "CUDAExecutionProvider" in errors[0] and "\n" not in errors[0], errors
+    for device in ("cuda", "both"):  # both needs CUDA as much as cuda does
+        errors = refused_on_cuda(tmp_path, model, caplog, device)
+        assert len(errors) == 1 and "CUDAExecutionProvider" in errors[0] and "\n" not in errors[0], errors
 
 
 def test_a_cuda_provider_that_does_not_start_is_an_error_not_a_silent_cpu_run(
@@ -255,5 +273,7 @@ def test_a_cuda_provider_that_does_not_start_is_an_error_not_a_silent_cpu_run(
     with pytest.raises(RuntimeError, match="could not start CUDAExecutionProvider") as caught:
         PiperTeacher(model=str(model), phonemes="p", provider="cuda").session()
     assert "\n" not in str(caught.value)
-    errors = refused_on_cuda(tmp_path, model, caplog)
-    assert len(errors) == 1 and "could not start CUDAExecutionProvider" in errors[0] and "\n" not in errors[0], errors
+    for device in ("cuda", "both"):
+        errors = refused_on_cuda(tmp_path, model, caplog, device)
+        assert len(errors) == 1 and "could not start CUDAExecutionProvider" in errors[0] and "\n" not in errors[0], \
+            errors
