@@ -12,8 +12,9 @@ grid-wide barriers) or ``persistent`` (one launch a batch of ``gate_check_interv
 steps, the fused kernel looping on the device; see :mod:`.gpu_decoder` for why it runs
 between the host's row-management points). ``RTVOICE_CUDA_COOPERATIVE=1``/``0`` sets
 cooperative launches (CUDA guarantees every block is resident, or refuses the launch);
-by default only ``persistent`` launches cooperatively, since it is not captured in a graph
-and holds its grid for many steps. ``RTVOICE_CUDA_KERNEL`` compiles another
+by default only ``persistent`` launches cooperatively, since it holds its grid for many
+steps. Its launches are replayed as CUDA graphs after the first of each shape, as the
+other modes' batches are (``batching.cuda_graphs``). ``RTVOICE_CUDA_KERNEL`` compiles another
 :class:`~.cuda_step.KernelShape` (work-item sizes, a register cap) than the default. A
 persistent launch stops on the device once the gates of all its sentences fired, when
 each opted in (:meth:`KernelEngine.stop_at_gate`; the synthesizer does, without
@@ -143,7 +144,8 @@ class KernelEngine(GpuEngine):
             with Stream() as upload:
                 self.kernels = StepKernels(packed, launcher, upload, mode=mode, sm_count=sm_count or 1,
                                            cooperative=cooperative,
-                                           gate_logit=config.decoder.gate_logit, shape=shape)
+                                           gate_logit=config.decoder.gate_logit, shape=shape,
+                                           graphs=config.batching.cuda_graphs)
             super().__init__(folder, config, device_index, "cuda", runner_factory or _ort_factory(device_index),
                              self._step_runner, capture=True)
         except BaseException:

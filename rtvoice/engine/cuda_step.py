@@ -12,7 +12,9 @@ launches that read it, and launches only enqueue, so the decoder captures a batc
   (:meth:`StepRunner.bind_steps`, driven by the decoder's multi-step path): the ring and
   the state parities advance on the device, and it may stop once every row's gate fired.
   Launched cooperatively by default (CUDA then guarantees the co-residency the grid
-  barrier needs, next to the vocoder's kernels on the other stream, or refuses).
+  barrier needs, next to the vocoder's kernels on the other stream, or refuses); with
+  ``StepKernels.graphs`` each launch shape is replayed as a one-kernel CUDA graph after
+  its first direct launch (:class:`BoundSteps`), as the GPU check's bench times it.
 
 Weights: the packed fp16 arrays (:mod:`.step_weights`) in one device buffer, uploaded at
 open. Scratch (prenet output, query, energies) per runner, allocated when a batch bucket
@@ -23,22 +25,24 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from ..config import CUDA_STEPS, CudaStep
-from ..cuda import DeviceBuffer, Stream, copy_async, memset_async
-from ..errors import BackendError, InternalError
+from ..cuda import CudaGraph, DeviceBuffer, Stream, copy_async, memset_async
+from ..errors import BackendError, CudaError, InternalError
 from .gpu_decoder import Ring
 from .gpu_runner import DeviceTensor
 from .graphs import STATE_NAMES
 from .step_weights import PackedStep, StepDims
 
+log = logging.getLogger("rtvoice.gpu")
 KERNEL_SOURCE = Path(__file__).parent / "kernels" / "decoder_step.cu"
 PHASES = ("k_prenet", "k_att_lstm", "k_query", "k_energy", "k_context", "k_dec_lstm", "k_project")
 KERNELS = (*PHASES, "k_fused")
@@ -224,12 +228,14 @@ class StepKernels:
 
     def __init__(self, packed: PackedStep, launcher: Launcher, stream: Stream, *, mode: Mode = "phases",
                  sm_count: int = 1, cooperative: bool = False, gate_logit: float = math.inf,
-                 shape: KernelShape = DEFAULT_SHAPE) -> None:
+                 shape: KernelShape = DEFAULT_SHAPE, graphs: bool = False) -> None:
         """Upload the weights.
 
         ``shape`` must be the one ``launcher``'s kernels were compiled with (it sizes the
         grids and shared memory);
         ``cooperative`` launches the fused kernel with CUDA's residency guarantee;
+        ``graphs`` lets persistent launches replay as CUDA graphs (:class:`BoundSteps`; the
+        engine passes ``batching.cuda_graphs``), turned off for good if a capture fails;
         ``gate_logit``: a row's gate has fired once a logit exceeds it (the persistent
         kernel's device-side stop), rounded to fp32 so the device and numpy's fp32
         comparison of the host's gate logits always agree.
@@ -243,6 +249,7 @@ class StepKernels:
         self.cooperative = cooperative
         self.gate_logit = float(np.float32(gate_logit))
         self.shape = shape
+        self.graphs = graphs
         self.weights = DeviceWeights(packed, stream)
 
     def runner(self, rows: int, text_length: int, stream: Stream) -> StepRunner:
@@ -283,6 +290,8 @@ class StepRunner:
             buffer.memset(0, stream)  # the grid barrier starts at zero, and stays consistent after each launch
         self.grid = kernels.fused_grid(rows, text_length) if kernels.mode != "phases" else 0
         self.grids = phase_grids(d, rows, text_length, kernels.shape)
+        self.bound_steps: list[BoundSteps] = []
+        """What :meth:`bind_steps` made: their graphs go with this runner."""
 
     def params(self, inputs: Mapping[str, DeviceTensor], outputs: Mapping[str, DeviceTensor]) -> StepParams:
         """The launch parameters of one step with these addresses (state parity 0 in, 1 out)."""
@@ -320,7 +329,9 @@ class StepRunner:
         p = self.params(inputs, outputs)
         p.frame_step, p.gate_step, p.drop_step = ring.frame_step, ring.gate_step, ring.drop_step
         p.row_done, p.steps_done, p.gate_logit = ring.row_done, ring.steps_done, self.kernels.gate_logit
-        return BoundSteps(self, p)
+        bound = BoundSteps(self, p)
+        self.bound_steps.append(bound)
+        return bound
 
     def run(self, inputs: Mapping[str, DeviceTensor], outputs: Mapping[str, DeviceTensor]) -> None:
         self.bind(inputs, outputs).run()
@@ -340,6 +351,9 @@ class StepRunner:
         memset_async(self.scratch["row_done"].ptr, 0, 4 * self.rows, self.stream)
 
     def close(self) -> None:
+        for bound in self.bound_steps:
+            bound.close()
+        self.bound_steps = []
         for buffer in self.scratch.values():
             buffer.close()
         self.scratch = {}
@@ -358,14 +372,52 @@ class BoundStep:
 
 @dataclass
 class BoundSteps:
-    """Up to a ring of steps in one launch of the persistent kernel (a :class:`~.gpu_decoder.MultiStepRun`)."""
+    """Up to a ring of steps in one launch of the persistent kernel (a :class:`~.gpu_decoder.MultiStepRun`).
+
+    Each launch shape (steps, stop_on_gate) is launched directly once, then, where the
+    kernels allow graphs, captured as a one-kernel CUDA graph and replayed: the way the
+    decoder runs ``phases`` and ``fused`` batches, and the way the GPU check's bench timed
+    the persistent kernel (tools/gpu/kernel_harness.py). The graph holds the kernel's
+    arguments as captured; every address is fixed at bind time, so only the shape varies.
+    """
 
     runner: StepRunner
     params: StepParams
+    graphs: dict[tuple[int, int], CudaGraph] = field(default_factory=dict)
+    warm: set[tuple[int, int]] = field(default_factory=set)
+    """Shapes launched directly once: the next launch of one captures it."""
 
     def run(self, steps: int, stop_on_gate: bool) -> None:
-        """The kernel's arguments are copied at launch, so one struct serves every launch."""
+        """Enqueue the launch: its graph if captured, else the kernel (its arguments are copied at launch)."""
         if steps < 1:
             raise InternalError(f"a persistent launch of {steps} steps")
-        self.params.steps, self.params.stop_on_gate = steps, int(stop_on_gate)
+        key = (steps, int(stop_on_gate))
+        graph = self.graphs.get(key)
+        if graph is None and key in self.warm and self.runner.kernels.graphs:
+            graph = self._capture(key)
+        if graph is not None:
+            graph.launch(self.runner.stream)
+            return
+        self.warm.add(key)
+        self.params.steps, self.params.stop_on_gate = key
         self.runner.launch(self.params)
+
+    def _capture(self, key: tuple[int, int]) -> CudaGraph | None:
+        fixed = StepParams.from_buffer_copy(self.params)
+        fixed.steps, fixed.stop_on_gate = key
+        try:
+            graph = CudaGraph.capture(self.runner.stream, lambda: self.runner.launch(fixed))
+        except CudaError:
+            log.warning("capturing a persistent decoder launch as a CUDA graph failed; launching it directly",
+                        exc_info=True)
+            self.runner.kernels.graphs = False
+            return None
+        self.graphs[key] = graph
+        log.debug("captured a persistent launch of %d steps (stop %d) of %d rows", *key, self.runner.rows)
+        return graph
+
+    def close(self) -> None:
+        """Free the graphs (after the stream's queued work: the engine synchronizes first)."""
+        for graph in self.graphs.values():
+            graph.close()
+        self.graphs, self.warm = {}, set()

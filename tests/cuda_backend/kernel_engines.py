@@ -17,7 +17,7 @@ import pytest
 from numpy_launcher import NumpyLauncher, view
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
-from fake_device import FakeBuffer, FakeRunner, FakeStream, install  # noqa: E402
+from fake_device import FakeBuffer, FakeGraph, FakeRunner, FakeStream, install  # noqa: E402
 
 from rtvoice.config import BatchingConfig, EngineProfile, VoiceConfig  # noqa: E402
 from rtvoice.engine import cuda_engine, cuda_step  # noqa: E402
@@ -25,7 +25,7 @@ from rtvoice.engine.cuda_engine import KernelEngine  # noqa: E402
 from rtvoice.engine.step_weights import load_packed  # noqa: E402
 
 IDS = [list(range(3, 3 + n)) for n in (11, 5, 23)]
-__all__ = ["IDS", "FakeRunner", "Recording", "install_fakes", "kernel_engine", "masks"]
+__all__ = ["IDS", "FakeGraph", "FakeRunner", "Recording", "install_fakes", "kernel_engine", "masks"]
 
 
 def install_fakes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,8 +33,9 @@ def install_fakes(monkeypatch: pytest.MonkeyPatch) -> None:
     from fake_device import copy_async, memset_async
 
     for module in (cuda_step, cuda_engine):
-        for name, fake in {"DeviceBuffer": FakeBuffer, "Stream": FakeStream, "copy_async": copy_async,
-                           "memset_async": memset_async, "set_device": lambda index: None}.items():
+        for name, fake in {"DeviceBuffer": FakeBuffer, "Stream": FakeStream, "CudaGraph": FakeGraph,
+                           "copy_async": copy_async, "memset_async": memset_async,
+                           "set_device": lambda index: None}.items():
             if hasattr(module, name):
                 monkeypatch.setattr(module, name, fake)
 
