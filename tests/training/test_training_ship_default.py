@@ -1,0 +1,74 @@
+"""training/ship_default.sh, run for real in a clone: it replaces the shipped voice only when it may.
+
+The clone gets the committed natural Tacotron 2 (it speaks, so the check sentence ends at its
+gate) and a tiny random WaveGlow (noise, but at the same hop, so durations hold).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "training" / "ship_default.sh"
+TACOTRON2 = ROOT / "training" / "checkpoints-natural" / "tacotron2.pt"
+GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def _ship(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(repo / "training" / "ship_default.sh"), *args], cwd=repo,
+                          capture_output=True, text=True, timeout=280)
+
+
+@pytest.mark.timeout(300)
+def test_ship_default_checks_first_replaces_the_graphs_and_keeps_other_files(tmp_path: Path) -> None:
+    if not TACOTRON2.is_file():
+        pytest.skip("training/checkpoints-natural/tacotron2.pt is not in this checkout")
+    from rtvoice.export.waveglow import WaveGlow
+    from training import checkpoint, train_waveglow
+
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True, timeout=120)
+    shutil.copyfile(SCRIPT, repo / "training" / "ship_default.sh")
+    voice = repo / "rtvoice" / "voices" / "default"
+    (voice / "MODEL_CARD.md").write_text("kept\n")
+    subprocess.run([*GIT, "add", "-A", "rtvoice/voices/default"], cwd=repo, check=True)
+    subprocess.run([*GIT, "commit", "-qm", "card", "--", "rtvoice/voices/default"], cwd=repo, check=True)
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    shutil.copyfile(TACOTRON2, ckpt / "tacotron2.pt")
+    wg = train_waveglow.PRESETS["tiny"]
+    checkpoint.save({"state_dict": WaveGlow(wg).state_dict(), "config": wg.to_dict(), "iteration": 7},
+                    ckpt / "waveglow.pt")
+    before = _digest(voice)
+
+    done = _ship(repo, str(tmp_path / "nowhere"))
+    assert done.returncode == 2 and "no folder" in done.stderr, done.stderr
+    done = _ship(repo, str(ckpt), "--dry-run")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "nothing replaced" in done.stdout and _digest(voice) == before
+
+    done = _ship(repo, str(ckpt))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    after = _digest(voice)
+    assert after["MODEL_CARD.md"] == before["MODEL_CARD.md"]
+    assert all(after[name] != before[name] for name in before if name != "MODEL_CARD.md")
+    source = json.loads((voice / "voice.json").read_text())["source"]
+    assert source["teacher"].startswith("Piper") and source["iterations"]["waveglow"] == 7
+    assert f"from {voice}" in done.stdout  # `rtvoice say` with no --voice spoke the clone's new voice
+    assert "rtvoice/voices/default: " in done.stdout and "MB ->" in done.stdout
+
+    done = _ship(repo, str(ckpt))  # the folder now differs from the commit
+    assert done.returncode == 2 and "uncommitted changes" in done.stderr, done.stderr
+    assert _digest(voice) == after
