@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,7 +42,11 @@ def save(obj: dict[str, Any], path: Path, part_bytes: int = PART_BYTES) -> list[
     """torch.save ``obj`` to ``path``, or to ``path.partNN`` pieces when it is too large."""
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    data = buffer.getvalue()
+    return _write(buffer.getvalue(), path, part_bytes)
+
+
+def _write(data: bytes, path: Path, part_bytes: int = PART_BYTES) -> list[Path]:
+    """``data`` (a serialised checkpoint) to ``path`` or its parts, as :func:`save` does."""
     old = [*_parts(path), *([path] if path.exists() else [])]
     if len(data) <= part_bytes:
         targets = [path]
@@ -139,30 +144,68 @@ def save_half(src: Path, name: str, dst: Path) -> list[Path]:
     return save(model, dst / f"{name}.pt")
 
 
+class HistoryError(RuntimeError):
+    """:func:`from_history` cannot ask git (no repository there, or no git): one line for the CLI."""
+
+
+def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True)
+
+
+def _committed(top: Path, commit: str, rel: str) -> bytes | None:
+    """``rel`` as ``commit`` holds it, whole or joined from its ``.partNN`` files; None if it holds neither."""
+    whole = _git(top, "show", f"{commit}:{rel}")
+    if whole.returncode == 0:
+        return whole.stdout
+    parent = rel.rpartition("/")[0]
+    listed = _git(top, "ls-tree", "--name-only", "-z", commit, "--", f"{parent}/" if parent else ".")
+    names = sorted(n for n in listed.stdout.decode().split("\0") if re.fullmatch(re.escape(rel) + r"\.part\d\d", n))
+    if not names:
+        return None
+    return b"".join(_git(top, "show", f"{commit}:{n}").stdout for n in names)
+
+
 def from_history(folder: Path, name: str) -> int:
     """Write the newest ``folder/NAME.pt`` that git history holds, unless ``folder`` has a later one.
 
     Why: the natural WaveGlow does not fit a GPU call beside the tracked tree and the teacher, so
     it is committed once and untracked in the next commit. It then lives in main's history
     (every clone has it) while the working tree, which each call carries, stays small; a new
-    dev machine gets it back with this. Returns the iteration now in ``folder`` (-1: none).
+    dev machine gets it back with this, ``folder`` made where the clone lacks it. A checkpoint
+    committed in ``.partNN`` parts (:func:`save`) is joined. Returns the iteration now in
+    ``folder`` (-1: none).
+
+    Raises:
+        HistoryError: ``folder`` is not in a git repository, or git is not installed.
     """
-    path = folder.resolve() / f"{name}.pt"
-    top = Path(subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=folder, check=True,
-                              capture_output=True, text=True).stdout.strip())
+    folder = folder.resolve()
+    path = folder / f"{name}.pt"
+    probe = next(p for p in (folder, *folder.parents) if p.is_dir())  # a fresh clone may lack the folder
+    try:
+        found_top = _git(probe, "rev-parse", "--show-toplevel")
+    except FileNotFoundError:
+        raise HistoryError("git is not installed: cannot read checkpoints from history") from None
+    if found_top.returncode != 0:
+        said = found_top.stderr.decode(errors="replace").strip().splitlines()
+        raise HistoryError(f"{folder} is not in a git repository: no history to read {name}.pt from"
+                           + (f" (git: {said[-1]})" if said else ""))
+    top = Path(found_top.stdout.decode().strip())
     rel = path.relative_to(top).as_posix()
-    commits = subprocess.run(["git", "log", "--format=%H", "--", rel], cwd=top, check=True,
-                             capture_output=True, text=True).stdout.split()
+    commits = _git(top, "log", "--format=%H", "--", rel, f"{rel}.part[0-9][0-9]").stdout.decode().split()
     for commit in commits:  # newest first; a commit that removed the file has none to show
-        shown = subprocess.run(["git", "show", f"{commit}:{rel}"], cwd=top, capture_output=True)
-        if shown.returncode != 0:
+        data = _committed(top, commit, rel)
+        if data is None:
             continue
-        found = int(torch.load(io.BytesIO(shown.stdout), map_location="cpu", weights_only=False)["iteration"])
+        try:
+            found = int(torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)["iteration"])
+        except Exception as e:  # e.g. an LFS pointer, or a file that is not a checkpoint
+            log.warning("%s at commit %s is not a readable checkpoint (%s); trying an older one",
+                        rel, commit[:10], e)
+            continue
         here = iteration_of(folder, name)
         if found > here:
-            tmp = path.with_suffix(".pt.tmp")
-            tmp.write_bytes(shown.stdout)
-            os.replace(tmp, path)
+            folder.mkdir(parents=True, exist_ok=True)
+            _write(data, path)
             log.info("%s: iteration %d from commit %s", path, found, commit[:10])
             return found
         log.info("%s: iteration %d already, history holds %d (commit %s)", path, here, found, commit[:10])
@@ -194,7 +237,11 @@ def main(argv: list[str] | None = None) -> int:
         if len(args.folders) != 1:
             p.error("history takes NAME DIR")
         logging.basicConfig(level=logging.INFO, format="%(message)s")
-        it = from_history(args.folders[0], args.name)
+        try:
+            it = from_history(args.folders[0], args.name)
+        except HistoryError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         print(f"{args.folders[0]}: {args.name} at iteration {it}" if it >= 0 else f"{args.folders[0]}: no {args.name}")
         return 0
     found = [(iteration_of(f, args.name), -i, f) for i, f in enumerate(args.folders)]

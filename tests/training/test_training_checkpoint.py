@@ -90,3 +90,47 @@ def test_training_checkpoint_from_history_restores_an_untracked_checkpoint(tmp_p
     # Nothing in history: nothing written, -1.
     assert checkpoint.from_history(folder, "tacotron2") == -1
     assert not (folder / "tacotron2.pt").exists()
+
+
+def _git(repo: Path, *args: str) -> None:
+    import subprocess
+
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+
+
+def test_training_checkpoint_history_outside_git_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not in a repository (or DIR missing there): exit 2 and one line, not git's traceback."""
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))  # no repository above tmp_path counts
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    for target in (folder, tmp_path / "missing" / "ckpt"):
+        assert checkpoint.main(["history", "waveglow", str(target)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "not in a git repository" in err[0] and "Traceback" not in err[0], err
+
+
+def test_training_checkpoint_history_restores_parts_into_a_folder_the_clone_lacks(tmp_path: Path) -> None:
+    """A checkpoint over the part size is committed as NAME.pt.partNN; a fresh clone lacks even its folder."""
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "config", "user.email", "t@example.com")
+    _git(tmp_path, "config", "user.name", "t")
+    folder = tmp_path / "runs" / "ckpt"
+    folder.mkdir(parents=True)
+    weights = torch.randn(300, 100)
+    written = checkpoint.save({"state_dict": {"w": weights}, "iteration": 7}, folder / "waveglow.pt",
+                              part_bytes=40_000)
+    assert len(written) >= 3
+    _git(tmp_path, "add", "-f", "runs")
+    _git(tmp_path, "commit", "-qm", "waveglow 7 in parts")
+    _git(tmp_path, "rm", "-rq", "--cached", "runs")
+    _git(tmp_path, "commit", "-qm", "untrack")
+    for part in written:
+        part.unlink()
+    folder.rmdir()
+    (tmp_path / "runs").rmdir()
+    assert checkpoint.main(["history", "waveglow", str(folder)]) == 0
+    back = checkpoint.load(folder / "waveglow.pt")
+    assert back["iteration"] == 7 and torch.equal(back["state_dict"]["w"], weights)
+    assert all(p.stat().st_size <= checkpoint.PART_BYTES for p in folder.iterdir())
+    assert not list(folder.glob("*.tmp"))
