@@ -29,7 +29,10 @@ set -euo pipefail
 usage="usage: bash training/ship_default.sh CHECKPOINTS [--dry-run] [--test] [--force] [-- EXPORT_FLAGS...]"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 voice="$root/rtvoice/voices/default"
-ckpt="${1:?$usage}"
+case "${1:-}" in  # a flag in its place would be taken for a folder name
+  "" | -*) echo "error: CHECKPOINTS, the folder with tacotron2.pt and waveglow.pt, comes first. $usage" >&2; exit 2 ;;
+esac
+ckpt="$1"
 shift
 dry=0 test=0 force=0
 while [ $# -gt 0 ]; do

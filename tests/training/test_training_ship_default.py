@@ -72,3 +72,13 @@ def test_ship_default_checks_first_replaces_the_graphs_and_keeps_other_files(tmp
     done = _ship(repo, str(ckpt))  # the folder now differs from the commit
     assert done.returncode == 2 and "uncommitted changes" in done.stderr, done.stderr
     assert _digest(voice) == after
+
+
+def test_ship_default_without_a_checkpoints_folder_is_one_usage_line(tmp_path: Path) -> None:
+    """No CHECKPOINTS, or a flag where it goes: exit 2 and one line, before anything is exported."""
+    for args in ([], ["--dry-run"], ["--force", str(tmp_path)]):
+        done = subprocess.run(["bash", str(SCRIPT), *args], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=30)
+        err = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(err) == 1 and err[0].startswith("error: "), (args, done.stderr)
+        assert "CHECKPOINTS" in err[0] and "==" not in done.stdout, (args, done.stdout)
