@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import multiprocessing
 import os
 import random
 import sys
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from training.espeak import SAMPLE_RATE, Teacher
+from training.shard_workers import ShardWorkers, WorkerDied
 
 log = logging.getLogger("training.data")
 
@@ -45,6 +45,12 @@ TRANSCRIPTS = Path("/work/shared/data/ljspeech-transcripts-train.txt")
 HELDOUT = 300
 HELDOUT_SEED = 20251125
 MANIFEST = "manifest.json"
+POLL_S = 0.5
+"""How often ``make``, while it waits for a shard, checks its deadline and its worker processes."""
+FIRST_SHARD_GRACE_S = 60.0
+"""How long past the deadline ``make`` still waits for its first shard (about one Piper shard of 64
+sentences on one CPU core of the H100 machine, 40 s, plus a margin): a run stopped by a deadline
+then leaves at least one more shard for the next, unless that shard is stuck."""
 
 
 @dataclass(frozen=True)
@@ -151,7 +157,12 @@ def make(out: Path, rows: list[Row], teacher: Teacher | Any, jobs: int, shard_si
 
     With ``deadline`` (a ``time.monotonic()`` value), stops there and returns None if shards
     are still missing: the finished ones stay, listed in a manifest with ``"complete": false``
-    (trainable as they are), and the next call makes only the rest.
+    (trainable as they are), and the next call makes only the rest. Until this call made its
+    first shard, it waits past the deadline up to :data:`FIRST_SHARD_GRACE_S` for it.
+
+    A worker process that dies (killed, out of memory, an abort inside ONNX Runtime) takes its
+    shard with it; ``make`` then stops the same way, with an error line, instead of waiting for
+    that shard forever (training/shard_workers.py).
     """
     import torch
 
@@ -180,25 +191,41 @@ def make(out: Path, rows: list[Row], teacher: Teacher | Any, jobs: int, shard_si
     mel_fn = MelSpectrogram().to(device)
     start, cpu = time.perf_counter(), 0.0
     if todo:
-        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-            for done, (name, clips, seconds) in enumerate(pool.imap_unordered(_speak_shard, todo), 1):
-                cpu += seconds
-                chunk = shards[name]
-                with torch.no_grad():
-                    mels = [mel_fn(int16_to_float(c).to(device)[None])[0].T.half().cpu().numpy() for c in clips]
-                save_shard(out / name, [r.index for r in chunk], clips, mels, [symbol_ids(r.text) for r in chunk])
-                if done % 10 == 0 or done == len(todo):
-                    log.info("  %d/%d shards, %.0f s", done, len(todo), time.perf_counter() - start)
-                if deadline is not None and time.monotonic() > deadline and done < len(todo):
-                    pool.terminate()  # (shards in flight are lost; each takes seconds)
+        with ShardWorkers(_speak_shard, jobs) as workers:
+            workers.submit(todo)
+            done, died = 0, ""
+            while workers.pending:
+                try:
+                    result = workers.next(timeout=POLL_S)
+                except WorkerDied as exc:
+                    result, died = None, str(exc)
+                if result is not None:
+                    name, clips, seconds = result
+                    done += 1
+                    cpu += seconds
+                    chunk = shards[name]
+                    with torch.no_grad():
+                        mels = [mel_fn(int16_to_float(c).to(device)[None])[0].T.half().cpu().numpy() for c in clips]
+                    save_shard(out / name, [r.index for r in chunk], clips, mels, [symbol_ids(r.text) for r in chunk])
+                    if done % 10 == 0 or done == len(todo):
+                        log.info("  %d/%d shards, %.0f s", done, len(todo), time.perf_counter() - start)
+                now = time.monotonic()
+                if died:
+                    log.error("error: a teacher process died (%s) and took its shard with it: %d of %d shards made "
+                              "this time; the finished ones stay, the next call makes the rest", died, done, len(todo))
+                elif (deadline is not None and now > deadline and workers.pending
+                      and (done or now > deadline + FIRST_SHARD_GRACE_S)):
                     log.warning("out of time: %d of %d shards made this time; the next call makes the rest", done,
                                 len(todo))
-                    finished = {n: c for n, c in shards.items() if (out / n).exists()}
-                    if finished:
-                        _write_manifest(path, settings, finished, len(shards))
-                    else:
-                        path.unlink(missing_ok=True)
-                    return None
+                else:
+                    continue
+                workers.stop()  # (shards in flight are lost; each takes seconds)
+                finished = {n: c for n, c in shards.items() if (out / n).exists()}
+                if finished:
+                    _write_manifest(path, settings, finished, len(shards))
+                else:
+                    path.unlink(missing_ok=True)
+                return None
     manifest = _write_manifest(path, settings, shards, len(shards))
     if todo:
         log.info("teacher: %.1f ms of one core per sentence; wall %.0f s for %d sentences",
@@ -331,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("corpus", help="transcripts -> training/corpus.tsv (run once, commit the result)")
     c.add_argument("--transcripts", type=Path, default=TRANSCRIPTS)
     c.add_argument("--out", type=Path, default=CORPUS)
-    m = sub.add_parser("make", help="corpus -> espeak-ng audio + mels, in resumable shards")
+    m = sub.add_parser("make", help="corpus -> espeak-ng audio + mels, in resumable shards (exit 4: a worker "
+                       "process died; the finished shards stay under a partial manifest, the next run makes the rest)")
     m.add_argument("--corpus", type=Path, default=CORPUS)
     m.add_argument("--out", type=Path, default=DATA)
     m.add_argument("--espeak", default="espeak-ng", help="espeak-ng program or the bundled wrapper")
@@ -348,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
         build_corpus(args.transcripts, args.out)
     elif args.cmd == "make":
         rows = select(read_corpus(args.corpus), args.limit, args.max_chars)
-        make(args.out, rows, Teacher(espeak=args.espeak), args.jobs, args.shard_size, args.device)
+        if make(args.out, rows, Teacher(espeak=args.espeak), args.jobs, args.shard_size, args.device) is None:
+            return 4  # a worker died: the finished shards stay under a partial manifest
         data = Dataset.load(args.out)
         log.info("%s: %s; on disk %.0f MiB", args.out, data.describe(),
                  sum(f.stat().st_size for f in args.out.glob("*.npz")) / 2**20)

@@ -40,7 +40,8 @@
 # each device's share). Runs live in
 # /tmp/rtvoice-natural and resume training/checkpoints-natural; weights go back as float16
 # (HALF_OUT=1). SYNTH_ONLY=1 makes the corpus and trains nothing. PARTIAL=1 (default) trains on the
-# shards finished when TEACHER_MINUTES runs out; PARTIAL=0 then trains nothing.
+# shards finished when TEACHER_MINUTES runs out or a teacher process dies (make exits 4 for both,
+# with either teacher); PARTIAL=0 then trains nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -87,6 +88,18 @@ site_ort=""
 export PYTHONPATH="$site_ort$tools/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
 
+# Exit 4 from make (training.data, training.teacher): the corpus is incomplete (out of time, or a
+# teacher process died), its finished shards listed in a manifest with "complete": false. PARTIAL=1
+# (the default) trains on them; the next call on the warm machine still makes the rest first.
+partial_corpus() {
+  local counts=""
+  if [ "${PARTIAL:-1}" = 1 ] && [ -f "$DATA/manifest.json" ]; then
+    counts="$(python3 -c "import json, sys; m = json.load(open(sys.argv[1])); print(len(m['shards']), m['planned']) if m['shards'] else None" "$DATA/manifest.json" 2>/dev/null || true)"
+  fi
+  if [ -z "$counts" ]; then echo "corpus incomplete ($1): call again on the warm machine (this call trained nothing)"; exit 0; fi
+  echo "corpus incomplete ($1): training on ${counts% *} of ${counts#* } shards (PARTIAL=0 trains nothing)"
+}
+
 if [ "$TEACHER" = piper ]; then
   # The teacher travels as float16 parts (python -m training.teacher pack, here); parts carried by
   # earlier calls wait in TEACHER_DIR while the machine stays warm. The corpus is made in resumable
@@ -122,21 +135,16 @@ if [ "$TEACHER" = piper ]; then
   python3 -m training.teacher make --model "$TEACHER_DIR/joe.onnx" --phonemes "$TEACHER_DIR/phonemes.npz" \
     --teacher-device "$teacher_device" --jobs "$teacher_jobs" --cuda-jobs "$cuda_jobs" --out "$DATA" \
     --minutes "$synth_minutes" ${DATA_ARGS:-} || rc=$?
-  if [ "$rc" = 4 ]; then
-    # PARTIAL=1 (the default): train on the shards finished so far (their manifest says
-    # "complete": false); the next call on the warm machine still makes the rest first.
-    counts=""
-    if [ "${PARTIAL:-1}" = 1 ] && [ -f "$DATA/manifest.json" ]; then
-      counts="$(python3 -c "import json, sys; m = json.load(open(sys.argv[1])); print(len(m['shards']), m['planned']) if m['shards'] else None" "$DATA/manifest.json" 2>/dev/null || true)"
-    fi
-    if [ -z "$counts" ]; then echo "corpus incomplete after $synth_minutes minutes: call again on the warm machine (this call trained nothing)"; exit 0; fi
-    echo "corpus incomplete after $synth_minutes minutes: training on ${counts% *} of ${counts#* } shards (PARTIAL=0 trains nothing)"
+  if [ "$rc" = 4 ]; then partial_corpus "$synth_minutes minutes ran out, or a teacher process died: see above"
   elif [ "$rc" != 0 ]; then exit "$rc"; fi
   [ "${SYNTH_ONLY:-0}" = 1 ] && { echo "SYNTH_ONLY=1: the corpus is made; nothing trains"; exit 0; }
 else
   "$tools/espeak/espeak-ng" --version
+  rc=0
   # shellcheck disable=SC2086
-  python3 -m training.data make --espeak "$tools/espeak/espeak-ng" --jobs "$(nproc)" --out "$DATA" ${DATA_ARGS:-}
+  python3 -m training.data make --espeak "$tools/espeak/espeak-ng" --jobs "$(nproc)" --out "$DATA" ${DATA_ARGS:-} || rc=$?
+  if [ "$rc" = 4 ]; then partial_corpus "a teacher process died: see above"
+  elif [ "$rc" != 0 ]; then exit "$rc"; fi
 fi
 
 # run_dir RUN -> where it trains; out_dir RUN -> where its files go back
