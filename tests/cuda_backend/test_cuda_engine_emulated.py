@@ -173,7 +173,7 @@ def test_kernel_engine_speaks_like_the_gpu_engine_with_the_onnx_step(voice: str,
     assert len(got) == len(want) == 60 * engine.config.audio.hop_length
     err = float(np.sum((want.astype(np.float64) - got) ** 2))
     snr = 10 * np.log10(float(np.sum(want.astype(np.float64) ** 2)) / err)
-    assert snr > 50.0, snr  # measured 2026-12-07: 141.8 dB tiny, 65.1 dB default voice
+    assert snr > 50.0, snr  # measured 2026-12-07: 141.8 dB tiny, 65.1 dB the previous (espeak-ng) default voice
 
 
 def test_cooperative_fused_launches_come_from_the_environment(monkeypatch: pytest.MonkeyPatch,

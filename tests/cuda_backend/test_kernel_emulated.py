@@ -94,7 +94,7 @@ def test_kernel_source_matches_the_reference_in_every_mode(mode: str, library: P
 @pytest.mark.parametrize(("voice", "mode"), [("tiny_r2_voice_dir", "persistent"), ("default", "phases")])
 def test_kernel_source_with_several_frames_a_step(voice: str, mode: str, library: Path, emulated: EmulatedRuntime,
                                                   request: pytest.FixtureRequest) -> None:
-    """R = 2 (tiny) and r = 3 (the default voice: 256-wide LSTMs, 128 attention channels)."""
+    """R = 2 (tiny) and r = 3 (the default voice: 384- and 512-wide LSTMs, 128 attention channels)."""
     folder = DEFAULT_VOICE if voice == "default" else Path(request.getfixturevalue(voice))
     got, want, _ = _run(folder, library, mode, 2 if voice == "default" else 3, [9, 4])
     _close(got, want)
