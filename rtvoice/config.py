@@ -76,7 +76,7 @@ class TextConfig:
     frames_per_char: float = field(default=8.0, metadata=bounded(0.5, 100.0))
     """A generous estimate of the mel frames one normalized character takes to say, so that
     every piece fits the decoder's step limit: pieces get at most max_decoder_steps /
-    frames_per_char characters. The default voice takes 4.6-5.8; 8 leaves ~40% headroom."""
+    frames_per_char characters. The default voice takes 4.1-5.5; 8 leaves ~45% headroom."""
     date_order: str = "mdy"
     """How ambiguous numeric dates read: ``mdy`` ("04/05/2026" is April 5th, as in the US) or
     ``dmy`` (May 4th, as in Europe). "25/12/2026" and "12.06.2026" read right either way."""
