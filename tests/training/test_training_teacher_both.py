@@ -22,7 +22,7 @@ import pytest
 pytest.importorskip("torch")
 
 from tests.training.test_training_teacher import fake_ids, stand_in_model  # noqa: E402
-from tests.training.test_training_teacher_call import _carry, _env, _stretch  # noqa: E402
+from tests.training.test_training_teacher_call import _env, _stretch, _whole_carry  # noqa: E402
 from training.teacher import save_phonemes  # noqa: E402
 from training.teacher_cli import corpus_rows  # noqa: E402
 from training.teacher_pool import CUDA_STAND_IN  # noqa: E402
@@ -118,9 +118,7 @@ def test_auto_picks_both_where_a_cuda_session_opens_and_the_cpu_where_none_does(
 
     if not list((ROOT / "training" / "carry" / "wheels").glob("*.whl")):
         pytest.skip("training/carry/wheels is missing (bash training/fetch_espeak.sh)")
-    first, second = _carry(tmp_path)
-    for f in second.iterdir():
-        (first / f.name).write_bytes(f.read_bytes())
+    first = _whole_carry(tmp_path)
     nproc = len(os.sched_getaffinity(0))
 
     env = _env(tmp_path, first, SYNTH_ONLY="1", TEACHER_CUDA_JOBS="1", **{CUDA_STAND_IN: "1"})

@@ -46,6 +46,14 @@ def _carry(tmp_path: Path) -> tuple[Path, Path]:
     return first, second
 
 
+def _whole_carry(tmp_path: Path) -> Path:
+    """Both of the teacher's parts in one folder: what one call carries when it fits."""
+    first, second = _carry(tmp_path)
+    for f in second.iterdir():
+        (first / f.name).write_bytes(f.read_bytes())
+    return first
+
+
 def _env(tmp_path: Path, carry: Path, **extra: str) -> dict[str, str]:
     return {**os.environ, "TEACHER": "piper", "TEACHER_CARRY": str(carry), "TEACHER_DIR": str(tmp_path / "teacher"),
             "TEACHER_JOBS": "2", "TEACHER_MINUTES": "5", "RUN": str(tmp_path / "run"), "OUT": str(tmp_path / "out"),
@@ -113,9 +121,7 @@ def test_corpus_making_stops_at_its_deadline_and_resumes(tmp_path: Path) -> None
     """Out of time, ``make`` exits 4 with finished shards kept; the next run makes only the rest."""
     import sys
 
-    first, second = _carry(tmp_path)
-    for f in second.iterdir():
-        (first / f.name).write_bytes(f.read_bytes())
+    first = _whole_carry(tmp_path)
     teacher = tmp_path / "teacher"
     subprocess.run([sys.executable, "-m", "training.teacher", "unpack", "--src", str(first), "--out", str(teacher)],
                    cwd=ROOT, check=True, timeout=120)
@@ -146,9 +152,7 @@ def test_a_corpus_changed_after_phonemizing_fails_before_any_synthesis(tmp_path:
     """Texts without phoneme ids (the front end changed, phonemize was not re-run): exit 2, one clear line."""
     import sys
 
-    first, second = _carry(tmp_path)
-    for f in second.iterdir():
-        (first / f.name).write_bytes(f.read_bytes())
+    first = _whole_carry(tmp_path)
     texts = sorted({r.text for r in corpus_rows()})[:50]
     save_phonemes(first / "phonemes.npz", texts, [fake_ids(t) for t in texts])
     teacher = tmp_path / "teacher"
@@ -170,9 +174,7 @@ def test_an_incomplete_corpus_trains_on_its_finished_shards_unless_partial_is_of
     """PARTIAL=0: a deadline-stopped corpus trains nothing; the default trains on the shards made."""
     if not list((ROOT / "training" / "carry" / "wheels").glob("*.whl")):
         pytest.skip("training/carry/wheels is missing (bash training/fetch_espeak.sh)")
-    first, second = _carry(tmp_path)
-    for f in second.iterdir():
-        (first / f.name).write_bytes(f.read_bytes())
+    first = _whole_carry(tmp_path)
     (tmp_path / "out").mkdir()
     flags = {"TEACHER_MINUTES": "0.0001", "DATA_ARGS": "--limit 16 --max-chars 40 --shard-size 2",
              "TACOTRON2_ARGS": "--preset tiny --batch-size 2 --log-every 2 --val-items 2"}
@@ -206,9 +208,7 @@ def test_auto_teacher_device_stays_on_the_cpu_where_the_cuda_provider_does_not_s
         pytest.skip("RTVOICE_TEST_ORT_GPU does not name an unpacked onnxruntime-gpu")
     if not list((ROOT / "training" / "carry" / "wheels").glob("*.whl")):
         pytest.skip("training/carry/wheels is missing (bash training/fetch_espeak.sh)")
-    first, second = _carry(tmp_path)
-    for f in second.iterdir():
-        (first / f.name).write_bytes(f.read_bytes())
+    first = _whole_carry(tmp_path)
     env = _env(tmp_path, first, SYNTH_ONLY="1", PYTHONPATH=site)
     del env["TEACHER_JOBS"]
     done = _stretch(env, "tacotron2", "1.5")
