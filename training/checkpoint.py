@@ -148,6 +148,15 @@ class HistoryError(RuntimeError):
     """:func:`from_history` cannot ask git (no repository there, or no git): one line for the CLI."""
 
 
+class NotInHistoryError(HistoryError):
+    """Git history holds no checkpoint of that name there: a mistyped NAME or DIR must not pass for success."""
+
+    def __init__(self, message: str, searched: str) -> None:
+        super().__init__(message)
+        self.searched = searched
+        """The path searched for, relative to the repository's top (its ``.partNN`` parts too)."""
+
+
 def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(["git", *args], cwd=cwd, capture_output=True)
 
@@ -173,9 +182,11 @@ def from_history(folder: Path, name: str) -> int:
     (every clone has it) while the working tree, which each call carries, stays small; a new
     dev machine gets it back with this, ``folder`` made where the clone lacks it. A checkpoint
     committed in ``.partNN`` parts (:func:`save`) is joined. Returns the iteration now in
-    ``folder`` (-1: none).
+    ``folder``.
 
     Raises:
+        NotInHistoryError: no commit holds a readable ``NAME.pt`` (or its parts) at ``folder``;
+            nothing is written, and a checkpoint already in ``folder`` is left as it is.
         HistoryError: ``folder`` is not in a git repository, or git is not installed.
     """
     folder = folder.resolve()
@@ -210,8 +221,9 @@ def from_history(folder: Path, name: str) -> int:
             return found
         log.info("%s: iteration %d already, history holds %d (commit %s)", path, here, found, commit[:10])
         return here
-    log.info("%s: git history holds no %s", path, rel)
-    return iteration_of(folder, name)
+    here = iteration_of(folder, name)
+    kept = f"; {folder} keeps its own at iteration {here}" if here >= 0 else ""
+    raise NotInHistoryError(f"git history of {top} holds no readable {rel} (nor {rel}.partNN){kept}", rel)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -219,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ``python -m training.checkpoint half NAME SRC DST``: SRC's NAME.pt with float16 weights into DST.
 
-    ``python -m training.checkpoint history NAME DIR``: DIR's newest NAME.pt from git history.
+    ``python -m training.checkpoint history NAME DIR``: DIR's newest NAME.pt from git history;
+    exit 2 with one ``error:`` line when git cannot be asked or its history holds no NAME.pt there.
     """
     import argparse
 
@@ -242,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         except HistoryError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-        print(f"{args.folders[0]}: {args.name} at iteration {it}" if it >= 0 else f"{args.folders[0]}: no {args.name}")
+        print(f"{args.folders[0]}: {args.name} at iteration {it}")
         return 0
     found = [(iteration_of(f, args.name), -i, f) for i, f in enumerate(args.folders)]
     best = max(found)

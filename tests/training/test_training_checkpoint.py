@@ -87,8 +87,9 @@ def test_training_checkpoint_from_history_restores_an_untracked_checkpoint(tmp_p
     checkpoint.save({"state_dict": {"w": torch.zeros(2)}, "iteration": 12}, folder / "waveglow.pt")
     assert checkpoint.from_history(folder, "waveglow") == 12
     assert checkpoint.load(folder / "waveglow.pt")["iteration"] == 12
-    # Nothing in history: nothing written, -1.
-    assert checkpoint.from_history(folder, "tacotron2") == -1
+    # Nothing in history: an error, nothing written.
+    with pytest.raises(checkpoint.NotInHistoryError, match="ckpt/tacotron2.pt"):
+        checkpoint.from_history(folder, "tacotron2")
     assert not (folder / "tacotron2.pt").exists()
 
 
@@ -108,6 +109,31 @@ def test_training_checkpoint_history_outside_git_is_one_line(tmp_path: Path, cap
         assert checkpoint.main(["history", "waveglow", str(target)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "not in a git repository" in err[0] and "Traceback" not in err[0], err
+
+
+def test_training_checkpoint_history_of_a_name_history_lacks_exits_2(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A mistyped NAME or DIR exits 2 with one line naming what was searched, not 0 ("no NAME")."""
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "config", "user.email", "t@example.com")
+    _git(tmp_path, "config", "user.name", "t")
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    checkpoint.save({"state_dict": {"w": torch.zeros(2)}, "iteration": 4}, folder / "waveglow.pt")
+    _git(tmp_path, "add", "-f", "ckpt/waveglow.pt")
+    _git(tmp_path, "commit", "-qm", "waveglow 4")
+    for name, target, searched in (("tacotron2", folder, "ckpt/tacotron2.pt"),  # NAME history lacks
+                                   ("waveglow", tmp_path / "ckpts", "ckpts/waveglow.pt")):  # DIR mistyped
+        assert checkpoint.main(["history", name, str(target)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and searched in err[0], err
+        assert not (target / f"{name}.pt").exists()
+    # A local checkpoint history lacks is kept, and the line says so.
+    checkpoint.save({"state_dict": {"w": torch.ones(2)}, "iteration": 2}, folder / "tacotron2.pt")
+    assert checkpoint.main(["history", "tacotron2", str(folder)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "keeps its own at iteration 2" in err[0], err
+    assert checkpoint.load(folder / "tacotron2.pt")["iteration"] == 2
 
 
 def test_training_checkpoint_history_restores_parts_into_a_folder_the_clone_lacks(tmp_path: Path) -> None:
