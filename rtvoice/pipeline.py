@@ -29,7 +29,7 @@ from .audio import AudioChunk
 from .batching import DecodeBatcher, VocodeBatcher
 from .config import BatchingConfig, ResolvedSynthesis, SynthesisConfig
 from .engine.protocol import Engine, Utterance
-from .script import prepare
+from .script import Reading, prepare
 from .synthesizer import ChunkVocoder, Clock, Progress, Sentence, SentenceDecoder, open_sentence
 
 T = TypeVar("T")
@@ -68,9 +68,9 @@ async def _on(pool: ThreadPoolExecutor | None, fn: Callable[..., T], *args: obje
     return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
 
-async def stream(engine: Engine, workers: Workers, text: str, config: SynthesisConfig | None = None,
+async def stream(engine: Engine, workers: Workers, text: str | Reading, config: SynthesisConfig | None = None,
                  ) -> AsyncGenerator[AudioChunk, None]:
-    """Speak ``text``; yields chunks while the decoder goes on. See the module docstring.
+    """Speak ``text`` (or a :class:`Reading` of it); yields chunks while the decoder goes on. See the module docstring.
 
     The two tasks are owned here rather than by an ``asyncio.TaskGroup``: a task group
     spanning a ``yield`` would cancel whatever the *caller* awaits when a task fails.

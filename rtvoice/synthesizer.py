@@ -55,6 +55,17 @@ def read_out(text: str, voice: VoiceConfig) -> str:
                                      letter_names=voice.text.letter_names)
 
 
+def check_text(text: str, voice: VoiceConfig) -> None:
+    """Refuse what is no text to read out: not a string, longer than ``text.max_chars`` as sent, or blank."""
+    if not isinstance(text, str):
+        raise TextError(f"text must be str, not {type(text).__name__}")
+    limit = voice.text.max_chars
+    if len(text) > limit:
+        raise TextError(f"Text has {len(text)} characters; the limit is {limit}.", length=len(text), limit=limit)
+    if not text.strip():
+        raise TextError("Text is empty: there is nothing to say.", length=len(text))
+
+
 def plan(text: str, voice: VoiceConfig, max_spoken_chars: int | None = None) -> list[Sentence]:
     """Validate ``text``, normalize it, and split it into pieces of symbol ids; raises TextError.
 
@@ -63,13 +74,7 @@ def plan(text: str, voice: VoiceConfig, max_spoken_chars: int | None = None) -> 
     limit would lose its end. Text longer than ``max_spoken_chars`` once normalized is
     refused before it is split.
     """
-    if not isinstance(text, str):
-        raise TextError(f"text must be str, not {type(text).__name__}")
-    limit = voice.text.max_chars
-    if len(text) > limit:
-        raise TextError(f"Text has {len(text)} characters; the limit is {limit}.", length=len(text), limit=limit)
-    if not text.strip():
-        raise TextError("Text is empty: there is nothing to say.", length=len(text))
+    check_text(text, voice)
     spoken = read_out(text, voice)
     if max_spoken_chars is not None and len(spoken) > max_spoken_chars:
         raise spoken_too_long("Text", len(text), len(spoken), max_spoken_chars)
@@ -347,7 +352,7 @@ def synthesize(engine: Engine, text: str, config: SynthesisConfig | None = None)
     Raises TextError (before the first chunk) for empty, too long or unspeakable text, and
     SsmlError for bad SSML (``config.ssml``, or text starting with ``<speak``).
     """
-    from .script import prepare  # it plans with plan() above
+    from .script import prepare  # it plans with plan_read_out() above
 
     settings = (config or SynthesisConfig()).resolve(engine.config)
     script = prepare(text, engine.config, settings)

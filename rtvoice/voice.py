@@ -14,7 +14,7 @@ from .backends import Choice, choose, open_engine
 from .config import BatchingConfig, SynthesisConfig, VoiceConfig
 from .engine.protocol import Engine
 from .errors import EngineError, VoiceError
-from .script import prepare
+from .script import Reading, prepare
 from .synthesizer import synthesize
 
 log = logging.getLogger("rtvoice")
@@ -117,11 +117,13 @@ class Voice:
         """
         return synthesize(self.engine, text, config)
 
-    def stream(self, text: str, config: SynthesisConfig | None = None) -> AsyncGenerator[AudioChunk, None]:
+    def stream(self, text: str | Reading, config: SynthesisConfig | None = None) -> AsyncGenerator[AudioChunk, None]:
         """Speak ``text`` asynchronously.
 
         The decoder runs ahead on its own thread while the vocoder turns finished mel chunks
-        into audio on another.
+        into audio on another. ``text`` may be a :class:`rtvoice.script.Reading` this voice
+        made (:func:`rtvoice.script.read`) of text counted before it is spoken: it is not read
+        out again.
 
         Use ``async with contextlib.aclosing(voice.stream(text)) as chunks:`` (or cancel the
         task) to stop early: GPU work stops within one chunk and everything is released.

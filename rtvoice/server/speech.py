@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from ..audio import AudioChunk
 from ..config import SynthesisConfig
 from ..errors import SlowClientError, TextError
+from ..script import Reading
 from ..voice import Voice
 from .audio_out import PcmConverter
 from .state import ServerState
@@ -30,7 +31,8 @@ from .state import ServerState
 class SpeechJob:
     """One synthesis, described the same way by every protocol."""
 
-    text: str
+    text: str | Reading
+    """What to say; a :class:`Reading` (made with ``voice``) is not read out again."""
     voice: Voice
     config: SynthesisConfig
     out_rate: int

@@ -37,7 +37,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..errors import InputError, RtvoiceError, SlowClientError, TextError
 from ..inputs import check_text, loads, shown
-from ..script import read_out_length
+from ..script import Reading, read
 from ..ssml import is_ssml
 from .audio_out import silence_pcm
 from .config import SPEED_RANGE
@@ -61,8 +61,14 @@ class _Sentence:
     text: str
     voice: str
     speed: float | None
-    spoken: int
-    """Its characters as read out, counted against ``max_spoken_chars`` while it waits."""
+    reading: Reading | None
+    """The text read out by ``voice`` when it was queued, and spoken as such (``None``: it cannot
+    be read, and says why when its turn comes)."""
+
+    @property
+    def spoken(self) -> int:
+        """Its characters as read out, counted against ``max_spoken_chars`` while it waits."""
+        return len(self.text) if self.reading is None else self.reading.length
 
 
 def _number(value: float) -> float | None:
@@ -215,19 +221,20 @@ class SpeechSession:
             sentences = [text]
         else:
             sentences = buffer.add(text)
-        spoken = [self._read_out(sentence) for sentence in sentences]  # each sentence read out once, here
-        self._check_spoken(len(text), sum(spoken))
+        readings = [self._read(sentence) for sentence in sentences]  # each sentence read out once, here
+        self._check_spoken(len(text), sum(len(sentence) if reading is None else reading.length
+                                          for sentence, reading in zip(sentences, readings, strict=True)))
         self._buffer = buffer
-        self._enqueue(sentences, spoken)
+        self._enqueue(sentences, readings)
 
-    def _read_out(self, text: str) -> int:
-        """``text``'s characters as read out by the session's voice (its own length if it cannot be read)."""
+    def _read(self, text: str) -> Reading | None:
+        """``text`` read out by the session's voice, the one time it is: counted now, spoken from later."""
         voice = self._state.voices.get(self._voice)
         assert voice is not None
         try:
-            return read_out_length(text, voice.config, self._state.config.synthesis.ssml)
-        except TextError:  # bad SSML: refused with its own error when its turn comes
-            return len(text)
+            return read(text, voice.config, self._state.config.synthesis.ssml)
+        except TextError:  # e.g. bad SSML: refused with its own error when its turn comes
+            return None
 
     def _check_spoken(self, sent: int, added: int) -> None:
         """Refuse text whose sentences (``added`` read out) would make more than ``max_spoken_chars`` wait.
@@ -244,14 +251,15 @@ class SpeechSession:
                            f"characters, {added} read out, and {self._queued_spoken} wait read out; the limit is "
                            f"{limit} read out. Hint: send less ahead of the speech, or cancel.", code="backlog_full")
 
-    def _enqueue(self, sentences: list[str], spoken: list[int] | None = None) -> None:
-        if spoken is None:  # flushed: accepted already
-            spoken = [self._read_out(text) for text in sentences]
-        for text, read in zip(sentences, spoken, strict=True):
-            self._queue.put_nowait(_Sentence(self._next_id, text, self._voice, self._speed, read))
+    def _enqueue(self, sentences: list[str], readings: list[Reading | None] | None = None) -> None:
+        if readings is None:  # flushed: accepted already
+            readings = [self._read(text) for text in sentences]
+        for text, reading in zip(sentences, readings, strict=True):
+            sentence = _Sentence(self._next_id, text, self._voice, self._speed, reading)
+            self._queue.put_nowait(sentence)
             self._next_id += 1
             self._queued_chars += len(text)
-            self._queued_spoken += read
+            self._queued_spoken += sentence.spoken
 
     def _configure(self, data: dict[str, Any]) -> None:
         voice, speed = data.get("voice", self._voice), data.get("speed", self._speed)
@@ -300,7 +308,8 @@ class SpeechSession:
         voice = self._state.voices.get(sentence.voice)
         assert voice is not None
         state = self._state
-        job = SpeechJob(sentence.text, voice, state.config.synthesis, voice.sample_rate, sentence.speed, "websocket",
+        said = sentence.text if sentence.reading is None else sentence.reading  # not read out a second time
+        job = SpeechJob(said, voice, state.config.synthesis, voice.sample_rate, sentence.speed, "websocket",
                         self._client)
         last = None
         truncated = False
