@@ -34,11 +34,13 @@ def test_a_full_gpu_check_run_leaves_no_more_files_than_the_device_brings_back(t
                           capture_output=True, text=True, timeout=280)
     log = (out / "cuda_check.log").read_text()
     assert done.returncode == 0 and "finished" in log, log[-3000:] + done.stderr[-2000:]
-    assert "== pytest" in log and "== sweep" in log  # the non-dry path, every stage
+    assert "== pytest" in log and "== sweep" in log and "== profile" in log  # the non-dry path, every stage
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert len(files) <= DEVICE_FILES_BACK, files
     for stage in ("env", "voices", "parity", "bench", "sweep", "engine", "summary"):
         assert f"{stage}.json" in files
+    profile = json.loads((out / "engine.json").read_text())["profile"]  # the profile stage's file is engine.json
+    assert "finished" in profile and not [k for k in profile if k.endswith("error")], profile
 
 
 @pytest.mark.timeout(300)

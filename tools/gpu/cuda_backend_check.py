@@ -22,6 +22,10 @@ Stages (tools/gpu/cuda_backend_check.sh runs each under its own timeout):
            (needs onnxruntime-gpu); then once without force_steps: the gate stop (on the device
            in persistent mode), steps decoded per mode, persistent's audio equal to phases';
            within its own time budget (tools/gpu/engine_timing.py)
+  profile  where a step's time goes in the engine, per kernel mode: decode_batch at batch 1 under
+           torch.profiler (CUPTI), reduced to device busy and idle time, gaps, launches, kernel and
+           copy times and host CUDA API time per step (tools/gpu/step_profile.py); kept under
+           "profile" in engine.json (no file of its own: the device brings back 8)
   table    issue 26's target table (ENGINE_BENCH=1 in cuda_backend_check.sh): the full-size voice
            with WaveGlow 512 on the cuda backend, ONNX Runtime CUDA and PyTorch fp16, one stream
            and the most streams within TTFA p99 150 ms, in $TABLE_BUDGET_S (tools/gpu/issue_table.py)
@@ -65,10 +69,15 @@ SWEEP_PARITY = {"lengths": [60, 23], "text_length": 64, "steps": 4}
 
 
 class Report:
-    """A stage's results, rewritten to OUT/<stage>.json after every addition."""
+    """A stage's results, rewritten to OUT/<stage>.json after every addition.
 
-    def __init__(self, out: Path, stage: str) -> None:
-        self.path = out / f"{stage}.json"
+    With ``into``, they go under the key ``stage`` of OUT/<into>.json instead, beside that
+    stage's own results (the device brings back at most 8 files).
+    """
+
+    def __init__(self, out: Path, stage: str, into: str | None = None) -> None:
+        self.path = out / f"{into or stage}.json"
+        self.into = into
         self.data: dict[str, Any] = {"stage": stage, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         self.save()
 
@@ -78,7 +87,14 @@ class Report:
         self.save()
 
     def save(self) -> None:
-        self.path.write_text(json.dumps(self.data, indent=1, default=str))
+        data = self.data
+        if self.into is not None:
+            try:
+                data = json.loads(self.path.read_text()) if self.path.is_file() else {"stage": self.into}
+            except ValueError:  # the other stage was cut off mid-write: keep what is readable of it
+                data = {"stage": self.into, "unreadable": self.path.read_text()[-2000:]}
+            data[self.data["stage"]] = self.data
+        self.path.write_text(json.dumps(data, indent=1, default=str))
 
 
 def _device() -> tuple[Any, int, int, str]:
@@ -419,6 +435,33 @@ def stage_engine(report: Report, dry: bool) -> None:
     engine_runs(report, VOICES, open_voice, timing_event, time.monotonic() + ENGINE_BUDGET_S)
 
 
+def stage_profile(report: Report, dry: bool) -> None:
+    """Where a step's time goes in the engine, per kernel mode (tools/gpu/step_profile.py); into engine.json.
+
+    A dry run profiles the CPU engine on the CPU (no CUDA activity): all but the device's part.
+    """
+    import os
+
+    from engine_timing import open_voice
+    from step_profile import DRY_PLAN, GPU_PLAN, profile_runs
+
+    from rtvoice.ort.sessions import available_providers
+
+    if not dry and "CUDAExecutionProvider" not in available_providers():
+        report.add("skipped", "onnxruntime has no CUDAExecutionProvider (carry onnxruntime-gpu: device-run.sh)")
+        return
+    try:
+        import torch.profiler  # noqa: F401
+    except ImportError:
+        report.add("skipped", "no torch here: torch.profiler records the trace")
+        return
+    os.environ.pop("RTVOICE_CUDA_STEP", None)  # the mode comes from each run's batching.cuda_step
+    plan = DRY_PLAN if dry else GPU_PLAN
+    report.add("plan", {"voice": plan.voice, "steps": f"{plan.batches} decode_batch calls at batch 1",
+                        "cuda_activity": plan.cuda})
+    profile_runs(report, VOICES[plan.voice], open_voice, plan, time.monotonic() + plan.budget_s)
+
+
 def stage_table(report: Report, dry: bool) -> None:
     """Issue 26's table (tools/gpu/issue_table.py); a dry run times the tiny voice on the CPU instead."""
     import dataclasses
@@ -436,7 +479,10 @@ def stage_summary(report: Report, dry: bool) -> None:
     data = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json") if p.stem != "summary"}
     env, parity, bench = data.get("env", {}), data.get("parity", {}), data.get("bench", {})
     report.add("gpu", env.get("device") or env.get("nvidia_smi"))
-    report.add("errors", {stage: "error" in d for stage, d in data.items()})
+    errors = {stage: "error" in d for stage, d in data.items()}
+    if isinstance(data.get("engine", {}).get("profile"), dict):
+        errors["profile"] = any(k == "error" or k.endswith("_error") for k in data["engine"]["profile"])
+    report.add("errors", errors)
     worst = {k: (max(v.values()) if isinstance(v, dict) and all(isinstance(x, float) for x in v.values()) else v)
              for k, v in parity.items() if "12_steps" in k or "gate_stop" in k or k.endswith("_error")}
     report.add("parity_worst_relative_error", worst)
@@ -457,13 +503,34 @@ def stage_summary(report: Report, dry: bool) -> None:
                                 for k, v in engine.items() if isinstance(v, dict) and "ttfa_ms" in v})
     report.add("unforced_persistent_equals_phases", {k: v for k, v in engine.items()
                                                      if k.endswith("_unforced_persistent_equals_phases")})
+    profile = engine.pop("profile", None)
     report.add("engine", engine)
+    if isinstance(profile, dict):
+        report.add("profile_per_step", profile_headline(profile))
     if "table" in data:  # here too, in case the table's own file is left out
         report.add("table", {k: v for k, v in data["table"].items() if k not in ("stage", "started")})
 
 
+def profile_headline(profile: dict[str, Any]) -> dict[str, Any]:
+    """Per profiled mode: wall against device busy per step, the gaps, launches, copies and host API time."""
+    rows: dict[str, Any] = {}
+    for name, run in profile.items():
+        if not isinstance(run, dict) or "wall_us_per_step" not in run:
+            if name not in ("stage", "started", "finished", "plan"):
+                rows[name] = run[-300:] if isinstance(run, str) else "see engine.json"
+            continue
+        rows[name] = {
+            "wall_us": run["wall_us_per_step"], "unprofiled_us": run.get("host_clock_unprofiled_us_per_step"),
+            "device_busy_us": run["device_busy_us_per_step"], "device_idle_us": run["device_idle_us_per_step"],
+            "gap_median_us": run["gaps"]["median_us"], "gap_p90_us": run["gaps"]["p90_us"],
+            "kernels": run["kernels_per_step"], "copies": sum((c["per_step"] or 0.0) for c in run["copies"].values()),
+            "host_api_us": run["host_api"]["us_per_step"], "host_wait_us": run["host_api"]["wait_us_per_step"],
+            "batch_head_us": run["batches"]["head_us_median"], "batch_tail_us": run["batches"]["tail_us_median"]}
+    return rows
+
+
 STAGES = {"env": stage_env, "voices": stage_voices, "parity": stage_parity, "bench": stage_bench,
-          "sweep": stage_sweep, "engine": stage_engine, "table": stage_table,
+          "sweep": stage_sweep, "engine": stage_engine, "profile": stage_profile, "table": stage_table,
           "summary": stage_summary}
 
 
@@ -474,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("."))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    report = Report(args.out, args.stage)
+    report = Report(args.out, args.stage, into="engine" if args.stage == "profile" else None)
     try:
         STAGES[args.stage](report, args.dry_run)
     except Exception as exc:

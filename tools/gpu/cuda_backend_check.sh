@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 26's GPU run: the cuda backend's kernels compiled, checked and timed (limits add up to 500 s; most stages end well before theirs).
+# Issue 26's GPU run: the cuda backend's kernels compiled, checked, timed and profiled (limits add up to 535 s; most stages end well before theirs).
 # Each stage has its own timeout and writes $OUT/<stage>.json as it goes; $OUT/cuda_check.log
 # has everything printed. Usage (one device call): bash tools/gpu/cuda_backend_check.sh
 # Pass --dry-run to do everything except CUDA calls (the CPU tests do). ENGINE_BENCH=1 adds issue
@@ -38,6 +38,7 @@ stage bench 75 "$@"
 sweep=1; [ "${ENGINE_BENCH:-0}" = 1 ] && sweep=0  # 8 files come back: table.json takes sweep.json's place
 [ "${SWEEP:-$sweep}" = 0 ] || stage sweep 140 "$@"  # the kernel shapes side by side (SWEEP=0 skips it)
 stage engine 70 "$@"
+stage profile 35 "$@"  # torch.profiler over the engine per kernel mode: into engine.json (no 9th file)
 if [ "${ENGINE_BENCH:-0}" = 1 ]; then  # issue 26's table: cuda, ONNX Runtime CUDA, PyTorch fp16; streams per GPU
   export TABLE_BUDGET_S=$(( ${CALL_S:-570} - ($(date +%s) - start) - 75 ))
   if [ "$TABLE_BUDGET_S" -ge 60 ]; then stage table $((TABLE_BUDGET_S + 20)) "$@"
