@@ -10,7 +10,9 @@
 # exists, fits its budget and has spoken its check sentence. Then its four graphs and voice.json
 # replace the shipped ones; any other file in the folder (a model card, a licence) is kept
 # as it is. `python -m rtvoice say` with no --voice then speaks a sentence, to show that the
-# default is the new voice. Nothing is committed.
+# default is the new voice. Nothing is committed. If anything fails once the folder is touched
+# (that sentence, or --test's tests), the previous folder is put back as it was and the script
+# exits 1 with one `error:` line.
 #
 # Why a script: the export writes into --out in place and refuses only on size, so a failed
 # or half-copied export could leave the shipped folder mixed. Here it never sees a partial one.
@@ -72,7 +74,24 @@ PY
 }
 
 work="$(mktemp -d /tmp/ship-default.XXXXXX)"
-trap 'rm -rf "$work"' EXIT
+replaced=0 shipped=0
+finish() {  # on any exit: a voice that failed its checks after replacing gives way to the previous one
+  local rc=$?
+  if [ "$replaced" = 1 ] && [ "$shipped" = 0 ]; then
+    if [ -d "$voice" ]; then mv "$voice" "$work/failed"; fi
+    if [ ! -d "$work/previous" ] || cp -a "$work/previous" "$voice"; then
+      rm -rf "$work"
+      echo "error: the new voice failed its checks after replacing rtvoice/voices/default (exit $rc);" \
+        "the previous folder is restored" >&2
+    else
+      echo "error: the new voice failed its checks (exit $rc) and restoring rtvoice/voices/default failed;" \
+        "the previous folder is $work/previous" >&2
+    fi
+    exit 1
+  fi
+  rm -rf "$work"
+}
+trap finish EXIT
 start=$SECONDS
 voice_before=$(bytes "$voice")
 tracked_before=$(tracked)
@@ -93,6 +112,8 @@ if [ "$dry" = 1 ]; then
 fi
 
 echo "== replace $voice"
+if [ -d "$voice" ]; then cp -a "$voice" "$work/previous"; fi  # put back if a check below fails
+replaced=1
 mkdir -p "$voice"
 for f in "$work"/default/*; do
   cp "$f" "$voice/.$(basename "$f").new"
@@ -135,5 +156,6 @@ if [ "$test" = 1 ]; then
     tests/server/test_server_voice_names.py tests/mqtt/test_mqtt_no_lost_words.py \
     tests/training/test_training_fp16_voice.py tests/cuda_backend/test_step_reference.py
 fi
+shipped=1
 echo "== took $((SECONDS - start)) s; commit with: git add rtvoice/voices/default &&" \
   "git commit -m '...' -- rtvoice/voices/default"

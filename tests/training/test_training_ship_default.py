@@ -31,8 +31,8 @@ def _ship(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=280)
 
 
-@pytest.mark.timeout(300)
-def test_ship_default_checks_first_replaces_the_graphs_and_keeps_other_files(tmp_path: Path) -> None:
+def _clone_and_checkpoints(tmp_path: Path) -> tuple[Path, Path]:
+    """A clone running this checkout's script, and a folder with the natural Tacotron 2 and a tiny WaveGlow."""
     if not TACOTRON2.is_file():
         pytest.skip("training/checkpoints-natural/tacotron2.pt is not in this checkout")
     from rtvoice.export.waveglow import WaveGlow
@@ -41,16 +41,22 @@ def test_ship_default_checks_first_replaces_the_graphs_and_keeps_other_files(tmp
     repo = tmp_path / "repo"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True, timeout=120)
     shutil.copyfile(SCRIPT, repo / "training" / "ship_default.sh")
-    voice = repo / "rtvoice" / "voices" / "default"
-    (voice / "MODEL_CARD.md").write_text("kept\n")
-    subprocess.run([*GIT, "add", "-A", "rtvoice/voices/default"], cwd=repo, check=True)
-    subprocess.run([*GIT, "commit", "-qm", "card", "--", "rtvoice/voices/default"], cwd=repo, check=True)
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
     shutil.copyfile(TACOTRON2, ckpt / "tacotron2.pt")
     wg = train_waveglow.PRESETS["tiny"]
     checkpoint.save({"state_dict": WaveGlow(wg).state_dict(), "config": wg.to_dict(), "iteration": 7},
                     ckpt / "waveglow.pt")
+    return repo, ckpt
+
+
+@pytest.mark.timeout(300)
+def test_ship_default_checks_first_replaces_the_graphs_and_keeps_other_files(tmp_path: Path) -> None:
+    repo, ckpt = _clone_and_checkpoints(tmp_path)
+    voice = repo / "rtvoice" / "voices" / "default"
+    (voice / "MODEL_CARD.md").write_text("kept\n")
+    subprocess.run([*GIT, "add", "-A", "rtvoice/voices/default"], cwd=repo, check=True)
+    subprocess.run([*GIT, "commit", "-qm", "card", "--", "rtvoice/voices/default"], cwd=repo, check=True)
     before = _digest(voice)
 
     done = _ship(repo, str(tmp_path / "nowhere"))
@@ -72,6 +78,25 @@ def test_ship_default_checks_first_replaces_the_graphs_and_keeps_other_files(tmp
     done = _ship(repo, str(ckpt))  # the folder now differs from the commit
     assert done.returncode == 2 and "uncommitted changes" in done.stderr, done.stderr
     assert _digest(voice) == after
+
+
+@pytest.mark.timeout(300)
+def test_ship_default_puts_the_previous_voice_back_when_the_new_one_fails_its_check(tmp_path: Path) -> None:
+    """A step limit of 12 frames passes the export (which only speaks) but cuts the check sentence
+    into one-letter pieces, 9.8 s with their pauses here (the check wants 1-8 s): the shipped
+    folder must come back as it was, with exit 1 and one error line."""
+    repo, ckpt = _clone_and_checkpoints(tmp_path)
+    voice = repo / "rtvoice" / "voices" / "default"
+    before = _digest(voice)
+
+    done = _ship(repo, str(ckpt), "--", "--max-decoder-steps", "12")
+    assert "== replace" in done.stdout and "not a spoken sentence" in done.stderr, done.stdout[-3000:] + done.stderr
+    err = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and err[-1].startswith("error: ") and "previous folder is restored" in err[-1], err
+    assert _digest(voice) == before
+    status = subprocess.run(["git", "status", "--porcelain", "--", "rtvoice/voices/default"], cwd=repo,
+                            capture_output=True, text=True, check=True)
+    assert status.stdout == ""
 
 
 def test_ship_default_without_a_checkpoints_folder_is_one_usage_line(tmp_path: Path) -> None:
