@@ -82,6 +82,10 @@ def test_without_the_window_every_event_counts() -> None:
     assert got["kernels_per_step"] == 6  # early and late count now
     assert got["kernels"]["early"]["per_step"] == 1
     assert got["host_api"]["calls_per_step"] == 4
+    apart = [{**e, "ts": e["ts"] + 1000} if e.get("cat") in step_profile.DEVICE_CATEGORIES else e
+             for e in TRACE]  # the device's clock 1 ms off the host's
+    got = step_profile.reduce_trace(apart, steps=1)
+    assert got["window"].startswith("all events") and got["kernels_per_step"] == 6
     empty = step_profile.reduce_trace([], steps=3)
     assert empty["device_busy_us_per_step"] == 0 and empty["gaps"]["median_us"] is None
     assert empty["batches"]["count"] == 0

@@ -134,7 +134,7 @@ def reduce_trace(events: Sequence[Mapping[str, Any]], steps: int, window: str = 
     """A trace's events (Chrome trace format: ``ts``/``dur`` in µs) to numbers per decoder step.
 
     Only complete (``ph: X``) events inside the ``window`` host annotation count (all of them
-    when it is missing). Device time is the union of kernel, copy and set intervals across
+    when it is missing, or when no device activity lies inside it). Device time is the union of kernel, copy and set intervals across
     streams; a gap is idle device time between two merged intervals, charged to the activity
     that ends it. ``batches`` compares each ``batch`` annotation (a ``decode_batch`` call) with
     the device work that started inside it: ``head_us`` from the call to the first device
@@ -148,6 +148,10 @@ def reduce_trace(events: Sequence[Mapping[str, Any]], steps: int, window: str = 
         lo = min((_span(e)[0] for e in done), default=0.0)
         hi = max((_span(e)[1] for e in done), default=0.0)
     inside = [e for e in done if lo <= _span(e)[0] and _span(e)[1] <= hi]
+    label = "annotation" if spans else "all events"
+    if spans and not any(e.get("cat") in DEVICE_CATEGORIES for e in inside):
+        if any(e.get("cat") in DEVICE_CATEGORIES for e in done):  # host and device clocks apart: take all
+            inside, label = done, "all events: no device activity inside the annotation"
     device = sorted((e for e in inside if e.get("cat") in DEVICE_CATEGORIES), key=lambda e: _span(e)[0])
     merged = _merge(device)
     busy = sum(end - start for start, end, _ in merged)
@@ -158,7 +162,7 @@ def reduce_trace(events: Sequence[Mapping[str, Any]], steps: int, window: str = 
         idle_before[name] = idle_before.get(name, 0.0) + g
     window_us = hi - lo
     return {
-        "window": "annotation" if spans else "all events",
+        "window": label,
         "window_us": round(window_us, 2),
         "wall_us_per_step": _per(window_us, steps),
         "device_busy_us_per_step": _per(busy, steps),
