@@ -69,7 +69,10 @@ def test_ship_default_checks_first_replaces_the_graphs_and_keeps_other_files(tmp
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     after = _digest(voice)
     assert after["MODEL_CARD.md"] == before["MODEL_CARD.md"]
-    assert all(after[name] != before[name] for name in before if name != "MODEL_CARD.md")
+    assert set(after) == set(before)
+    # The WaveGlow is the tiny one made above, so its graph and voice.json must change; the Tacotron 2
+    # graphs may come out byte-identical, since the shipped voice was exported from this checkpoint.
+    assert after["waveglow.onnx"] != before["waveglow.onnx"] and after["voice.json"] != before["voice.json"]
     source = json.loads((voice / "voice.json").read_text())["source"]
     assert source["teacher"].startswith("Piper") and source["iterations"]["waveglow"] == 7
     assert f"from {voice}" in done.stdout  # `rtvoice say` with no --voice spoke the clone's new voice
