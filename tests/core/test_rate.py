@@ -36,8 +36,22 @@ def voice() -> Voice:
         yield v
 
 
+_SPOKEN: dict[tuple[int, tuple[tuple[str, object], ...]], np.ndarray] = {}
+"""Audio already synthesized in this module, by voice and settings: the same seed gives the same audio."""
+
+
 def speak(voice: Voice, **kwargs: object) -> np.ndarray:
-    return concatenate(voice.synthesize(TEXT, SynthesisConfig(seed=3, **kwargs)))  # type: ignore[arg-type]
+    """TEXT at seed 3; settings asked for again (the plain default, by five tests) are synthesized once.
+
+    Each distinct setting is still synthesized by its own call, so comparisons between two
+    settings (rate 1 against the default, volume 0.5 against 1) still compare two syntheses.
+    """
+    key = (id(voice), tuple(sorted(kwargs.items())))
+    if key not in _SPOKEN:
+        audio = concatenate(voice.synthesize(TEXT, SynthesisConfig(seed=3, **kwargs)))  # type: ignore[arg-type]
+        audio.flags.writeable = False  # shared by the tests that ask again
+        _SPOKEN[key] = audio
+    return _SPOKEN[key]
 
 
 def median_f0(audio: np.ndarray, frame: int = 1024, hop: int = 256, fmin: float = 95.0, fmax: float = 400.0) -> float:
