@@ -68,11 +68,7 @@ def read(text: str, voice: VoiceConfig, ssml: bool | None = None) -> Reading:
     if not wants_ssml(text, ssml):
         check_text(text, voice)
         return Reading(text, (read_out(text, voice),), None)
-    if not isinstance(text, str):
-        raise TextError(f"text must be str, not {type(text).__name__}")
-    limit = voice.text.max_chars
-    if len(text) > limit:  # bounds the parser's work, before it starts
-        raise TextError(f"SSML has {len(text)} characters; the limit is {limit}.", length=len(text), limit=limit)
+    check_text(text, voice, what="SSML", blank_ok=True)
     segments = tuple(parse(text))
     said = tuple(None if isinstance(segment, Break) or not segment.text.strip() else read_out(segment.text, voice)
                  for segment in segments)

@@ -55,14 +55,22 @@ def read_out(text: str, voice: VoiceConfig) -> str:
                                      letter_names=voice.text.letter_names)
 
 
-def check_text(text: str, voice: VoiceConfig) -> None:
-    """Refuse what is no text to read out: not a string, longer than ``text.max_chars`` as sent, or blank."""
+def check_text(text: str, voice: VoiceConfig, *, what: str = "Text", blank_ok: bool = False) -> None:
+    """Refuse what is no text to read out: not a string, longer than ``text.max_chars`` as sent, or blank.
+
+    Args:
+        text: The request's text as sent.
+        voice: Whose ``text.max_chars`` applies.
+        what: The word the length message starts with ("Text", or "SSML" for markup).
+        blank_ok: Skip the blank check: blank SSML is refused later, once parsed, as
+            having nothing speakable.
+    """
     if not isinstance(text, str):
         raise TextError(f"text must be str, not {type(text).__name__}")
     limit = voice.text.max_chars
-    if len(text) > limit:
-        raise TextError(f"Text has {len(text)} characters; the limit is {limit}.", length=len(text), limit=limit)
-    if not text.strip():
+    if len(text) > limit:  # also bounds the SSML parser's work, before it starts
+        raise TextError(f"{what} has {len(text)} characters; the limit is {limit}.", length=len(text), limit=limit)
+    if not blank_ok and not text.strip():
         raise TextError("Text is empty: there is nothing to say.", length=len(text))
 
 
