@@ -55,6 +55,11 @@ class _ClientGone(Exception):
     """The client vanished, or took too long to accept a frame; the session ends."""
 
 
+def _spoken(text: str, reading: Reading | None) -> int:
+    """``text``'s characters as read out (as sent if it could not be read), counted against ``max_spoken_chars``."""
+    return len(text) if reading is None else reading.length
+
+
 @dataclass(frozen=True)
 class _Sentence:
     id: int
@@ -68,7 +73,7 @@ class _Sentence:
     @property
     def spoken(self) -> int:
         """Its characters as read out, counted against ``max_spoken_chars`` while it waits."""
-        return len(self.text) if self.reading is None else self.reading.length
+        return _spoken(self.text, self.reading)
 
 
 def _number(value: float) -> float | None:
@@ -222,7 +227,7 @@ class SpeechSession:
         else:
             sentences = buffer.add(text)
         readings = [self._read(sentence) for sentence in sentences]  # each sentence read out once, here
-        self._check_spoken(len(text), sum(len(sentence) if reading is None else reading.length
+        self._check_spoken(len(text), sum(_spoken(sentence, reading)
                                           for sentence, reading in zip(sentences, readings, strict=True)))
         self._buffer = buffer
         self._enqueue(sentences, readings)
