@@ -10,11 +10,14 @@
 
 #include <sched.h>
 
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <climits>
 #include <cmath>
-#include <condition_variable>
 #include <cstring>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,23 +35,24 @@ struct Dim { unsigned int x, y, z; };
 class Barrier {
   public:
     explicit Barrier(int n) : n_(n) {}
+    // A generation word the waiters sleep on with FUTEX_WAIT: woken, they do not queue again on a
+    // mutex, as they did behind a condition variable's notify_all.
     void wait() {
-        std::unique_lock<std::mutex> lock(m_);
-        const long gen = gen_;
-        if (++count_ == n_) {
-            count_ = 0;
-            ++gen_;
-            cv_.notify_all();
+        const int gen = __atomic_load_n(&gen_, __ATOMIC_ACQUIRE);
+        if (__atomic_add_fetch(&count_, 1, __ATOMIC_ACQ_REL) == n_) {
+            __atomic_store_n(&count_, 0, __ATOMIC_RELAXED);
+            __atomic_add_fetch(&gen_, 1, __ATOMIC_ACQ_REL);
+            syscall(SYS_futex, &gen_, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
         } else {
-            cv_.wait(lock, [&] { return gen_ != gen; });
+            while (__atomic_load_n(&gen_, __ATOMIC_ACQUIRE) == gen)
+                syscall(SYS_futex, &gen_, FUTEX_WAIT_PRIVATE, gen, nullptr, nullptr, 0);
         }
     }
 
   private:
-    std::mutex m_;
-    std::condition_variable cv_;
-    int n_, count_ = 0;
-    long gen_ = 0;
+    const int n_;
+    int count_ = 0;
+    int gen_ = 0;
 };
 
 struct Block {
