@@ -100,6 +100,7 @@ def test_the_table_runs_every_measurement_on_the_cpu(tiny_voice_dir: Path, tmp_p
     for m in issue_table.MEASUREMENTS:
         assert table[m.name]["rc"] == 0, (m.name, table[m.name])
     assert table["build"]["built"] is False and table["fp16_voice"]["built"] is True
+    assert "cuda_fp16_retries" not in table  # it ran with rtvoice's own options: nothing to retry
     fp16 = json.loads((tmp_path / "fp16" / "voice.json").read_text())
     assert fp16["source"]["fp16_graphs"] == ["postnet", "waveglow"]
     rows = table["rows"]
@@ -124,3 +125,89 @@ def test_the_table_skips_what_its_budget_cannot_hold(tmp_path: Path) -> None:
     assert table["cuda"] == "skipped: build did not finish"
     assert table["cuda_fp16"] == "skipped: build, fp16_voice did not finish"
     assert table["rows"] == {}
+
+
+_FAILS_UNLESS_DEFAULT = """
+import json, os, sys
+options = json.loads(os.environ.get("RTVOICE_ORT_CUDA_OPTIONS", "{}"))
+if options.get("cudnn_conv_algo_search") != "DEFAULT":
+    print("Traceback (most recent call last):", file=sys.stderr)
+    print("RuntimeError: CUDNN_FE failure 8: HEURISTIC_QUERY_FAILED", options, file=sys.stderr)
+    sys.exit(1)
+json.dump({**json.loads(sys.argv[2]), "seen_options": options}, open(sys.argv[1], "w"))
+"""
+"""A real process that fails the way run 3's cuda_fp16 row did unless the options it is given say DEFAULT."""
+
+
+def test_a_cudnn_failure_is_retried_with_each_option_until_one_runs(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """retry_options over run_measurement: the options reach the process through RTVOICE_ORT_CUDA_OPTIONS."""
+    monkeypatch.setenv("RTVOICE_ORT_CUDA_OPTIONS", '{"cudnn_conv1d_pad_to_nc1d": "1"}')  # a caller's own, kept
+    path = tmp_path / "cuda_fp16.json"
+    summary = {**_summary(0.1, 1.5), "audio_s": 6.99}
+    cmd = [sys.executable, "-c", _FAILS_UNLESS_DEFAULT, str(path), json.dumps(summary)]
+
+    def attempt(options: dict[str, str]) -> dict[str, Any]:
+        return issue_table.run_measurement(cmd, 20, path, options)
+
+    first = attempt({})
+    assert first["rc"] == 1 and issue_table.cudnn_failed(first)
+    kept, log, options = issue_table.retry_options(first, attempt, time.monotonic() + 60, 1)
+    assert options == {"cudnn_conv_algo_search": "DEFAULT"}
+    assert [entry["options"] for entry in log] == [{}, *issue_table.FP16_RETRY_OPTIONS]
+    assert [entry["rc"] for entry in log] == [1, 1, 1, 0]
+    assert all("HEURISTIC_QUERY_FAILED" in entry["error_line"] for entry in log[:-1])
+    assert log[-1]["error_line"] is None
+    assert log[-1]["figures"]["whole_utterance_streamed_ms"] == 500.0  # the run's own latency median, 0.5 s
+    assert kept["rc"] == 0 and kept["seen_options"] == {"cudnn_conv1d_pad_to_nc1d": "1", **options}
+
+
+def test_no_retry_starts_when_the_budget_cannot_hold_one(tmp_path: Path) -> None:
+    started: list[dict[str, str]] = []
+    first = {"rc": 1, "error": "CUDNN_FE failure 8: HEURISTIC_QUERY_FAILED"}
+    kept, log, options = issue_table.retry_options(first, lambda o: started.append(o) or {}, time.monotonic() + 20, 30)
+    assert started == [] and options is None and kept is first
+    assert all(entry["skipped"].endswith("30 s needed") for entry in log[1:])
+
+
+def test_only_cudnn_errors_are_retried() -> None:
+    assert not issue_table.cudnn_failed({"rc": 1, "error": "MemoryError"})
+    assert not issue_table.cudnn_failed({"timed_out": 100, "tail": "CUDNN"})  # a hang is not another option's to fix
+    assert issue_table.cudnn_failed({"rc": 1, "error": "Status Message: CUDNN_FE failure 8: HEURISTIC_QUERY_FAILED"})
+
+
+@pytest.mark.parametrize("works", [{"cudnn_conv_algo_search": "EXHAUSTIVE"}, None])
+def test_the_table_runs_the_fp16_streams_with_the_options_that_ran(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     works: dict[str, str] | None) -> None:
+    """run_table's wiring, each measurement's process replaced by a record of what it was asked
+    (the processes themselves are run above): retries for cuda_fp16 only, its streams with what ran."""
+    asked: list[tuple[str, dict[str, str] | None]] = []
+
+    def in_process(m: Any, limit_s: float, work: Path, plan: Any, options: dict[str, str] | None = None) -> Any:
+        asked.append((m.name, options))
+        if m.name == "cuda_fp16" and options != works:
+            return {"rc": 1, "error": "RuntimeError: CUDNN_FE failure 8: HEURISTIC_QUERY_FAILED"}
+        return {"rc": 0}
+
+    monkeypatch.setattr(issue_table, "_in_process", in_process)
+    issue_table.run_table(Report(tmp_path, "table"), issue_table.DRY_PLAN, 1000, tmp_path / "work")
+    table = json.loads((tmp_path / "table.json").read_text())
+    fp16 = [options for name, options in asked if name == "cuda_fp16"]
+    streams = [options for name, options in asked if name == "cuda_fp16_streams"]
+    if works:
+        assert fp16 == [{}, {"cudnn_conv1d_pad_to_nc1d": "0"}, works] and streams == [works]
+        assert table["cuda_fp16"]["rc"] == 0 and table["cuda_fp16_retries"][-1]["rc"] == 0
+    else:
+        assert fp16 == [{}, *issue_table.FP16_RETRY_OPTIONS] and streams == []
+        assert table["cuda_fp16_streams"].startswith("skipped: cuda_fp16 failed with every option")
+    assert all(options == {} for name, options in asked if not name.startswith("cuda_fp16"))
+
+
+def test_the_error_line_of_run_3s_fp16_failure_names_the_cudnn_failure() -> None:
+    """The tail run 3 recorded (H100, docs/measurements): the line kept is cuDNN's, not the graph's JSON."""
+    run3 = Path(__file__).parents[2] / "docs" / "measurements" / "2026-12-07-h100-cuda-backend-check-run3.json"
+    failed = json.loads(run3.read_text())["table"]["cuda_fp16"]
+    assert issue_table.cudnn_failed(failed)
+    kept, log, options = issue_table.retry_options(failed, lambda o: {}, time.monotonic(), 30)
+    assert log[0]["error_line"].startswith("CUDNN_FE failure 8: HEURISTIC_QUERY_FAILED ; GPU=0")
+    assert len(log) == 1 + len(issue_table.FP16_RETRY_OPTIONS) and options is None

@@ -19,7 +19,8 @@ it. The full-size random voice with WaveGlow 512 (NVIDIA's sizes) is built first
 - streams per GPU: :func:`find_streams`, the most concurrent streams at which the p99 time
   to first audio is within 150 ms and the slowest streams (p1) run faster than real time;
 - the same voice with its postnet and WaveGlow in fp16 (``rtvoice.export.fp16_graphs``,
-  needs onnxconverter-common), on the cuda backend.
+  needs onnxconverter-common), on the cuda backend; when its row fails with a cuDNN error it
+  is run again with each of :data:`FP16_RETRY_OPTIONS` until one runs (``cuda_fp16_retries``).
 
 A dry run (:data:`DRY_PLAN`) runs the same code on the CPU with a small voice (the tiny one
 the check's ``voices`` stage builds), the cuda rows on ONNX Runtime CPU: what the CPU tests run.
@@ -30,6 +31,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import re
 import subprocess
 import sys
 import time
@@ -103,6 +106,21 @@ MEASUREMENTS: tuple[Measurement, ...] = (
 )
 """Most wanted first: the issue's table (cuda, today's onnxruntime, PyTorch fp16, streams),
 then the cuda backend with fp16 postnet and WaveGlow (issue 26 part 2)."""
+
+FP16_RETRY_OPTIONS: tuple[dict[str, str], ...] = (
+    {"cudnn_conv1d_pad_to_nc1d": "0"},
+    {"cudnn_conv_algo_search": "EXHAUSTIVE"},
+    {"cudnn_conv_algo_search": "DEFAULT"},
+)
+"""ONNX Runtime CUDA options the ``cuda_fp16`` row is run again with, in turn, when it fails with a cuDNN error.
+
+Why: on an H100 (docs/gpu.md, "The fp16 rows") ONNX Runtime 1.31.1 raised CUDNN_FE
+HEURISTIC_QUERY_FAILED for an fp16 dilated WaveGlow Conv under rtvoice's
+``cudnn_conv_algo_search`` HEURISTIC, and GPU calls are too rare to try one option a call.
+Each is merged over rtvoice's options (``RTVOICE_ORT_CUDA_OPTIONS``); the first that runs is
+kept, for ``cuda_fp16_streams`` too. Ordered by the speed we hope to keep: the same search on
+the [N, C, D, 1] layout, then ONNX Runtime's default search (EXHAUSTIVE), then cuDNN's
+fallback list (DEFAULT; ONNX Runtime warns it may be slow)."""
 
 
 # --- the measurements, each in its own process -------------------------------------------------
@@ -284,6 +302,8 @@ def table_rows(results: dict[str, Any]) -> dict[str, Any]:
             "torch_fp16_latency_over_this": round(torch_latency / latency, 2) if torch_latency else None,
             "waveglow_ms_per_audio_s_streamed": round(run["waveglow_us_per_audio_s"]["median"] / 1e3, 2),
         }
+        if run.get("ort_cuda_options"):  # run with options over rtvoice's own (FP16_RETRY_OPTIONS)
+            column["ort_cuda_options"] = run["ort_cuda_options"]
         streams = results.get(f"{name}_streams")
         if isinstance(streams, dict) and "streams" in streams:
             column["streams_ttfa_p99_within_150ms"] = streams["streams"]
@@ -308,15 +328,26 @@ def run_table(report: Any, plan: Plan, budget_s: float, work: Path) -> None:
     work.mkdir(parents=True, exist_ok=True)
     report.add("plan", {**asdict(plan), "budget_s": budget_s, "ttfa_p99_limit_ms": TTFA_P99_LIMIT_S * 1e3})
     results: dict[str, Any] = {}
+    fp16_options: dict[str, str] | None = {}  # None: cuda_fp16 failed with every option
     for m in MEASUREMENTS:
         left = deadline - time.monotonic()
         needs = [dep for dep in _needs(m.name) if not _ok(results.get(dep))]
+        options = fp16_options if m.name.startswith("cuda_fp16") else {}
         if needs:
             results[m.name] = f"skipped: {', '.join(needs)} did not finish"
         elif left < m.least_s:
             results[m.name] = f"skipped: {left:.0f} s of the budget left, {m.least_s:.0f} s needed"
+        elif options is None:
+            results[m.name] = "skipped: cuda_fp16 failed with every option tried (cuda_fp16_retries)"
         else:
-            results[m.name] = _in_process(m, min(m.limit_s, left), work, plan)
+            results[m.name] = _in_process(m, min(m.limit_s, left), work, plan, options)
+            if m.name == "cuda_fp16" and cudnn_failed(results[m.name]):
+                def attempt(more: dict[str, str], m: Measurement = m) -> dict[str, Any]:
+                    return _in_process(m, min(m.limit_s, deadline - time.monotonic()), work, plan, more)
+
+                results[m.name], retries, fp16_options = retry_options(results[m.name], attempt, deadline,
+                                                                       m.least_s)
+                report.add("cuda_fp16_retries", retries)
         report.add(m.name, results[m.name])
     report.add("rows", table_rows(results))
 
@@ -333,15 +364,69 @@ def _ok(result: Any) -> bool:
     return isinstance(result, dict) and "error" not in result and "timed_out" not in result
 
 
-def _in_process(m: Measurement, limit_s: float, work: Path, plan: Plan) -> dict[str, Any]:
-    """``issue_table.py one NAME`` under a timeout; its JSON (whole or partial) with how it ended."""
-    path = work / f"{m.name}.json"
-    path.unlink(missing_ok=True)
+def retry_options(first: dict[str, Any], attempt: Callable[[dict[str, str]], dict[str, Any]], deadline: float,
+                  least_s: float, tries: tuple[dict[str, str], ...] = FP16_RETRY_OPTIONS,
+                  ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, str] | None]:
+    """After ``first`` failed: ``attempt(options)`` with each of ``tries`` in turn until one runs.
+
+    Returns the result to keep (the first that ran; else ``first``), every attempt as
+    ``{"options", "rc", "error_line"}`` (``figures``: its table row, when it ran), ``first``
+    leading with options ``{}`` (rtvoice's own), and the options that ran (None: none did).
+    None is started with less than ``least_s`` left before ``deadline`` (time.monotonic).
+    """
+    log: list[dict[str, Any]] = [_attempt_record({}, first)]
+    for options in tries:
+        left = deadline - time.monotonic()
+        if left < least_s:
+            log.append({"options": options, "skipped": f"{left:.0f} s of the budget left, {least_s:.0f} s needed"})
+            continue
+        result = attempt(options)
+        log.append(_attempt_record(options, result))
+        if _ok(result):
+            return result, log, options
+    return first, log, None
+
+
+def cudnn_failed(result: Any) -> bool:
+    """A measurement that ended with a cuDNN error (what another ONNX Runtime CUDA option may avoid)."""
+    return isinstance(result, dict) and "cudnn" in str(result.get("error", "")).lower()
+
+
+def _attempt_record(options: dict[str, str], result: dict[str, Any]) -> dict[str, Any]:
+    text = str(result.get("error") or result.get("tail") or "")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # ONNX Runtime's cuDNN errors come as one long line (the C++ signature first) and the graph's JSON
+    failure = re.search(r"CUDNN\w* failure[^\n]*", text, re.IGNORECASE)
+    line = failure.group(0).strip() if failure else (lines[-1] if lines else None)
+    record: dict[str, Any] = {"options": options, "rc": result.get("rc"), "seconds": result.get("seconds"),
+                              "error_line": line[:400] if line else None}
+    if "timed_out" in result:
+        record["timed_out"] = result["timed_out"]
+    if _ok(result):
+        record["figures"] = table_rows({"cuda_fp16": result}).get("cuda_fp16")
+    return record
+
+
+def _in_process(m: Measurement, limit_s: float, work: Path, plan: Plan,
+                options: dict[str, str] | None = None) -> dict[str, Any]:
+    """``issue_table.py one NAME`` under a timeout, :func:`run_measurement`."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "one", m.name, "--work", str(work),
            "--plan", json.dumps(asdict(plan)), "--deadline-s", str(max(limit_s - 10, 1))]
+    result = run_measurement(cmd, limit_s, work / f"{m.name}.json", options or {})
+    return {**result, "ort_cuda_options": options} if options else result
+
+
+def run_measurement(cmd: list[str], limit_s: float, path: Path, options: dict[str, str]) -> dict[str, Any]:
+    """``cmd`` under a timeout, ``options`` merged over ``RTVOICE_ORT_CUDA_OPTIONS``; the JSON it
+    left at ``path`` (whole or partial) with how it ended."""
+    path.unlink(missing_ok=True)
+    env = dict(os.environ)
+    if options:
+        env["RTVOICE_ORT_CUDA_OPTIONS"] = json.dumps({**json.loads(env.get("RTVOICE_ORT_CUDA_OPTIONS", "{}")),
+                                                      **options})
     t0 = time.monotonic()
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=limit_s, cwd=ROOT)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=limit_s, cwd=ROOT, env=env)
         ended: dict[str, Any] = {"rc": done.returncode}
         if done.returncode:
             ended["error"] = (done.stdout + done.stderr)[-1500:]
