@@ -119,6 +119,74 @@ def test_websocket_refuses_the_piece_that_would_cross_the_limit_read_out(server:
     assert len(finished) == len(started) == 4
 
 
+FILL = WIDE * 1170 + " "
+"""Four sentences, 32,760 read out: accepted only while at most 8 characters wait read out."""
+
+
+def queue_ssml_behind_speech(ws: ClientConnection, document: str) -> list[dict[str, Any]]:
+    """Start one long sentence speaking, then queue ``document`` (taken whole, as SSML) to wait behind it.
+
+    The flush takes the sentence's trailing space out of the buffer (an SSML document comes
+    whole only into an empty one); ``started`` shows the sentence has left the queue, so
+    ``document`` is all that waits.
+    """
+    ws.send(json.dumps({"type": "text", "text": WIDE * 300 + " "}))  # one sentence, 8400 read out
+    ws.send(json.dumps({"type": "flush"}))
+    events = events_until(ws, "started")
+    ws.send(json.dumps({"type": "text", "text": document}))
+    return events
+
+
+def send_fill(ws: ClientConnection) -> list[dict[str, Any]]:
+    """Send :data:`FILL`, then a ``config`` whose answer shows FILL was accepted or refused before it."""
+    ws.send(json.dumps({"type": "text", "text": FILL}))
+    ws.send(json.dumps({"type": "config"}))
+    return events_until(ws, "config")
+
+
+def test_websocket_ssml_that_cannot_be_read_waits_counted_as_sent(server: LiveServer) -> None:
+    """Malformed SSML has no reading: while it waits it counts its characters as sent, not nothing.
+
+    Its 130 characters plus FILL's 32,760 read out cross 32,768, so FILL is refused
+    naming 130 waiting; counted as nothing, FILL would be accepted. The document then
+    gets its own error when its turn comes.
+    """
+    document = "<speak>Hello there" + " and more" * 12 + "<oop"  # never closed
+    assert len(document) == 130
+    with connect(server.ws_url, additional_headers=server.headers, open_timeout=5) as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "ready"
+        events = queue_ssml_behind_speech(ws, document)
+        events += send_fill(ws)
+        assert [e["type"] for e in events].count("started") == 1, events  # the document still waited
+        ws.send(json.dumps({"type": "end"}))
+        events += events_until(ws, "done")
+    errors = [e for e in events if e["type"] == "error"]
+    assert [e["code"] for e in errors] == ["backlog_full", "invalid_text"], errors
+    assert "1171 characters, 32760 read out, and 130 wait read out" in errors[0]["message"], errors
+    assert "Malformed SSML" in errors[1]["message"] and errors[1]["id"] == 1, errors
+    started = [e for e in events if e["type"] == "started"]
+    assert [e["text"] for e in started] == [WIDE * 300], started  # the refused FILL: not a word of it
+
+
+def test_websocket_ssml_waits_counted_as_read_out_not_its_markup(server: LiveServer) -> None:
+    """Readable SSML counts its text as read out: 40 breaks and "Hi." are 778 characters sent, 3 read out.
+
+    FILL's 32,760 and those 3 stay within 32,768, so FILL is accepted; counted as sent,
+    the markup would have refused it.
+    """
+    document = "<speak>" + '<break time="1ms"/>' * 40 + "Hi.</speak>"
+    assert len(document) == 778
+    with connect(server.ws_url, additional_headers=server.headers, open_timeout=5) as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "ready"
+        events = queue_ssml_behind_speech(ws, document)
+        events += send_fill(ws)
+        assert [e["type"] for e in events].count("started") == 1, events  # the document still waited
+        ws.send(json.dumps({"type": "cancel"}))
+        events += events_until(ws, "cancelled")
+    assert [e for e in events if e["type"] == "error"] == [], events
+    assert events[-1]["dropped"] == 5, events[-1]  # the document and FILL's four sentences waited, all accepted
+
+
 @pytest.fixture(scope="module")
 def few_turns_server(server_config: ServerConfig) -> Iterator[LiveServer]:
     """At most 3 sentences and ends waiting in a WebSocket session (``LimitsConfig.max_queued_turns``)."""
