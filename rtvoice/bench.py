@@ -30,6 +30,44 @@ if TYPE_CHECKING:
     from .pipeline import Workers
 
 
+@dataclass(frozen=True)
+class Call:
+    """One engine call on the host clock (``time.perf_counter``): what ran, from when to when."""
+
+    part: str
+    """``encoder`` (``open_utterance``), ``decoder`` or ``vocoder``."""
+    start: float
+    end: float
+
+
+PARTS = ("encoder", "decoder", "vocoder")
+
+
+def first_audio_parts(calls: Sequence[Call], start: float, first: float) -> dict[str, float]:
+    """Where one stream's time to first audio went, in seconds, from the engine calls before it.
+
+    Why: a first-audio figure alone does not say what to make faster (issue 26). Each part is
+    the host time its calls spent between the request (``start``) and the first chunk
+    (``first``), clipped to that span, with the number of calls; ``outside`` is the time no
+    engine call ran (text preparation, thread hand-offs, cutting and cross-fading). The
+    decoder and vocoder run on their own threads, so parts may overlap: ``outside`` comes from
+    the union of the calls, not from their sum. Meaningful for one stream at a time only.
+    """
+    spans = sorted((max(c.start, start), min(c.end, first), c.part) for c in calls
+                   if c.end > start and c.start < first)
+    out: dict[str, float] = {}
+    for part in PARTS:
+        mine = [b - a for a, b, p in spans if p == part]
+        out[f"{part}_s"], out[f"{part}_calls"] = sum(mine), len(mine)
+    busy, reach = 0.0, start
+    for a, b, _ in spans:  # length of the union of the spans, sorted by start
+        if b > reach:
+            busy += b - max(a, reach)
+            reach = b
+    out["outside_s"] = max(first - start - busy, 0.0)
+    return out
+
+
 class TimedEngine:
     """Wraps an engine to add up the host time spent in decode() and vocode(), and count batches."""
 
@@ -42,14 +80,20 @@ class TimedEngine:
         self.vocode_samples = 0
         self.vocode_calls = 0
         self.vocode_chunks = 0
+        self.calls: list[Call] = []
+        """Every engine call of the round, for :func:`first_audio_parts`."""
 
     def reset(self) -> None:
         """Zero the counters (between benchmark rounds)."""
         self.decode_s = self.vocode_s = 0.0
         self.decode_steps = self.vocode_samples = self.vocode_calls = self.vocode_chunks = 0
+        self.calls = []
 
     def open_utterance(self, ids: Sequence[int], max_steps: int) -> Utterance:
-        return _TimedUtterance(self, self.inner.open_utterance(ids, max_steps))
+        t = time.perf_counter()
+        utterance = self.inner.open_utterance(ids, max_steps)
+        self.calls.append(Call("encoder", t, time.perf_counter()))
+        return _TimedUtterance(self, utterance)
 
     def decode_batch(self, items: Sequence[tuple[Utterance, npt.NDArray[np.float32]]]
                      ) -> list[npt.NDArray[np.float32]]:
@@ -57,7 +101,8 @@ class TimedEngine:
         inner = [(u._inner if isinstance(u, _TimedUtterance) else u, m) for u, m in items]
         t = time.perf_counter()
         gates = self.inner.decode_batch(inner)
-        self.decode_s += time.perf_counter() - t
+        self.calls.append(Call("decoder", t, end := time.perf_counter()))
+        self.decode_s += end - t
         self.decode_steps += sum(len(m) for _, m in items)
         return gates
 
@@ -67,7 +112,8 @@ class TimedEngine:
                  for i in items]
         t = time.perf_counter()
         audio = self.inner.vocode_batch(inner)
-        self.vocode_s += time.perf_counter() - t
+        self.calls.append(Call("vocoder", t, end := time.perf_counter()))
+        self.vocode_s += end - t
         self.vocode_samples += sum(len(a) for a in audio)
         self.vocode_calls += 1
         self.vocode_chunks += len(items)
@@ -88,7 +134,8 @@ class _TimedUtterance:
     def decode(self, prenet_masks: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         t = time.perf_counter()
         gates = self._inner.decode(prenet_masks)
-        self._owner.decode_s += time.perf_counter() - t
+        self._owner.calls.append(Call("decoder", t, end := time.perf_counter()))
+        self._owner.decode_s += end - t
         self._owner.decode_steps += len(prenet_masks)
         return gates
 
@@ -99,7 +146,8 @@ class _TimedUtterance:
                mel: npt.NDArray[np.float32] | None = None) -> npt.NDArray[np.float32]:
         t = time.perf_counter()
         audio = self._inner.vocode(start, stop, limit, noise, mel)
-        self._owner.vocode_s += time.perf_counter() - t
+        self._owner.calls.append(Call("vocoder", t, end := time.perf_counter()))
+        self._owner.vocode_s += end - t
         self._owner.vocode_samples += len(audio)
         self._owner.vocode_calls += 1
         self._owner.vocode_chunks += 1
@@ -121,6 +169,8 @@ class RunResult:
     waveglow_us_per_audio_s: float
     vocoder_batch_mean: float
     """Chunks per vocoder call, over the round this run belongs to (1.0: nothing batched)."""
+    first_audio_parts: dict[str, float] | None = None
+    """:func:`first_audio_parts` of this run; ``None`` when streams ran concurrently."""
 
     @property
     def rtf(self) -> float:
@@ -170,6 +220,9 @@ class BenchReport:
             "gpu_memory_used_bytes": self.gpu_memory_used_bytes,
             "batching": self.batching,
         }
+        parts = [r.first_audio_parts for r in self.runs if r.first_audio_parts is not None]
+        if parts:  # medians part by part: they need not add up to the median first audio
+            out["first_audio_parts"] = {k: statistics.median(p[k] for p in parts) for k in parts[0]}
         if self.torch is not None:
             out["torch"] = self.torch
             out["speedup_vs_torch"] = self.torch["latency_s"] / out["latency_s"]["median"]
@@ -180,16 +233,18 @@ class BenchReport:
 
 
 async def _one(workers: Workers, engine: TimedEngine, text: str, config: SynthesisConfig,
-               ) -> tuple[float, float, int]:
+               ) -> tuple[float, float, float, int]:
+    """One stream: its start and first-chunk times on the host clock, its end, and its samples."""
     from . import pipeline
 
     start = time.perf_counter()
     first = None
     samples = 0
     async for chunk in pipeline.stream(engine, workers, text, config):
-        first = first if first is not None else time.perf_counter() - start
+        first = first if first is not None else time.perf_counter()
         samples += len(chunk.samples)
-    return first or 0.0, time.perf_counter() - start, samples
+    end = time.perf_counter()
+    return start, first if first is not None else end, end, samples
 
 
 def run_bench(voice: Voice, text: str, *, steps: int | None, runs: int, warmup: int, concurrency: int = 1,
@@ -217,14 +272,15 @@ def run_bench(voice: Voice, text: str, *, steps: int | None, runs: int, warmup: 
             engine.reset()
             results = await asyncio.gather(*(_one(workers, engine, text, config) for _ in range(concurrency)))
             if i >= warmup:
-                for ttfa, latency, samples in results:
+                for start, first, end, samples in results:
                     audio_s = samples / voice.sample_rate
                     report.runs.append(RunResult(
-                        ttfa, latency, audio_s, engine.decode_steps // concurrency,
+                        first - start, end - start, audio_s, engine.decode_steps // concurrency,
                         samples // voice.config.audio.hop_length,
                         1e6 * engine.decode_s / max(engine.decode_steps, 1),
                         1e6 * engine.vocode_s / max(engine.vocode_samples / voice.sample_rate, 1e-9),
-                        engine.vocode_chunks / max(engine.vocode_calls, 1)))
+                        engine.vocode_chunks / max(engine.vocode_calls, 1),
+                        first_audio_parts(engine.calls, start, first) if concurrency == 1 else None))
             if progress is not None:
                 progress(i + 1, warmup + runs)
 
@@ -272,6 +328,11 @@ def format_table(summary: dict[str, Any]) -> str:
     r = summary["rtf"]  # higher is faster: its slow tail is the low end
     rows.insert(-2, ("rtf", f"median {r['median']:,.2f}x   p1 {r['p1']:,.2f}x   worst {r['min']:,.2f}x "
                             "(audio seconds per second; slow tail)"))
+    if summary.get("first_audio_parts"):
+        p = summary["first_audio_parts"]
+        rows.append(("first audio, its parts", "   ".join(
+            f"{k} {p[f'{k}_s'] * 1e3:,.2f} ms ({p[f'{k}_calls']:.0f} calls)" for k in PARTS)
+            + f"   outside engine calls {p['outside_s'] * 1e3:,.2f} ms (medians)"))
     v = summary["vocoder_batch_mean"]
     rows.append(("vocoder chunks per call", f"median {v['median']:.2f}   max {v['max']:.2f}   "
                                             f"(limit {summary['vocoder_batch']})"))

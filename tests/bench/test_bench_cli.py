@@ -40,6 +40,27 @@ def test_bench_json_schema_and_sanity(tiny_voice_dir: Path) -> None:
         assert r["rtf"] == pytest.approx(r["audio_s"] / r["latency_s"])
     assert s["gpu_memory_used_bytes"] is None
     assert s["vocoder_batch"] == 8 and 1.0 <= s["vocoder_batch_mean"]["max"] <= 8.0
+    # Concurrent streams' engine calls interleave, so no stream's first audio is split into parts.
+    assert "first_audio_parts" not in s and all(r["first_audio_parts"] is None for r in report["runs"])
+
+
+def test_bench_splits_one_streams_first_audio_into_its_engine_calls(tiny_voice_dir: Path) -> None:
+    """Issue 26: the first audio's parts, each within the run's own first audio."""
+    run = _bench(tiny_voice_dir, "--steps", "40", "--runs", "2", "--warmup", "1", "--json")
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    for r in report["runs"]:
+        parts, ttfa = r["first_audio_parts"], r["time_to_first_audio_s"]
+        # One sentence: one encoder call; the first chunk needs decoded frames and one vocoder call.
+        assert parts["encoder_calls"] == 1 and parts["decoder_calls"] >= 1 and parts["vocoder_calls"] >= 1
+        for part in ("encoder", "decoder", "vocoder", "outside"):
+            assert 0 < parts[f"{part}_s"] <= ttfa
+        # The decoder and vocoder threads may overlap, never the time outside every call and a call.
+        assert parts["outside_s"] + max(parts[f"{k}_s"] for k in ("encoder", "decoder", "vocoder")) <= ttfa
+    assert set(report["summary"]["first_audio_parts"]) == set(report["runs"][0]["first_audio_parts"])
+    table = _bench(tiny_voice_dir, "--steps", "40", "--runs", "1", "--warmup", "0")
+    assert table.returncode == 0, table.stderr
+    assert "first audio, its parts" in table.stdout and "encoder" in table.stdout
 
 
 def test_bench_vocoder_batch_switch(tiny_voice_dir: Path) -> None:

@@ -112,6 +112,10 @@ def test_the_table_runs_every_measurement_on_the_cpu(tiny_voice_dir: Path, tmp_p
         table["torch_fp16"]["latency_s"] / cuda["latency_s"]["median"], 2)
     assert rows["torch_fp16"]["cudnn_benchmark"] is True
     for name in ("cuda", "onnxruntime", "cuda_fp16"):
+        parts = rows[name]["ttfa_b1_parts_ms"]  # where each column's first audio went, in ms
+        assert parts["encoder"] == round(table[name]["first_audio_parts"]["encoder_s"] * 1e3, 2)
+        assert parts["encoder_calls"] == 1 and parts["vocoder_calls"] >= 1
+        assert 0 < parts["outside"] <= rows[name]["ttfa_b1_ms"] * 1.01
         streams = table[f"{name}_streams"]
         assert set(streams["levels"]) <= {"1", "2"}
         assert rows[name]["streams_ttfa_p99_within_150ms"] == streams["streams"]

@@ -302,6 +302,9 @@ def table_rows(results: dict[str, Any]) -> dict[str, Any]:
             "torch_fp16_latency_over_this": round(torch_latency / latency, 2) if torch_latency else None,
             "waveglow_ms_per_audio_s_streamed": round(run["waveglow_us_per_audio_s"]["median"] / 1e3, 2),
         }
+        if run.get("first_audio_parts"):  # where the first audio's time went (rtvoice.bench.first_audio_parts)
+            column["ttfa_b1_parts_ms"] = {k.removesuffix("_s"): round(v * 1e3, 2) if k.endswith("_s") else v
+                                          for k, v in run["first_audio_parts"].items()}
         if run.get("ort_cuda_options"):  # run with options over rtvoice's own (FP16_RETRY_OPTIONS)
             column["ort_cuda_options"] = run["ort_cuda_options"]
         streams = results.get(f"{name}_streams")
