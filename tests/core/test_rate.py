@@ -89,9 +89,9 @@ def test_duration_scales_with_rate_and_f0_stays(voice: Voice, rate: float) -> No
     base, fast = speak(voice), speak(voice, rate=rate)
     assert len(fast) / len(base) == pytest.approx(1 / rate, rel=0.03)
     f0, f0_rate = median_f0(base), median_f0(fast)
-    # Time-scaling the mel keeps the pitch within a few per cent (the natural voice, 2026-12-07:
-    # 104.5 Hz at rate 1, 106.5 at 0.5, 98.0 at 2.0, from 25 voiced frames); resampling, which
-    # the next test tells apart, moves it by an octave.
+    # Time-scaling the mel keeps the pitch within a few per cent (the default voice, Tacotron 2
+    # 6,158 + WaveGlow 118,481, 2026-12-07: 106.5 Hz at rate 1, 106.5 at 0.5, 105.0 at 2.0; see
+    # docs/cli.md); resampling, which the next test tells apart, moves it by an octave.
     assert f0_rate == pytest.approx(f0, rel=0.1), (f0, f0_rate)
 
 
@@ -110,9 +110,9 @@ def test_streamed_audio_matches_whole_sentence_at_other_rates(voice: Voice, rate
     """Streamed at a rate, with the voice's own chunks and with 16 and 64 frames a chunk at its
     32 frames of context, the audio stays within the seams' 60 dB of the whole sentence.
 
-    Measured on the shipped voice (WaveGlow 106,744, 2026-12-07), rates 0.5/0.8/1.5/2.0: its own
-    chunks 98-121 dB, 16 a chunk 67-110 dB, 64 a chunk 91-121 dB. Less context than the voice's
-    is no promise: at 16 frames of context the same sentence read 24-63 dB (the previous WaveGlow 46-67).
+    Measured on the default voice (Tacotron 2 6,158 + WaveGlow 118,481, 2026-12-07; docs/cli.md),
+    rates 0.5/0.8/1.5/2.0: its own chunks 92-122 dB, 16 or 64 a chunk 68-119 dB. Less context
+    than the voice's is no promise: at 16 frames of context the same sentence read 29-59 dB.
     """
     whole = speak(voice, rate=rate, whole=True)
     for chunk in (None, 16, 64):
