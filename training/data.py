@@ -152,8 +152,14 @@ def _speak_shard(job: tuple[str, Teacher, list[str]]) -> tuple[str, list[np.ndar
 
 
 def make(out: Path, rows: list[Row], teacher: Teacher | Any, jobs: int, shard_size: int, device: str,
-         deadline: float | None = None) -> dict | None:
+         deadline: float | None = None, order_seed: int | None = None) -> dict | None:
     """Generate the missing shards of ``rows`` into ``out``; returns the manifest.
+
+    The missing shards are made in corpus order, or, with ``order_seed``, in an order shuffled
+    by it. Why: a time-boxed GPU call makes only the first few thousand sentences of a cold
+    corpus, so in corpus order every session's calls train on the same first third of LJSpeech
+    and never on our own sentences (corpus-extra.tsv, at the end); shuffled, each session's
+    partial corpus is another draw from all of it. The shards themselves are the same either way.
 
     With ``deadline`` (a ``time.monotonic()`` value), stops there and returns None if shards
     are still missing: the finished ones stay, listed in a manifest with ``"complete": false``
@@ -187,7 +193,10 @@ def make(out: Path, rows: list[Row], teacher: Teacher | Any, jobs: int, shard_si
     if stale:
         log.info("%d shards hold texts the corpus no longer has: made again", len(stale))
     todo = [(name, teacher, [r.text for r in chunk]) for name, chunk in shards.items() if not (out / name).exists()]
-    log.info("%d of %d shards to make in %s with %d processes", len(todo), len(shards), out, jobs)
+    if order_seed is not None:
+        random.Random(order_seed).shuffle(todo)
+    log.info("%d of %d shards to make in %s with %d processes%s", len(todo), len(shards), out, jobs,
+             "" if order_seed is None else f", in an order shuffled with seed {order_seed}")
     mel_fn = MelSpectrogram().to(device)
     start, cpu = time.perf_counter(), 0.0
     if todo:

@@ -39,7 +39,9 @@
 # cores sat idle. The mixed mode has not yet run on a GPU (its log line "teacher processes:" gives
 # each device's share). Runs live in
 # /tmp/rtvoice-natural and resume training/checkpoints-natural; weights go back as float16
-# (HALF_OUT=1). SYNTH_ONLY=1 makes the corpus and trains nothing. PARTIAL=1 (default) trains on the
+# (HALF_OUT=1). The missing shards are made in a shuffled order (SHARD_ORDER=shuffled; corpus: in
+# corpus order), so a call that makes only part of the corpus trains on a draw from all of it, not on
+# the first third of LJSpeech every session. SYNTH_ONLY=1 makes the corpus and trains nothing. PARTIAL=1 (default) trains on the
 # shards finished when TEACHER_MINUTES runs out or a teacher process dies (make exits 4 for both,
 # with either teacher); PARTIAL=0 then trains nothing.
 set -euo pipefail
@@ -134,7 +136,7 @@ if [ "$TEACHER" = piper ]; then
   # shellcheck disable=SC2086
   python3 -m training.teacher make --model "$TEACHER_DIR/joe.onnx" --phonemes "$TEACHER_DIR/phonemes.npz" \
     --teacher-device "$teacher_device" --jobs "$teacher_jobs" --cuda-jobs "$cuda_jobs" --out "$DATA" \
-    --minutes "$synth_minutes" ${DATA_ARGS:-} || rc=$?
+    --minutes "$synth_minutes" --shard-order "${SHARD_ORDER:-shuffled}" ${DATA_ARGS:-} || rc=$?
   if [ "$rc" = 4 ]; then partial_corpus "$synth_minutes minutes ran out, or a teacher process died: see above"
   elif [ "$rc" != 0 ]; then exit "$rc"; fi
   [ "${SYNTH_ONLY:-0}" = 1 ] && { echo "SYNTH_ONLY=1: the corpus is made; nothing trains"; exit 0; }

@@ -125,7 +125,9 @@ def _make(args: argparse.Namespace) -> int:
         deadline = time.monotonic() + 60 * args.minutes if args.minutes else None
         device = args.device or ("cuda" if cuda_available() else "cpu")
         start = time.perf_counter()
-        made = make(args.out, rows, teacher, jobs, args.shard_size, device, deadline)
+        order_seed = None if args.shard_order == "corpus" else (
+            args.seed if args.seed is not None else int(time.time()))  # another draw each call by default
+        made = make(args.out, rows, teacher, jobs, args.shard_size, device, deadline, order_seed)
         log.info("teacher processes: %s", describe(tally(slots), time.perf_counter() - start))
     if made is None:
         return 4
@@ -219,6 +221,11 @@ def main(argv: list[str] | None = None) -> int:
                    "processes run on CUDA (default 4)")
     s.add_argument("--minutes", type=float, help="stop making shards after this long (exit 4: the corpus is "
                    "incomplete; finished shards stay, the next run makes the rest)")
+    s.add_argument("--shard-order", choices=("corpus", "shuffled"), default="corpus",
+                   help="the order the missing shards are made in: corpus order, or shuffled (a time-boxed call "
+                        "then trains on a draw from the whole corpus, not always its first shards)")
+    s.add_argument("--seed", type=int, help="with --shard-order shuffled: the shuffle's seed (default: the clock, "
+                   "so each call draws other shards; logged)")
     s.add_argument("--noise-scale", type=float, default=0.667)
     s.add_argument("--noise-w", type=float, default=0.8)
     s.add_argument("--length-scale", type=float, default=1.0)

@@ -169,3 +169,38 @@ def test_a_jobs_exception_is_raised_in_the_parent_with_the_workers_traceback() -
         with pytest.raises(ValueError, match="math domain error") as raised:
             workers.next(timeout=30)
         assert isinstance(raised.value.__cause__, RemoteTraceback) and "ValueError" in str(raised.value.__cause__)
+
+
+@dataclass(frozen=True)
+class Recorder:
+    """Speaks a short tone per text and appends the text to ``log``: the order shards were made in."""
+
+    log: str
+
+    def speak(self, text: str) -> np.ndarray:
+        with open(self.log, "a") as f:
+            f.write(text + "\n")
+        return (3000 * np.sin(np.arange(256 * (10 + len(text))) / 5)).astype(np.int16)
+
+
+@pytest.mark.timeout(120)
+def test_a_shuffled_order_makes_the_same_shards_in_another_order(tmp_path: Path) -> None:
+    """``order_seed``: the missing shards in the order that seed shuffles them to, and the same shards."""
+    import random
+
+    names = [f"shard-{i:05d}-{i + 1:05d}-2.npz" for i in range(0, 12, 2)]
+    seed, expected = 7, list(names)
+    random.Random(seed).shuffle(expected)
+    assert expected != names  # else this seed would not tell the two orders apart
+    spoken = tmp_path / "spoken.txt"
+    shuffled, in_order = tmp_path / "shuffled", tmp_path / "in-order"
+    make(shuffled, ROWS, Recorder(str(spoken)), jobs=1, shard_size=2, device="cpu", order_seed=seed)
+    texts = spoken.read_text().splitlines()
+    first_rows = [int(n.split("-")[1]) for n in expected]  # each shard's first row, in the expected order
+    assert texts[::2] == [ROWS[i].text for i in first_rows]
+    make(in_order, ROWS, Recorder(str(tmp_path / "in-order.txt")), jobs=1, shard_size=2, device="cpu")
+    assert (tmp_path / "in-order.txt").read_text().splitlines() == [r.text for r in ROWS]
+    assert _shards(shuffled) == _shards(in_order) == names
+    for name in names:
+        a, b = np.load(shuffled / name), np.load(in_order / name)
+        assert sorted(a.files) == sorted(b.files) and all(np.array_equal(a[k], b[k]) for k in a.files)

@@ -139,13 +139,16 @@ def test_corpus_making_stops_at_its_deadline_and_resumes(tmp_path: Path) -> None
     in_made = {int(i) for name in made for i in np.load(tmp_path / "data" / name)["index"]}
     assert set(data.index.tolist()) == in_made and len(data) == 4 * len(made)
     assert set(partial["heldout"]) <= in_made and int(data.heldout.sum()) == len(partial["heldout"])
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    # The rest, in a shuffled order (as training/stretch.sh makes them): the same corpus in the end.
+    done = subprocess.run([*cmd, "--shard-order", "shuffled", "--seed", "3"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
     assert manifest["complete"] is True
     total = len(manifest["shards"])
     assert set(made) < set(manifest["shards"])
     assert f"{total - len(made)} of {total} shards to make" in done.stderr  # the made ones were skipped
+    assert "in an order shuffled with seed 3" in done.stderr
 
 
 def test_a_corpus_changed_after_phonemizing_fails_before_any_synthesis(tmp_path: Path) -> None:
