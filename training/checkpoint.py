@@ -120,6 +120,15 @@ def load_training(folder: Path, name: str) -> tuple[dict[str, Any], dict[str, An
     return model, opt["optimizer"]
 
 
+def load_resume(folder: Path, name: str, resume: bool) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """What a trainer resumes from: :func:`load_training`'s pair, or ``(None, None)`` for a fresh run.
+
+    A run starts afresh unless ``resume`` (``--resume``) is set and ``folder/NAME.pt`` exists;
+    both trainers decide this here, so they cannot come to differ on it.
+    """
+    return load_training(folder, name) if resume and exists(folder / f"{name}.pt") else (None, None)
+
+
 def sizes(paths: list[Path]) -> str:
     return ", ".join(f"{p.name} {p.stat().st_size / 2**20:.1f} MiB" for p in paths)
 

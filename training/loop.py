@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import torch
 
@@ -128,6 +128,35 @@ class History:
 
     def to_dict(self) -> dict[str, list[tuple[int, float]]]:
         return self.series
+
+
+def start_run(args: argparse.Namespace, name: str) -> tuple[torch.device, Precision, Budget]:
+    """Begin a trainer's run: log to ``args.out``, settle device, precision and threads, start the budget.
+
+    Both trainers begin alike from the flags of :func:`add_run_arguments` and
+    :func:`add_device_arguments` (TF32 matmuls and convolutions allowed on CUDA), so a change
+    to how a run starts reaches both. The budget counts from this call.
+    """
+    setup_logging(args.out, name)
+    device = pick_device(args.device)
+    precision = args.precision or default_precision(device)
+    set_threads(device, args.threads)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    return device, precision, Budget(args.minutes, args.checkpoint_minutes, args.reserve_seconds)
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, state: dict[str, Any] | None, iteration: int) -> int:
+    """Load a resumed run's optimizer ``state``, if any; return ``warm_from`` for :meth:`Schedule.at`.
+
+    Without saved state (none was kept, or it no longer fits the parameters) AdamW's moments
+    start from zero, so the learning rate warms up again from the resumed ``iteration``; a
+    fresh run is at iteration 0 and warms up from there either way.
+    """
+    if state is None:
+        return iteration
+    optimizer.load_state_dict(state)
+    return 0
 
 
 def setup_logging(folder: Path, name: str) -> None:

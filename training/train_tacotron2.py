@@ -26,7 +26,6 @@ from training import checkpoint, plots, warm_start
 from training.data import DATA, Dataset, max_decoder_steps
 from training.decoder_graphs import DecoderGraphs, graph_shapes
 from training.loop import (
-    Budget,
     CaptureFailed,
     History,
     Schedule,
@@ -34,15 +33,13 @@ from training.loop import (
     add_run_arguments,
     autocast,
     check_finite,
-    default_precision,
     grad_scaler,
     memory_note,
-    pick_device,
     restart_eagerly,
+    restore_optimizer,
     set_lr,
-    set_threads,
-    setup_logging,
     shrink_batch,
+    start_run,
 )
 from training.profile_steps import StepProfiler
 from training.tacotron2_steps import (
@@ -182,18 +179,11 @@ def parser() -> argparse.ArgumentParser:
 
 def train(args: argparse.Namespace, argv: list[str]) -> int:
     """Train (or resume) for ``args.minutes``; ``argv`` is kept to restart without graphs."""
-    setup_logging(args.out, NAME)
-    device = pick_device(args.device)
-    precision = args.precision or default_precision(device)
-    set_threads(device, args.threads)
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
-    budget = Budget(args.minutes, args.checkpoint_minutes, args.reserve_seconds)
+    device, precision, budget = start_run(args, NAME)
     data = Dataset.load(args.data, with_audio=False)
     log.info("data: %s", data.describe())
 
-    saved, opt_state = (checkpoint.load_training(args.out, NAME) if args.resume and
-                        checkpoint.exists(args.out / f"{NAME}.pt") else (None, None))
+    saved, opt_state = checkpoint.load_resume(args.out, NAME, args.resume)
     converted = False  # the checkpoint had another r: its val mel is no baseline for a rollback
     if saved is not None:
         params = Tacotron2Params.from_config(saved["config"])
@@ -222,11 +212,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
              precision, device, params)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-6,
                             weight_decay=args.weight_decay, fused=device.type == "cuda")
-    warm_from = 0
-    if opt_state is not None:
-        opt.load_state_dict(opt_state)
-    elif saved is not None:
-        warm_from = iteration
+    warm_from = restore_optimizer(opt, opt_state, iteration)
     schedule = Schedule(args.lr, args.warmup, args.decay_start, args.decay_halflife)
     ctx, scaler = autocast(device, precision), grad_scaler(device, precision)
     drop = Dropouts()

@@ -27,7 +27,6 @@ from rtvoice.export.waveglow import WaveGlow, WaveGlowParams
 from training import checkpoint, plots, warm_start
 from training.data import DATA, Dataset
 from training.loop import (
-    Budget,
     CaptureFailed,
     History,
     Schedule,
@@ -35,14 +34,12 @@ from training.loop import (
     add_run_arguments,
     autocast,
     check_finite,
-    default_precision,
     grad_scaler,
     memory_note,
-    pick_device,
     restart_eagerly,
+    restore_optimizer,
     set_lr,
-    set_threads,
-    setup_logging,
+    start_run,
 )
 from training.mel import LOG_FLOOR, MelSpectrogram
 from training.profile_steps import StepProfiler
@@ -178,19 +175,12 @@ def parser() -> argparse.ArgumentParser:
 
 def train(args: argparse.Namespace, argv: list[str]) -> int:
     """Train (or resume) for ``args.minutes``; ``argv`` is kept to restart without graphs."""
-    setup_logging(args.out, NAME)
-    device = pick_device(args.device)
-    precision = args.precision or default_precision(device)
-    set_threads(device, args.threads)
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
+    device, precision, budget = start_run(args, NAME)
     torch.backends.cudnn.benchmark = True  # fixed segment shapes
-    budget = Budget(args.minutes, args.checkpoint_minutes, args.reserve_seconds)
     data = Dataset.load(args.data)
     log.info("data: %s", data.describe())
 
-    saved, opt_state = (checkpoint.load_training(args.out, NAME) if args.resume and
-                        checkpoint.exists(args.out / f"{NAME}.pt") else (None, None))
+    saved, opt_state = checkpoint.load_resume(args.out, NAME, args.resume)
     if saved is not None and args.only_preset and WaveGlowParams.from_config(saved["config"]) != PRESETS[args.preset]:
         log.info("%s holds a run of other sizes; --only-preset: starting afresh with preset %r",
                  args.out / f"{NAME}.pt", args.preset)
@@ -241,13 +231,9 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
              precision, device, params)
     capturable = graphed and device.type == "cuda"  # elsewhere the capture fails, and the run restarts eagerly
     opt = make_optimizer(model, args.lr, args.weight_decay, graphed=capturable)
-    warm_from = 0
-    if opt_state is not None:
-        opt.load_state_dict(opt_state)
-        if capturable:
-            tensor_lr(opt)  # loading put the saved float back
-    elif saved is not None:
-        warm_from = iteration
+    warm_from = restore_optimizer(opt, opt_state, iteration)
+    if opt_state is not None and capturable:
+        tensor_lr(opt)  # loading put the saved float back
     schedule = Schedule(args.lr, args.warmup, args.decay_start, args.decay_halflife)
     ctx, scaler = autocast(device, precision), grad_scaler(device, precision)
     train_set = Segments(data, np.flatnonzero(~data.heldout), args.segment_frames, params.hop_length, device)

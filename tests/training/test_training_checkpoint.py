@@ -160,3 +160,14 @@ def test_training_checkpoint_history_restores_parts_into_a_folder_the_clone_lack
     assert back["iteration"] == 7 and torch.equal(back["state_dict"]["w"], weights)
     assert all(p.stat().st_size <= checkpoint.PART_BYTES for p in folder.iterdir())
     assert not list(folder.glob("*.tmp"))
+
+
+def test_training_checkpoint_resumes_only_when_asked_and_present(tmp_path: Path) -> None:
+    """Both trainers resume through load_resume: a fresh run unless --resume finds NAME.pt."""
+    assert checkpoint.load_resume(tmp_path, "m", resume=True) == (None, None)  # nothing there yet
+    model = torch.nn.Linear(2, 2)
+    saved = {"state_dict": model.state_dict(), "config": {}, "iteration": 5, "epoch": 1, "history": {}}
+    checkpoint.save_training(tmp_path, "m", saved, torch.optim.AdamW(model.parameters()).state_dict(), "fp32")
+    assert checkpoint.load_resume(tmp_path, "m", resume=False) == (None, None)
+    loaded, state = checkpoint.load_resume(tmp_path, "m", resume=True)
+    assert loaded is not None and loaded["iteration"] == 5 and state is not None
