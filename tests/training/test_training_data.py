@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import wave
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,20 @@ def fake_espeak(folder: Path, rate: int = 22050) -> str:
     path.write_text(FAKE_ESPEAK.format(python=sys.executable, rate=rate))
     path.chmod(0o755)
     return str(path)
+
+
+def tiny_corpus(folder: Path, words: Sequence[str], heldout: Collection[int], shard_size: int = 8) -> Path:
+    """Make ``folder/data``, a corpus of ``words`` spoken by :func:`fake_espeak`; lines ``heldout`` held out.
+
+    The trainer tests each train on a few such sentences; one maker keeps their corpora
+    made alike (one process, CPU mels) and each test down to what it checks.
+    """
+    from training.data import Row, make
+
+    rows = [Row(i, "heldout" if i in heldout else "train", w) for i, w in enumerate(words)]
+    data = folder / "data"
+    make(data, rows, Teacher(espeak=fake_espeak(folder)), jobs=1, shard_size=shard_size, device="cpu")
+    return data
 
 
 def test_training_parse_wav_reads_a_pipe_header() -> None:

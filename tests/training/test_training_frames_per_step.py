@@ -15,7 +15,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from rtvoice.export.tacotron2 import DecoderState, Tacotron2, Tacotron2Params  # noqa: E402
-from tests.training.test_training_data import fake_espeak  # noqa: E402
+from tests.training.test_training_data import tiny_corpus  # noqa: E402
 from training.decoder_graphs import random_batch  # noqa: E402
 from training.tacotron2_steps import (  # noqa: E402
     Batch,
@@ -139,13 +139,10 @@ def test_training_r2_free_run_stops_mid_group_and_counts_frames() -> None:
 def test_training_frames_per_step_trains_converts_resumes_and_gta_keeps_lengths(tmp_path: Path) -> None:
     from rtvoice.export.waveglow import WaveGlow
     from training import checkpoint, export_default, gta, train_tacotron2, train_waveglow
-    from training.data import Dataset, Row, make
-    from training.espeak import Teacher
+    from training.data import Dataset
 
     words = ["hello there.", "good morning, sir.", "a cat sat.", "we go home now.", "yes.", "no way."]
-    rows = [Row(i, "heldout" if i == 5 else "train", w) for i, w in enumerate(words)]
-    data = tmp_path / "data"
-    make(data, rows, Teacher(espeak=fake_espeak(tmp_path)), jobs=1, shard_size=8, device="cpu")
+    data = tiny_corpus(tmp_path, words, heldout={5})
     common = ["--data", str(data), "--preset", "tiny", "--reserve-seconds", "0", "--resume", "--minutes", "0.01",
               "--batch-size", "4", "--log-every", "1"]
 

@@ -10,19 +10,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tests.training.test_training_data import fake_espeak  # noqa: E402
+from tests.training.test_training_data import tiny_corpus  # noqa: E402
 
 
 @pytest.mark.timeout(300)
 def test_training_gta_dataset(tmp_path: Path) -> None:
     from training import checkpoint, gta, train_tacotron2, train_waveglow
-    from training.data import Dataset, Row, make
-    from training.espeak import Teacher
+    from training.data import Dataset
 
     words = ["hello there.", "good morning, sir.", "a cat sat.", "we go home now.", "yes.", "no way.", "off we go."]
-    rows = [Row(i, "heldout" if i in (1, 5) else "train", w) for i, w in enumerate(words)]
-    data = tmp_path / "data"
-    make(data, rows, Teacher(espeak=fake_espeak(tmp_path)), jobs=1, shard_size=3, device="cpu")
+    data = tiny_corpus(tmp_path, words, heldout={1, 5}, shard_size=3)
     ckpt = tmp_path / "ckpt"
     assert train_tacotron2.main(["--data", str(data), "--out", str(ckpt), "--preset", "tiny", "--minutes", "0.01",
                                  "--reserve-seconds", "0", "--batch-size", "4"]) == 0

@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tests.training.test_training_data import fake_espeak  # noqa: E402
+from tests.training.test_training_data import tiny_corpus  # noqa: E402
 
 LINE = re.compile(r"^it (\d+) .*?\| mel ([0-9.]+) ")
 
@@ -19,13 +19,9 @@ LINE = re.compile(r"^it (\d+) .*?\| mel ([0-9.]+) ")
 def test_the_first_window_after_a_resume_is_averaged_over_its_own_steps(tmp_path: Path,
                                                                           caplog: pytest.LogCaptureFixture) -> None:
     from training import train_tacotron2
-    from training.data import Row, make
-    from training.espeak import Teacher
 
     words = ["hello there.", "good morning, sir.", "a cat sat.", "we go home now.", "yes.", "no way."]
-    rows = [Row(i, "heldout" if i == 5 else "train", w) for i, w in enumerate(words)]
-    data = tmp_path / "data"
-    make(data, rows, Teacher(espeak=fake_espeak(tmp_path)), jobs=1, shard_size=8, device="cpu")
+    data = tiny_corpus(tmp_path, words, heldout={5})
     common = ["--data", str(data), "--out", str(tmp_path / "ckpt"), "--preset", "tiny", "--reserve-seconds", "0",
               "--resume", "--batch-size", "4", "--lr", "1e-5"]
     assert train_tacotron2.main(["--minutes", "0.001", "--log-every", "1", *common]) == 0  # one iteration, saved

@@ -11,19 +11,16 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
-from tests.training.test_training_data import fake_espeak  # noqa: E402
+from tests.training.test_training_data import tiny_corpus  # noqa: E402
 
 
 @pytest.mark.timeout(600)
 def test_training_recipe_end_to_end(tmp_path: Path) -> None:
     from training import checkpoint, export_default, train_tacotron2, train_waveglow
-    from training.data import Dataset, Row, make
-    from training.espeak import Teacher
+    from training.data import Dataset
 
     words = ["hello there.", "good morning, sir.", "a cat sat.", "we go home now.", "yes.", "no way."]
-    rows = [Row(i, "heldout" if i == 5 else "train", w) for i, w in enumerate(words)]
-    data = tmp_path / "data"
-    make(data, rows, Teacher(espeak=fake_espeak(tmp_path)), jobs=1, shard_size=8, device="cpu")
+    data = tiny_corpus(tmp_path, words, heldout={5})
     assert len(Dataset.load(data)) == 6
     ckpt = tmp_path / "ckpt"
     common = ["--data", str(data), "--out", str(ckpt), "--preset", "tiny", "--reserve-seconds", "0", "--resume"]
@@ -86,12 +83,8 @@ def test_a_failed_graph_capture_restarts_the_run_eagerly(tmp_path: Path) -> None
     import sys
 
     from training import checkpoint
-    from training.data import Row, make
-    from training.espeak import Teacher
 
-    rows = [Row(i, "heldout" if i == 3 else "train", w) for i, w in enumerate(["hi there.", "a cat.", "go.", "no."])]
-    data = tmp_path / "data"
-    make(data, rows, Teacher(espeak=fake_espeak(tmp_path)), jobs=1, shard_size=8, device="cpu")
+    data = tiny_corpus(tmp_path, ["hi there.", "a cat.", "go.", "no."], heldout={3})
     ckpt = tmp_path / "ckpt"
     run = subprocess.run(
         [sys.executable, "-m", "training.train_tacotron2", "--data", str(data), "--out", str(ckpt), "--preset", "tiny",
@@ -116,12 +109,8 @@ def test_a_failed_waveglow_step_capture_restarts_the_run_eagerly(tmp_path: Path)
     import sys
 
     from training import checkpoint
-    from training.data import Row, make
-    from training.espeak import Teacher
 
-    rows = [Row(i, "heldout" if i == 3 else "train", w) for i, w in enumerate(["hi there.", "a cat.", "go.", "no."])]
-    data = tmp_path / "data"
-    make(data, rows, Teacher(espeak=fake_espeak(tmp_path)), jobs=1, shard_size=8, device="cpu")
+    data = tiny_corpus(tmp_path, ["hi there.", "a cat.", "go.", "no."], heldout={3})
     ckpt = tmp_path / "ckpt"
     common = [sys.executable, "-m", "training.train_waveglow", "--data", str(data), "--out", str(ckpt), "--preset",
               "tiny", "--device", "cpu", "--batch-size", "2", "--segment-frames", "8", "--reserve-seconds", "0",
@@ -150,13 +139,9 @@ def test_a_batch_out_of_memory_shrinks_the_batch_and_training_goes_on(tmp_path: 
     itself whenever a batch holds more than 3 sentences, as a GPU would past its memory.
     """
     from training import checkpoint, train_tacotron2
-    from training.data import Row, make
-    from training.espeak import Teacher
 
     words = ["hi there.", "a cat.", "go.", "no.", "we sat.", "yes sir.", "a dog ran.", "up."]
-    rows = [Row(i, "heldout" if i == 7 else "train", w) for i, w in enumerate(words)]
-    data = tmp_path / "data"
-    make(data, rows, Teacher(espeak=fake_espeak(tmp_path)), jobs=1, shard_size=8, device="cpu")
+    data = tiny_corpus(tmp_path, words, heldout={7})
     real = train_tacotron2.teacher_forced
     sizes: list[int] = []
 
@@ -187,13 +172,9 @@ def test_a_diverged_checkpoint_is_not_saved_and_training_rolls_back(tmp_path: Pa
     diverged would; every later save must then restore the first checkpoint instead.
     """
     from training import checkpoint, train_tacotron2
-    from training.data import Row, make
-    from training.espeak import Teacher
 
     words = ["hi there.", "a cat.", "go.", "no.", "we sat.", "yes sir.", "a dog ran.", "up."]
-    rows = [Row(i, "heldout" if i == 7 else "train", w) for i, w in enumerate(words)]
-    data = tmp_path / "data"
-    make(data, rows, Teacher(espeak=fake_espeak(tmp_path)), jobs=1, shard_size=8, device="cpu")
+    data = tiny_corpus(tmp_path, words, heldout={7})
     real = train_tacotron2.validate
     calls: list[int] = []
 
