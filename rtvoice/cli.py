@@ -12,9 +12,12 @@ import argparse
 import importlib
 import logging
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from .errors import RtvoiceError
+
+if TYPE_CHECKING:
+    from .config import SynthesisConfig
 
 COMMANDS = ("say", "info", "devices", "voices", "repl", "mqtt", "serve", "bench")
 
@@ -78,6 +81,19 @@ def add_synthesis_options(p: argparse.ArgumentParser) -> None:
                    default=MAX_SPOKEN_CHARS, metavar="N",
                    help=f"longest text of one request as read out (\"½\" is 9 characters), {span(SPOKEN_CHARS_RANGE)}; "
                         f"longer text is refused before any audio (default {MAX_SPOKEN_CHARS})")
+
+
+def synthesis_options(args: argparse.Namespace) -> SynthesisConfig:
+    """The :class:`~rtvoice.config.SynthesisConfig` that :func:`add_synthesis_options`'s flags name.
+
+    say, repl, serve and mqtt all take those flags; read in this one place, a flag added
+    there reaches every command. A command adds its own fields (say's ``--volume``) with
+    :func:`dataclasses.replace`.
+    """
+    from .config import SynthesisConfig
+
+    return SynthesisConfig(seed=args.seed, chunk_frames=args.chunk_frames, sigma=args.sigma,
+                           max_decoder_steps=args.max_steps, rate=args.rate, max_spoken_chars=args.max_spoken_chars)
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

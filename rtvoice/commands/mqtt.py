@@ -17,8 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..cli import add_synthesis_options, add_voice_options
-from ..config import SynthesisConfig
+from ..cli import add_synthesis_options, add_voice_options, synthesis_options
 from ..errors import RtvoiceError
 from ..voice import Voice
 from .options import number
@@ -100,9 +99,7 @@ def announcer_config(args: argparse.Namespace) -> AnnouncerConfig:
         publish_audio=args.publish_audio, audio_format=args.audio_format,
         max_wav_bytes=_mib(args.max_wav_mb), shutdown_grace_s=args.shutdown_grace,
         keep_session=args.client_id is not None,
-        synthesis=SynthesisConfig(seed=args.seed, chunk_frames=args.chunk_frames, sigma=args.sigma,
-                                  max_decoder_steps=args.max_steps, rate=args.rate,
-                                  max_spoken_chars=args.max_spoken_chars))
+        synthesis=synthesis_options(args))
 
 
 def _mib(value: float) -> int:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import sys
 from collections.abc import Iterator
 
 import numpy as np
 
 from ..audio import AudioChunk
-from ..cli import add_synthesis_options, add_voice_options
+from ..cli import add_synthesis_options, add_voice_options, synthesis_options
 from ..config import SynthesisConfig
 from ..encode import FORMATS, AudioFormat, Encoder, format_for_path
 from ..errors import RtvoiceError
@@ -44,10 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def synthesis_config(args: argparse.Namespace) -> SynthesisConfig:
-    """The per-request settings named on the command line."""
-    return SynthesisConfig(seed=args.seed, chunk_frames=args.chunk_frames, sigma=args.sigma,
-                           max_decoder_steps=args.max_steps, rate=args.rate, volume=args.volume,
-                           ssml=True if args.ssml else None, max_spoken_chars=args.max_spoken_chars)
+    """The per-request settings named on the command line: the synthesis flags, ``--volume`` and ``--ssml``."""
+    return dataclasses.replace(synthesis_options(args), volume=args.volume, ssml=True if args.ssml else None)
 
 
 def read_text(arg: str) -> str:

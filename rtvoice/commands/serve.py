@@ -8,8 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..cli import add_synthesis_options, add_voice_options
-from ..config import SynthesisConfig
+from ..cli import add_synthesis_options, add_voice_options, synthesis_options
 from ..errors import RtvoiceError
 from ..server.config import (
     BODY_TIMEOUT_S,
@@ -123,8 +122,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     return ServerConfig(
         voice=Path(args.voice) if args.voice else None, voices_dir=args.voices_dir, backend=args.backend,
         device=args.device, host=args.host, port=args.port, wyoming_port=args.wyoming_port, token=args.token or None,
-        synthesis=SynthesisConfig(seed=args.seed, chunk_frames=args.chunk_frames, sigma=args.sigma, rate=args.rate,
-                                  max_decoder_steps=args.max_steps, max_spoken_chars=args.max_spoken_chars),
+        synthesis=synthesis_options(args),
         limits=LimitsConfig(max_input_chars=args.max_input_chars, max_streams_per_client=args.max_streams_per_client,
                             max_active_streams=args.max_active_streams,
                             max_connections_per_client=args.max_connections_per_client,
