@@ -12,7 +12,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -157,6 +157,45 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, state: dict[str, Any] | 
         return iteration
     optimizer.load_state_dict(state)
     return 0
+
+
+@dataclass(frozen=True)
+class WindowMeans:
+    """One log line's worth of training: each loss's mean, over how many steps and seconds."""
+
+    means: dict[str, float]
+    steps: int
+    seconds: float
+
+
+class LossWindow:
+    """The losses of the steps since the last log line, summed on the device.
+
+    Both trainers log this way: adding tensors costs no host sync per step, and the means
+    divide by the steps actually summed, so the short first window after a resume (or a
+    graph capture's warm-up) reads like the others.
+    """
+
+    def __init__(self) -> None:
+        self._restart()
+
+    def _restart(self) -> None:
+        self._sums: dict[str, torch.Tensor] = {}
+        self.steps = 0
+        self._start = time.monotonic()
+
+    def add(self, parts: Mapping[str, torch.Tensor]) -> None:
+        """Add one step's losses (tensors on the training device; they are detached)."""
+        for key, value in parts.items():
+            self._sums[key] = self._sums.get(key, 0.0) + value.detach()
+        self.steps += 1
+
+    def take(self) -> WindowMeans:
+        """The means since the last take (one sync), and start a new window."""
+        means = {key: float(total) / self.steps for key, total in self._sums.items()}
+        taken = WindowMeans(means, self.steps, time.monotonic() - self._start)
+        self._restart()
+        return taken
 
 
 def setup_logging(folder: Path, name: str) -> None:

@@ -15,7 +15,6 @@ import argparse
 import dataclasses
 import logging
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ from training.decoder_graphs import DecoderGraphs, graph_shapes
 from training.loop import (
     CaptureFailed,
     History,
+    LossWindow,
     Schedule,
     add_device_arguments,
     add_run_arguments,
@@ -278,9 +278,9 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
 
     model.train()
     rng = np.random.default_rng(args.seed + epoch)
-    window: dict[str, torch.Tensor] = {}
+    window = LossWindow()
     profiler = StepProfiler(args.profile_steps, device)
-    frames_seen, summed, tick = 0, 0, time.monotonic()
+    frames_seen = 0
     first = iteration  # every run trains at least one iteration, however short its budget
     while iteration == first or not budget.over():
         for items in batches(train_items, lengths, args.batch_size, rng):
@@ -318,18 +318,14 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
             iteration += 1
             profiler.step()
             frames_seen += int(batch.mel_lengths.sum())
-            for k, v in {**parts, "total": loss, "grad_norm": grad_norm}.items():
-                window[k] = window.get(k, 0.0) + v.detach()  # summed on the device: no sync per step
-            summed += 1
+            window.add({**parts, "total": loss, "grad_norm": grad_norm})
             if iteration % args.log_every == 0:
-                # over the steps summed: after a resume the first window is shorter than --log-every
-                means = {k: float(v) / summed for k, v in window.items()}
-                history.add(iteration, {f"train/{k}": v for k, v in means.items() if k != "grad_norm"})
-                elapsed = time.monotonic() - tick
+                w = window.take()
+                history.add(iteration, {f"train/{k}": v for k, v in w.means.items() if k != "grad_norm"})
                 log.info("it %d ep %d lr %.2e | %s | %.2f it/s, %.0f frames/s%s", iteration, epoch, lr,
-                         " ".join(f"{k} {v:.4f}" for k, v in means.items()), summed / elapsed,
-                         frames_seen / elapsed, memory_note(device))
-                window, frames_seen, summed, tick = {}, 0, 0, time.monotonic()
+                         " ".join(f"{k} {v:.4f}" for k, v in w.means.items()), w.steps / w.seconds,
+                         frames_seen / w.seconds, memory_note(device))
+                frames_seen = 0
             if budget.checkpoint_due():
                 save()
         else:

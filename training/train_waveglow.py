@@ -15,7 +15,6 @@ import argparse
 import logging
 import math
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from training.data import DATA, Dataset
 from training.loop import (
     CaptureFailed,
     History,
+    LossWindow,
     Schedule,
     add_device_arguments,
     add_run_arguments,
@@ -263,9 +263,8 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
 
     model.train()
     rng = np.random.default_rng(args.seed + iteration)
-    window: dict[str, torch.Tensor] = {}
+    window = LossWindow()
     profiler = StepProfiler(args.profile_steps, device)
-    summed, tick = 0, time.monotonic()
     first = iteration  # every run trains at least one iteration, however short its budget
     step_ctx = autocast(device, precision, cache=False) if graphed else ctx  # a graph cannot use autocast's cache
 
@@ -297,22 +296,17 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
             parts = body(audio, mel)
         iteration += 1
         profiler.step()
-        for k, v in parts.items():
-            window[k] = window.get(k, 0.0) + v  # summed on the device: no sync per step
-        summed += 1
+        window.add(parts)
         if iteration % args.log_every == 0:
-            # over the steps summed: after a resume (or a graph capture's warm-up) the window is shorter
-            means = {k: float(v) / summed for k, v in window.items()}
-            history.add(iteration, {f"train/{k}": v for k, v in means.items() if k != "grad_norm"})
-            elapsed = time.monotonic() - tick
-            stft_note = f" stft {means['stft']:.4f}" if "stft" in means else ""
+            w = window.take()
+            history.add(iteration, {f"train/{k}": v for k, v in w.means.items() if k != "grad_norm"})
+            stft_note = f" stft {w.means['stft']:.4f}" if "stft" in w.means else ""
             log.info("it %d lr %.2e | loss %.4f%s grad_norm %.3f | %.1f it/s, %.0f kS/s%s", iteration, lr,
-                     means["loss"], stft_note, means["grad_norm"], summed / elapsed,
-                     summed * audio.numel() / elapsed / 1e3, memory_note(device))
-            if not math.isfinite(means["loss"]):
+                     w.means["loss"], stft_note, w.means["grad_norm"], w.steps / w.seconds,
+                     w.steps * audio.numel() / w.seconds / 1e3, memory_note(device))
+            if not math.isfinite(w.means["loss"]):
                 log.error("loss is not finite: stopping without saving. Hint: lower --lr or use --precision fp32.")
                 return 1
-            window, summed, tick = {}, 0, time.monotonic()
         if budget.checkpoint_due():
             save()
     profiler.close()
