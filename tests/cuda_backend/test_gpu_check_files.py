@@ -75,3 +75,32 @@ def test_the_table_run_takes_the_sweeps_place_among_the_files(tmp_path: Path) ->
     assert "table.json" in files and "sweep.json" not in files
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["table"]["rows"]) == {"cuda", "onnxruntime", "cuda_fp16", "torch_fp16"}, summary["table"]
+
+
+@pytest.mark.timeout(300)
+def test_stages_and_table_only_run_a_short_call_of_a_few_rows(tmp_path: Path) -> None:
+    """STAGES picks the check's stages and TABLE_ONLY the table's rows: the short call that a
+    small device budget holds (e.g. the fp16 rows alone), each skip said in the log or the table."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxconverter_common")
+    wrapper = tmp_path / "python3"
+    wrapper.write_text('#!/bin/sh\ncase "$1" in tools/gpu/cuda_backend_check.py) exec "$REAL_PYTHON" "$@" --dry-run;; '
+                       'esac\nexec "$REAL_PYTHON" "$@"\n')
+    wrapper.chmod(0o755)
+    out = tmp_path / "out"
+    env = {**os.environ, "OUT": str(out), "PYTHON": str(wrapper), "REAL_PYTHON": sys.executable, "ENGINE_BENCH": "1",
+           "STAGES": "env table summary", "TABLE_ONLY": "build,cuda,fp16_voice,cuda_fp16"}
+    done = subprocess.run(["bash", str(ROOT / "tools" / "gpu" / "cuda_backend_check.sh")], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=280)
+    log = (out / "cuda_check.log").read_text()
+    assert done.returncode == 0 and "finished" in log, log[-3000:] + done.stderr[-2000:]
+    for skipped in ("voices", "parity", "bench", "engine", "profile"):
+        assert f"== {skipped}: not in STAGES" in log
+    assert "== pytest" not in log and "== env (limit" in log and "== table (limit" in log
+    assert sorted(p.name for p in out.iterdir()) == ["cuda_check.log", "env.json", "summary.json", "table.json"]
+    table = json.loads((out / "table.json").read_text())
+    for name in ("cuda", "cuda_fp16"):
+        assert table[name]["rc"] == 0, table[name]
+    for name in ("onnxruntime", "torch_fp16", "cuda_streams", "onnxruntime_streams", "cuda_fp16_streams"):
+        assert table[name] == "skipped: not in TABLE_ONLY"
+    assert set(table["rows"]) == {"cuda", "cuda_fp16"}

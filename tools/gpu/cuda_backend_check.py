@@ -474,7 +474,8 @@ def stage_table(report: Report, dry: bool) -> None:
     from issue_table import DRY_PLAN, GPU_PLAN, run_table
 
     plan = dataclasses.replace(DRY_PLAN, voice=str(VOICES["tiny"]), fp16_voice=str(WORK / "table" / "tiny-fp16"))
-    run_table(report, plan if dry else GPU_PLAN, float(os.environ.get("TABLE_BUDGET_S", "400")), WORK / "table")
+    only = [name.strip() for name in os.environ.get("TABLE_ONLY", "").split(",") if name.strip()] or None
+    run_table(report, plan if dry else GPU_PLAN, float(os.environ.get("TABLE_BUDGET_S", "400")), WORK / "table", only)
 
 
 def stage_summary(report: Report, dry: bool) -> None:

@@ -26,7 +26,10 @@ fi
 # the carried .device/wheels provide them on the GPU machine.
 "$PY" -c "import rtvoice, cuda.bindings, onnx, onnxruntime, torch; print('imports ok', onnxruntime.__version__, onnxruntime.__file__)" >> "$log" 2>&1 ||
   echo "PREFLIGHT FAILED: see the import error above (carry the missing wheels in .device/wheels)" >> "$log"
+# STAGES (default: all): the stages to run, e.g. STAGES="env table summary" with ENGINE_BENCH=1 and
+# TABLE_ONLY (issue_table.py) for a short call that measures only some of the table's rows.
 stage() {  # name, seconds
+  if [ -n "${STAGES:-}" ] && [[ " $STAGES " != *" $1 "* ]]; then echo "== $1: not in STAGES" >> "$log"; return; fi
   echo "== $1 (limit $2 s)" >> "$log"
   timeout -k 5 "$2" "$PY" tools/gpu/cuda_backend_check.py "$1" --out "$OUT" "${@:3}" >> "$log" 2>&1
   echo "rc $? ($1)" >> "$log"
@@ -46,7 +49,8 @@ if [ "${ENGINE_BENCH:-0}" = 1 ]; then  # issue 26's table: cuda, ONNX Runtime CU
 fi
 stage summary 10 "$@"
 # The device brings back at most 8 files from $OUT (the log and the 7 stage JSONs): the rest goes into the log.
-if [ "${1:-}" != "--dry-run" ]; then  # the same checks as GPU tests (tests/cuda_backend/test_cuda_gpu.py)
+if [ "${1:-}" != "--dry-run" ] && { [ -z "${STAGES:-}" ] || [[ " $STAGES " == *" pytest "* ]]; }; then
+  # the same checks as GPU tests (tests/cuda_backend/test_cuda_gpu.py); in STAGES as "pytest"
   echo "== pytest (limit 50 s)" >> "$log"
   timeout -k 5 50 "$PY" -m pytest tests/cuda_backend/test_cuda_gpu.py -q -p no:cacheprovider -o addopts="" \
     >> "$log" 2>&1

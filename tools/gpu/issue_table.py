@@ -37,7 +37,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -322,10 +322,12 @@ def table_rows(results: dict[str, Any]) -> dict[str, Any]:
     return columns
 
 
-def run_table(report: Any, plan: Plan, budget_s: float, work: Path) -> None:
+def run_table(report: Any, plan: Plan, budget_s: float, work: Path, only: Collection[str] | None = None) -> None:
     """Every measurement of :data:`MEASUREMENTS` that the budget holds, each in its own process; then the rows.
 
-    ``report.add(key, value)`` records as it goes (the check's OUT/table.json).
+    ``report.add(key, value)`` records as it goes (the check's OUT/table.json). ``only``
+    (``TABLE_ONLY`` in the check stage) names the measurements to run, for a short call that
+    wants a few rows (e.g. ``build,cuda,fp16_voice,cuda_fp16``); the rest are skipped, saying so.
     """
     deadline = time.monotonic() + budget_s
     work.mkdir(parents=True, exist_ok=True)
@@ -336,7 +338,9 @@ def run_table(report: Any, plan: Plan, budget_s: float, work: Path) -> None:
         left = deadline - time.monotonic()
         needs = [dep for dep in _needs(m.name) if not _ok(results.get(dep))]
         options = fp16_options if m.name.startswith("cuda_fp16") else {}
-        if needs:
+        if only is not None and m.name not in only:
+            results[m.name] = "skipped: not in TABLE_ONLY"
+        elif needs:
             results[m.name] = f"skipped: {', '.join(needs)} did not finish"
         elif left < m.least_s:
             results[m.name] = f"skipped: {left:.0f} s of the budget left, {m.least_s:.0f} s needed"
