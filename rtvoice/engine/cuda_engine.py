@@ -98,15 +98,16 @@ def load_module(device_index: int, shape: KernelShape = DEFAULT_SHAPE) -> tuple[
     return CudaModule(compiled.cubin, KERNELS), sms
 
 
-def _ort_factory(device_index: int) -> RunnerFactory:
+def _ort_factory(device_index: int, config: VoiceConfig) -> RunnerFactory:
     import onnxruntime as ort
 
-    from ..ort.cuda_engine import OrtCudaRunner
+    from ..ort.cuda_engine import OrtCudaRunner, fp16_graphs
 
     preload = getattr(ort, "preload_dlls", None)
     if preload is not None:
         preload()  # onnxruntime-gpu finds the CUDA libraries of the nvidia-* wheels this way
-    return lambda graph, path, stream: OrtCudaRunner(path, device_index, stream)
+    half = fp16_graphs(config)
+    return lambda graph, path, stream: OrtCudaRunner(path, device_index, stream, fp16=graph in half)
 
 
 class KernelEngine(GpuEngine):
@@ -146,7 +147,7 @@ class KernelEngine(GpuEngine):
                                            cooperative=cooperative,
                                            gate_logit=config.decoder.gate_logit, shape=shape,
                                            graphs=config.batching.cuda_graphs)
-            super().__init__(folder, config, device_index, "cuda", runner_factory or _ort_factory(device_index),
+            super().__init__(folder, config, device_index, "cuda", runner_factory or _ort_factory(device_index, config),
                              self._step_runner, capture=True)
         except BaseException:
             self._close_kernels()

@@ -23,6 +23,39 @@ from ..errors import BackendError
 from .sessions import check_inputs, open_session
 
 
+CONV_OPTIONS: dict[str, str] = {
+    "cudnn_conv_algo_search": "HEURISTIC",
+    # measured on an H200: WaveGlow's 1-D convolutions run ~25% faster padded to NC1D
+    "cudnn_conv1d_pad_to_nc1d": "1",
+}
+"""The CUDA provider's convolution options for graphs that compute in float32."""
+
+FP16_CONV_OPTIONS: dict[str, str] = {**CONV_OPTIONS, "cudnn_conv_algo_search": "EXHAUSTIVE"}
+"""The same for graphs that compute in float16 (``rtvoice.export.fp16_graphs``).
+
+Why: on an H100 with ONNX Runtime 1.31.1 (docs/gpu.md, "The fp16 rows", runs 3 and 4), the
+heuristic search found no cuDNN engine for WaveGlow's fp16 dilated convolutions (CUDNN_FE
+HEURISTIC_QUERY_FAILED, with either NC1D padding), while the exhaustive search ran them."""
+
+
+def provider_options(device_index: int, *, fp16: bool = False, cuda_graph: bool = False,
+                     overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The CUDA execution provider's options for one graph: ours, then ``overrides``.
+
+    ``overrides`` default to ``RTVOICE_ORT_CUDA_OPTIONS`` (a JSON object), for trying another
+    option without a code change (tools/gpu/issue_table.py does, when a cuDNN error strikes).
+    """
+    if overrides is None:
+        overrides = json.loads(os.environ.get("RTVOICE_ORT_CUDA_OPTIONS", "{}"))
+    return {"device_id": str(device_index), **(FP16_CONV_OPTIONS if fp16 else CONV_OPTIONS),
+            **({"enable_cuda_graph": "1"} if cuda_graph else {}), **overrides}
+
+
+def fp16_graphs(config: VoiceConfig) -> frozenset[str]:
+    """The graphs of a voice that compute in float16 (listed in voice.json by ``fp16_graphs``)."""
+    return frozenset(config.source.get("fp16_graphs", ()))
+
+
 class OrtCudaRunner:
     """One graph as an ONNX Runtime CUDA session with an IO binding reused for every run.
 
@@ -34,18 +67,16 @@ class OrtCudaRunner:
         cuda_graph: Capture each bound run as a CUDA graph (``enable_cuda_graph``; needs
             ``static_dims`` so that every node stays on the CUDA EP). Each :meth:`bind`
             gets its own ``gpu_graph_id``; its addresses are then fixed for good.
+        fp16: The graph computes in float16 (:data:`FP16_CONV_OPTIONS`).
     """
 
     enqueue_only = False
     """ORT synchronizes around each run, so its runs cannot be captured by the caller."""
 
     def __init__(self, path: Path, device_index: int, stream: Stream, *,
-                 static_dims: Mapping[str, int] | None = None, cuda_graph: bool = False) -> None:
-        options = {"device_id": str(device_index), "cudnn_conv_algo_search": "HEURISTIC",
-                   # measured on an H200: WaveGlow's 1-D convolutions run ~25% faster padded to NC1D
-                   "cudnn_conv1d_pad_to_nc1d": "1",
-                   **({"enable_cuda_graph": "1"} if cuda_graph else {}),
-                   **json.loads(os.environ.get("RTVOICE_ORT_CUDA_OPTIONS", "{}"))}
+                 static_dims: Mapping[str, int] | None = None, cuda_graph: bool = False,
+                 fp16: bool = False) -> None:
+        options = provider_options(device_index, fp16=fp16, cuda_graph=cuda_graph)
         self._cuda_graph = cuda_graph
         self._graph_ids = 0
         self._user_stream = os.environ.get("RTVOICE_ORT_USER_STREAM", "0") == "1"
@@ -155,8 +186,10 @@ class CudaEngine(GpuEngine):
             return OrtCudaRunner(step_path, device_index, self.stream_a, cuda_graph=graphs,
                                  static_dims={"batch": rows, "text_length": text_length})
 
+        half = fp16_graphs(config)
         super().__init__(folder, config, device_index, "onnxruntime",
-                         lambda graph, path, stream: OrtCudaRunner(path, device_index, stream), step_runner)
+                         lambda graph, path, stream: OrtCudaRunner(path, device_index, stream, fp16=graph in half),
+                         step_runner)
 
 
-__all__ = ["CudaEngine", "OrtCudaRunner"]
+__all__ = ["CONV_OPTIONS", "FP16_CONV_OPTIONS", "CudaEngine", "OrtCudaRunner", "fp16_graphs", "provider_options"]

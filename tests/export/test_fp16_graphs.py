@@ -153,3 +153,26 @@ def test_the_gpu_engine_runs_the_fp16_voice(tmp_path: Path) -> None:
         monkeypatch.undo()
     with Voice.load(out, device="cpu") as cpu:
         assert snr_db(concatenate(cpu.synthesize(TEXT, config)), on_gpu) > 60.0
+
+
+def test_the_cuda_provider_searches_fp16_convolutions_exhaustively(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """ONNX Runtime CUDA's options follow voice.json's ``fp16_graphs``: on an H100 the heuristic
+    search found no cuDNN engine for fp16 WaveGlow's dilated convolutions, the exhaustive one ran."""
+    from rtvoice.config import VoiceConfig
+    from rtvoice.ort.cuda_engine import fp16_graphs, provider_options
+
+    out = tmp_path / "fp16"
+    convert_voice(DEFAULT, out)
+    half = fp16_graphs(VoiceConfig.load(out))
+    assert half == {"postnet", "waveglow"} and fp16_graphs(VoiceConfig.load(DEFAULT)) == frozenset()
+    for graph in ("encoder", "decoder_step", "postnet", "waveglow"):
+        options = provider_options(3, fp16=graph in half, overrides={})
+        assert options["cudnn_conv_algo_search"] == ("EXHAUSTIVE" if graph in half else "HEURISTIC"), graph
+        assert options["cudnn_conv1d_pad_to_nc1d"] == "1" and options["device_id"] == "3"
+        assert "enable_cuda_graph" not in options
+    assert provider_options(0, cuda_graph=True, overrides={})["enable_cuda_graph"] == "1"
+    # RTVOICE_ORT_CUDA_OPTIONS still has the last word, fp16 or not.
+    monkeypatch.setenv("RTVOICE_ORT_CUDA_OPTIONS", '{"cudnn_conv_algo_search": "DEFAULT"}')
+    assert provider_options(0, fp16=True)["cudnn_conv_algo_search"] == "DEFAULT"
+    assert provider_options(0)["cudnn_conv_algo_search"] == "DEFAULT"
