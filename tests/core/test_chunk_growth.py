@@ -58,15 +58,16 @@ def test_grown_chunks_agree_with_whole_as_fixed_ones(steps: int) -> None:
 
 
 def test_the_seams_sweep_counts_the_repeated_work() -> None:
-    """Windows of the default voice (first 16, context 32) over 600 frames, as streaming cuts them."""
+    """Windows of the default voice (first 16, context 40) over 600 frames, as streaming cuts them."""
     from rtvoice.config import VoiceConfig
     from rtvoice.seams import vocoded_per_heard
 
     voice = VoiceConfig.load(DEFAULT)
+    assert voice.streaming.context_frames == 40
     doubling = SynthesisConfig().resolve(voice)
     fixed = SynthesisConfig(chunk_frames=64, first_chunk_frames=16).resolve(voice)
-    # [0,48) [0,112) [48,240) [176,496) [432,600): 840 frames;
-    # fixed: [0,48) [0,112), 7 x 128, [496,600) [560,600): 1200.
-    assert vocoded_per_heard(voice, doubling, 600) == pytest.approx(840 / 600)
-    assert vocoded_per_heard(voice, fixed, 600) == pytest.approx(1200 / 600)
+    # [0,56) [0,120) [40,248) [168,504) [424,600): 896 frames;
+    # fixed: [0,56) [0,120), 7 x 144, [488,600) [552,600): 1344.
+    assert vocoded_per_heard(voice, doubling, 600) == pytest.approx(896 / 600)
+    assert vocoded_per_heard(voice, fixed, 600) == pytest.approx(1344 / 600)
     assert vocoded_per_heard(voice, SynthesisConfig(whole=True).resolve(voice), 600) == 1.0

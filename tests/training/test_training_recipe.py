@@ -53,7 +53,7 @@ def test_training_recipe_end_to_end(tmp_path: Path) -> None:
     assert export_default.main(["--checkpoints", str(ckpt), "--out", str(voice), "--max-decoder-steps", "40",
                                 "--check-text", "hello."]) == 0
     config = json.loads((voice / "voice.json").read_text())
-    assert config["streaming"]["context_frames"] == 32  # the frame-rate WaveGlow's seams need it
+    assert config["streaming"]["context_frames"] == 40  # the trained frame-rate WaveGlow's seams need it
     assert config["decoder"]["max_decoder_steps"] == 40 and config["decoder"]["prenet_dim"] == 32
     from rtvoice import Voice
 
