@@ -99,15 +99,9 @@ def load_module(device_index: int, shape: KernelShape = DEFAULT_SHAPE) -> tuple[
 
 
 def _ort_factory(device_index: int, config: VoiceConfig) -> RunnerFactory:
-    import onnxruntime as ort
+    from ..ort.cuda_engine import graph_runners  # onnxruntime only when no other factory was given
 
-    from ..ort.cuda_engine import OrtCudaRunner, fp16_graphs
-
-    preload = getattr(ort, "preload_dlls", None)
-    if preload is not None:
-        preload()  # onnxruntime-gpu finds the CUDA libraries of the nvidia-* wheels this way
-    half = fp16_graphs(config)
-    return lambda graph, path, stream: OrtCudaRunner(path, device_index, stream, fp16=graph in half)
+    return graph_runners(device_index, config)
 
 
 class KernelEngine(GpuEngine):

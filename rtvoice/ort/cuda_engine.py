@@ -18,7 +18,7 @@ import onnxruntime as ort
 from ..config import VoiceConfig
 from ..cuda import Stream, capture_guard
 from ..engine.gpu_engine import GpuEngine
-from ..engine.gpu_runner import DeviceTensor
+from ..engine.gpu_runner import DeviceTensor, RunnerFactory
 from ..errors import BackendError
 from .sessions import check_inputs, open_session
 
@@ -54,6 +54,19 @@ def provider_options(device_index: int, *, fp16: bool = False, cuda_graph: bool 
 def fp16_graphs(config: VoiceConfig) -> frozenset[str]:
     """The graphs of a voice that compute in float16 (listed in voice.json by ``fp16_graphs``)."""
     return frozenset(config.source.get("fp16_graphs", ()))
+
+
+def graph_runners(device_index: int, config: VoiceConfig) -> RunnerFactory:
+    """A runner for each graph of ``config``'s voice, with the options of its precision.
+
+    Shared by both GPU engines that run graphs through ONNX Runtime CUDA; first lets
+    onnxruntime-gpu find the CUDA/cuDNN libraries of the nvidia-* wheels (``preload_dlls``).
+    """
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        preload()
+    half = fp16_graphs(config)
+    return lambda graph, path, stream: OrtCudaRunner(path, device_index, stream, fp16=graph in half)
 
 
 class OrtCudaRunner:
@@ -174,10 +187,7 @@ class CudaEngine(GpuEngine):
     """ONNX Runtime CUDAExecutionProvider over a voice folder's four graphs."""
 
     def __init__(self, folder: Path, config: VoiceConfig, device_index: int) -> None:
-        # onnxruntime-gpu finds the CUDA/cuDNN libraries of the nvidia-* wheels this way.
-        preload = getattr(ort, "preload_dlls", None)
-        if preload is not None:
-            preload()
+        runners = graph_runners(device_index, config)
         step_path = folder / config.graphs["decoder_step"]
         graphs = config.batching.cuda_graphs
 
@@ -186,10 +196,8 @@ class CudaEngine(GpuEngine):
             return OrtCudaRunner(step_path, device_index, self.stream_a, cuda_graph=graphs,
                                  static_dims={"batch": rows, "text_length": text_length})
 
-        half = fp16_graphs(config)
-        super().__init__(folder, config, device_index, "onnxruntime",
-                         lambda graph, path, stream: OrtCudaRunner(path, device_index, stream, fp16=graph in half),
-                         step_runner)
+        super().__init__(folder, config, device_index, "onnxruntime", runners, step_runner)
 
 
-__all__ = ["CONV_OPTIONS", "FP16_CONV_OPTIONS", "CudaEngine", "OrtCudaRunner", "fp16_graphs", "provider_options"]
+__all__ = ["CONV_OPTIONS", "FP16_CONV_OPTIONS", "CudaEngine", "OrtCudaRunner", "fp16_graphs", "graph_runners",
+           "provider_options"]
