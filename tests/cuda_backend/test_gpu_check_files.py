@@ -20,23 +20,33 @@ ROOT = Path(__file__).resolve().parents[2]
 DEVICE_FILES_BACK = 8  # the device tool's limit on files brought back from $OUT
 
 
-@pytest.mark.timeout(300)
-def test_a_full_gpu_check_run_leaves_no_more_files_than_the_device_brings_back(tmp_path: Path) -> None:
+def run_check(tmp_path: Path, **env: str) -> tuple[Path, str]:
+    """tools/gpu/cuda_backend_check.sh on its real (non-dry) path, every stage with ``--dry-run``
+    added by a wrapper standing in for python3, ``env`` over ours; its $OUT and log.
+
+    Fails unless the script ran to its end.
+    """
     wrapper = tmp_path / "python3"
     wrapper.write_text('#!/bin/sh\ncase "$1" in tools/gpu/cuda_backend_check.py) exec "$REAL_PYTHON" "$@" --dry-run;; '
                        'esac\nexec "$REAL_PYTHON" "$@"\n')
     wrapper.chmod(0o755)
     out = tmp_path / "out"
-    env = {**os.environ, "OUT": str(out), "PYTHON": str(wrapper), "REAL_PYTHON": sys.executable}
-    env.pop("SWEEP", None)
-    env.pop("ENGINE_BENCH", None)
-    # The sweep stage runs and writes sweep.json, but starts no shape: its 14 NVRTC compiles (about
-    # 40 s of this test) add no file, and test_kernel_shapes.py compiles every shape already.
-    env["SWEEP_BUDGET_S"] = "0"
-    done = subprocess.run(["bash", str(ROOT / "tools" / "gpu" / "cuda_backend_check.sh")], env=env, cwd=ROOT,
+    full = {**os.environ, "OUT": str(out), "PYTHON": str(wrapper), "REAL_PYTHON": sys.executable, **env}
+    for name in ("SWEEP", "ENGINE_BENCH", "STAGES", "TABLE_ONLY"):  # only what the test asks for
+        if name not in env:
+            full.pop(name, None)
+    done = subprocess.run(["bash", str(ROOT / "tools" / "gpu" / "cuda_backend_check.sh")], env=full, cwd=ROOT,
                           capture_output=True, text=True, timeout=280)
     log = (out / "cuda_check.log").read_text()
     assert done.returncode == 0 and "finished" in log, log[-3000:] + done.stderr[-2000:]
+    return out, log
+
+
+@pytest.mark.timeout(300)
+def test_a_full_gpu_check_run_leaves_no_more_files_than_the_device_brings_back(tmp_path: Path) -> None:
+    # The sweep stage runs and writes sweep.json, but starts no shape: its 14 NVRTC compiles (about
+    # 40 s of this test) add no file, and test_kernel_shapes.py compiles every shape already.
+    out, log = run_check(tmp_path, SWEEP_BUDGET_S="0")
     assert "== pytest" in log and "== sweep" in log and "== profile" in log  # the non-dry path, every stage
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert len(files) <= DEVICE_FILES_BACK, files
@@ -58,17 +68,7 @@ def test_the_table_run_takes_the_sweeps_place_among_the_files(tmp_path: Path) ->
     """
     pytest.importorskip("torch")
     pytest.importorskip("onnxconverter_common")
-    wrapper = tmp_path / "python3"
-    wrapper.write_text('#!/bin/sh\ncase "$1" in tools/gpu/cuda_backend_check.py) exec "$REAL_PYTHON" "$@" --dry-run;; '
-                       'esac\nexec "$REAL_PYTHON" "$@"\n')
-    wrapper.chmod(0o755)
-    out = tmp_path / "out"
-    env = {**os.environ, "OUT": str(out), "PYTHON": str(wrapper), "REAL_PYTHON": sys.executable, "ENGINE_BENCH": "1"}
-    env.pop("SWEEP", None)
-    done = subprocess.run(["bash", str(ROOT / "tools" / "gpu" / "cuda_backend_check.sh")], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=280)
-    log = (out / "cuda_check.log").read_text()
-    assert done.returncode == 0 and "finished" in log, log[-3000:] + done.stderr[-2000:]
+    out, log = run_check(tmp_path, ENGINE_BENCH="1")
     assert "== table" in log and "== sweep" not in log and "== pytest" in log
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert len(files) <= DEVICE_FILES_BACK, files
@@ -83,17 +83,8 @@ def test_stages_and_table_only_run_a_short_call_of_a_few_rows(tmp_path: Path) ->
     small device budget holds (e.g. the fp16 rows alone), each skip said in the log or the table."""
     pytest.importorskip("torch")
     pytest.importorskip("onnxconverter_common")
-    wrapper = tmp_path / "python3"
-    wrapper.write_text('#!/bin/sh\ncase "$1" in tools/gpu/cuda_backend_check.py) exec "$REAL_PYTHON" "$@" --dry-run;; '
-                       'esac\nexec "$REAL_PYTHON" "$@"\n')
-    wrapper.chmod(0o755)
-    out = tmp_path / "out"
-    env = {**os.environ, "OUT": str(out), "PYTHON": str(wrapper), "REAL_PYTHON": sys.executable, "ENGINE_BENCH": "1",
-           "STAGES": "env table summary", "TABLE_ONLY": "build,cuda,fp16_voice,cuda_fp16"}
-    done = subprocess.run(["bash", str(ROOT / "tools" / "gpu" / "cuda_backend_check.sh")], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=280)
-    log = (out / "cuda_check.log").read_text()
-    assert done.returncode == 0 and "finished" in log, log[-3000:] + done.stderr[-2000:]
+    out, log = run_check(tmp_path, ENGINE_BENCH="1", STAGES="env table summary",
+                         TABLE_ONLY="build,cuda,fp16_voice,cuda_fp16")
     for skipped in ("voices", "parity", "bench", "engine", "profile"):
         assert f"== {skipped}: not in STAGES" in log
     assert "== pytest" not in log and "== env (limit" in log and "== table (limit" in log
