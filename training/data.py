@@ -216,6 +216,9 @@ def make(out: Path, rows: list[Row], teacher: Teacher | Any, jobs: int, shard_si
                     with torch.no_grad():
                         mels = [mel_fn(int16_to_float(c).to(device)[None])[0].T.half().cpu().numpy() for c in clips]
                     save_shard(out / name, [r.index for r in chunk], clips, mels, [symbol_ids(r.text) for r in chunk])
+                    if done < len(todo):  # a trainer following the corpus (--follow-data) sees each new shard
+                        _write_manifest(path, settings, {n: c for n, c in shards.items() if (out / n).exists()},
+                                        len(shards))
                     if done % 10 == 0 or done == len(todo):
                         log.info("  %d/%d shards, %.0f s", done, len(todo), time.perf_counter() - start)
                 now = time.monotonic()
@@ -296,6 +299,8 @@ class Dataset:
     mel_off: np.ndarray
     audio: np.ndarray
     audio_off: np.ndarray
+    shards: tuple[str, ...] = ()
+    """The shard files it holds, in order (what :meth:`grown` leaves out)."""
 
     @classmethod
     def load(cls, folder: Path = DATA, with_audio: bool = True) -> Dataset:
@@ -310,7 +315,8 @@ class Dataset:
         manifest = json.loads(path.read_text())
         parts: dict[str, list[np.ndarray]] = {k: [] for k in ("index", "audio", "audio_len", "mel", "mel_len",
                                                                "ids", "ids_len")}
-        for name in manifest["shards"] if names is None else names:
+        shard_names = list(manifest["shards"] if names is None else names)
+        for name in shard_names:
             with np.load(folder / name) as shard:
                 for key, value in parts.items():
                     if key != "audio" or with_audio:
@@ -324,7 +330,34 @@ class Dataset:
                    ids=np.concatenate(parts["ids"]), ids_off=offsets(parts["ids_len"]),
                    mel=np.concatenate(parts["mel"]), mel_off=offsets(parts["mel_len"]),
                    audio=np.concatenate(parts["audio"]) if with_audio else np.zeros(0, np.int16),
-                   audio_off=offsets(parts["audio_len"]))
+                   audio_off=offsets(parts["audio_len"]), shards=tuple(shard_names))
+
+    def grown(self, folder: Path) -> Dataset | None:
+        """This dataset with the shards ``folder``'s manifest lists beyond its own appended; None if none.
+
+        Why: a GPU call's teacher goes on making the corpus while the models train on the shards
+        made so far (training/stretch.sh TEACHER_BACKGROUND); a trainer with ``--follow-data``
+        takes each new shard in. Rows stay where they were, so indices into this dataset keep
+        meaning the same utterance.
+        """
+        try:
+            listed = json.loads((folder / MANIFEST).read_text())["shards"]
+        except (OSError, ValueError, KeyError):
+            return None  # (being replaced this instant, or gone: the next look sees it)
+        new = [n for n in listed if n not in set(self.shards)]
+        if not new:
+            return None
+        more = Dataset.load_shards(folder, new, with_audio=self.audio.size == int(self.audio_off[-1]))
+
+        def joined(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            return np.concatenate([a, b[1:] + a[-1]])
+
+        return Dataset(index=np.concatenate([self.index, more.index]),
+                       heldout=np.concatenate([self.heldout, more.heldout]),
+                       ids=np.concatenate([self.ids, more.ids]), ids_off=joined(self.ids_off, more.ids_off),
+                       mel=np.concatenate([self.mel, more.mel]), mel_off=joined(self.mel_off, more.mel_off),
+                       audio=np.concatenate([self.audio, more.audio]),
+                       audio_off=joined(self.audio_off, more.audio_off), shards=self.shards + more.shards)
 
     def __len__(self) -> int:
         return int(self.index.size)
@@ -345,6 +378,31 @@ class Dataset:
         nbytes = self.mel.nbytes + self.audio.nbytes + self.ids.nbytes
         return (f"{len(self)} utterances ({int(self.heldout.sum())} held out), {hours:.2f} h, "
                 f"{self.mel.shape[0]} mel frames; {nbytes / 2**20:.0f} MiB in memory")
+
+
+class CorpusFollower:
+    """Looks, at most every ``every_s`` seconds, for shards a teacher has finished since the last look.
+
+    A trainer run with ``--follow-data`` calls :meth:`poll` between steps and trains on what it
+    returns. Why: on a GPU call the teacher's first minutes made only 21-36 of the corpus's 244
+    shards, and Tacotron 2 then took 55-100 passes over those 1,300-2,300 sentences while 16 CPU
+    cores sat idle; made beside the training, the corpus grows through the call.
+    """
+
+    def __init__(self, folder: Path, every_s: float) -> None:
+        self.folder, self.every_s = folder, every_s
+        self.last = time.monotonic()
+
+    def poll(self, data: Dataset) -> Dataset | None:
+        """``data`` grown by the new shards, or None (nothing new, not due yet, or following is off)."""
+        if self.every_s <= 0 or time.monotonic() - self.last < self.every_s:
+            return None
+        self.last = time.monotonic()
+        grown = data.grown(self.folder)
+        if grown is not None:
+            log.info("data: %d more shards from the teacher: %s", len(grown.shards) - len(data.shards),
+                     grown.describe())
+        return grown
 
 
 def max_decoder_steps(data: Dataset, max_chars: int = 300) -> int:

@@ -274,6 +274,9 @@ def add_run_arguments(p: argparse.ArgumentParser, presets: list[str], data: Path
     p.add_argument("--minutes", type=float, required=True, help="wall-time budget of this run")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out, if any")
     p.add_argument("--data", type=Path, default=data)
+    p.add_argument("--follow-data", type=float, default=0.0, metavar="SECONDS",
+                   help="every this many seconds, take in the shards --data's manifest lists beyond those loaded "
+                        "(a teacher still making the corpus beside the run; 0: the data loaded at the start)")
     p.add_argument("--out", type=Path, default=out)
     p.add_argument("--preset", choices=sorted(presets), default="default", help="model sizes of a new run")
 

@@ -41,7 +41,9 @@
 # /tmp/rtvoice-natural and resume training/checkpoints-natural; weights go back as float16
 # (HALF_OUT=1). The missing shards are made in a shuffled order (SHARD_ORDER=shuffled; corpus: in
 # corpus order), so a call that makes only part of the corpus trains on a draw from all of it, not on
-# the first third of LJSpeech every session. SYNTH_ONLY=1 makes the corpus and trains nothing. PARTIAL=1 (default) trains on the
+# the first third of LJSpeech every session. TEACHER_BACKGROUND=1 goes on making an incomplete corpus
+# on the CPU while the models train, and they take each new shard in (--follow-data; see below).
+# SYNTH_ONLY=1 makes the corpus and trains nothing. PARTIAL=1 (default) trains on the
 # shards finished when TEACHER_MINUTES runs out or a teacher process dies (make exits 4 for both,
 # with either teacher); PARTIAL=0 then trains nothing.
 set -euo pipefail
@@ -63,6 +65,8 @@ dups=$(printf '%s\n' "${runs[@]}" | sort | uniq -d)
 export PYTHONUNBUFFERED=1
 
 tools=/tmp/rtvoice-tools
+bg_pid=""  # TEACHER_BACKGROUND's corpus maker, while it runs
+follow_args=()
 # TEACHER=piper: the natural voice of issue 22 (training/teacher.py). Its runs, committed-checkpoint
 # folder and data are apart from espeak-ng's, so neither ever resumes the other's.
 TEACHER="${TEACHER:-espeak}"
@@ -140,6 +144,24 @@ if [ "$TEACHER" = piper ]; then
   if [ "$rc" = 4 ]; then partial_corpus "$synth_minutes minutes ran out, or a teacher process died: see above"
   elif [ "$rc" != 0 ]; then exit "$rc"; fi
   [ "${SYNTH_ONLY:-0}" = 1 ] && { echo "SYNTH_ONLY=1: the corpus is made; nothing trains"; exit 0; }
+  # TEACHER_BACKGROUND=1: a corpus still incomplete goes on being made on the CPU while the models
+  # train, in TEACHER_BACKGROUND_JOBS processes (all cores but 4, at nice 10, so the trainers keep
+  # theirs), until a minute before training ends; the trainers take in each new shard
+  # (--follow-data FOLLOW_SECONDS). Why: the first minutes of a cold call made 21-36 of the 244
+  # shards, and Tacotron 2 then went over those 1,300-2,300 sentences 55-100 times.
+  if [ "$rc" = 4 ] && [ "${TEACHER_BACKGROUND:-0}" = 1 ]; then
+    bg_jobs="${TEACHER_BACKGROUND_JOBS:-$(( $(nproc) > 5 ? $(nproc) - 4 : 1 ))}"
+    bg_minutes="$(python3 -c "print(round(($start + $minutes * 60 - $(date +%s) - 15) / 60 - 1, 2))")"
+    if python3 -c "import sys; sys.exit(not $bg_minutes >= 0.5)"; then
+      echo "teacher: the rest of the corpus on the CPU beside the training, $bg_jobs processes for $bg_minutes minutes"
+      # shellcheck disable=SC2086
+      ( nice -n 10 python3 -m training.teacher make --model "$TEACHER_DIR/joe.onnx" --phonemes "$TEACHER_DIR/phonemes.npz" \
+          --teacher-device cpu --jobs "$bg_jobs" --out "$DATA" --minutes "$bg_minutes" \
+          --shard-order "${SHARD_ORDER:-shuffled}" ${DATA_ARGS:-} 2>&1 | sed -u "s/^/[teacher] /" ) &
+      bg_pid=$!
+      follow_args=(--follow-data "${FOLLOW_SECONDS:-30}")
+    fi
+  fi
 else
   "$tools/espeak/espeak-ng" --version
   rc=0
@@ -230,11 +252,14 @@ for r in "${ordered[@]}"; do
   echo "$r trains for $train_minutes minutes"
   # Each trainer's lines carry its run's name, so runs at once stay readable.
   python3 -m "training.train_$m" --minutes "$train_minutes" --resume --data "$DATA" --out "$(run_dir "$r")" \
-    "${extra[@]}" "$@" 2>&1 | sed -u "s/^/[$r] /" &
+    "${follow_args[@]}" "${extra[@]}" "$@" 2>&1 | sed -u "s/^/[$r] /" &
   pids+=($!)
 done
 status=$failed
 for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
+# The background teacher stops at its own deadline, a minute before the trainers' (exit 4: out of time).
+[ -z "$bg_pid" ] || wait "$bg_pid" || true
+[ -z "$bg_pid" ] || [ ! -f "$DATA/manifest.json" ] || python3 -c "import json, sys; m = json.load(open(sys.argv[1])); print(f\"corpus now {len(m['shards'])} of {m['planned']} shards\")" "$DATA/manifest.json"
 
 if [ -n "${OUT:-}" ]; then
   for r in "${runs[@]}"; do

@@ -22,7 +22,7 @@ import torch
 
 from rtvoice.export.tacotron2 import Tacotron2, Tacotron2Params
 from training import checkpoint, plots, warm_start
-from training.data import DATA, Dataset, max_decoder_steps
+from training.data import DATA, CorpusFollower, Dataset, max_decoder_steps
 from training.decoder_graphs import DecoderGraphs, graph_shapes
 from training.loop import (
     CaptureFailed,
@@ -216,7 +216,8 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
     schedule = Schedule(args.lr, args.warmup, args.decay_start, args.decay_halflife)
     ctx, scaler = autocast(device, precision), grad_scaler(device, precision)
     drop = Dropouts()
-    gpu = GpuData(data, device)
+    gpu = GpuData(data, device)  # validation keeps the rows loaded first, however the training rows grow
+    train_gpu = gpu
     train_items = np.flatnonzero(~data.heldout)
     val_items = np.flatnonzero(data.heldout)[: args.val_items]
     lengths = data.mel_lengths()
@@ -236,6 +237,9 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
             graphs.capture()
         except CaptureFailed as exc:
             restart_eagerly("training.train_tacotron2", argv, budget, "the decoder loop", exc)
+    if graphs is not None and args.follow_data > 0:
+        log.info("--follow-data off: the CUDA graphs were captured for the shapes of the data loaded")
+    follower = CorpusFollower(args.data, args.follow_data if graphs is None else 0.0)
     config = {**params.to_dict(), "training": {k: (str(v) if isinstance(v, Path) else v)
                                                for k, v in vars(args).items()}}
 
@@ -286,7 +290,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
         for items in batches(train_items, lengths, args.batch_size, rng):
             if budget.over() and iteration > first:
                 break
-            batch = gpu.batch(items)
+            batch = train_gpu.batch(items)
             if graphs is not None:
                 batch = graphs.pad(batch)
             steps = decoder_steps(int(batch.mel.size(2)), params.n_frames_per_step)
@@ -331,6 +335,12 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
         else:
             epoch += 1
             rng = np.random.default_rng(args.seed + epoch)
+            grown = follower.poll(data)
+            if grown is not None:
+                data, train_gpu = grown, GpuData(grown, device)
+                train_items, lengths = np.flatnonzero(~data.heldout), data.mel_lengths()
+                if val_items.size == 0:  # the first shards held no held-out row: validate on the new ones
+                    gpu, val_items = train_gpu, np.flatnonzero(data.heldout)[: args.val_items]
         # (a break for a smaller batch size draws new batches from where the epoch's rng stands)
     profiler.close()
     save()

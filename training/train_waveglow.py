@@ -24,7 +24,7 @@ import torch
 from rtvoice.export.checkpoint import fold_weight_norm
 from rtvoice.export.waveglow import WaveGlow, WaveGlowParams
 from training import checkpoint, plots, warm_start
-from training.data import DATA, Dataset
+from training.data import DATA, CorpusFollower, Dataset
 from training.loop import (
     CaptureFailed,
     History,
@@ -239,6 +239,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
     train_set = Segments(data, np.flatnonzero(~data.heldout), args.segment_frames, params.hop_length, device)
     val_items = np.flatnonzero(data.heldout)
     val_set = Segments(data, val_items, args.segment_frames, params.hop_length, device)
+    follower, train_data = CorpusFollower(args.data, args.follow_data), data  # validation keeps the first rows
     mel_fn = MelSpectrogram().to(device)
     config = {**params.to_dict(), "WN_config": {"n_layers": params.n_layers, "kernel_size": params.kernel_size,
                                                  "n_channels": params.n_channels},
@@ -277,6 +278,14 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
                          stft=stft if args.stft_weight > 0 else None, stft_weight=args.stft_weight)
     graph: GraphedStep | None = None
     while iteration == first or not budget.over():
+        grown = follower.poll(train_data)
+        if grown is not None:
+            train_data = grown
+            train_set = Segments(grown, np.flatnonzero(~grown.heldout), args.segment_frames, params.hop_length,
+                                 device)
+            if val_items.size == 0:  # the first shards held no held-out row: validate on the new ones
+                data, val_items = grown, np.flatnonzero(grown.heldout)
+                val_set = Segments(data, val_items, args.segment_frames, params.hop_length, device)
         audio, mel = train_set.sample(args.batch_size, rng)
         audio = dequantize(audio, args.dither)
         lr = schedule.at(iteration, warm_from)

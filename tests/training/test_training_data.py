@@ -143,6 +143,95 @@ def test_training_make_dataset_resumes(tmp_path: Path) -> None:
         make(out, rows, Teacher(espeak=teacher.espeak, speed=120), jobs=1, shard_size=4, device="cpu")
 
 
+@pytest.mark.timeout(120)
+def test_training_a_dataset_grows_by_the_shards_made_after_it_loaded(tmp_path: Path) -> None:
+    """--follow-data: rows loaded first keep their places; new shards append, held-out rows marked."""
+    pytest.importorskip("torch")
+    from training.data import CorpusFollower, Dataset, Row, make
+
+    rows = [Row(i, "heldout" if i % 4 == 0 else "train", f"hello number {'abcdefghijkl'[i]}.") for i in range(12)]
+    teacher = Teacher(espeak=fake_espeak(tmp_path))
+    out = tmp_path / "data"
+    make(out, rows[:4], teacher, jobs=1, shard_size=4, device="cpu")
+    for with_audio in (True, False):
+        first = Dataset.load(out, with_audio=with_audio)
+        assert first.grown(out) is None and len(first.shards) == 1
+        follower = CorpusFollower(out, every_s=0.01)
+        assert follower.poll(first) is None  # not due yet
+        make(out, rows, teacher, jobs=1, shard_size=4, device="cpu")  # the teacher makes the rest
+        follower.last -= 1
+        grown = follower.poll(first)
+        assert grown is not None and len(grown) == 12 and len(grown.shards) == 3
+        whole = Dataset.load(out, with_audio=with_audio)
+        for key in ("ids", "mel", "audio"):
+            assert [a.tolist() for a in grown.split(key)] == [a.tolist() for a in whole.split(key)], key
+        assert grown.index.tolist() == whole.index.tolist() == list(range(12))
+        assert np.flatnonzero(grown.heldout).tolist() == [0, 4, 8]
+        assert (grown.audio.size > 0) == with_audio
+        assert CorpusFollower(out, every_s=0).poll(first) is None  # following off
+        shutil.rmtree(out)  # the next round starts again from the first shard alone
+        make(out, rows[:4], teacher, jobs=1, shard_size=4, device="cpu")
+
+
+def test_training_make_lists_each_shard_as_it_is_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trainer following the corpus sees shards while ``make`` still runs: the manifest grows."""
+    pytest.importorskip("torch")
+    from training import data as data_mod
+    from training.data import Row, make
+
+    rows = [Row(i, "train", f"hello number {'abcdefgh'[i]}.") for i in range(8)]
+    out = tmp_path / "data"
+    seen: list[list[str]] = []
+    real = data_mod.save_shard
+
+    def save_and_look(path: Path, *args: object) -> None:
+        manifest = out / "manifest.json"
+        seen.append(json.loads(manifest.read_text())["shards"] if manifest.exists() else [])
+        real(path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(data_mod, "save_shard", save_and_look)
+    make(out, rows, Teacher(espeak=fake_espeak(tmp_path)), jobs=1, shard_size=2, device="cpu")
+    assert [len(s) for s in seen] == [0, 1, 2, 3]
+    final = json.loads((out / "manifest.json").read_text())
+    assert final["complete"] is True and len(final["shards"]) == 4
+
+
+@pytest.mark.timeout(300)
+def test_training_both_trainers_follow_a_growing_corpus_and_validate_once_held_out_rows_come(tmp_path: Path) -> None:
+    """--follow-data: each trainer takes in shards made after it started; its first shard held no held-out
+    row, so it validates on the new shards' ones (a checkpoint with no val would leave rollback blind)."""
+    import subprocess
+    import time
+
+    pytest.importorskip("torch")
+    from training.data import Row, make
+
+    rows = [Row(i, "heldout" if i >= 8 and i % 4 == 0 else "train", f"hello number {'abcdefghijklmnop'[i]}.")
+            for i in range(16)]
+    teacher = Teacher(espeak=fake_espeak(tmp_path))
+    data = tmp_path / "data"
+    make(data, rows[:4], teacher, jobs=1, shard_size=4, device="cpu")
+    flags = {"tacotron2": ["--val-items", "2"], "waveglow": ["--segment-frames", "8"]}
+    runs = {m: subprocess.Popen([sys.executable, "-m", f"training.train_{m}", "--minutes", "0.5", "--data", str(data),
+                                 "--out", str(tmp_path / m), "--preset", "tiny", "--batch-size", "2", "--log-every",
+                                 "10", "--follow-data", "0.5", "--reserve-seconds", "5", *extra], cwd=Path(__file__).resolve().parents[2],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+            for m, extra in flags.items()}
+    logs = {m: tmp_path / m / f"{m}.log" for m in runs}
+    deadline = time.monotonic() + 120
+    while not all(f.exists() and " data: " in f.read_text() for f in logs.values()):
+        assert time.monotonic() < deadline and all(r.poll() is None for r in runs.values()), "a trainer did not start"
+        time.sleep(0.2)
+    make(data, rows, teacher, jobs=1, shard_size=4, device="cpu")  # the teacher makes the rest meanwhile
+    for m, run in runs.items():
+        assert run.wait(timeout=180) == 0, logs[m].read_text()[-2000:]
+        log = logs[m].read_text()
+        grew = [line for line in log.splitlines() if "more shards from the teacher" in line]
+        assert grew and "teacher: 16 utterances (2 held out)" in grew[-1], log[-2000:]
+        final = [line for line in log.splitlines() if "checkpoint at iteration" in line][-1]
+        assert ("val mel " if m == "tacotron2" else "mel_l1 ") in final, final
+
+
 def test_training_fake_espeak_refuses_other_rates(tmp_path: Path) -> None:
     with pytest.raises(TeacherError, match="16000 Hz"):
         Teacher(espeak=fake_espeak(tmp_path, rate=16000)).speak("hello.")

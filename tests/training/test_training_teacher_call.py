@@ -31,9 +31,9 @@ STRETCH = ROOT / "training" / "stretch.sh"
 DATA_ARGS = "--limit 16 --max-chars 40 --shard-size 8"
 
 
-def _carry(tmp_path: Path) -> tuple[Path, Path]:
-    """The teacher packed in two parts: (what call 1 carries, what call 2 carries)."""
-    model = stand_in_model(tmp_path / "piper.onnx")
+def _carry(tmp_path: Path, work: int = 0) -> tuple[Path, Path]:
+    """The teacher packed in two parts: (what call 1 carries, what call 2 carries); ``work``: see stand_in_model."""
+    model = stand_in_model(tmp_path / "piper.onnx", work=work)
     packed = tmp_path / "packed"
     pack(model, Path(str(model) + ".json"), packed, parts=2)
     texts = sorted({r.text for r in corpus_rows()})
@@ -46,9 +46,9 @@ def _carry(tmp_path: Path) -> tuple[Path, Path]:
     return first, second
 
 
-def _whole_carry(tmp_path: Path) -> Path:
+def _whole_carry(tmp_path: Path, work: int = 0) -> Path:
     """Both of the teacher's parts in one folder: what one call carries when it fits."""
-    first, second = _carry(tmp_path)
+    first, second = _carry(tmp_path, work)
     for f in second.iterdir():
         (first / f.name).write_bytes(f.read_bytes())
     return first
@@ -218,3 +218,32 @@ def test_auto_teacher_device_stays_on_the_cpu_where_the_cuda_provider_does_not_s
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert f"teacher: Piper on cpu, {len(os.sched_getaffinity(0))} processes" in done.stdout, done.stdout[-3000:]
     assert json.loads((tmp_path / "data" / "manifest.json").read_text())["complete"] is True
+
+
+@pytest.mark.timeout(600)
+def test_the_corpus_grows_beside_the_training_and_both_trainers_take_it_in(tmp_path: Path) -> None:
+    """TEACHER_BACKGROUND=1: the corpus goes on being made while both models train on it as it grows."""
+    if not list((ROOT / "training" / "carry" / "wheels").glob("*.whl")):
+        pytest.skip("training/carry/wheels is missing (bash training/fetch_espeak.sh)")
+    first = _whole_carry(tmp_path, work=4000)  # about 0.7 s a text: the one background process is still
+    # making the corpus when the trainers load it, and until a minute before they stop
+    (tmp_path / "out").mkdir()
+    flags = {"TEACHER_MINUTES": "0.0001", "TEACHER_BACKGROUND": "1", "TEACHER_BACKGROUND_JOBS": "1",
+             "FOLLOW_SECONDS": "1", "DATA_ARGS": "--limit 60 --max-chars 60 --shard-size 2",
+             "TACOTRON2_ARGS": "--preset tiny --batch-size 2 --log-every 2 --val-items 2",
+             "WAVEGLOW_ARGS": "--preset tiny --batch-size 2 --segment-frames 8 --log-every 2"}
+    done = _stretch(_env(tmp_path, first, **flags), "both", "2.0")
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-4000:]
+    manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
+    at_start = int(log.split("training on ")[1].split(" of ")[0])
+    assert f"corpus now {len(manifest['shards'])} of {manifest['planned']} shards" in log
+    assert at_start < len(manifest["shards"])
+    assert "[teacher]" in log and "the rest of the corpus on the CPU beside the training, 1 processes" in log
+    for model in ("tacotron2", "waveglow"):
+        lines = [line for line in log.splitlines() if line.startswith(f"[{model}]")]
+        loaded = int(next(line for line in lines if " data: " in line).split(" data: ")[1].split(" utterances")[0])
+        grew = [int(line.split("teacher: ")[1].split(" utterances")[0]) for line in lines
+                if "more shards from the teacher" in line]
+        assert grew and loaded < grew[0] and grew == sorted(grew), f"{model}: loaded {loaded}, grew {grew}"
+        assert checkpoint.iteration_of(tmp_path / "run", model) > 0
