@@ -154,7 +154,10 @@ if [ "$test" = 1 ]; then
     tests/text/test_ssml.py tests/text/test_text_normalize_cases.py tests/text/test_text_no_lost_words_cli.py \
     tests/text/test_text_letter_names_heard.py tests/server/test_server_no_lost_words.py \
     tests/server/test_server_voice_names.py tests/mqtt/test_mqtt_no_lost_words.py \
-    tests/training/test_training_fp16_voice.py tests/cuda_backend/test_step_reference.py
+    tests/training/test_training_fp16_voice.py tests/cuda_backend/test_step_reference.py \
+    tests/core/test_script_checks.py tests/core/test_script_reading.py tests/cuda_backend/test_cuda_engine_emulated.py \
+    tests/cuda_backend/test_kernel_emulated.py tests/cuda_backend/test_cuda_gpu.py tests/export/test_fp16_graphs.py \
+    tests/gpu/test_gpu_vocoder_edges.py tests/mqtt/test_mqtt_audio_parts.py
 fi
 shipped=1
 echo "== took $((SECONDS - start)) s; commit with: git add rtvoice/voices/default &&" \
