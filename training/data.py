@@ -192,7 +192,8 @@ def make(out: Path, rows: list[Row], teacher: Teacher | Any, jobs: int, shard_si
         (out / name).unlink()
     if stale:
         log.info("%d shards hold texts the corpus no longer has: made again", len(stale))
-    todo = [(name, teacher, [r.text for r in chunk]) for name, chunk in shards.items() if not (out / name).exists()]
+    finished = {name: chunk for name, chunk in shards.items() if (out / name).exists()}
+    todo = [(name, teacher, [r.text for r in chunk]) for name, chunk in shards.items() if name not in finished]
     if order_seed is not None:
         random.Random(order_seed).shuffle(todo)
     log.info("%d of %d shards to make in %s with %d processes%s", len(todo), len(shards), out, jobs,
@@ -216,9 +217,9 @@ def make(out: Path, rows: list[Row], teacher: Teacher | Any, jobs: int, shard_si
                     with torch.no_grad():
                         mels = [mel_fn(int16_to_float(c).to(device)[None])[0].T.half().cpu().numpy() for c in clips]
                     save_shard(out / name, [r.index for r in chunk], clips, mels, [symbol_ids(r.text) for r in chunk])
+                    finished[name] = chunk
                     if done < len(todo):  # a trainer following the corpus (--follow-data) sees each new shard
-                        _write_manifest(path, settings, {n: c for n, c in shards.items() if (out / n).exists()},
-                                        len(shards))
+                        _write_manifest(path, settings, finished, len(shards))
                     if done % 10 == 0 or done == len(todo):
                         log.info("  %d/%d shards, %.0f s", done, len(todo), time.perf_counter() - start)
                 now = time.monotonic()
@@ -232,7 +233,6 @@ def make(out: Path, rows: list[Row], teacher: Teacher | Any, jobs: int, shard_si
                 else:
                     continue
                 workers.stop()  # (shards in flight are lost; each takes seconds)
-                finished = {n: c for n, c in shards.items() if (out / n).exists()}
                 if finished:
                     _write_manifest(path, settings, finished, len(shards))
                 else:
@@ -344,7 +344,8 @@ class Dataset:
             listed = json.loads((folder / MANIFEST).read_text())["shards"]
         except (OSError, ValueError, KeyError):
             return None  # (being replaced this instant, or gone: the next look sees it)
-        new = [n for n in listed if n not in set(self.shards)]
+        have = set(self.shards)
+        new = [n for n in listed if n not in have]
         if not new:
             return None
         more = Dataset.load_shards(folder, new, with_audio=self.audio.size == int(self.audio_off[-1]))

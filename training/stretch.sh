@@ -94,14 +94,17 @@ site_ort=""
 export PYTHONPATH="$site_ort$tools/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
 
+# shard_counts -> "MADE PLANNED" from $DATA's manifest; nothing where it lists no shard (or is missing).
+shard_counts() {
+  [ -f "$DATA/manifest.json" ] || return 0
+  python3 -c "import json, sys; m = json.load(open(sys.argv[1])); print(len(m['shards']), m['planned']) if m['shards'] else None" "$DATA/manifest.json" 2>/dev/null || true
+}
 # Exit 4 from make (training.data, training.teacher): the corpus is incomplete (out of time, or a
 # teacher process died), its finished shards listed in a manifest with "complete": false. PARTIAL=1
 # (the default) trains on them; the next call on the warm machine still makes the rest first.
 partial_corpus() {
   local counts=""
-  if [ "${PARTIAL:-1}" = 1 ] && [ -f "$DATA/manifest.json" ]; then
-    counts="$(python3 -c "import json, sys; m = json.load(open(sys.argv[1])); print(len(m['shards']), m['planned']) if m['shards'] else None" "$DATA/manifest.json" 2>/dev/null || true)"
-  fi
+  [ "${PARTIAL:-1}" != 1 ] || counts="$(shard_counts)"
   if [ -z "$counts" ]; then echo "corpus incomplete ($1): call again on the warm machine (this call trained nothing)"; exit 0; fi
   echo "corpus incomplete ($1): training on ${counts% *} of ${counts#* } shards (PARTIAL=0 trains nothing)"
 }
@@ -136,11 +139,17 @@ if [ "$TEACHER" = piper ]; then
     cuda) teacher_jobs="${TEACHER_JOBS:-$cuda_jobs}"; echo "teacher: Piper on cuda, $teacher_jobs processes" ;;
     *) teacher_jobs="${TEACHER_JOBS:-$(nproc)}"; echo "teacher: Piper on $teacher_device, $teacher_jobs processes" ;;
   esac
+  # teacher_make DEVICE JOBS MINUTES [FLAGS...]: make $DATA's missing shards with Piper until MINUTES,
+  # run under the command prefix in teacher_prefix (e.g. nice), if any.
+  teacher_prefix=()
+  teacher_make() {
+    # shellcheck disable=SC2086
+    "${teacher_prefix[@]}" python3 -m training.teacher make --model "$TEACHER_DIR/joe.onnx" --phonemes "$TEACHER_DIR/phonemes.npz" \
+      --teacher-device "$1" --jobs "$2" --out "$DATA" --minutes "$3" --shard-order "${SHARD_ORDER:-shuffled}" \
+      "${@:4}" ${DATA_ARGS:-}
+  }
   rc=0
-  # shellcheck disable=SC2086
-  python3 -m training.teacher make --model "$TEACHER_DIR/joe.onnx" --phonemes "$TEACHER_DIR/phonemes.npz" \
-    --teacher-device "$teacher_device" --jobs "$teacher_jobs" --cuda-jobs "$cuda_jobs" --out "$DATA" \
-    --minutes "$synth_minutes" --shard-order "${SHARD_ORDER:-shuffled}" ${DATA_ARGS:-} || rc=$?
+  teacher_make "$teacher_device" "$teacher_jobs" "$synth_minutes" --cuda-jobs "$cuda_jobs" || rc=$?
   if [ "$rc" = 4 ]; then partial_corpus "$synth_minutes minutes ran out, or a teacher process died: see above"
   elif [ "$rc" != 0 ]; then exit "$rc"; fi
   [ "${SYNTH_ONLY:-0}" = 1 ] && { echo "SYNTH_ONLY=1: the corpus is made; nothing trains"; exit 0; }
@@ -154,10 +163,7 @@ if [ "$TEACHER" = piper ]; then
     bg_minutes="$(python3 -c "print(round(($start + $minutes * 60 - $(date +%s) - 15) / 60 - 1, 2))")"
     if python3 -c "import sys; sys.exit(not $bg_minutes >= 0.5)"; then
       echo "teacher: the rest of the corpus on the CPU beside the training, $bg_jobs processes for $bg_minutes minutes"
-      # shellcheck disable=SC2086
-      ( nice -n 10 python3 -m training.teacher make --model "$TEACHER_DIR/joe.onnx" --phonemes "$TEACHER_DIR/phonemes.npz" \
-          --teacher-device cpu --jobs "$bg_jobs" --out "$DATA" --minutes "$bg_minutes" \
-          --shard-order "${SHARD_ORDER:-shuffled}" ${DATA_ARGS:-} 2>&1 | sed -u "s/^/[teacher] /" ) &
+      ( teacher_prefix=(nice -n 10); teacher_make cpu "$bg_jobs" "$bg_minutes" 2>&1 | sed -u "s/^/[teacher] /" ) &
       bg_pid=$!
       follow_args=(--follow-data "${FOLLOW_SECONDS:-30}")
     fi
@@ -259,7 +265,7 @@ status=$failed
 for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
 # The background teacher stops at its own deadline, a minute before the trainers' (exit 4: out of time).
 [ -z "$bg_pid" ] || wait "$bg_pid" || true
-[ -z "$bg_pid" ] || [ ! -f "$DATA/manifest.json" ] || python3 -c "import json, sys; m = json.load(open(sys.argv[1])); print(f\"corpus now {len(m['shards'])} of {m['planned']} shards\")" "$DATA/manifest.json"
+if [ -n "$bg_pid" ]; then counts="$(shard_counts)"; [ -z "$counts" ] || echo "corpus now ${counts% *} of ${counts#* } shards"; fi
 
 if [ -n "${OUT:-}" ]; then
   for r in "${runs[@]}"; do

@@ -10,15 +10,20 @@ import io
 import json
 import os
 import shutil
+import string
 import sys
 import wave
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
 from training.espeak import Teacher, TeacherError, parse_wav, trim
+
+if TYPE_CHECKING:
+    from training.data import Row
 
 FAKE_ESPEAK = """#!{python}
 # Stand-in for espeak-ng: a 200 Hz tone, 0.05 s per input character, between silences.
@@ -69,6 +74,13 @@ def tiny_corpus(folder: Path, words: Sequence[str], heldout: Collection[int], sh
     return data
 
 
+def hello_rows(n: int, held: Callable[[int], bool] = lambda i: i % 4 == 0) -> list[Row]:
+    """``n`` corpus rows "hello number a." to the ``n``-th letter; row ``i`` held out where ``held(i)``."""
+    from training.data import Row
+
+    return [Row(i, "heldout" if held(i) else "train", f"hello number {string.ascii_lowercase[i]}.") for i in range(n)]
+
+
 def test_training_parse_wav_reads_a_pipe_header() -> None:
     samples = np.arange(-500, 500, dtype=np.int16)
     data = bytearray(wav_bytes(samples))
@@ -111,7 +123,7 @@ def test_training_make_dataset_resumes(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     from training.data import Dataset, Row, make, symbol_ids
 
-    rows = [Row(i, "heldout" if i % 4 == 0 else "train", f"hello number {'abcdefghij'[i]}.") for i in range(10)]
+    rows = hello_rows(10)
     teacher = Teacher(espeak=fake_espeak(tmp_path))
     out = tmp_path / "data"
     make(out, rows, teacher, jobs=2, shard_size=4, device="cpu")
@@ -147,9 +159,9 @@ def test_training_make_dataset_resumes(tmp_path: Path) -> None:
 def test_training_a_dataset_grows_by_the_shards_made_after_it_loaded(tmp_path: Path) -> None:
     """--follow-data: rows loaded first keep their places; new shards append, held-out rows marked."""
     pytest.importorskip("torch")
-    from training.data import CorpusFollower, Dataset, Row, make
+    from training.data import CorpusFollower, Dataset, make
 
-    rows = [Row(i, "heldout" if i % 4 == 0 else "train", f"hello number {'abcdefghijkl'[i]}.") for i in range(12)]
+    rows = hello_rows(12)
     teacher = Teacher(espeak=fake_espeak(tmp_path))
     out = tmp_path / "data"
     make(out, rows[:4], teacher, jobs=1, shard_size=4, device="cpu")
@@ -177,9 +189,9 @@ def test_training_make_lists_each_shard_as_it_is_made(tmp_path: Path, monkeypatc
     """A trainer following the corpus sees shards while ``make`` still runs: the manifest grows."""
     pytest.importorskip("torch")
     from training import data as data_mod
-    from training.data import Row, make
+    from training.data import make
 
-    rows = [Row(i, "train", f"hello number {'abcdefgh'[i]}.") for i in range(8)]
+    rows = hello_rows(8, held=lambda i: False)
     out = tmp_path / "data"
     seen: list[list[str]] = []
     real = data_mod.save_shard
@@ -204,10 +216,9 @@ def test_training_both_trainers_follow_a_growing_corpus_and_validate_once_held_o
     import time
 
     pytest.importorskip("torch")
-    from training.data import Row, make
+    from training.data import make
 
-    rows = [Row(i, "heldout" if i >= 8 and i % 4 == 0 else "train", f"hello number {'abcdefghijklmnop'[i]}.")
-            for i in range(16)]
+    rows = hello_rows(16, held=lambda i: i >= 8 and i % 4 == 0)
     teacher = Teacher(espeak=fake_espeak(tmp_path))
     data = tmp_path / "data"
     make(data, rows[:4], teacher, jobs=1, shard_size=4, device="cpu")
