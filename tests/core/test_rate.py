@@ -90,7 +90,7 @@ def test_duration_scales_with_rate_and_f0_stays(voice: Voice, rate: float) -> No
     assert len(fast) / len(base) == pytest.approx(1 / rate, rel=0.03)
     f0, f0_rate = median_f0(base), median_f0(fast)
     # Time-scaling the mel keeps the pitch within a few per cent (the default voice, Tacotron 2
-    # 7,994 + WaveGlow 138,561, 2026-12-08: 108.9 Hz at rate 1, 106.3 at 0.5, 104.8 at 2.0; see
+    # 8,415 + WaveGlow 138,561, 2026-12-08: 110.0 Hz at rate 1, 107.6 at 0.5, 104.5 at 2.0; see
     # docs/cli.md); resampling, which the next test tells apart, moves it by an octave.
     assert f0_rate == pytest.approx(f0, rel=0.1), (f0, f0_rate)
 
@@ -112,8 +112,8 @@ def test_streamed_audio_matches_whole_sentence_at_other_rates(voice: Voice, rate
 
     Less context than the voice's is no promise: with WaveGlow 131,973, 16-frame chunks at 32
     frames of context read 54.4 dB at rate 0.8 (80.6 at rate 1), and 106.7 dB at 40, which is
-    why the voice ships 40 (2026-12-07; with WaveGlow 138,561, 93.5 and 122.2 dB; docs/cli.md
-    has the rates' figures).
+    why the voice ships 40 (2026-12-07; with Tacotron 2 8,415 + WaveGlow 138,561, 85.0 and
+    120.6 dB; docs/cli.md has the rates' figures).
     """
     whole = speak(voice, rate=rate, whole=True)
     context = voice.config.streaming.context_frames
