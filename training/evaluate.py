@@ -196,10 +196,19 @@ def teacher_speaker(teacher: PcmTeacher) -> Speaker:
     return speak
 
 
-def voice_speaker(voice: Any) -> Speaker:
+def voice_speaker(voice: Any, seed: int = 0) -> Speaker:
+    """``voice`` speaking each text at ``seed`` (prenet dropout and WaveGlow noise).
+
+    A voice's word errors move with the seed by a few per cent (training/README.md, thirteenth
+    session), so checkpoints are best compared at more than one.
+    """
+    from rtvoice.config import SynthesisConfig
+
+    config = SynthesisConfig(seed=seed)
+
     def speak(text: str) -> tuple[Audio, int, float]:
         start = time.perf_counter()
-        chunks = [c.samples for c in voice.synthesize(text)]
+        chunks = [c.samples for c in voice.synthesize(text, config)]
         elapsed = time.perf_counter() - start
         return np.concatenate(chunks) if chunks else np.zeros(0, np.float32), voice.sample_rate, elapsed
 
@@ -280,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         s.add_argument("--out", type=Path, default=REPORTS, help="folder of the reports")
         if name == "voice":
             s.add_argument("--voice", type=Path, required=True, help="rtvoice voice folder")
+            s.add_argument("--seed", type=int, default=0,
+                           help="synthesis seed of every sentence (default 0, the judge's)")
             s.add_argument("--teacher-report", type=Path, help="the teacher's report to compare with (default: "
                            "OUT/teacher.json, espeak-ng's; the natural voice: OUT/teacher-piper.json, written by "
                            "python -m training.teacher_eval)")
@@ -304,9 +315,10 @@ def main(argv: list[str] | None = None) -> int:
 
         with Voice.load(args.voice, backend="onnxruntime", device="cpu") as voice:
             name = voice.config.name if voice.config.name != "teacher" else "voice-teacher"  # keep teacher.json
-            speak = voice_speaker(voice)
+            speak = voice_speaker(voice, args.seed)
             speak("A warm-up sentence, not timed.")
-            report["voice"] = {"name": name, "folder": str(args.voice), "backend": voice.choice.backend}
+            report["voice"] = {"name": name, "folder": str(args.voice), "backend": voice.choice.backend,
+                               "seed": args.seed}
             first: list[tuple[str, Audio, int]] = []
             results = evaluate(texts, speak, asr, lambda a, rate: first.append((name, a, rate)), written)
         if first:
