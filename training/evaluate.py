@@ -45,6 +45,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from rtvoice.audio import concatenate
+from rtvoice.config import SynthesisConfig
 from training.data import CORPUS, read_heldout
 from training.espeak import SAMPLE_RATE, Teacher
 from training.scoring import canonical, edit_distance, reference, rescore_rows, scheme, totals, written_texts
@@ -202,15 +204,13 @@ def voice_speaker(voice: Any, seed: int = 0) -> Speaker:
     A voice's word errors move with the seed by a few per cent (training/README.md, thirteenth
     session), so checkpoints are best compared at more than one.
     """
-    from rtvoice.config import SynthesisConfig
-
     config = SynthesisConfig(seed=seed)
 
     def speak(text: str) -> tuple[Audio, int, float]:
         start = time.perf_counter()
-        chunks = [c.samples for c in voice.synthesize(text, config)]
+        chunks = list(voice.synthesize(text, config))
         elapsed = time.perf_counter() - start
-        return np.concatenate(chunks) if chunks else np.zeros(0, np.float32), voice.sample_rate, elapsed
+        return concatenate(chunks), voice.sample_rate, elapsed
 
     return speak
 

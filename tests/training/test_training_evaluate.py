@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from rtvoice import Voice
+from rtvoice.audio import concatenate
 from training.scoring import canonical, edit_distance, wer
 
 
@@ -65,7 +66,7 @@ def test_voice_speaker_speaks_at_the_seed_it_is_given(tiny_voice: Voice) -> None
     from training.evaluate import voice_speaker
 
     text = "Checkpoints are compared at more than one seed."
-    plain = np.concatenate([c.samples for c in tiny_voice.synthesize(text)])
+    plain = concatenate(tiny_voice.synthesize(text))
     zero, rate, _ = voice_speaker(tiny_voice)(text)
     again, _, _ = voice_speaker(tiny_voice, 0)(text)
     other, _, _ = voice_speaker(tiny_voice, 1)(text)
